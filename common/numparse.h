@@ -1,0 +1,20 @@
+/* Range-checked number parsing for untrusted text (query strings, /proc,
+ * config files). Unlike strtol, these reject empty input, leading spaces or
+ * signs that were not asked for, trailing garbage, and overflow. */
+#ifndef PD_NUMPARSE_H
+#define PD_NUMPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses all of s[0..len) as a decimal number in [min, max].
+ * 0, or -EINVAL (not a number, or trailing bytes), -ERANGE (out of range). */
+int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
+int parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+/* Lower- or upper-case hex digits only, no "0x" prefix; at most 16 digits. */
+int parse_hex_u64(const char *s, size_t len, uint64_t *out);
+/* A pid: decimal, 0..4194304 (PID_MAX_LIMIT), no sign, no leading zeros
+ * except "0" itself. */
+int parse_pid(const char *s, size_t len, int *out);
+
+#endif
