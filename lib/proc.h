@@ -1,0 +1,76 @@
+/* One live process, read through /proc.
+ *
+ * pd_proc_open() opens /proc/PID as a directory fd and reads stat and the
+ * owner uid; every later read goes through that fd, so a reused pid cannot
+ * swap the process under us mid-request (reads of a dead process fail with
+ * -ESRCH / -ENOENT). The caller owns the struct and closes it with
+ * pd_proc_close(). All functions return 0 or -errno:
+ *   -ESRCH   the process does not exist (or exited while being read)
+ *   -EACCES  the kernel refuses (ptrace access mode); callers emit null
+ *   -ENOMEM, -EINVAL (the kernel wrote something unparseable) */
+#ifndef PD_PROC_H
+#define PD_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/strbuf.h"
+#include "lib/procfs.h"
+
+struct pd_proc {
+	int pid;
+	int dirfd; /* /proc/PID, O_DIRECTORY|O_CLOEXEC */
+	uid_t uid; /* owner of /proc/PID, see lib/scope.h */
+	struct pd_stat stat;
+};
+
+/* A thread id that is not a thread-group leader is not a process: -ESRCH.
+ * On failure p holds no fd (pd_proc_close() is harmless but not needed). */
+int pd_proc_open(int pid, struct pd_proc *p);
+void pd_proc_close(struct pd_proc *p);
+/* Re-reads stat and checks the start time is unchanged (-ESRCH otherwise). */
+int pd_proc_refresh(struct pd_proc *p);
+
+int pd_proc_status(struct pd_proc *p, struct pd_status *out);
+int pd_proc_rollup(struct pd_proc *p, struct pd_rollup *out);
+int pd_proc_maps(struct pd_proc *p, struct pd_maps *out);
+int pd_proc_cmdline(struct pd_proc *p, struct pd_strv *out);
+int pd_proc_environ(struct pd_proc *p, struct pd_strv *out);
+/* readlink of /proc/PID/exe into sb (raw bytes; " (deleted)" kept). */
+int pd_proc_exe(struct pd_proc *p, struct strbuf *sb);
+
+/* Open file descriptors: fd number and readlink target (raw bytes,
+ * "socket:[123]", "pipe:[..]", "/path"). Sorted by fd. */
+struct pd_fd {
+	int fd;
+	char *target;
+};
+struct pd_fds {
+	size_t n;
+	struct pd_fd *v;
+};
+#define PD_FDS_INIT { 0, NULL }
+int pd_proc_fds(struct pd_proc *p, struct pd_fds *out);
+/* Number of open fds only (cheaper: no readlink). */
+int pd_proc_fd_count(struct pd_proc *p, size_t *out);
+void pd_fds_release(struct pd_fds *f);
+
+/* Threads: the stat of each task (comm = the thread's name), sorted by tid.
+ * A task that exits while being listed is left out. */
+struct pd_tasks {
+	size_t n;
+	struct pd_stat *v;
+};
+#define PD_TASKS_INIT { 0, NULL }
+int pd_proc_tasks(struct pd_proc *p, struct pd_tasks *out);
+/* One task's stat; -ESRCH when tid is not a thread of this process. */
+int pd_proc_task(struct pd_proc *p, int tid, struct pd_stat *out);
+void pd_tasks_release(struct pd_tasks *t);
+
+/* Is pid protected from kill: pid 1, the calling process, or one of its
+ * ancestors. */
+bool pd_proc_is_protected(int pid);
+
+#endif
