@@ -1,0 +1,507 @@
+/* struct pd_req: set up from the FastCGI parameters, and the accessors
+ * handlers use. Everything a client sends is checked before it is used to
+ * build links (origin) or to choose a representation (Accept). */
+#include "config.h"
+
+#include "fcgi/request_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/numparse.h"
+#include "fcgi/auth.h"
+#include "fcgi/response.h"
+
+const char *pd_req_method(const struct pd_req *r)
+{
+	return r->method;
+}
+
+bool pd_req_is_head(const struct pd_req *r)
+{
+	return r->is_head;
+}
+
+const char *pd_req_path(const struct pd_req *r)
+{
+	return r->path;
+}
+
+const char *pd_req_env(const struct pd_req *r, const char *name)
+{
+	return FCGX_GetParam(name, r->fcgx->envp);
+}
+
+const char *pd_req_query(const struct pd_req *r, const char *name)
+{
+	return pd_query_get(&r->query, name);
+}
+
+const char *pd_req_param(const struct pd_req *r, const char *name)
+{
+	return pd_route_param(&r->match, name);
+}
+
+const char *pd_req_base(const struct pd_req *r)
+{
+	return r->match.route && r->match.route->base ? r->match.route->base : "";
+}
+
+const char *pd_req_origin(const struct pd_req *r)
+{
+	return r->origin;
+}
+
+void *pd_req_app(const struct pd_req *r)
+{
+	return r->opts->app;
+}
+
+void pd_req_log_note(struct pd_req *r, const char *fmt, ...)
+{
+	size_t from = r->notes.len;
+	va_list ap;
+
+	if (strbuf_addch(&r->notes, ' ') < 0)
+		return;
+	va_start(ap, fmt);
+	if (strbuf_vaddf(&r->notes, fmt, ap) < 0)
+		strbuf_setlen(&r->notes, from);
+	va_end(ap);
+	/* One request, one log line, whatever a note holds. */
+	for (size_t i = from; i < r->notes.len; i++)
+		if ((unsigned char)r->notes.buf[i] < ' ' || r->notes.buf[i] == 0x7f)
+			r->notes.buf[i] = '?';
+}
+
+long long pd_req_elapsed_ms(const struct pd_req *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - r->start.tv_sec) * 1000 +
+	       (now.tv_nsec - r->start.tv_nsec) / 1000000;
+}
+
+static bool is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.';
+}
+
+static bool is_v6_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+	       c == ':' || c == '.';
+}
+
+/* host[:port]: a DNS name (letters, digits, '-', '.') or a [v6] literal,
+ * port 1..65535. Anything else may be an attempt to plant links to
+ * another site in our responses. Returns the host length without the
+ * port (port 0 when absent), or -1. */
+static long host_port_len(const char *s, size_t len, unsigned *port)
+{
+	size_t h = 0;
+	uint64_t p;
+
+	*port = 0;
+	if (len == 0 || len > 255)
+		return -1;
+	if (s[0] == '[') {
+		for (h = 1; h < len && s[h] != ']'; h++)
+			if (!is_v6_char(s[h]))
+				return -1;
+		if (h == len || h < 3)
+			return -1;
+		h++;
+	} else {
+		for (; h < len && s[h] != ':'; h++)
+			if (!is_name_char(s[h]))
+				return -1;
+		if (h == 0)
+			return -1;
+	}
+	if (h == len)
+		return (long)h;
+	if (s[h] != ':' || len - h > 6 || parse_u64(s + h + 1, len - h - 1, 65535, &p) < 0 ||
+	    p == 0)
+		return -1;
+	*port = (unsigned)p;
+	return (long)h;
+}
+
+/* The first element of a comma-separated proxy header, trimmed. */
+static const char *first_elem(const char *v, size_t *len)
+{
+	const char *end;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	end = v + strcspn(v, ",");
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*len = (size_t)(end - v);
+	return v;
+}
+
+static const char *origin_scheme(const struct pd_req *r)
+{
+	const char *v;
+	size_t len;
+
+	if (r->opts->trust_proxy && (v = pd_req_env(r, "HTTP_X_FORWARDED_PROTO"))) {
+		v = first_elem(v, &len);
+		if (len == 5 && strncasecmp(v, "https", 5) == 0)
+			return "https";
+		if (len == 4 && strncasecmp(v, "http", 4) == 0)
+			return "http";
+	}
+	v = pd_req_env(r, "REQUEST_SCHEME");
+	if (v && (strcmp(v, "http") == 0 || strcmp(v, "https") == 0))
+		return v;
+	v = pd_req_env(r, "HTTPS");
+	return v && strcasecmp(v, "on") == 0 ? "https" : "http";
+}
+
+/* Writes scheme://host[:port] unless the port is the scheme's default. */
+static bool origin_put(struct pd_req *r, const char *scheme, const char *host, size_t len)
+{
+	unsigned port, dflt = strcmp(scheme, "https") == 0 ? 443 : 80;
+	long hlen = host ? host_port_len(host, len, &port) : -1;
+
+	if (hlen < 0)
+		return false;
+	if (port && port != dflt)
+		snprintf(r->origin, sizeof(r->origin), "%s://%.*s:%u", scheme, (int)hlen, host,
+			 port);
+	else
+		snprintf(r->origin, sizeof(r->origin), "%s://%.*s", scheme, (int)hlen, host);
+	return true;
+}
+
+static void origin_init(struct pd_req *r)
+{
+	const char *scheme = origin_scheme(r), *v, *name, *port;
+	char buf[300];
+	size_t len;
+
+	if (r->opts->trust_proxy && (v = pd_req_env(r, "HTTP_X_FORWARDED_HOST"))) {
+		v = first_elem(v, &len);
+		if (origin_put(r, scheme, v, len))
+			return;
+	}
+	v = pd_req_env(r, "HTTP_HOST");
+	if (v && origin_put(r, scheme, v, strlen(v)))
+		return;
+	name = pd_req_env(r, "SERVER_NAME");
+	port = pd_req_env(r, "SERVER_PORT");
+	/* server_name "_" (nginx's catch-all) is no host: use the address. */
+	if (!name || host_port_len(name, strlen(name), &(unsigned){0}) < 0)
+		name = pd_req_env(r, "SERVER_ADDR");
+	if (name && strchr(name, ':') && name[0] != '[')
+		snprintf(buf, sizeof(buf), "[%s]:%s", name, port ? port : "");
+	else
+		snprintf(buf, sizeof(buf), "%s:%s", name ? name : "", port ? port : "");
+	len = strlen(buf);
+	if (buf[len - 1] == ':')
+		buf[--len] = '\0';
+	if (!origin_put(r, scheme, buf, len))
+		snprintf(r->origin, sizeof(r->origin), "%s://localhost", scheme);
+}
+
+/* One media range of an Accept header against mime: 3 for type/subtype,
+ * 2 for a "type/" wildcard, 1 for the full wildcard, 0 for no match. */
+static int range_match(const char *range, size_t rlen, const char *mime, size_t mlen)
+{
+	const char *slash = memchr(mime, '/', mlen);
+	size_t tlen = slash ? (size_t)(slash - mime) : mlen;
+
+	if (rlen == 3 && memcmp(range, "*/*", 3) == 0)
+		return 1;
+	if (rlen == tlen + 2 && strncasecmp(range, mime, tlen) == 0 &&
+	    memcmp(range + tlen, "/*", 2) == 0)
+		return 2;
+	return rlen == mlen && strncasecmp(range, mime, mlen) == 0 ? 3 : 0;
+}
+
+/* A qvalue ("0", "0.5", "1.000") in thousandths, or -1. */
+static int parse_q(const char *s, size_t len)
+{
+	int q, scale = 100;
+	size_t i;
+
+	if (len == 0 || (s[0] != '0' && s[0] != '1'))
+		return -1;
+	q = (s[0] - '0') * 1000;
+	if (len == 1)
+		return q;
+	if (s[1] != '.' || len > 5)
+		return -1;
+	for (i = 2; i < len; i++, scale /= 10) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		q += (s[i] - '0') * scale;
+	}
+	return q <= 1000 ? q : -1;
+}
+
+/* The q the Accept header gives mime: that of the most specific range
+ * that matches it (RFC 9110 12.5.1), 0 when none does. */
+static int accept_q(const char *accept, const char *mime, size_t mlen)
+{
+	int best_spec = 0, best_q = 0;
+	const char *p = accept;
+
+	while (*p) {
+		size_t elen = strcspn(p, ","), rlen;
+		const char *e = p, *end = p + elen, *semi;
+		int spec, q = 1000;
+
+		p = *end ? end + 1 : end;
+		while (e < end && (*e == ' ' || *e == '\t'))
+			e++;
+		semi = memchr(e, ';', (size_t)(end - e));
+		rlen = (size_t)((semi ? semi : end) - e);
+		while (rlen > 0 && (e[rlen - 1] == ' ' || e[rlen - 1] == '\t'))
+			rlen--;
+		while (semi && semi < end) {
+			const char *prm = semi + 1, *next = memchr(prm, ';', (size_t)(end - prm));
+			const char *pend = next ? next : end;
+
+			while (prm < pend && (*prm == ' ' || *prm == '\t'))
+				prm++;
+			while (pend > prm && (pend[-1] == ' ' || pend[-1] == '\t'))
+				pend--;
+			if (pend - prm >= 2 && (prm[0] == 'q' || prm[0] == 'Q') && prm[1] == '=')
+				q = parse_q(prm + 2, (size_t)(pend - prm - 2));
+			semi = next;
+		}
+		spec = q < 0 ? 0 : range_match(e, rlen, mime, mlen);
+		if (spec > best_spec || (spec && spec == best_spec && q > best_q)) {
+			best_spec = spec;
+			best_q = q;
+		}
+	}
+	return best_q;
+}
+
+bool pd_req_accepts(const struct pd_req *r, const char *mime)
+{
+	const char *accept = pd_req_env(r, "HTTP_ACCEPT");
+
+	if (!accept || !mime)
+		return false;
+	/* JSON wins ties: no Accept, or only the full wildcard, means JSON. */
+	return accept_q(accept, mime, strcspn(mime, "; ")) >
+	       accept_q(accept, "application/json", 16);
+}
+
+/* Undoes what nginx would have done for DOCUMENT_URI: the path part of
+ * REQUEST_URI, percent-decoded. */
+static int path_from_uri(struct pd_req *r, const char *uri)
+{
+	size_t len = strcspn(uri, "?#");
+	long n;
+
+	r->path_buf = malloc(len + 1);
+	if (!r->path_buf)
+		return -ENOMEM;
+	/* A bad escape or a NUL leaves r->path empty: a 400. */
+	n = pd_percent_decode(uri, len, r->path_buf, 0);
+	if (n < 0 || strlen(r->path_buf) != (size_t)n)
+		return -EINVAL;
+	r->path = r->path_buf;
+	return 0;
+}
+
+int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opts *opts)
+{
+	const char *v;
+
+	memset(r, 0, sizeof(*r));
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	r->fcgx = fcgx;
+	r->opts = opts;
+	r->path = "";
+	r->length = -1;
+	strbuf_init(&r->headers);
+	strbuf_init(&r->notes);
+	origin_init(r);
+	r->method = pd_req_env(r, "REQUEST_METHOD");
+	if (!r->method || !*r->method) {
+		r->method = "-";
+		return -EINVAL;
+	}
+	r->is_head = strcmp(r->method, "HEAD") == 0;
+	if ((v = pd_req_env(r, "DOCUMENT_URI")) && *v)
+		r->path = v;
+	else if ((v = pd_req_env(r, "SCRIPT_NAME")) && *v)
+		r->path = v;
+	else if ((v = pd_req_env(r, "REQUEST_URI")) && *v && path_from_uri(r, v) == -ENOMEM)
+		return -ENOMEM;
+	return r->path[0] == '/' ? 0 : -EINVAL;
+}
+
+void pd_req_release(struct pd_req *r)
+{
+	pd_query_release(&r->query);
+	strbuf_release(&r->headers);
+	strbuf_release(&r->notes);
+	free(r->path_buf);
+	r->path_buf = NULL;
+}
+
+/* Anything a client sent, made safe for a one-line log: no spaces (they
+ * separate fields), no control or non-ASCII bytes. */
+static int add_log_field(struct strbuf *sb, const char *s)
+{
+	int rc = 0;
+
+	if (!*s)
+		return strbuf_addch(sb, '-');
+	for (; *s && !rc; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= ' ' || c >= 0x7f || c == '\\')
+			rc = strbuf_addf(sb, "\\x%02X", c);
+		else
+			rc = strbuf_addch(sb, (char)c);
+	}
+	return rc;
+}
+
+/* Path only: query values may hold secrets, and the Authorization header
+ * is never looked at here. */
+static void log_request(const struct pd_req *r)
+{
+	struct strbuf line = STRBUF_INIT;
+	bool trouble = !r->status || r->status >= 500 || r->client_gone;
+	int rc;
+
+	if (!r->opts->log_requests && !trouble)
+		return;
+	rc = add_log_field(&line, r->method);
+	if (!rc)
+		rc = strbuf_addch(&line, ' ');
+	if (!rc)
+		rc = add_log_field(&line, r->path);
+	if (!rc)
+		rc = strbuf_addf(&line, " status=%d bytes=%llu ms=%lld%s%s\n", r->status, r->bytes,
+				 pd_req_elapsed_ms(r), r->client_gone ? " client_gone" : "",
+				 r->notes.buf);
+	/* One fwrite: stdio's lock keeps concurrent lines whole. */
+	if (!rc)
+		fwrite(line.buf, 1, line.len, stderr);
+	strbuf_release(&line);
+}
+
+static bool authorized(struct pd_req *r)
+{
+	const char *h = pd_req_env(r, "HTTP_AUTHORIZATION");
+	char key[PD_KEY_MAX + 1];
+	bool ok;
+
+	ok = h && pd_auth_parse_header(h, key, sizeof(key)) == 0 &&
+	     pd_auth_check(r->opts->keys, key);
+	explicit_bzero(key, sizeof(key));
+	if (ok)
+		return true;
+	pd_req_log_note(r, "auth=%s", h ? "rejected" : "missing");
+	pd_resp_header(r, "WWW-Authenticate", "Basic realm=\"procdiag\", Bearer");
+	pd_resp_problem(r, 401, NULL,
+			h ? "The API key is not valid."
+			  : "An API key is required: 'Authorization: Bearer <key>', or the key as "
+			    "the password of HTTP Basic authentication.");
+	return false;
+}
+
+/* The query is parsed only for a routed request, so that 401/404/405 come
+ * first and a malformed parameter is named in a 400. */
+static bool parse_query(struct pd_req *r)
+{
+	const char *bad;
+	char name[65];
+	size_t bad_len;
+	int rc;
+
+	rc = pd_query_parse(pd_req_env(r, "QUERY_STRING"), &r->query, &bad, &bad_len);
+	if (rc == -E2BIG) {
+		pd_resp_problem(r, 400, NULL, "More than %d query parameters.",
+				PD_QUERY_MAX_PARAMS);
+		return false;
+	}
+	if (rc == -EINVAL) {
+		snprintf(name, sizeof(name), "%.*s", (int)(bad_len < 64 ? bad_len : 64), bad);
+		pd_resp_problem(r, 400, name,
+				"The query parameter '%s' is malformed: a '%%' must "
+				"be followed by two hex digits.",
+				name);
+		return false;
+	}
+	if (rc < 0) {
+		pd_resp_problem(r, 500, NULL, "Out of memory.");
+		return false;
+	}
+	/* No value here is binary: a NUL could only cut one short. */
+	for (size_t i = 0; i < r->query.n; i++) {
+		if (strlen(r->query.p[i].value) != r->query.p[i].value_len) {
+			pd_resp_problem(r, 400, r->query.p[i].name,
+					"The query parameter '%s' contains a NUL byte.",
+					r->query.p[i].name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void dispatch(struct pd_req *r)
+{
+	const struct pd_server_opts *o = r->opts;
+	char allow[128];
+	int rc;
+
+	if (!o->no_auth && !authorized(r))
+		return;
+	rc = pd_route_find(o->routes, o->nroutes, r->method, r->path, &r->match, allow,
+			   sizeof(allow));
+	if (rc == PD_ROUTE_NOT_FOUND) {
+		pd_resp_problem(r, 404, NULL, "There is no resource at this path.");
+		return;
+	}
+	if (rc == PD_ROUTE_BAD_METHOD) {
+		pd_resp_header(r, "Allow", allow);
+		pd_resp_problem(r, 405, NULL, "This resource allows %s only.", allow);
+		return;
+	}
+	if (!parse_query(r) || !r->match.route->handler)
+		return;
+	rc = r->match.route->handler(r);
+	if (rc < 0 && !r->status)
+		pd_req_log_note(r, "handler_error=%d", -rc);
+}
+
+void pd_req_serve(const struct pd_server_opts *opts, FCGX_Request *fcgx)
+{
+	struct pd_req r;
+	int rc;
+
+	rc = pd_req_init(&r, fcgx, opts);
+	if (rc == -EINVAL)
+		pd_resp_problem(&r, 400, NULL, "The request has no usable method or path.");
+	else if (rc < 0)
+		pd_resp_problem(&r, 500, NULL, "Out of memory.");
+	else
+		dispatch(&r);
+	/* A handler that returned without answering still gets an answer. */
+	if (!r.status && !r.client_gone) {
+		pd_req_log_note(&r, "no_response");
+		pd_resp_problem(&r, 500, NULL, "The request was not answered.");
+	}
+	pd_resp_flush(&r);
+	log_request(&r);
+	pd_req_release(&r);
+}

@@ -1,0 +1,38 @@
+/* What a handler may ask of a request. struct pd_req is owned by the server
+ * for the duration of one request; everything these return lives until the
+ * handler returns. */
+#ifndef PD_REQUEST_H
+#define PD_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pd_req;
+
+/* "GET", "HEAD", "DELETE", ... as the client sent it. */
+const char *pd_req_method(const struct pd_req *r);
+bool pd_req_is_head(const struct pd_req *r);
+/* The normalized path nginx passes as DOCUMENT_URI (already decoded). */
+const char *pd_req_path(const struct pd_req *r);
+/* A raw FastCGI parameter ("HTTP_ACCEPT", "REMOTE_ADDR"), or NULL. */
+const char *pd_req_env(const struct pd_req *r, const char *name);
+/* A decoded query parameter (case-insensitive name, first occurrence), or
+ * NULL when absent. */
+const char *pd_req_query(const struct pd_req *r, const char *name);
+/* A "{name}" capture of the matched route, or NULL. */
+const char *pd_req_param(const struct pd_req *r, const char *name);
+/* The matched route's base ("/api/processes"). */
+const char *pd_req_base(const struct pd_req *r);
+/* "scheme://host[:port]" for absolute links: the scheme nginx passes
+ * (REQUEST_SCHEME / HTTPS), or X-Forwarded-Proto when the proxy is trusted;
+ * the Host header when it is a well-formed host[:port], else SERVER_NAME
+ * and SERVER_PORT. */
+const char *pd_req_origin(const struct pd_req *r);
+/* Does the Accept header prefer mime (e.g. "text/plain") over JSON? */
+bool pd_req_accepts(const struct pd_req *r, const char *mime);
+/* The opaque pointer the server was given (the handlers' context). */
+void *pd_req_app(const struct pd_req *r);
+/* Adds a note to the request's log line (e.g. "stopped_ms=12"). */
+void pd_req_log_note(struct pd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,311 @@
+/* Responses: CGI-style headers ("Status: 200 OK"), then the body, through
+ * the request's FastCGI stream. Every write is checked: when the web server
+ * or the client has gone, the request is marked and the handler gets
+ * -EPIPE, so it can stop work it no longer needs to do. */
+#include "config.h"
+
+#include "fcgi/response.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/strbuf.h"
+#include "common/utf8.h"
+#include "fcgi/request_int.h"
+
+/* Indented: the API is read by people (browsers, curl) as much as by
+ * programs, and the bytes saved by compact output are few next to a
+ * process list. Insertion order keeps fields in the order the handlers
+ * (and Kudu's documents) list them. */
+#define PD_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+	{200, "OK"},
+	{201, "Created"},
+	{202, "Accepted"},
+	{204, "No Content"},
+	{206, "Partial Content"},
+	{301, "Moved Permanently"},
+	{302, "Found"},
+	{303, "See Other"},
+	{304, "Not Modified"},
+	{307, "Temporary Redirect"},
+	{308, "Permanent Redirect"},
+	{400, "Bad Request"},
+	{401, "Unauthorized"},
+	{403, "Forbidden"},
+	{404, "Not Found"},
+	{405, "Method Not Allowed"},
+	{406, "Not Acceptable"},
+	{408, "Request Timeout"},
+	{409, "Conflict"},
+	{410, "Gone"},
+	{411, "Length Required"},
+	{413, "Content Too Large"},
+	{414, "URI Too Long"},
+	{415, "Unsupported Media Type"},
+	{416, "Range Not Satisfiable"},
+	{422, "Unprocessable Content"},
+	{429, "Too Many Requests"},
+	{500, "Internal Server Error"},
+	{501, "Not Implemented"},
+	{502, "Bad Gateway"},
+	{503, "Service Unavailable"},
+	{504, "Gateway Timeout"},
+	{507, "Insufficient Storage"},
+};
+
+const char *pd_status_reason(int status)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
+}
+
+/* RFC 9110 token characters: no separators, spaces or controls. */
+static bool is_tchar(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+static bool value_ok(const char *v)
+{
+	for (; *v; v++)
+		if (((unsigned char)*v < ' ' && *v != '\t') || *v == 0x7f)
+			return false;
+	return true;
+}
+
+int pd_resp_header(struct pd_req *r, const char *name, const char *value)
+{
+	size_t len = r->headers.len;
+
+	if (r->status)
+		return -EALREADY;
+	if (!name || !*name || !value || !value_ok(value))
+		return -EINVAL;
+	for (const char *p = name; *p; p++)
+		if (!is_tchar((unsigned char)*p))
+			return -EINVAL;
+	/* These frame the response; the response functions own them. */
+	if (!strcasecmp(name, "Status") || !strcasecmp(name, "Content-Type") ||
+	    !strcasecmp(name, "Content-Length"))
+		return -EINVAL;
+	if (strbuf_addf(&r->headers, "%s: %s\r\n", name, value) < 0) {
+		strbuf_setlen(&r->headers, len);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int put(struct pd_req *r, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0 && !r->client_gone) {
+		int chunk = len > INT_MAX ? INT_MAX : (int)len;
+
+		if (FCGX_PutStr(p, chunk, r->fcgx->out) != chunk)
+			r->client_gone = true;
+		p += chunk;
+		len -= (size_t)chunk;
+	}
+	return r->client_gone ? -EPIPE : 0;
+}
+
+int pd_resp_flush(struct pd_req *r)
+{
+	if (!r->client_gone && FCGX_FFlush(r->fcgx->out) < 0)
+		r->client_gone = true;
+	return r->client_gone ? -EPIPE : 0;
+}
+
+/* Status line and headers. The status is recorded before writing so that
+ * a failed write still counts as "responded": never two responses. */
+static int begin(struct pd_req *r, int status, const char *ctype, long long length)
+{
+	struct strbuf h = STRBUF_INIT;
+	int rc;
+
+	if (r->status)
+		return -EALREADY;
+	if (status < 200 || status > 599 || length < -1 || (ctype && !value_ok(ctype)))
+		return -EINVAL;
+	rc = strbuf_addf(&h, "Status: %d %s\r\n", status, pd_status_reason(status));
+	if (!rc && ctype)
+		rc = strbuf_addf(&h, "Content-Type: %s\r\n", ctype);
+	if (!rc && length >= 0)
+		rc = strbuf_addf(&h, "Content-Length: %lld\r\n", length);
+	if (!rc)
+		rc = strbuf_addstr(&h, "Cache-Control: no-store\r\n"
+				       "X-Content-Type-Options: nosniff\r\n");
+	/* Dumps are gigabytes: nginx should pass them on, not spool them. */
+	if (!rc && r->match.route && (r->match.route->flags & PD_ROUTE_STREAM))
+		rc = strbuf_addstr(&h, "X-Accel-Buffering: no\r\n");
+	if (!rc)
+		rc = strbuf_add(&h, r->headers.buf, r->headers.len);
+	if (!rc)
+		rc = strbuf_addstr(&h, "\r\n");
+	if (!rc) {
+		r->status = status;
+		r->length = length;
+		rc = put(r, h.buf, h.len);
+	}
+	strbuf_release(&h);
+	return rc;
+}
+
+int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long long length)
+{
+	return begin(r, status, content_type, length);
+}
+
+int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
+{
+	if (!r->status)
+		return -EINVAL;
+	if (r->client_gone)
+		return -EPIPE;
+	/* More than promised would corrupt the framing nginx relies on. */
+	if (r->length >= 0 && len > (unsigned long long)r->length - r->bytes)
+		return -EINVAL;
+	if (r->is_head)
+		return 0;
+	r->bytes += len;
+	return put(r, buf, len);
+}
+
+/* The last resort when a JSON document cannot be built or rendered (a
+ * handler's json_pack() that failed, on memory or on bytes that are not
+ * UTF-8): a fixed body that needs no allocation. */
+static int send_unbuildable(struct pd_req *r)
+{
+	static const char body[] =
+		"{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
+		"\"status\":500,\"detail\":\"The response could not be built.\"}\n";
+	int rc;
+
+	pd_req_log_note(r, "unbuildable_json");
+	rc = begin(r, 500, "application/problem+json", sizeof(body) - 1);
+	if (!rc)
+		rc = pd_resp_write(r, body, sizeof(body) - 1);
+	if (!rc)
+		rc = pd_resp_flush(r);
+	return rc < 0 ? rc : -ENOMEM;
+}
+
+static int send_doc(struct pd_req *r, int status, const char *ctype, json_t *doc)
+{
+	char *s;
+	size_t len;
+	int rc;
+
+	if (r->status) {
+		json_decref(doc);
+		return -EALREADY;
+	}
+	s = doc ? json_dumps(doc, PD_JSON_FLAGS) : NULL;
+	json_decref(doc);
+	if (!s)
+		return send_unbuildable(r);
+	len = strlen(s);
+	rc = begin(r, status, ctype, (long long)len + 1);
+	if (!rc)
+		rc = pd_resp_write(r, s, len);
+	if (!rc)
+		rc = pd_resp_write(r, "\n", 1);
+	if (!rc)
+		rc = pd_resp_flush(r);
+	free(s);
+	return rc;
+}
+
+int pd_resp_json(struct pd_req *r, int status, json_t *body)
+{
+	return send_doc(r, status, "application/json; charset=utf-8", body);
+}
+
+/* Text from clients or /proc may not be UTF-8; jansson would refuse it. */
+static json_t *safe_string(const char *s, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *j;
+
+	if (utf8_valid(s, len))
+		return json_stringn(s, len);
+	if (utf8_escape(&sb, s, len) < 0)
+		return NULL;
+	j = json_stringn(sb.buf, sb.len);
+	strbuf_release(&sb);
+	return j;
+}
+
+static int problem_v(struct pd_req *r, int status, const char *param, json_t *ext, const char *fmt,
+		     va_list ap)
+{
+	struct strbuf detail = STRBUF_INIT;
+	json_t *doc = NULL;
+	int err;
+
+	if (r->status) {
+		json_decref(ext);
+		return -EALREADY;
+	}
+	err = strbuf_vaddf(&detail, fmt, ap) < 0 || !(doc = json_object());
+	err = err || json_object_set_new(doc, "type", json_string("about:blank"));
+	err = err || json_object_set_new(doc, "title", json_string(pd_status_reason(status)));
+	err = err || json_object_set_new(doc, "status", json_integer(status));
+	err = err || json_object_set_new(doc, "detail", safe_string(detail.buf, detail.len));
+	err = err || json_object_set_new(doc, "instance", safe_string(r->path, strlen(r->path)));
+	if (param)
+		err = err ||
+		      json_object_set_new(doc, "parameter", safe_string(param, strlen(param)));
+	/* Extra members add to the document; they never replace the
+	 * standard ones, which must agree with the HTTP status. */
+	if (ext && json_is_object(ext))
+		err = err || json_object_update_missing(doc, ext);
+	json_decref(ext);
+	strbuf_release(&detail);
+	if (err) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	return send_doc(r, status, "application/problem+json", doc);
+}
+
+int pd_resp_problem(struct pd_req *r, int status, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = problem_v(r, status, param, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int pd_resp_problem_ext(struct pd_req *r, int status, const char *param, json_t *ext,
+			const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = problem_v(r, status, param, ext, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int pd_resp_no_content(struct pd_req *r)
+{
+	int rc = begin(r, 204, NULL, -1);
+
+	return rc ? rc : pd_resp_flush(r);
+}

@@ -1,0 +1,43 @@
+/* Writing a response into the FastCGI stream. Each function writes the
+ * status line and headers (and, except for HEAD, the body) once; a second
+ * response on the same request is refused. Return 0, or -EPIPE when the
+ * client went away (the handler should just return), -ENOMEM.
+ * Misuse is -EINVAL (a status outside 200..599, CR/LF or a framing header
+ * such as Content-Length in pd_resp_header, writing past the announced
+ * length) or -EALREADY (a response was already begun).
+ * All errors are RFC 9457 problem documents. Every response carries
+ * Cache-Control: no-store and X-Content-Type-Options: nosniff; a route
+ * with PD_ROUTE_STREAM also X-Accel-Buffering: no. On HEAD, headers
+ * (Content-Length included) are written and body bytes are dropped. */
+#ifndef PD_RESPONSE_H
+#define PD_RESPONSE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct pd_req;
+
+/* Extra header for the response about to be written (Retry-After, Allow,
+ * Content-Disposition, ...). name and value are copied; CR/LF refused. */
+int pd_resp_header(struct pd_req *r, const char *name, const char *value);
+/* body: any JSON value; the reference is stolen, even on failure.
+ * Content-Type application/json; charset=utf-8, Content-Length set. */
+int pd_resp_json(struct pd_req *r, int status, json_t *body);
+/* An application/problem+json error: {type, title, status, detail,
+ * instance} plus "parameter": param when param is not NULL. title is the
+ * status's reason phrase; detail is printf-formatted. */
+int pd_resp_problem(struct pd_req *r, int status, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Like pd_resp_problem, with extra members merged into the document (stolen). */
+int pd_resp_problem_ext(struct pd_req *r, int status, const char *param, json_t *ext,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 204 No Content. */
+int pd_resp_no_content(struct pd_req *r);
+/* A body of known type and length (-1: unknown, chunked by nginx); then
+ * pd_resp_write() the bytes. */
+int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long long length);
+int pd_resp_write(struct pd_req *r, const void *buf, size_t len);
+/* The reason phrase of a status ("Not Found"). */
+const char *pd_status_reason(int status);
+
+#endif
