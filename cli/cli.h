@@ -1,0 +1,9 @@
+/* procdiag subcommands. Each returns the process exit status:
+ * 0 success, 1 failure, 2 usage error. */
+#ifndef PD_CLI_H
+#define PD_CLI_H
+
+int cmd_serve(int argc, char **argv);
+int cmd_genkey(int argc, char **argv);
+
+#endif

@@ -1,0 +1,125 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/numparse.h"
+#include "fcgi/server.h"
+#include "handlers/conffile.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+
+static void serve_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: procdiag serve [--listen unix:PATH|HOST:PORT] [--config FILE]\n"
+		"                      [--threads N] [--no-auth]\n\n"
+		"  --listen SPEC   socket to listen on; without it (and without 'listen' in\n"
+		"                  the config) the socket is inherited from systemd or, as\n"
+		"                  spawn-fcgi hands it, on fd 0\n"
+		"  --config FILE   configuration file (docs/CONFIGURATION.md)\n"
+		"  --threads N     worker threads (default 4)\n"
+		"  --no-auth       accept requests without an API key: local development only\n");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "no-auth", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *listen = NULL, *config_path = NULL, *threads = NULL;
+	bool no_auth = false;
+	struct pd_config cfg;
+	struct pd_context ctx;
+	char err[512];
+	int c, fd, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "l:c:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': listen = optarg; break;
+		case 'c': config_path = optarg; break;
+		case 't': threads = optarg; break;
+		case 'n': no_auth = true; break;
+		case 'h': serve_usage(stdout); return 0;
+		default: serve_usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		serve_usage(stderr);
+		return 2;
+	}
+	if (pd_config_init(&cfg) < 0) {
+		fprintf(stderr, "procdiag: out of memory\n");
+		return 1;
+	}
+	if (config_path && pd_config_load(&cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "procdiag: %s\n", err);
+		goto out;
+	}
+	if (threads) {
+		uint64_t n;
+
+		if (parse_u64(threads, strlen(threads), 256, &n) < 0 || n < 1) {
+			fprintf(stderr, "procdiag: --threads must be 1..256\n");
+			rc = 2;
+			goto out;
+		}
+		cfg.threads = (int)n;
+	}
+	if (no_auth) {
+		fprintf(stderr, "procdiag: WARNING: --no-auth: anyone who reaches the socket can read "
+				"memory of and kill every process in scope. Development only.\n");
+	} else if (cfg.keys.n == 0) {
+		fprintf(stderr, "procdiag: no api_key_sha256 in the configuration: run "
+				"'procdiag genkey' and add its second line to the config file "
+				"(or pass --no-auth for local development)\n");
+		goto out;
+	}
+	if (!listen)
+		listen = cfg.listen;
+	fd = listen ? pd_server_listen(listen) : pd_server_inherited_fd();
+	if (fd < 0) {
+		if (listen)
+			fprintf(stderr, "procdiag: cannot listen on %s: %s\n", listen, strerror(-fd));
+		else
+			fprintf(stderr, "procdiag: no --listen and no inherited socket "
+					"(systemd or spawn-fcgi)\n");
+		goto out;
+	}
+	if (pd_context_init(&ctx, &cfg) < 0) {
+		fprintf(stderr, "procdiag: cannot initialise\n");
+		goto out;
+	}
+	struct pd_server_opts so = {
+		.listen_fd = fd,
+		.threads = cfg.threads,
+		.no_auth = no_auth,
+		.keys = &cfg.keys,
+		.trust_proxy = cfg.trust_proxy,
+		.routes = pd_routes,
+		.nroutes = pd_nroutes,
+		.app = &ctx,
+		.drain_ms = 5000,
+		.log_requests = cfg.log_requests,
+	};
+	fprintf(stderr, "procdiag: serving %s with %d threads\n", listen ? listen : "inherited socket",
+		cfg.threads);
+	c = pd_server_run(&so);
+	if (c < 0)
+		fprintf(stderr, "procdiag: server failed: %s\n", strerror(-c));
+	else
+		rc = 0;
+out:
+	pd_config_release(&cfg);
+	return rc;
+}

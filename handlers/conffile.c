@@ -1,0 +1,217 @@
+#include "config.h"
+
+#include "handlers/conffile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/numparse.h"
+#include "common/strbuf.h"
+
+#define CONFIG_MAX (1024 * 1024)
+
+int pd_config_init(struct pd_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->threads = 4;
+	c->log_requests = true;
+	return pd_scope_init_self(&c->scope);
+}
+
+void pd_config_release(struct pd_config *c)
+{
+	free(c->listen);
+	free(c->site_pid_file);
+	pd_keyset_release(&c->keys);
+	pd_scope_release(&c->scope);
+	memset(c, 0, sizeof(*c));
+}
+
+static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "%s:%d: ", name, line);
+
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int set_string(char **slot, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*slot);
+	*slot = s;
+	return 0;
+}
+
+enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PROXY = 16,
+       SEEN_LOG = 32 };
+
+/* One "key = value" line, both trimmed. */
+static int apply(struct pd_config *c, const char *key, const char *val, unsigned *seen,
+		 const char *name, int line, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		unsigned bit;
+	} single[] = {
+		{ "listen", SEEN_LISTEN }, { "threads", SEEN_THREADS }, { "scope", SEEN_SCOPE },
+		{ "site_pid_file", SEEN_SITE }, { "trust_proxy", SEEN_PROXY },
+		{ "log_requests", SEEN_LOG },
+	};
+	bool b;
+
+	for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
+		if (strcmp(key, single[i].key))
+			continue;
+		if (*seen & single[i].bit)
+			return fail(err, errlen, name, line, "'%s' is set twice", key);
+		*seen |= single[i].bit;
+	}
+	if (!strcmp(key, "api_key_sha256")) {
+		int r = pd_keyset_add_hex(&c->keys, val);
+
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return fail(err, errlen, name, line,
+				    "api_key_sha256 must be 64 hex digits (see 'procdiag genkey')");
+	} else if (!strcmp(key, "listen")) {
+		if (!*val)
+			return fail(err, errlen, name, line, "listen needs a value");
+		return set_string(&c->listen, val);
+	} else if (!strcmp(key, "threads")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), 256, &n) < 0 || n < 1)
+			return fail(err, errlen, name, line, "threads must be 1..256");
+		c->threads = (int)n;
+	} else if (!strcmp(key, "scope")) {
+		struct pd_scope s = PD_SCOPE_INIT;
+		int r = pd_scope_parse(&s, val);
+
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return fail(err, errlen, name, line,
+				    "scope must be self, all, or a list of users/uids: '%s'", val);
+		pd_scope_release(&c->scope);
+		c->scope = s;
+	} else if (!strcmp(key, "site_pid_file")) {
+		if (val[0] != '/')
+			return fail(err, errlen, name, line, "site_pid_file must be an absolute path");
+		return set_string(&c->site_pid_file, val);
+	} else if (!strcmp(key, "trust_proxy") || !strcmp(key, "log_requests")) {
+		if (parse_bool(val, &b) < 0)
+			return fail(err, errlen, name, line, "%s must be true or false", key);
+		if (key[0] == 't')
+			c->trust_proxy = b;
+		else
+			c->log_requests = b;
+	} else {
+		return fail(err, errlen, name, line, "unknown key '%s'", key);
+	}
+	return 0;
+}
+
+static char *trim(char *s, char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		end--;
+	*end = 0;
+	return s;
+}
+
+int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
+		    char *err, size_t errlen)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned seen = 0;
+	int line = 0, r = 0;
+	char *p, *end;
+
+	if (strbuf_add(&sb, text, len) < 0)
+		return -ENOMEM;
+	p = sb.buf;
+	end = sb.buf + sb.len;
+	while (p < end && r == 0) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *eol = nl ? nl : end;
+		char *eq, *key, *val;
+
+		line++;
+		if (memchr(p, 0, (size_t)(eol - p))) {
+			r = fail(err, errlen, name, line, "NUL byte");
+			break;
+		}
+		key = trim(p, eol);
+		p = nl ? nl + 1 : end;
+		if (!*key || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			r = fail(err, errlen, name, line, "expected 'key = value'");
+			break;
+		}
+		val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+		key = trim(key, eq);
+		if (!*key) {
+			r = fail(err, errlen, name, line, "expected 'key = value'");
+			break;
+		}
+		r = apply(c, key, val, &seen, name, line, err, errlen);
+		if (r == -ENOMEM)
+			snprintf(err, errlen, "%s:%d: out of memory", name, line);
+	}
+	strbuf_release(&sb);
+	return r;
+}
+
+int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	r = strbuf_read_fd(&sb, fd, CONFIG_MAX);
+	close(fd);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		strbuf_release(&sb);
+		return r;
+	}
+	r = pd_config_parse(c, sb.buf, sb.len, path, err, errlen);
+	strbuf_release(&sb);
+	return r;
+}

@@ -1,0 +1,46 @@
+/* The configuration file: commented "key = value" lines.
+ *
+ *   # comment            blank lines and '#' comments are ignored
+ *   key = value          spaces around '=' and at the ends are trimmed
+ *
+ * Keys (docs/CONFIGURATION.md documents each):
+ *   listen          unix:/run/procdiag/procdiag.sock | 127.0.0.1:9000
+ *   threads         worker threads, 1..256 (default 4)
+ *   api_key_sha256  64 hex digits; repeatable
+ *   scope           self | all | user,uid,...   (default self)
+ *   site_pid_file   file holding the pid that id 0 means (default: the responder)
+ *   trust_proxy     true|false: honour X-Forwarded-Proto/-Host (default false)
+ *   log_requests    true|false (default true)
+ * Unknown keys, bad values and duplicate single-valued keys are errors that
+ * name the file and line. */
+#ifndef PD_CONFFILE_H
+#define PD_CONFFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fcgi/auth.h"
+#include "lib/scope.h"
+
+struct pd_config {
+	char *listen;        /* NULL: inherited socket */
+	int threads;
+	struct pd_keyset keys;
+	struct pd_scope scope;
+	char *site_pid_file; /* NULL: the responder itself */
+	bool trust_proxy;
+	bool log_requests;
+};
+
+/* Defaults: threads 4, scope self, log_requests true, everything else
+ * off/NULL. 0 or -ENOMEM. */
+int pd_config_init(struct pd_config *c);
+/* Parses text (name is used in messages). On error returns -EINVAL and
+ * writes "name:LINE: message" into err. Later values override defaults;
+ * api_key_sha256 accumulates. */
+int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
+		    char *err, size_t errlen);
+int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen);
+void pd_config_release(struct pd_config *c);
+
+#endif

@@ -1,0 +1,45 @@
+#include "config.h"
+
+#include "handlers/context.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/numparse.h"
+#include "lib/procfs.h"
+
+int pd_context_init(struct pd_context *ctx, const struct pd_config *config)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->config = config;
+	ctx->self_pid = getpid();
+	if (gethostname(ctx->machine_name, sizeof(ctx->machine_name) - 1) < 0)
+		strcpy(ctx->machine_name, "localhost");
+	return 0;
+}
+
+int pd_context_site_pid(const struct pd_context *ctx, int *pid)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t len;
+	int r;
+
+	if (!ctx->config->site_pid_file) {
+		*pid = ctx->self_pid;
+		return 0;
+	}
+	/* Read on every request: the site may restart and rewrite it. */
+	r = pd_read_file_at(AT_FDCWD, ctx->config->site_pid_file, &sb, 64);
+	if (r < 0) {
+		strbuf_release(&sb);
+		return -ESRCH;
+	}
+	len = sb.len;
+	while (len && (sb.buf[len - 1] == '\n' || sb.buf[len - 1] == ' '))
+		len--;
+	r = parse_pid(sb.buf, len, pid);
+	strbuf_release(&sb);
+	return r < 0 || *pid == 0 ? -ESRCH : 0;
+}

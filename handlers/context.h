@@ -1,0 +1,20 @@
+/* What every handler shares: the configuration and facts fixed at start-up.
+ * Built once by `procdiag serve`, read-only afterwards, reached through
+ * pd_req_app(). */
+#ifndef PD_CONTEXT_H
+#define PD_CONTEXT_H
+
+#include "handlers/conffile.h"
+
+struct pd_context {
+	const struct pd_config *config;
+	int self_pid;
+	char machine_name[256]; /* gethostname() */
+};
+
+int pd_context_init(struct pd_context *ctx, const struct pd_config *config);
+/* Resolves id 0: the pid in site_pid_file, or the responder. -ESRCH when
+ * the pid file cannot be read or holds no valid pid. */
+int pd_context_site_pid(const struct pd_context *ctx, int *pid);
+
+#endif

@@ -1,0 +1,37 @@
+/* The handlers, one file per resource family. Each translates a request into
+ * lib/ calls and the answer into JSON. The route table is handlers/routes.c. */
+#ifndef PD_HANDLERS_H
+#define PD_HANDLERS_H
+
+#include <stddef.h>
+
+#include "fcgi/route.h"
+
+extern const struct pd_route pd_routes[];
+extern const size_t pd_nroutes;
+
+struct pd_req;
+
+/* index.c */
+int h_index(struct pd_req *r);
+/* processes.c */
+int h_process_list(struct pd_req *r);
+int h_process_detail(struct pd_req *r);
+int h_process_kill(struct pd_req *r);
+/* threads.c */
+int h_thread_list(struct pd_req *r);
+int h_thread_detail(struct pd_req *r);
+/* modules.c */
+int h_module_list(struct pd_req *r);
+int h_module_detail(struct pd_req *r);
+/* environ.c */
+int h_environment(struct pd_req *r);
+
+/* processes.c: shared by the handlers of one process. Resolves the "{id}"
+ * capture (0 = the site process), opens the process and checks the scope.
+ * On failure it has already answered (400 bad id, 404 unknown/out of scope)
+ * and returns -1; else 0 with p open (caller closes it). */
+struct pd_proc;
+int pd_h_open_process(struct pd_req *r, struct pd_proc *p);
+
+#endif

@@ -1,0 +1,25 @@
+/* GET / : where to start clicking. */
+#include "config.h"
+
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "handlers/jsonout.h"
+
+int h_index(struct pd_req *r)
+{
+	const struct pd_context *ctx = pd_req_app(r);
+	json_t *o;
+
+	/* The index route's base is "", so hrefs are origin + path. */
+	o = json_pack("{s:s, s:s, s:s, s:{s:o, s:o, s:o, s:o}}", "name", "procdiag", "version",
+		      PACKAGE_VERSION, "machineName", ctx->machine_name, "links", "processes",
+		      pd_json_href(r, "/api/processes"), "diagnostics_processes",
+		      pd_json_href(r, "/api/diagnostics/processes"), "kudu_processes",
+		      pd_json_href(r, "/diagnostics/processes"), "site_process",
+		      pd_json_href(r, "/api/processes/0"));
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, o);
+}

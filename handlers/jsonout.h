@@ -1,0 +1,28 @@
+/* JSON helpers shared by the handlers: strings from untrusted bytes, links,
+ * and Kudu's time formats. Functions returning json_t* return a new
+ * reference, or NULL on allocation failure. */
+#ifndef PD_JSONOUT_H
+#define PD_JSONOUT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pd_req;
+
+/* A JSON string from raw bytes, invalid UTF-8 escaped (common/utf8.h). */
+json_t *pd_json_bytes(const char *s, size_t len);
+json_t *pd_json_cstr(const char *s); /* NULL s gives JSON null */
+/* An int64 or JSON null when v < 0 (the "unreadable" convention of lib/). */
+json_t *pd_json_size(int64_t v);
+/* "origin + base + fmt..." as a JSON string: an absolute link under the
+ * prefix the client used. */
+json_t *pd_json_href(const struct pd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Kudu TimeSpan: "[d.]hh:mm:ss.fffffff" from nanoseconds. buf >= 32. */
+void pd_format_timespan(int64_t ns, char *buf, size_t len);
+/* UTC ISO-8601 with 7 fractional digits: "2026-11-24T09:36:47.1200000Z". */
+void pd_format_iso8601(int64_t ns_since_epoch, char *buf, size_t len);
+json_t *pd_json_timespan(int64_t ns);
+json_t *pd_json_iso8601(int64_t ns_since_epoch);
+
+#endif

@@ -1,0 +1,240 @@
+/* GET /processes, GET /processes/{id}, DELETE /processes/{id}. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/numparse.h"
+#include "common/strbuf.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "handlers/jsonout.h"
+#include "handlers/procjson.h"
+#include "lib/killtree.h"
+#include "lib/modules.h"
+#include "lib/proc.h"
+#include "lib/snapshot.h"
+#include "lib/sysclock.h"
+#include "lib/users.h"
+
+static const struct pd_context *ctx_of(struct pd_req *r)
+{
+	return pd_req_app(r);
+}
+
+static int not_running(struct pd_req *r, int pid)
+{
+	return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
+}
+
+int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	const char *id = pd_req_param(r, "id");
+	int pid, rc;
+
+	if (!id || parse_pid(id, strlen(id), &pid) < 0) {
+		pd_resp_problem(r, 400, "id", "The id must be a process id (0 to 4194304), not '%s'.",
+				id ? id : "");
+		return -1;
+	}
+	if (pid == 0 && pd_context_site_pid(ctx, &pid) < 0) {
+		pd_resp_problem(r, 404, NULL, "The site process is not running (site_pid_file).");
+		return -1;
+	}
+	rc = pd_proc_open(pid, p);
+	if (rc == 0 && !pd_scope_has(&ctx->config->scope, p->uid)) {
+		/* Out of scope answers exactly like a process that does not exist. */
+		pd_proc_close(p);
+		rc = -ESRCH;
+	}
+	if (rc < 0) {
+		if (rc == -ENOMEM)
+			pd_resp_problem(r, 500, NULL, "Out of memory.");
+		else
+			not_running(r, pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* The list shows the site's processes: those owned by the responder's uid or
+ * the site process's uid; ?allUsers=true shows every process in scope. */
+static int parse_all_users(struct pd_req *r, bool *all)
+{
+	const char *v = pd_req_query(r, "allUsers");
+
+	*all = false;
+	if (!v)
+		return 0;
+	if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+		*all = true;
+	else if (strcasecmp(v, "false") && strcmp(v, "0") && *v)
+		return pd_resp_problem(r, 400, "allUsers", "allUsers must be true or false, not '%s'.",
+				       v),
+		       -1;
+	return 0;
+}
+
+struct list_item {
+	const struct pd_proc_entry *e;
+	char key[PD_COMM_MAX];
+};
+
+static int cmp_items(const void *a, const void *b)
+{
+	const struct list_item *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : (x->e->pid > y->e->pid) - (x->e->pid < y->e->pid);
+}
+
+static void lower_key(char *dst, const char *src, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
+	dst[len] = 0;
+}
+
+int h_process_list(struct pd_req *r)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	struct pd_snapshot *snap = NULL;
+	struct list_item *items = NULL;
+	json_t *arr = NULL;
+	size_t n = 0;
+	bool all;
+	uid_t self_uid = getuid(), site_uid = self_uid;
+	int site_pid, rc;
+
+	if (parse_all_users(r, &all) < 0)
+		return 0;
+	rc = pd_snapshot_get(&snap);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
+	if (!all && pd_context_site_pid(ctx, &site_pid) == 0) {
+		const struct pd_proc_entry *se = pd_snapshot_find(snap, site_pid);
+
+		if (se)
+			site_uid = se->uid;
+	}
+	items = malloc((snap->n ? snap->n : 1) * sizeof(*items));
+	arr = json_array();
+	if (!items || !arr)
+		goto oom;
+	for (size_t i = 0; i < snap->n; i++) {
+		const struct pd_proc_entry *e = &snap->procs[i];
+
+		if (!pd_scope_has(&ctx->config->scope, e->uid))
+			continue;
+		if (!all && e->uid != self_uid && e->uid != site_uid)
+			continue;
+		items[n].e = e;
+		lower_key(items[n].key, e->comm, e->comm_len);
+		n++;
+	}
+	qsort(items, n, sizeof(*items), cmp_items);
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = pd_proc_summary_json(r, items[i].e);
+
+		if (!o || json_array_append_new(arr, o) < 0)
+			goto oom;
+	}
+	free(items);
+	pd_req_log_note(r, "procs=%zu scan_us=%lld", n, (long long)(snap->scan_ns / 1000));
+	pd_snapshot_unref(snap);
+	return pd_resp_json(r, 200, arr);
+oom:
+	free(items);
+	json_decref(arr);
+	pd_snapshot_unref(snap);
+	return pd_resp_problem(r, 500, NULL, "Out of memory.");
+}
+
+int h_process_detail(struct pd_req *r)
+{
+	struct pd_snapshot *snap = NULL;
+	struct pd_proc p;
+	json_t *o;
+	int rc;
+
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	rc = pd_snapshot_get(&snap);
+	if (rc < 0) {
+		pd_proc_close(&p);
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
+	}
+	o = pd_proc_detail_json(r, &p, snap);
+	pd_snapshot_unref(snap);
+	pd_proc_close(&p);
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, o);
+}
+
+int h_process_kill(struct pd_req *r)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	struct pd_kill_result res = PD_KILL_RESULT_INIT;
+	struct pd_snapshot *snap = NULL;
+	struct pd_proc p;
+	json_t *alive;
+	int rc, pid;
+
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	if (pd_proc_is_protected(pid)) {
+		pd_proc_close(&p);
+		return pd_resp_problem(r, 403, "id",
+				       "Process %d is protected: it is pid 1, procdiag itself or one "
+				       "of its ancestors.", pid);
+	}
+	/* A fresh scan, not the shared one: a child forked just before this
+	 * request must be part of the tree. */
+	rc = pd_snapshot_scan(&snap);
+	if (rc < 0) {
+		pd_proc_close(&p);
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
+	}
+	rc = pd_kill_tree(snap, pid, p.stat.starttime, &ctx->config->scope, 2000, &res);
+	pd_snapshot_unref(snap);
+	pd_proc_close(&p);
+	pd_req_log_note(r, "killed=%zu skipped=%zu", res.nsignalled, res.nskipped);
+	switch (rc) {
+	case 0:
+		pd_kill_result_release(&res);
+		return pd_resp_no_content(r);
+	case -ESRCH:
+		pd_kill_result_release(&res);
+		return not_running(r, pid);
+	case -EPERM:
+		pd_kill_result_release(&res);
+		return pd_resp_problem(r, 403, "id", "Process %d is protected.", pid);
+	case -EBUSY: {
+		struct strbuf sb = STRBUF_INIT;
+
+		alive = json_array();
+		for (size_t i = 0; i < res.nalive; i++) {
+			json_array_append_new(alive, json_integer(res.alive[i]));
+			strbuf_addf(&sb, "%s%d", i ? ", " : "", res.alive[i]);
+		}
+		rc = pd_resp_problem_ext(r, 500, NULL, json_pack("{s:o}", "alive", alive),
+					 "Some processes of the tree of %d are still running: %s.", pid,
+					 sb.buf);
+		strbuf_release(&sb);
+		pd_kill_result_release(&res);
+		return rc;
+	}
+	default:
+		pd_kill_result_release(&res);
+		return pd_resp_problem(r, 500, NULL, "Cannot kill process %d: %s.", pid, strerror(-rc));
+	}
+}

@@ -1,0 +1,25 @@
+/* The whole API on one screen. fcgi/route.c matches requests against it. */
+#include "config.h"
+
+#include "handlers/handlers.h"
+
+/* Kudu serves every process route under three prefixes; so do we. */
+#define KUDU(method, pattern, handler, flags)                                   \
+	{ method, "/api/processes", pattern, handler, flags },                   \
+	{ method, "/api/diagnostics/processes", pattern, handler, flags },      \
+	{ method, "/diagnostics/processes", pattern, handler, flags }
+
+const struct pd_route pd_routes[] = {
+	{ "GET", "", "/", h_index, 0 },
+	KUDU("GET",    "",                            h_process_list,   0),
+	KUDU("GET",    "/{id}",                       h_process_detail, 0),
+	KUDU("DELETE", "/{id}",                       h_process_kill,   0),
+	KUDU("POST",   "/{id}/stop",                  h_process_kill,   0),
+	KUDU("GET",    "/{id}/threads",               h_thread_list,    0),
+	KUDU("GET",    "/{id}/threads/{tid}",         h_thread_detail,  0),
+	KUDU("GET",    "/{id}/modules",               h_module_list,    0),
+	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
+	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
+};
+
+const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

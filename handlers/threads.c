@@ -1,0 +1,66 @@
+/* GET /processes/{id}/threads and /threads/{tid} */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/numparse.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/handlers.h"
+#include "handlers/procjson.h"
+#include "lib/proc.h"
+
+int h_thread_list(struct pd_req *r)
+{
+	struct pd_tasks tasks = PD_TASKS_INIT;
+	struct pd_proc p;
+	json_t *arr;
+	int rc, pid;
+
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	rc = pd_proc_tasks(&p, &tasks);
+	pd_proc_close(&p);
+	if (rc < 0)
+		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
+	arr = json_array();
+	for (size_t i = 0; arr && i < tasks.n; i++) {
+		if (json_array_append_new(arr, pd_thread_json(r, pid, &tasks.v[i], false)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	pd_tasks_release(&tasks);
+	if (!arr)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, arr);
+}
+
+int h_thread_detail(struct pd_req *r)
+{
+	const char *tid_s = pd_req_param(r, "tid");
+	struct pd_stat t;
+	struct pd_proc p;
+	json_t *o;
+	int rc, tid, pid;
+
+	if (!tid_s || parse_pid(tid_s, strlen(tid_s), &tid) < 0 || tid == 0)
+		return pd_resp_problem(r, 400, "tid", "The tid must be a thread id, not '%s'.",
+				       tid_s ? tid_s : "");
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	rc = pd_proc_task(&p, tid, &t);
+	pd_proc_close(&p);
+	if (rc == -ENOMEM)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	if (rc < 0)
+		return pd_resp_problem(r, 404, "tid", "Thread %d is not a thread of process %d.", tid,
+				       pid);
+	o = pd_thread_json(r, pid, &t, true);
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, o);
+}
