@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""DELETE /{id} and POST /{id}/stop: whole trees, nothing left, nothing
+protected touched."""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def chain_with_starttimes(t):
+    return [(p, t.starttimes[p]) for p in t.chain]
+
+
+def assert_killed(r, t, pids=None):
+    assert r.status == 204, r
+    assert r.body == b"", r
+    left = h.wait_gone(pids or chain_with_starttimes(t), timeout=1.0)
+    assert not left, "still running after a 204: %s" % left
+
+
+def test_delete_three_level_tree():
+    s = h.shared()
+    t = h.target("tree", 3)
+    assert all(h.alive(p) for p in t.chain)
+    assert_killed(s.delete("/api/processes/%d" % t.pid), t)
+    t.proc.wait(timeout=5)
+    assert t.proc.returncode == -9, "top was not SIGKILLed: %s" % t.proc.returncode
+    # And it is gone from the list and the detail.
+    assert t.pid not in {it["id"] for it in s.json("/api/processes")}
+    h.assert_problem(s.get("/api/processes/%d" % t.chain[-1]), 404)
+
+
+def test_post_stop_kills_tree_under_every_prefix():
+    s = h.shared()
+    for prefix in h.PREFIXES:
+        t = h.target("tree", 3, "threads", 2)
+        assert_killed(s.post("%s/%d/stop" % (prefix, t.pid)), t)
+
+
+def test_delete_middle_of_tree_spares_the_parent():
+    s = h.shared()
+    t = h.target("tree", 3)
+    top, mid, leaf = t.chain
+    assert_killed(s.delete("/api/processes/%d" % mid), t,
+                  [(mid, t.starttimes[mid]), (leaf, t.starttimes[leaf])])
+    assert h.alive(top, t.starttimes[top]), "the parent of the killed subtree died"
+
+
+def test_delete_wide_tree():
+    """A process with many direct children, each with a child of its own."""
+    s = h.shared()
+    script = ("import os, sys, time\n"
+              "pids = []\n"
+              "for i in range(20):\n"
+              "    r, w = os.pipe()\n"
+              "    p = os.fork()\n"
+              "    if p == 0:\n"
+              "        q = os.fork()\n"
+              "        if q == 0:\n"
+              "            os.write(w, b'%d\\n' % os.getpid()); time.sleep(600); os._exit(0)\n"
+              "        os.write(w, b'%d\\n' % os.getpid()); time.sleep(600); os._exit(0)\n"
+              "    os.close(w)\n"
+              "    data = b''\n"
+              "    while data.count(b'\\n') < 2:\n"
+              "        data += os.read(r, 100)\n"
+              "    pids += data.split()\n"
+              "print('ready', os.getpid(), *[int(x) for x in pids], flush=True)\n"
+              "time.sleep(600)\n")
+    p = h.spawn([sys.executable, "-c", script])
+    words = h.read_line(p).split()
+    assert words[0] == "ready", words
+    pids = [int(w) for w in words[1:]]
+    assert len(pids) == 41, pids
+    items = [(x, h.proc_stat(x)["starttime"]) for x in pids]
+    r = s.delete("/api/processes/%d" % pids[0])
+    assert r.status == 204, r
+    left = h.wait_gone(items, timeout=1.0)
+    assert not left, "left alive: %s" % left
+
+
+def test_kill_zombies_parent():
+    """The parent of a zombie is killed; the zombie, already dead, is no
+    obstacle."""
+    s = h.shared()
+    t = h.target("zombie", "threads", 1)
+    assert h.proc_stat(t.zombie)["state"] == "Z"
+    assert_killed(s.delete("/api/processes/%d" % t.pid), t)
+    st = h.proc_stat(t.zombie)
+    assert st is None or st["state"] == "Z", st
+
+
+def test_delete_a_zombie_itself():
+    s = h.shared()
+    t = h.target("zombie")
+    r = s.delete("/api/processes/%d" % t.zombie)
+    # It is dead already: "done" or "not running", never a failure.
+    assert r.status in (204, 404), r
+    if r.status == 404:
+        h.assert_problem(r, 404)
+    assert h.alive(t.pid), "killing the zombie killed its parent"
+
+
+def test_protected_processes_are_403():
+    s = h.shared()
+    me = os.getpid()  # the responder's parent: an ancestor
+    for pid, what in ((1, "pid 1"), (0, "id 0 (the responder)"), (s.pd.pid, "the responder"),
+                      (me, "the responder's parent")):
+        for method, path in (("DELETE", "/api/processes/%d" % pid),
+                             ("POST", "/api/processes/%d/stop" % pid),
+                             ("DELETE", "/diagnostics/processes/%d" % pid)):
+            r = s.request(method, path)
+            h.assert_problem(r, 403)
+    assert s.pd.poll() is None, "the responder killed itself"
+    assert h.alive(1)
+
+
+def test_kill_unknown_and_out_of_scope_is_404():
+    s = h.shared()
+    nobody = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                      "sleep", "60"], stdout=subprocess.DEVNULL)
+    h.wait_until(lambda: h.proc_uid(nobody.pid) == 65534 and
+                 h.proc_stat(nobody.pid)["comm"] == b"sleep", 5, "sleep as nobody")
+    for method, path in (("DELETE", "/api/processes/%d"), ("POST", "/api/processes/%d/stop")):
+        h.assert_problem(s.request(method, path % nobody.pid), 404)
+        h.assert_problem(s.request(method, path % unused_pid()), 404)
+    assert h.alive(nobody.pid), "an out-of-scope process was killed"
+
+
+def test_kill_kernel_thread_fails_and_it_survives():
+    """Kernel threads ignore SIGKILL: the kill must not claim success (204),
+    and the thread lives on. A leaf kernel thread that ignores SIGKILL is
+    used rather than kthreadd: DELETE /2 would signal every kernel thread,
+    and a few (nfsd, lockd, ...) do accept SIGKILL."""
+    assert os.geteuid() == 0, "the e2e tests run as root (CI does)"
+    s = h.shared()
+    pid = kernel_leaf_ignoring_sigkill()
+    start = h.proc_stat(pid)["starttime"]
+    r = s.delete("/api/processes/%d" % pid)
+    assert r.status != 204, r
+    doc = h.assert_problem(r, r.status)
+    assert r.status in (403, 500), r
+    if r.status == 500:
+        assert pid in doc.get("alive", []), doc
+        assert str(pid) in doc["detail"], doc
+    assert h.alive(pid, start), "kernel thread %d is gone" % pid
+    assert h.alive(2)
+
+
+def kernel_leaf_ignoring_sigkill():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = h.proc_stat(int(d))
+            if st:
+                kids.setdefault(st["ppid"], []).append(int(d))
+    for pid in sorted(kids.get(2, [])):
+        if pid in kids or not h.is_kernel_thread(pid):
+            continue
+        ign = int((h.proc_status(pid) or {}).get("SigIgn", "0"), 16)
+        if ign & (1 << 8):  # SIGKILL (9) is ignored
+            return pid
+    raise AssertionError("no kernel thread that ignores SIGKILL was found")
+
+
+def unused_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        top = int(f.read())
+    for pid in range(top - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise AssertionError("no unused pid")
+
+
+if __name__ == "__main__":
+    h.main(globals())

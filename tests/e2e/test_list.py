@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""GET /api/processes (and its two other prefixes) through nginx, judged by
+/proc and ps."""
+import os
+import pwd
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ITEM_KEYS = {"id", "name", "machineName", "href", "user_name"}
+
+
+def unescape(name):
+    """procdiag's \\xNN back to bytes (names that really contain a backslash
+    followed by xNN are ambiguous; none of ours do)."""
+    return re.sub(rb"\\x([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                  name.encode("utf-8"))
+
+
+def snapshot_uids():
+    """{pid: (uid, starttime)} of every process now."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = h.proc_stat(int(d))
+                if st:
+                    out[int(d)] = (os.stat("/proc/" + d).st_uid, st["starttime"])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return out
+
+
+def test_list_items_have_kudu_fields():
+    s = h.shared()
+    items = s.json("/api/processes")
+    assert isinstance(items, list) and items, items
+    host = socket.gethostname()
+    for it in items:
+        assert ITEM_KEYS <= set(it), "missing fields in %r" % it
+        assert isinstance(it["id"], int) and it["id"] > 0, it
+        assert isinstance(it["name"], str) and it["name"], it
+        assert it["machineName"] == host, (it, host)
+        assert it["href"] == "%s/api/processes/%d" % (s.base, it["id"]), it
+        assert isinstance(it["user_name"], str), it
+
+
+def test_list_contains_own_processes_with_ps_values():
+    s = h.shared()
+    t = h.target("threads", 2)
+    items = {it["id"]: it for it in s.json("/api/processes")}
+    me = os.getuid()
+    for pid in (t.pid, os.getpid(), s.pd.pid):
+        assert pid in items, "pid %d (ours) is not listed" % pid
+        it = items[pid]
+        assert it["name"] == h.escape_bytes(h.proc_stat(pid)["comm"]), it
+        assert it["name"] == h.ps(pid, "comm"), (it, h.ps(pid, "comm"))
+        assert it["user_name"] == pwd.getpwuid(me).pw_name == h.ps(pid, "user"), it
+
+
+def test_list_is_the_scope_of_our_uid():
+    """Every process of our uid that lived through the request is listed;
+    nothing of another uid is (scope = self)."""
+    s = h.shared()
+    me = os.getuid()
+    before = snapshot_uids()
+    items = s.json("/api/processes")
+    after = snapshot_uids()
+    listed = {it["id"] for it in items}
+    stable = {p for p, v in before.items() if after.get(p) == v}
+    must = {p for p in stable if before[p][0] == me}
+    missing = must - listed
+    assert not missing, "processes of uid %d not listed: %s" % (me, sorted(missing))
+    for p in listed:
+        # (A pid seen neither before nor after lived only during the scan.)
+        v = before.get(p) or after.get(p)
+        assert v is None or v[0] == me, "listed pid %d belongs to uid %d" % (p, v[0])
+    assert len(items) == len(listed), "a pid is listed twice"
+
+
+def test_list_sorted_by_lower_case_name_then_pid():
+    s = h.shared()
+    items = s.json("/api/processes?allUsers=true")
+    keys = [(unescape(it["name"]).lower(), it["id"]) for it in items]
+    for a, b in zip(keys, keys[1:]):
+        assert a <= b, "not sorted: %r before %r" % (a, b)
+
+
+def test_list_under_every_prefix():
+    s = h.shared()
+    t = h.target()
+    for prefix in h.PREFIXES:
+        items = s.json(prefix)
+        mine = [it for it in items if it["id"] == t.pid]
+        assert len(mine) == 1, "%s does not list pid %d" % (prefix, t.pid)
+        assert mine[0]["href"] == "%s%s/%d" % (s.base, prefix, t.pid), mine
+        for it in items:
+            assert it["href"].startswith(s.base + prefix + "/"), it
+
+
+def test_list_all_users_includes_kthreadd():
+    """As root with scope self, kthreadd (pid 2, root) is listed; with
+    allUsers too, and the parameter name is case-insensitive."""
+    assert os.geteuid() == 0, "the e2e tests run as root (CI does)"
+    s = h.shared()
+    for q in ("?allUsers=true", "?allusers=TRUE", "?allUsers=1", ""):
+        items = s.json("/api/processes" + q)
+        k = [it for it in items if it["id"] == 2]
+        assert len(k) == 1 and k[0]["name"] == "kthreadd", (q, k)
+    items = s.json("/api/processes?allUsers=false")
+    assert any(it["id"] == os.getpid() for it in items)
+
+
+def test_list_bad_all_users_is_400():
+    s = h.shared()
+    h.assert_problem(s.get("/api/processes?allUsers=maybe"), 400, "allUsers")
+
+
+def test_list_while_processes_come_and_go():
+    """Processes exiting while the list is built never break it: always 200
+    and valid JSON, from several clients at once."""
+    s = h.shared()
+    churn = [h.spawn(["sh", "-c", "while :; do /bin/true & /bin/true & /bin/true & wait; done"],
+                     stdout=subprocess.DEVNULL) for _ in range(2)]
+    errors = []
+
+    def last_pid():
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[-1])
+
+    first = last_pid()
+    deadline = time.monotonic() + 2.0
+
+    def client(n):
+        try:
+            i = 0
+            while i < n or time.monotonic() < deadline:
+                i += 1
+                r = s.get("/api/processes" + ("?allUsers=true" if i % 2 else ""))
+                if r.status != 200:
+                    errors.append(repr(r))
+                    return
+                items = r.json()
+                assert isinstance(items, list) and all(ITEM_KEYS <= set(x) for x in items)
+                d = s.get("/api/processes/%d" % items[i % len(items)]["id"])
+                # A process that exited in between is a 404; anything else a 200.
+                if d.status == 404:
+                    h.assert_problem(d, 404)
+                elif d.status != 200:
+                    errors.append(repr(d))
+                else:
+                    d.json()
+        except Exception as e:  # noqa: BLE001
+            errors.append("%s: %s" % (type(e).__name__, e))
+
+    threads = [threading.Thread(target=client, args=(40,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    forks = last_pid() - first
+    for c in churn:
+        h.kill_tree(c)
+    assert not errors, errors[:5]
+    # pid numbers wrap around at pid_max; otherwise this counts the forks.
+    assert forks < 0 or forks > 100, "the churn made only %d processes" % forks
+
+
+def test_list_head():
+    s = h.shared()
+    g = s.get("/api/processes")
+    r = s.head("/api/processes")
+    assert r.status == 200, r
+    assert r.body == b"", r
+    assert r.content_type == g.content_type == "application/json"
+
+
+if __name__ == "__main__":
+    h.main(globals())

@@ -1,0 +1,117 @@
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "handlers/conffile.h"
+
+static int parse(struct pd_config *c, const char *text, char *err, size_t errlen)
+{
+	assert_int_equal(pd_config_init(c), 0);
+	return pd_config_parse(c, text, strlen(text), "t.conf", err, errlen);
+}
+
+static void test_defaults_and_full_file(void **state)
+{
+	const char *text = "# a comment\n"
+			   "\n"
+			   "listen = unix:/run/x.sock\n"
+			   "  threads=8  \n"
+			   "api_key_sha256 = " "0123456789abcdef0123456789abcdef"
+			   "0123456789abcdef0123456789abcdef\n"
+			   "api_key_sha256 = " "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+			   "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\r\n"
+			   "scope = all\n"
+			   "site_pid_file = /run/site.pid\n"
+			   "trust_proxy = yes\n"
+			   "log_requests = false";
+	struct pd_config c;
+	char err[256] = "";
+
+	assert_int_equal(parse(&c, text, err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "unix:/run/x.sock");
+	assert_int_equal(c.threads, 8);
+	assert_int_equal(c.keys.n, 2);
+	assert_int_equal(c.keys.hash[1][31], 0xff);
+	assert_true(c.scope.all);
+	assert_string_equal(c.site_pid_file, "/run/site.pid");
+	assert_true(c.trust_proxy);
+	assert_false(c.log_requests);
+	pd_config_release(&c);
+
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_int_equal(c.threads, 4);
+	assert_true(c.log_requests);
+	assert_false(c.scope.all);
+	assert_null(c.listen);
+	pd_config_release(&c);
+}
+
+static void expect_error(const char *text, const char *fragment)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	assert_int_equal(parse(&c, text, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, fragment))
+		fail_msg("error '%s' lacks '%s'", err, fragment);
+	pd_config_release(&c);
+}
+
+static void test_errors_name_file_and_line(void **state)
+{
+	expect_error("threads = 4\nbogus = 1\n", "t.conf:2: unknown key 'bogus'");
+	expect_error("threads = 0\n", "t.conf:1: threads");
+	expect_error("threads = 257\n", "threads");
+	expect_error("threads = 4x\n", "threads");
+	expect_error("threads = 2\nthreads = 3\n", "t.conf:2: 'threads' is set twice");
+	expect_error("api_key_sha256 = abc\n", "64 hex digits");
+	expect_error("api_key_sha256 = " "0123456789abcdef0123456789abcdef"
+		     "0123456789abcdef0123456789abcdeg\n", "64 hex digits");
+	expect_error("no equals sign\n", "expected 'key = value'");
+	expect_error(" = value\n", "expected 'key = value'");
+	expect_error("trust_proxy = maybe\n", "true or false");
+	expect_error("site_pid_file = relative.pid\n", "absolute");
+	expect_error("scope = no-such-user-procdiag\n", "scope");
+	expect_error("listen =\n", "listen needs a value");
+}
+
+static void test_nul_byte(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+	const char text[] = "threads = 4\nlisten = a\0b\n";
+
+	assert_int_equal(pd_config_init(&c), 0);
+	assert_int_equal(pd_config_parse(&c, text, sizeof(text) - 1, "t.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "t.conf:2: NUL byte"));
+	pd_config_release(&c);
+}
+
+static void test_load_missing_file(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	assert_int_equal(pd_config_init(&c), 0);
+	assert_true(pd_config_load(&c, "/nonexistent/procdiag.conf", err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "/nonexistent/procdiag.conf"));
+	pd_config_release(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_and_full_file),
+		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_load_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

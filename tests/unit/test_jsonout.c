@@ -1,0 +1,103 @@
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "handlers/jsonout.h"
+#include "handlers/procjson.h"
+
+static void test_timespan(void **state)
+{
+	char buf[48];
+
+	pd_format_timespan(0, buf, sizeof(buf));
+	assert_string_equal(buf, "00:00:00.0000000");
+	pd_format_timespan(1234567800LL, buf, sizeof(buf));
+	assert_string_equal(buf, "00:00:01.2345678");
+	pd_format_timespan((3600LL + 2 * 60 + 3) * 1000000000LL + 400, buf, sizeof(buf));
+	assert_string_equal(buf, "01:02:03.0000004");
+	/* a day and more: "d.hh:mm:ss.fffffff" as .NET's TimeSpan prints */
+	pd_format_timespan((2 * 86400LL + 5 * 3600) * 1000000000LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2.05:00:00.0000000");
+}
+
+static void test_iso8601(void **state)
+{
+	char buf[48];
+
+	pd_format_iso8601(0, buf, sizeof(buf));
+	assert_string_equal(buf, "1970-01-01T00:00:00.0000000Z");
+	pd_format_iso8601(1795513007120000000LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-24T09:36:47.1200000Z");
+}
+
+static void test_bytes_escape_and_validate(void **state)
+{
+	json_t *j = pd_json_bytes("a) b\xff(c", 7);
+	char *dump;
+
+	assert_non_null(j);
+	assert_string_equal(json_string_value(j), "a) b\\xFF(c");
+	dump = json_dumps(j, JSON_ENCODE_ANY);
+	assert_string_equal(dump, "\"a) b\\\\xFF(c\"");
+	free(dump);
+	json_decref(j);
+
+	j = pd_json_bytes("caf\xc3\xa9", 5);
+	assert_string_equal(json_string_value(j), "caf\xc3\xa9");
+	json_decref(j);
+
+	j = pd_json_cstr(NULL);
+	assert_true(json_is_null(j));
+	json_decref(j);
+	j = pd_json_size(-1);
+	assert_true(json_is_null(j));
+	json_decref(j);
+	j = pd_json_size(4096);
+	assert_int_equal(json_integer_value(j), 4096);
+	json_decref(j);
+}
+
+static void test_environ_filter(void **state)
+{
+	char raw[] = "PATH=/bin\0path_extra=x\0HOME=/root\0PATH=/dup\0NOVALUE\0=empty\0";
+	char *v[] = { raw, raw + 10, raw + 23, raw + 34, raw + 44, raw + 52 };
+	size_t len[] = { 9, 12, 10, 9, 7, 6 };
+	struct pd_strv sv = { 6, v, len, NULL };
+	json_t *o = pd_environ_json(&sv, NULL);
+
+	assert_int_equal(json_object_size(o), 4);
+	assert_string_equal(json_string_value(json_object_get(o, "PATH")), "/bin");
+	assert_string_equal(json_string_value(json_object_get(o, "NOVALUE")), "");
+	json_decref(o);
+
+	o = pd_environ_json(&sv, "pAtH");
+	assert_int_equal(json_object_size(o), 2);
+	assert_non_null(json_object_get(o, "path_extra"));
+	assert_null(json_object_get(o, "HOME"));
+	json_decref(o);
+}
+
+static void test_state_names(void **state)
+{
+	assert_string_equal(pd_state_name('R'), "Running");
+	assert_string_equal(pd_state_name('Z'), "Zombie");
+	assert_string_equal(pd_state_name('?'), "Unknown");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timespan),
+		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_bytes_escape_and_validate),
+		cmocka_unit_test(test_environ_filter),
+		cmocka_unit_test(test_state_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
