@@ -41,6 +41,7 @@ struct worker {
 	pthread_t tid;
 	FCGX_Request fcgx;
 	atomic_bool done;
+	atomic_bool busy; /* between accept and finish of a request */
 	unsigned accept_errors;
 };
 
@@ -289,10 +290,12 @@ static void *worker_main(void *arg)
 		}
 		/* libfcgi's accept() does not ask for close-on-exec. */
 		set_cloexec(w->fcgx.ipcFd);
+		atomic_store(&w->busy, true);
 		pd_req_serve(&s->opts, &w->fcgx);
 		if (atomic_load(&s->stopping))
 			w->fcgx.keepConnection = 0;
 		FCGX_Finish_r(&w->fcgx);
+		atomic_store(&w->busy, false);
 	}
 	FCGX_Free(&w->fcgx, 1);
 	atomic_store(&w->done, true);
@@ -341,17 +344,22 @@ static void drain(struct server *s, const sigset_t *sigs)
 	}
 }
 
-/* Joins the workers that finished; returns how many are still running. */
-static int reap(struct server *s)
+/* Joins the workers that finished; returns how many are still running and
+ * sets *in_request to how many of those are inside a request (a worker only
+ * slow to leave accept() is not an unfinished request). */
+static int reap(struct server *s, int *in_request)
 {
 	int left = 0;
 
+	*in_request = 0;
 	for (int i = 0; i < s->nworkers; i++) {
 		if (atomic_load(&s->w[i].done)) {
 			pthread_join(s->w[i].tid, NULL);
 		} else {
 			pthread_detach(s->w[i].tid);
 			left++;
+			if (atomic_load(&s->w[i].busy))
+				(*in_request)++;
 		}
 	}
 	return left;
@@ -417,7 +425,7 @@ int pd_server_run(const struct pd_server_opts *opts)
 {
 	sigset_t stop_sigs, old;
 	struct server *s;
-	int rc, left;
+	int rc, left, busy;
 
 	if (!opts || opts->listen_fd < 0 || opts->threads < 1 || (!opts->routes && opts->nroutes) ||
 	    (!opts->no_auth && !opts->keys))
@@ -450,11 +458,12 @@ int pd_server_run(const struct pd_server_opts *opts)
 	wait_for_stop(&stop_sigs);
 	stop(s);
 	drain(s, &stop_sigs);
-	left = reap(s);
+	left = reap(s, &busy);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (left) {
 		/* They may still touch s: leave it to the exiting process. */
-		fprintf(stderr, "procdiag: stopping with %d request(s) unfinished\n", left);
+		if (busy)
+			fprintf(stderr, "procdiag: stopping with %d request(s) unfinished\n", busy);
 		return 0;
 	}
 out:

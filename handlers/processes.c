@@ -197,6 +197,11 @@ int h_process_kill(struct pd_req *r)
 				       "Process %d is protected: it is pid 1, procdiag itself or one "
 				       "of its ancestors.", pid);
 	}
+	if (pd_stat_is_kthread(&p.stat)) {
+		pd_proc_close(&p);
+		return pd_resp_problem(r, 403, "id",
+				       "Process %d is a kernel thread: it cannot be killed.", pid);
+	}
 	/* A fresh scan, not the shared one: a child forked just before this
 	 * request must be part of the tree. */
 	rc = pd_snapshot_scan(&snap);

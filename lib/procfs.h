@@ -46,6 +46,14 @@ struct pd_stat {
  * not). Fields after processor are optional (older kernels). */
 int pd_parse_stat(const char *buf, size_t len, struct pd_stat *out);
 
+/* PF_KTHREAD in the stat flags (include/linux/sched.h): a kernel thread,
+ * which has no memory map, no command line and ignores SIGKILL. */
+#define PD_PF_KTHREAD 0x00200000u
+static inline int pd_stat_is_kthread(const struct pd_stat *st)
+{
+	return (st->flags & PD_PF_KTHREAD) != 0;
+}
+
 /* /proc/PID/status. Memory values in bytes, -1 when the line is absent
  * (kernel threads have no Vm* lines); so are threads and the ctxt counts.
  * Name, State and PPid are required. */
