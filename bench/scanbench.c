@@ -28,7 +28,7 @@ static size_t bare_loop(void)
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	size_t n = 0;
-	char path[64], buf[1024];
+	char path[300], buf[1024];
 
 	if (!d)
 		return 0;

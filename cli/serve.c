@@ -22,7 +22,7 @@ static void serve_usage(FILE *out)
 		"                  the config) the socket is inherited from systemd or, as\n"
 		"                  spawn-fcgi hands it, on fd 0\n"
 		"  --config FILE   configuration file (docs/CONFIGURATION.md)\n"
-		"  --threads N     worker threads (default 4)\n"
+		"  --threads N     worker threads (default 16)\n"
 		"  --no-auth       accept requests without an API key: local development only\n");
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -201,6 +202,41 @@ static int send_unbuildable(struct pd_req *r)
 	return rc < 0 ? rc : -ENOMEM;
 }
 
+char *pd_json_render(json_t *doc, size_t *len)
+{
+	char *s = doc ? json_dumps(doc, PD_JSON_FLAGS) : NULL;
+	size_t n;
+	char *t;
+
+	json_decref(doc);
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		return NULL;
+	}
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	*len = n + 1;
+	return t;
+}
+
+static int send_bytes(struct pd_req *r, int status, const char *ctype, const char *s, size_t len)
+{
+	int rc;
+
+	if (r->status)
+		return -EALREADY;
+	rc = begin(r, status, ctype, (long long)len);
+	if (!rc)
+		rc = pd_resp_write(r, s, len);
+	if (!rc)
+		rc = pd_resp_flush(r);
+	return rc;
+}
+
 static int send_doc(struct pd_req *r, int status, const char *ctype, json_t *doc)
 {
 	char *s;
@@ -211,20 +247,17 @@ static int send_doc(struct pd_req *r, int status, const char *ctype, json_t *doc
 		json_decref(doc);
 		return -EALREADY;
 	}
-	s = doc ? json_dumps(doc, PD_JSON_FLAGS) : NULL;
-	json_decref(doc);
+	s = pd_json_render(doc, &len);
 	if (!s)
 		return send_unbuildable(r);
-	len = strlen(s);
-	rc = begin(r, status, ctype, (long long)len + 1);
-	if (!rc)
-		rc = pd_resp_write(r, s, len);
-	if (!rc)
-		rc = pd_resp_write(r, "\n", 1);
-	if (!rc)
-		rc = pd_resp_flush(r);
+	rc = send_bytes(r, status, ctype, s, len);
 	free(s);
 	return rc;
+}
+
+int pd_resp_json_bytes(struct pd_req *r, int status, const char *s, size_t len)
+{
+	return send_bytes(r, status, "application/json; charset=utf-8", s, len);
 }
 
 int pd_resp_json(struct pd_req *r, int status, json_t *body)

@@ -23,6 +23,12 @@ int pd_resp_header(struct pd_req *r, const char *name, const char *value);
 /* body: any JSON value; the reference is stolen, even on failure.
  * Content-Type application/json; charset=utf-8, Content-Length set. */
 int pd_resp_json(struct pd_req *r, int status, json_t *body);
+/* A JSON document rendered the way pd_resp_json() sends it (indented, a
+ * final newline); doc is stolen. malloc'd, NUL-terminated; *len excludes
+ * the NUL. NULL when out of memory or doc is NULL. */
+char *pd_json_render(json_t *doc, size_t *len);
+/* Sends bytes made by pd_json_render() (e.g. kept in a cache). */
+int pd_resp_json_bytes(struct pd_req *r, int status, const char *s, size_t len);
 /* An application/problem+json error: {type, title, status, detail,
  * instance} plus "parameter": param when param is not NULL. title is the
  * status's reason phrase; detail is printf-formatted. */

@@ -18,7 +18,7 @@
 int pd_config_init(struct pd_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->threads = 4;
+	c->threads = 16;
 	c->log_requests = true;
 	return pd_scope_init_self(&c->scope);
 }
@@ -70,7 +70,7 @@ static int set_string(char **slot, const char *v)
 }
 
 enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PROXY = 16,
-       SEEN_LOG = 32 };
+       SEEN_LOG = 32, SEEN_LIST_AGE = 64 };
 
 /* One "key = value" line, both trimmed. */
 static int apply(struct pd_config *c, const char *key, const char *val, unsigned *seen,
@@ -82,7 +82,7 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 	} single[] = {
 		{ "listen", SEEN_LISTEN }, { "threads", SEEN_THREADS }, { "scope", SEEN_SCOPE },
 		{ "site_pid_file", SEEN_SITE }, { "trust_proxy", SEEN_PROXY },
-		{ "log_requests", SEEN_LOG },
+		{ "log_requests", SEEN_LOG }, { "list_max_age_ms", SEEN_LIST_AGE },
 	};
 	bool b;
 
@@ -111,6 +111,12 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		if (parse_u64(val, strlen(val), 256, &n) < 0 || n < 1)
 			return fail(err, errlen, name, line, "threads must be 1..256");
 		c->threads = (int)n;
+	} else if (!strcmp(key, "list_max_age_ms")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), 60000, &n) < 0)
+			return fail(err, errlen, name, line, "list_max_age_ms must be 0..60000");
+		c->list_max_age_ms = (int)n;
 	} else if (!strcmp(key, "scope")) {
 		struct pd_scope s = PD_SCOPE_INIT;
 		int r = pd_scope_parse(&s, val);

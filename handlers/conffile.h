@@ -5,12 +5,13 @@
  *
  * Keys (docs/CONFIGURATION.md documents each):
  *   listen          unix:/run/procdiag/procdiag.sock | 127.0.0.1:9000
- *   threads         worker threads, 1..256 (default 4)
+ *   threads         worker threads, 1..256 (default 16)
  *   api_key_sha256  64 hex digits; repeatable
  *   scope           self | all | user,uid,...   (default self)
  *   site_pid_file   file holding the pid that id 0 means (default: the responder)
  *   trust_proxy     true|false: honour X-Forwarded-Proto/-Host (default false)
  *   log_requests    true|false (default true)
+ *   list_max_age_ms 0..60000: how old a list may be (default 0: one scan per burst)
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -30,9 +31,10 @@ struct pd_config {
 	char *site_pid_file; /* NULL: the responder itself */
 	bool trust_proxy;
 	bool log_requests;
+	int list_max_age_ms;
 };
 
-/* Defaults: threads 4, scope self, log_requests true, everything else
+/* Defaults: threads 16, scope self, log_requests true, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

@@ -202,6 +202,16 @@ struct flight {
 static pthread_mutex_t sf_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sf_done = PTHREAD_COND_INITIALIZER;
 static struct flight *sf_cur; /* the scan in progress, or NULL */
+static struct pd_snapshot *sf_last; /* the latest scan that succeeded (a reference) */
+static int64_t sf_last_start;	    /* CLOCK_MONOTONIC ns when it started */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Called with sf_lock held; returns the snapshot reference to drop after
  * unlocking, if this was the flight's last user. */
@@ -223,12 +233,24 @@ static struct pd_snapshot *leave_flight(struct flight *f, struct pd_snapshot **o
 
 int pd_snapshot_get(struct pd_snapshot **out)
 {
-	struct pd_snapshot *snap = NULL, *drop;
+	return pd_snapshot_get_within(0, out);
+}
+
+int pd_snapshot_get_within(int64_t max_age_ns, struct pd_snapshot **out)
+{
+	struct pd_snapshot *snap = NULL, *drop, *old = NULL;
 	struct flight *f;
+	int64_t start;
 	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&sf_lock);
+	if (max_age_ns > 0 && sf_last && mono_ns() - sf_last_start <= max_age_ns) {
+		pd_snapshot_ref(sf_last);
+		*out = sf_last;
+		pthread_mutex_unlock(&sf_lock);
+		return 0;
+	}
 	f = sf_cur;
 	if (f) {
 		f->users++;
@@ -249,9 +271,16 @@ int pd_snapshot_get(struct pd_snapshot **out)
 	sf_cur = f;
 	pthread_mutex_unlock(&sf_lock);
 
+	start = mono_ns();
 	rc = pd_snapshot_scan(&snap);
 
 	pthread_mutex_lock(&sf_lock);
+	if (rc == 0) {
+		old = sf_last;
+		pd_snapshot_ref(snap);
+		sf_last = snap;
+		sf_last_start = start;
+	}
 	f->rc = rc;
 	f->snap = snap;
 	f->done = true;
@@ -260,6 +289,7 @@ int pd_snapshot_get(struct pd_snapshot **out)
 	drop = leave_flight(f, out, &rc);
 	pthread_mutex_unlock(&sf_lock);
 	pd_snapshot_unref(drop);
+	pd_snapshot_unref(old);
 	return rc;
 }
 

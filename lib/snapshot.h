@@ -39,6 +39,11 @@ struct pd_snapshot {
 int pd_snapshot_scan(struct pd_snapshot **out);
 /* The shared one, see above; release with pd_snapshot_unref(). */
 int pd_snapshot_get(struct pd_snapshot **out);
+/* Like pd_snapshot_get(), but the latest snapshot is answered without a
+ * scan while it is at most max_age_ns old (counted from the start of its
+ * scan); 0 is pd_snapshot_get(). Bounds the scanning a flood of requests
+ * can cause, at the price of answers up to max_age_ns older. */
+int pd_snapshot_get_within(int64_t max_age_ns, struct pd_snapshot **out);
 void pd_snapshot_ref(struct pd_snapshot *s);
 void pd_snapshot_unref(struct pd_snapshot *s);
 /* Binary search by pid; NULL when absent. */

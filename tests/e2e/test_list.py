@@ -172,6 +172,52 @@ def test_list_while_processes_come_and_go():
     assert forks < 0 or forks > 100, "the churn made only %d processes" % forks
 
 
+def names_by_pid(items):
+    return {it["id"]: it["name"] for it in items}
+
+
+def wait_comm(pid, comm, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = h.proc_stat(pid)
+        if st and st["comm"] == comm:
+            return
+        time.sleep(0.02)
+    raise AssertionError("pid %d never became %r" % (pid, comm))
+
+
+def test_list_follows_every_change():
+    """Each list reflects /proc at its scan: a new process appears, a process
+    that exec()s shows its new name under the same pid (the same pid set
+    must not be answered from the previous rendering), one that exited is
+    gone."""
+    s = h.shared()
+    marker = os.path.join(s.dir, "go-exec")
+    p = h.spawn(["sh", "-c", "while [ ! -e %s ]; do sleep 0.01; done; exec sleep 100" % marker],
+                stdout=subprocess.DEVNULL)
+    wait_comm(p.pid, b"sh")
+    assert names_by_pid(s.json("/api/processes")).get(p.pid) == "sh"
+    open(marker, "w").close()
+    wait_comm(p.pid, b"sleep")
+    assert names_by_pid(s.json("/api/processes")).get(p.pid) == "sleep"
+    h.kill_tree(p)
+    assert p.pid not in names_by_pid(s.json("/api/processes"))
+
+
+def test_list_max_age_answers_an_older_scan():
+    """With list_max_age_ms set, a list within that age is the previous scan
+    (a process started since is not in it yet) while the detail is fresh;
+    with the default (0) the next list has it (test above)."""
+    with h.Stack(config_lines=["list_max_age_ms = 60000"]) as s:
+        s.json("/api/processes")
+        t = h.target("threads", 1)
+        try:
+            assert t.pid not in names_by_pid(s.json("/api/processes"))
+            assert s.json("/api/processes/%d" % t.pid)["id"] == t.pid
+        finally:
+            h.kill_tree(t.proc)
+
+
 def test_list_head():
     s = h.shared()
     g = s.get("/api/processes")

@@ -29,6 +29,7 @@ static void test_defaults_and_full_file(void **state)
 			   "scope = all\n"
 			   "site_pid_file = /run/site.pid\n"
 			   "trust_proxy = yes\n"
+			   "list_max_age_ms = 250\n"
 			   "log_requests = false";
 	struct pd_config c;
 	char err[256] = "";
@@ -42,10 +43,12 @@ static void test_defaults_and_full_file(void **state)
 	assert_string_equal(c.site_pid_file, "/run/site.pid");
 	assert_true(c.trust_proxy);
 	assert_false(c.log_requests);
+	assert_int_equal(c.list_max_age_ms, 250);
 	pd_config_release(&c);
 
 	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
-	assert_int_equal(c.threads, 4);
+	assert_int_equal(c.threads, 16);
+	assert_int_equal(c.list_max_age_ms, 0);
 	assert_true(c.log_requests);
 	assert_false(c.scope.all);
 	assert_null(c.listen);
@@ -70,6 +73,8 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("threads = 257\n", "threads");
 	expect_error("threads = 4x\n", "threads");
 	expect_error("threads = 2\nthreads = 3\n", "t.conf:2: 'threads' is set twice");
+	expect_error("list_max_age_ms = 60001\n", "t.conf:1: list_max_age_ms must be 0..60000");
+	expect_error("list_max_age_ms = -1\n", "list_max_age_ms");
 	expect_error("api_key_sha256 = abc\n", "64 hex digits");
 	expect_error("api_key_sha256 = " "0123456789abcdef0123456789abcdef"
 		     "0123456789abcdef0123456789abcdeg\n", "64 hex digits");
