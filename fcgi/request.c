@@ -411,7 +411,11 @@ static bool authorized(struct pd_req *r)
 	if (ok)
 		return true;
 	pd_req_log_note(r, "auth=%s", h ? "rejected" : "missing");
-	pd_resp_header(r, "WWW-Authenticate", "Basic realm=\"procdiag\", Bearer");
+	/* One challenge per header line: RFC 9110 allows a list in one line,
+	 * but Chromium reads only the first challenge of a line and then
+	 * ignores it, so a browser would never offer its login prompt. */
+	pd_resp_header(r, "WWW-Authenticate", "Basic realm=\"procdiag\", charset=\"UTF-8\"");
+	pd_resp_header(r, "WWW-Authenticate", "Bearer realm=\"procdiag\"");
 	pd_resp_problem(r, 401, NULL,
 			h ? "The API key is not valid."
 			  : "An API key is required: 'Authorization: Bearer <key>', or the key as "
