@@ -1,0 +1,49 @@
+/* The zip bundle: a core plus everything a debugger on another machine needs.
+ *
+ * Called after the dump helper finished and the target runs again (so the
+ * compression never stops it). The zip holds, besides the core:
+ *   sysroot/<path>      every mapped executable and shared object, read
+ *                       through /proc/PID/map_files (the mapped inode, even
+ *                       when the path was replaced or deleted since), checked
+ *                       against the build-id in the core; stored under its
+ *                       NT_FILE path and again under its link_map name when
+ *                       that differs (/lib/... vs /usr/lib/...)
+ *   sysroot/usr/lib/debug/.build-id/xx/yyyy.debug   separate debug files
+ *   sysroot/<dir>/.debug/<name>                     ... or by .gnu_debuglink
+ *   sysroot/<dir>/libmscordaccore.so, libmscordbi.so  beside libcoreclr.so
+ *   manifest.json, open-core.gdb, README.txt
+ * Every entry name is relative and free of "." and ".." components.
+ * See docs/DUMPS.md, "Zip bundle". */
+#ifndef PD_BUNDLE_H
+#define PD_BUNDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct pd_bundle_opts {
+	pid_t pid;	       /* target, alive: its /proc/PID/map_files are read */
+	int core_fd;	       /* the finished core, read with pread */
+	const char *core_name; /* name of the core inside the zip, e.g. "core.1234" */
+	const char *dump_type; /* for the manifest, e.g. "Mini" or "0x2" */
+	uint64_t stopped_us;   /* for the manifest */
+};
+
+struct pd_bundle_result {
+	uint64_t size; /* bytes of zip written to out_fd */
+	unsigned modules, binaries, debug_files;
+};
+
+/* Writes the zip into out_fd (seekable, usually O_TMPFILE) from offset 0
+ * through a libzip seekable source (zip_source_function_create), and
+ * truncates out_fd to the zip's size. Returns 0 or -errno: -ENOSPC (or
+ * -EDQUOT, -EFBIG) when out_fd's file system is full, -ESRCH when the target
+ * is gone, -EINVAL when core_fd is no ELF core, -ENOMEM, -EIO; err (may be
+ * NULL) gets a human sentence. On failure out_fd is truncated to 0 so a spool
+ * holds nothing. A module that cannot be read (or whose build-id does not
+ * match the core) is no failure: the manifest says why it is missing.
+ * Thread-safe; uses no global state but libelf's version. */
+int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle_result *res,
+		    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,48 @@
+/* libzip sources over file descriptors, for the zip bundle.
+ *
+ * The archive sink writes the zip into a caller's fd (an O_TMPFILE spool)
+ * with pwrite from offset 0: libzip's own file sources would want a path
+ * and a named temporary file beside it, which a spool never has.
+ *
+ * An input file is read with pread. It is either held open (the fd, owned)
+ * or reopened on each ZIP_SOURCE_OPEN relative to a directory fd and
+ * checked to be the same inode, so a bundle of a process with thousands of
+ * mapped files does not need thousands of fds at once. One file may back
+ * several zip entries (a library stored under two names): it is reference
+ * counted, each libzip source holds one reference. */
+#ifndef PD_ZIPFD_H
+#define PD_ZIPFD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include <zip.h>
+
+struct pd_zsink {
+	int fd;	       /* not owned */
+	uint64_t wpos; /* write position */
+	uint64_t wlen; /* bytes written so far (the high-water mark) */
+	uint64_t len;  /* committed length: what STAT and READ see */
+	uint64_t rpos;
+	int err; /* first errno of a failed write or truncate, else 0 */
+	zip_error_t ze;
+};
+
+/* A read/write libzip source over s (which must outlive it), writing to fd
+ * from offset 0. COMMIT truncates fd to what was written; ROLLBACK and
+ * REMOVE truncate it to 0. NULL (ze set) without memory. */
+zip_source_t *pd_zsink_source(struct pd_zsink *s, int fd, zip_error_t *ze);
+
+struct pd_zfile;
+
+/* Takes ownership of fd (closed on the last unref, or now on failure). */
+struct pd_zfile *pd_zfile_from_fd(int fd, uint64_t size, time_t mtime);
+/* Reopened on demand: openat(dirfd, name) must give inode (dev, ino) again.
+ * dirfd must stay open while any source of the file exists. */
+struct pd_zfile *pd_zfile_lazy(int dirfd, const char *name, dev_t dev, ino_t ino, uint64_t size,
+			       time_t mtime);
+void pd_zfile_unref(struct pd_zfile *f);
+/* A seekable read source of the file; takes its own reference. */
+zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
+
+#endif
