@@ -784,6 +784,8 @@ static int plan(struct dump *d)
 	if (rc == 0)
 		rc = pd_parse_smaps(sb.buf, sb.len, &d->vmas);
 	strbuf_release(&sb);
+	if (rc == 0 && !d->vmas.n)
+		rc = -ESRCH; /* an exited process has no mappings */
 	if (rc < 0)
 		return fail(d, rc == -ENOENT ? -ESRCH : rc, "reading smaps: %s", strerror(-rc));
 	snprintf(path, sizeof(path), "task/%d/auxv", (int)d->fz.io_tid);

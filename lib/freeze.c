@@ -429,13 +429,31 @@ fail:
 	return rc;
 }
 
-bool pd_freeze_gone(const struct pd_freeze *fz)
+bool pd_freeze_gone(struct pd_freeze *fz)
 {
 	struct pollfd p = { .fd = fz->pidfd, .events = POLLIN };
+	bool live = false;
 
-	if (fz->pidfd < 0)
-		return kill(fz->pid, 0) < 0 && errno == ESRCH;
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+	if (fz->pidfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+		return true;
+	if (fz->pidfd < 0 && kill(fz->pid, 0) < 0 && errno == ESRCH)
+		return true;
+	/* A stopped tracee that is killed exits but stays a zombie for us to
+	 * reap, and until we do the pidfd does not say so: ask each one. */
+	for (size_t i = 0; i < fz->n; i++) {
+		struct pd_thread *t = &fz->threads[i];
+		int st;
+
+		if (t->gone)
+			continue;
+		if (t->attached && waitpid(t->tid, &st, __WALL | WNOHANG) == t->tid &&
+		    (WIFEXITED(st) || WIFSIGNALED(st))) {
+			drop_thread(t);
+			continue;
+		}
+		live = true;
+	}
+	return fz->n && !live;
 }
 
 static int open_mem(struct pd_freeze *fz)

@@ -97,8 +97,9 @@ int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms);
  * -errno when not even the first byte could be read. */
 ssize_t pd_freeze_read(struct pd_freeze *fz, uint64_t addr, void *buf, size_t len);
 
-/* Has the process exited (pidfd readable)? */
-bool pd_freeze_gone(const struct pd_freeze *fz);
+/* Has the process exited? (pidfd readable, or every thread we stopped has
+ * died: a killed tracee waits for us to reap it, and this reaps it.) */
+bool pd_freeze_gone(struct pd_freeze *fz);
 
 /* Resumes every stopped thread (re-injecting held signals). Harmless when
  * nothing is stopped. */
