@@ -829,7 +829,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	struct dump d;
 	struct pd_progress pr = { o->progress, o->progress_arg, 0, 0, 0 };
 	char *ram = MAP_FAILED;
-	uint64_t budget;
+	uint64_t budget, ram_size = 0;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -859,6 +859,29 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		goto out;
 	}
 
+	/* The RAM copy's buffer is allocated and faulted in before the stop:
+	 * zeroing hundreds of MiB is as slow as copying them. Sized from the
+	 * resident set; if the plan needs more, the rest is found while
+	 * stopped. */
+	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
+	if (o->content) {
+		struct pd_proc p = { .pid = d.fz.pid, .dirfd = d.fz.procfd };
+		struct pd_rollup ru;
+
+		if (pd_proc_rollup(&p, &ru) == 0 && ru.rss > 0) {
+			uint64_t want = (uint64_t)ru.rss + (ru.swap > 0 ? (uint64_t)ru.swap : 0);
+
+			want += want / 8 + (4u << 20);
+			want -= want % d.page;
+			if (want <= budget) {
+				ram = mmap(NULL, want, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+				if (ram != MAP_FAILED)
+					ram_size = want;
+			}
+		}
+	}
+
 	rc = pd_freeze_stop(&d.fz, o->deadline_ms);
 	if (rc < 0) {
 		fail(&d, rc, "freezing process %d: %s", (int)o->pid, errtext(rc));
@@ -881,16 +904,18 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	res->copied_bytes = d.runs.bytes;
 	pr.total = d.runs.bytes;
 
-	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
 	if (d.runs.bytes <= budget) {
 		/* Into RAM while stopped, to the file after the thaw. */
-		if (d.runs.bytes) {
+		if (d.runs.bytes > ram_size) {
+			if (ram != MAP_FAILED)
+				munmap(ram, ram_size);
+			ram_size = 0;
 			ram = mmap(NULL, d.runs.bytes, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+			if (ram != MAP_FAILED)
+				ram_size = d.runs.bytes;
 		}
-		if (d.runs.bytes && ram == MAP_FAILED) {
-			budget = 0; /* no room after all: go direct */
-		} else {
+		if (d.runs.bytes <= ram_size) {
 			res->in_ram = true;
 			rc = d.runs.bytes ? pd_copy_read(&d.copy, d.runs.v, d.runs.n, ram) : 0;
 			if (rc < 0) {
@@ -942,7 +967,7 @@ out:
 	pd_freeze_thaw(&d.fz);
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
 	if (ram != MAP_FAILED)
-		munmap(ram, d.runs.bytes);
+		munmap(ram, ram_size);
 	pd_copy_release(&d.copy);
 	pd_freeze_close(&d.fz);
 	pd_runs_release(&d.runs);

@@ -404,17 +404,22 @@ int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src,
 
 	for (size_t i = 0; i < n; i++) {
 		const char *p = src;
-		uint64_t len = runs[i].len, pos = 0;
+		uint64_t len = runs[i].len, pos = 0, reported = 0;
 
 		while (pos < len) {
 			uint64_t s, e;
 			int rc;
 
+			if (pos - reported >= (16u << 20)) {
+				progress(pr, pos - reported);
+				reported = pos;
+			}
+
 			/* Skip zero pages, then gather the non-zero stretch. */
 			while (pos < len && page_is_zero(p + pos, page))
 				pos += page;
 			s = pos;
-			while (pos < len && !page_is_zero(p + pos, page))
+			while (pos < len && pos - s < (16u << 20) && !page_is_zero(p + pos, page))
 				pos += page;
 			e = pos;
 			if (e > s) {
@@ -425,7 +430,7 @@ int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src,
 			}
 		}
 		src += len;
-		progress(pr, len);
+		progress(pr, len - reported);
 	}
 	return 0;
 }
