@@ -424,6 +424,16 @@ def test_thread_that_never_stops_times_out_cleanly():
     assert_running(t.pid)
 
 
+def test_helper_dumps_its_own_parent():
+    """The responder dumping itself runs the helper on its parent: here the
+    parent is this test process."""
+    hp = dump(os.getpid(), 0, name="core.parent")
+    assert hp.final["threads"] >= 1, hp.final
+    out = gdb(hp.path, "info threads", exe=sys.executable)
+    assert "LWP %d" % os.getpid() in out, out
+    assert none_traced_stopped(os.getpid())
+
+
 def test_zzz_cleanup():
     _kill_kept()
     if _tmp:
