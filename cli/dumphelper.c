@@ -101,14 +101,14 @@ static bool open_fd(int fd)
 int cmd_dump_helper(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "start-time", required_argument, NULL, 's' },
-		{ "content", required_argument, NULL, 'c' },
-		{ "out-fd", required_argument, NULL, 'o' },
-		{ "status-fd", required_argument, NULL, 'S' },
-		{ "deadline-ms", required_argument, NULL, 'd' },
-		{ "mem-budget", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
+		{"pid", required_argument, NULL, 'p'},
+		{"start-time", required_argument, NULL, 's'},
+		{"content", required_argument, NULL, 'c'},
+		{"out-fd", required_argument, NULL, 'o'},
+		{"status-fd", required_argument, NULL, 'S'},
+		{"deadline-ms", required_argument, NULL, 'd'},
+		{"mem-budget", required_argument, NULL, 'm'},
+		{NULL, 0, NULL, 0},
 	};
 	struct pd_core_opts o;
 	struct pd_core_result res;
@@ -178,7 +178,8 @@ int cmd_dump_helper(int argc, char **argv)
 	rc = pd_core_dump(&o, &res, err, sizeof(err));
 	if (rc < 0) {
 		emit(json_pack("{s:s,s:s,s:s}", "event", "error", "error",
-			       error_code(rc, res.write_failed), "detail", err[0] ? err : strerror(-rc)));
+			       error_code(rc, res.write_failed), "detail",
+			       err[0] ? err : strerror(-rc)));
 		return 1;
 	}
 	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "event", "done", "size", (json_int_t)res.size,

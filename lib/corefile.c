@@ -21,17 +21,17 @@
 #include "lib/procfs.h"
 #include "lib/sysclock.h"
 
-#define SMAPS_MAX  (256u << 20)
-#define FILE_MAX   (4u << 20)
-#define LINKMAP_MAX 4096 /* link_map entries we follow (a loop stops here) */
+#define SMAPS_MAX      (256u << 20)
+#define FILE_MAX       (4u << 20)
+#define LINKMAP_MAX    4096 /* link_map entries we follow (a loop stops here) */
 #define DEFAULT_FILTER 0x33u
-#define DIRECT_BUF (32u << 20)
+#define DIRECT_BUF     (32u << 20)
 
 /* Filter bits of /proc/PID/coredump_filter (MMF_DUMP_*). */
-#define F_ANON_PRIVATE    0x1u
-#define F_ANON_SHARED     0x2u
+#define F_ANON_PRIVATE	  0x1u
+#define F_ANON_SHARED	  0x2u
 #define F_MAPPED_PRIVATE  0x4u
-#define F_MAPPED_SHARED   0x8u
+#define F_MAPPED_SHARED	  0x8u
 #define F_HUGETLB_PRIVATE 0x20u
 #define F_HUGETLB_SHARED  0x40u
 
@@ -101,7 +101,7 @@ static int range_add(struct ranges *r, uint64_t a, uint64_t b, uint64_t page)
 		r->v = nv;
 		r->alloc = na;
 	}
-	r->v[r->n++] = (struct range){ a, b };
+	r->v[r->n++] = (struct range){a, b};
 	return 0;
 }
 
@@ -416,9 +416,10 @@ static int mini_base(struct dump *d)
 			const struct pd_vma *v = &d->vmas.v[i];
 			const struct pd_map *m = v->map;
 			const char *base = m->path ? strrchr(m->path, '/') : NULL;
-			bool rt = base && (starts(base, "/libc.so") || starts(base, "/libpthread.so") ||
-					   (ld && ld->map->path && m->inode == ld->map->inode &&
-					    !strcmp(m->path, ld->map->path)));
+			bool rt = base &&
+				  (starts(base, "/libc.so") || starts(base, "/libpthread.so") ||
+				   (ld && ld->map->path && m->inode == ld->map->inode &&
+				    !strcmp(m->path, ld->map->path)));
 
 			if (rt && !vma_shared(m) && (m->perms[1] == 'w' || v->anonymous > 0) &&
 			    mini_add(d, m->start, m->end) < 0)
@@ -477,7 +478,7 @@ static int build_segs(struct dump *d)
 		while (j < d->mini.n && d->mini.v[j].b <= m->start)
 			j++;
 		if (want_whole(d, i)) {
-			piece[np++] = (struct range){ m->start, m->end };
+			piece[np++] = (struct range){m->start, m->end};
 		} else if (!excluded) {
 			for (size_t k = j; k < d->mini.n && d->mini.v[k].a < m->end; k++) {
 				uint64_t a = d->mini.v[k].a > m->start ? d->mini.v[k].a : m->start;
@@ -488,7 +489,7 @@ static int build_segs(struct dump *d)
 					piece[np - 1].b = m->end;
 					break;
 				}
-				piece[np++] = (struct range){ a, b };
+				piece[np++] = (struct range){a, b};
 			}
 		}
 		if (!np || piece[0].a > m->start)
@@ -507,7 +508,7 @@ static int build_segs(struct dump *d)
 static int note(struct strbuf *sb, const char *name, uint32_t type, const void *desc, size_t len)
 {
 	static const char zero[4];
-	Elf64_Nhdr h = { (uint32_t)strlen(name) + 1, (uint32_t)len, type };
+	Elf64_Nhdr h = {(uint32_t)strlen(name) + 1, (uint32_t)len, type};
 	size_t npad = (4 - h.n_namesz % 4) % 4, dpad = (4 - len % 4) % 4;
 
 	if (strbuf_add(sb, &h, sizeof(h)) < 0 || strbuf_add(sb, name, h.n_namesz) < 0 ||
@@ -521,7 +522,7 @@ static struct timeval ticks_tv(uint64_t ticks)
 {
 	int64_t ns = pd_ticks_to_ns(ticks);
 
-	return (struct timeval){ .tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000 };
+	return (struct timeval){.tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000};
 }
 
 static int note_prstatus(struct dump *d, const struct pd_thread *t)
@@ -540,8 +541,8 @@ static int note_prstatus(struct dump *d, const struct pd_thread *t)
 			ps.pr_utime = ticks_tv(d->tasks.v[i].utime);
 			ps.pr_stime = ticks_tv(d->tasks.v[i].stime);
 		}
-	memcpy(&ps.pr_reg, &t->regs, sizeof(ps.pr_reg) < sizeof(t->regs) ? sizeof(ps.pr_reg)
-									      : sizeof(t->regs));
+	memcpy(&ps.pr_reg, &t->regs,
+	       sizeof(ps.pr_reg) < sizeof(t->regs) ? sizeof(ps.pr_reg) : sizeof(t->regs));
 	ps.pr_fpvalid = t->have_fpregs;
 	return note(&d->notes, "CORE", NT_PRSTATUS, &ps, sizeof(ps));
 }
@@ -595,14 +596,14 @@ static int note_siginfo(struct dump *d)
 static int note_file(struct dump *d)
 {
 	struct strbuf desc = STRBUF_INIT, names = STRBUF_INIT;
-	uint64_t hdr[2] = { 0, d->page };
+	uint64_t hdr[2] = {0, d->page};
 	int rc = -ENOMEM;
 
 	if (strbuf_add(&desc, hdr, sizeof(hdr)) < 0)
 		goto out;
 	for (size_t i = 0; i < d->vmas.n; i++) {
 		const struct pd_map *m = d->vmas.v[i].map;
-		uint64_t e[3] = { m->start, m->end, m->offset / d->page };
+		uint64_t e[3] = {m->start, m->end, m->offset / d->page};
 
 		if (!m->path || m->path[0] != '/')
 			continue;
@@ -624,7 +625,8 @@ out:
 
 static int note_fpu(struct dump *d, const struct pd_thread *t)
 {
-	if (t->have_fpregs && note(&d->notes, "CORE", NT_FPREGSET, &t->fpregs, sizeof(t->fpregs)) < 0)
+	if (t->have_fpregs &&
+	    note(&d->notes, "CORE", NT_FPREGSET, &t->fpregs, sizeof(t->fpregs)) < 0)
 		return -ENOMEM;
 	if (t->xstate && note(&d->notes, "LINUX", NT_X86_XSTATE, t->xstate, t->xstate_size) < 0)
 		return -ENOMEM;
@@ -747,7 +749,7 @@ static uint64_t mem_available(void)
 static int read_before(struct dump *d)
 {
 	struct strbuf sb = STRBUF_INIT;
-	struct pd_proc p = { .pid = d->fz.pid, .dirfd = d->fz.procfd };
+	struct pd_proc p = {.pid = d->fz.pid, .dirfd = d->fz.procfd};
 	int rc;
 
 	rc = pd_read_file_at(d->fz.procfd, "stat", &sb, 4096);
@@ -823,11 +825,10 @@ static const char *errtext(int rc)
 	}
 }
 
-int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char *err,
-		 size_t errlen)
+int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char *err, size_t errlen)
 {
 	struct dump d;
-	struct pd_progress pr = { o->progress, o->progress_arg, 0, 0, 0 };
+	struct pd_progress pr = {o->progress, o->progress_arg, 0, 0, 0};
 	char *ram = MAP_FAILED;
 	uint64_t budget, ram_size = 0;
 	int rc;
@@ -865,7 +866,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	 * stopped. */
 	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
 	if (o->content) {
-		struct pd_proc p = { .pid = d.fz.pid, .dirfd = d.fz.procfd };
+		struct pd_proc p = {.pid = d.fz.pid, .dirfd = d.fz.procfd};
 		struct pd_rollup ru;
 
 		if (pd_proc_rollup(&p, &ru) == 0 && ru.rss > 0) {
@@ -888,8 +889,8 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		goto out;
 	}
 	if (o->test_frozen_sleep_ms) {
-		struct timespec ts = { o->test_frozen_sleep_ms / 1000,
-				       (long)(o->test_frozen_sleep_ms % 1000) * 1000000 };
+		struct timespec ts = {o->test_frozen_sleep_ms / 1000,
+				      (long)(o->test_frozen_sleep_ms % 1000) * 1000000};
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
@@ -927,8 +928,8 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	if (!res->in_ram) {
 		bool wf;
 
-		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes, &pr,
-				    &wf);
+		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes,
+				    &pr, &wf);
 		if (rc < 0) {
 			res->write_failed = wf;
 			fail(&d, rc, "%s: %s", wf ? "writing the core" : "copying memory",

@@ -28,31 +28,31 @@
  * the engine builds on its own; identical definitions, so both headers may
  * be included together. Mini (0) is always in. */
 #define PD_DC_FILE_DATA 0x1u /* written private file mappings (.data/.bss/GOT) */
-#define PD_DC_ANON      0x2u /* private anonymous memory (heap, anonymous mmaps) */
-#define PD_DC_SHARED    0x4u /* shared anonymous / shmem mappings */
-#define PD_DC_FULL      0x8u /* what the kernel dumps under coredump_filter */
+#define PD_DC_ANON	0x2u /* private anonymous memory (heap, anonymous mmaps) */
+#define PD_DC_SHARED	0x4u /* shared anonymous / shmem mappings */
+#define PD_DC_FULL	0x8u /* what the kernel dumps under coredump_filter */
 
 struct pd_core_opts {
 	pid_t pid;
-	uint64_t start_time;  /* field 22 of stat; 0: do not check */
-	unsigned content;     /* PD_DC_* bits */
-	unsigned deadline_ms; /* for every thread to stop; 0: 2000 */
-	uint64_t mem_budget;  /* copy into RAM up to this many bytes while
-				 stopped; 0: half of MemAvailable */
-	int out_fd;           /* seekable; receives the core from offset 0 */
+	uint64_t start_time;	       /* field 22 of stat; 0: do not check */
+	unsigned content;	       /* PD_DC_* bits */
+	unsigned deadline_ms;	       /* for every thread to stop; 0: 2000 */
+	uint64_t mem_budget;	       /* copy into RAM up to this many bytes while
+					  stopped; 0: half of MemAvailable */
+	int out_fd;		       /* seekable; receives the core from offset 0 */
 	unsigned test_frozen_sleep_ms; /* tests only: stay frozen this long */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
 
 struct pd_core_result {
-	uint64_t size;         /* bytes of the core file */
+	uint64_t size;	       /* bytes of the core file */
 	uint64_t stopped_us;   /* first PTRACE_INTERRUPT .. last PTRACE_DETACH */
 	uint64_t dumped_bytes; /* bytes of memory written (holes not counted) */
 	uint64_t copied_bytes; /* bytes of memory read from the target */
 	unsigned threads, mappings, segments;
-	bool in_ram;           /* copied into memory, written after the thaw */
-	bool write_failed;     /* the error came from writing out_fd */
+	bool in_ram;	   /* copied into memory, written after the thaw */
+	bool write_failed; /* the error came from writing out_fd */
 };
 
 /* Dumps o->pid into o->out_fd. 0, or -errno with a human text in err:

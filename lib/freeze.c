@@ -20,7 +20,7 @@
 #include "common/strbuf.h"
 #include "lib/procfs.h"
 
-#define PF_KTHREAD_FLAG    0x00200000u
+#define PF_KTHREAD_FLAG	   0x00200000u
 #define DEFAULT_DEADLINE   2000u
 #define XSTATE_PROBE_BYTES (64u << 10)
 /* A process adding threads faster than we can seize them would keep the
@@ -431,7 +431,7 @@ fail:
 
 bool pd_freeze_gone(struct pd_freeze *fz)
 {
-	struct pollfd p = { .fd = fz->pidfd, .events = POLLIN };
+	struct pollfd p = {.fd = fz->pidfd, .events = POLLIN};
 	bool live = false;
 
 	if (fz->pidfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
@@ -469,7 +469,7 @@ static int open_mem(struct pd_freeze *fz)
 
 ssize_t pd_freeze_read(struct pd_freeze *fz, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+	struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
 	ssize_t n = 0, m;
 	int err = EFAULT;
 
@@ -487,7 +487,8 @@ ssize_t pd_freeze_read(struct pd_freeze *fz, uint64_t addr, void *buf, size_t le
 	 * the mem file takes "negative" offsets for the top half. */
 	if (open_mem(fz) == 0) {
 		while ((size_t)n < len) {
-			m = pread(fz->memfd, (char *)buf + n, len - (size_t)n, (off_t)(addr + (uint64_t)n));
+			m = pread(fz->memfd, (char *)buf + n, len - (size_t)n,
+				  (off_t)(addr + (uint64_t)n));
 			if (m <= 0) {
 				if (m < 0 && errno == EINTR)
 					continue;

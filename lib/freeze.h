@@ -55,30 +55,30 @@
 
 struct pd_thread {
 	pid_t tid;
-	bool attached;   /* seized by us (internal bookkeeping) */
-	bool gone;       /* exited or a zombie: not part of the result */
-	bool stopped;    /* in a ptrace stop now (regs valid) */
+	bool attached;	 /* seized by us (internal bookkeeping) */
+	bool gone;	 /* exited or a zombie: not part of the result */
+	bool stopped;	 /* in a ptrace stop now (regs valid) */
 	int pending_sig; /* signal of a signal-delivery-stop, re-injected at thaw */
 	bool have_siginfo;
-	siginfo_t siginfo;           /* PTRACE_GETSIGINFO, when pending_sig */
-	struct user_regs_struct regs; /* NT_PRSTATUS */
+	siginfo_t siginfo;		  /* PTRACE_GETSIGINFO, when pending_sig */
+	struct user_regs_struct regs;	  /* NT_PRSTATUS */
 	struct user_fpregs_struct fpregs; /* NT_FPREGSET */
 	bool have_fpregs;
-	void *xstate;       /* NT_X86_XSTATE, malloc'd, or NULL */
+	void *xstate; /* NT_X86_XSTATE, malloc'd, or NULL */
 	size_t xstate_size;
 };
 
 struct pd_freeze {
 	pid_t pid;
 	uint64_t start_time; /* field 22 of stat, as found */
-	int pidfd;           /* pins the process; readable once it exited */
-	int procfd;          /* /proc/PID, O_DIRECTORY */
-	pid_t io_tid;        /* a live, stopped thread: used for /proc reads */
-	int memfd;           /* /proc/PID/task/IO_TID/mem, opened lazily */
+	int pidfd;	     /* pins the process; readable once it exited */
+	int procfd;	     /* /proc/PID, O_DIRECTORY */
+	pid_t io_tid;	     /* a live, stopped thread: used for /proc reads */
+	int memfd;	     /* /proc/PID/task/IO_TID/mem, opened lazily */
 	size_t n, alloc;     /* threads, sorted: leader first, then by tid */
 	struct pd_thread *threads;
 	uint64_t t_first_stop_ns; /* CLOCK_MONOTONIC at the first PTRACE_INTERRUPT */
-	uint64_t t_thawed_ns;     /* ... after the last PTRACE_DETACH */
+	uint64_t t_thawed_ns;	  /* ... after the last PTRACE_DETACH */
 	bool frozen;
 };
 

@@ -51,8 +51,8 @@ static unsigned vmflags(const char *l, size_t n)
 		char name[3];
 		unsigned bit;
 	} names[] = {
-		{ "dd", PD_VM_DD }, { "io", PD_VM_IO }, { "ht", PD_VM_HT },
-		{ "pf", PD_VM_PF }, { "sh", PD_VM_SH },
+		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT},
+		{"pf", PD_VM_PF}, {"sh", PD_VM_SH},
 	};
 	unsigned f = 0;
 
@@ -182,7 +182,7 @@ static int add_run(struct pd_runs *r, uint64_t addr, uint64_t len, uint64_t off)
 		r->v = nv;
 		r->alloc = na;
 	}
-	r->v[r->n++] = (struct pd_run){ addr, len, off };
+	r->v[r->n++] = (struct pd_run){addr, len, off};
 	r->bytes += len;
 	return 0;
 }
@@ -397,8 +397,8 @@ static void progress(struct pd_progress *pr, uint64_t n)
 	}
 }
 
-int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src,
-		  uint64_t *written, struct pd_progress *pr)
+int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src, uint64_t *written,
+		  struct pd_progress *pr)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
@@ -463,7 +463,8 @@ int pd_copy_direct(struct pd_copy *c, const struct pd_runs *runs, int fd, size_t
 
 			if (l > bufsize - bytes)
 				l = bufsize - bytes;
-			batch[nb++] = (struct pd_run){ runs->v[i].addr + skip, l, runs->v[i].off + skip };
+			batch[nb++] =
+				(struct pd_run){runs->v[i].addr + skip, l, runs->v[i].off + skip};
 			bytes += (size_t)l;
 			skip += l;
 			if (skip == runs->v[i].len) {

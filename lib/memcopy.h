@@ -40,7 +40,10 @@ struct pd_vmas {
 	struct pd_vma *v;
 	struct pd_maps maps; /* owns the pd_map entries and paths */
 };
-#define PD_VMAS_INIT { 0, NULL, PD_MAPS_INIT }
+#define PD_VMAS_INIT                                                                               \
+	{                                                                                          \
+		0, NULL, PD_MAPS_INIT                                                              \
+	}
 /* Parses smaps text (header lines as in maps, then "Key: value" lines).
  * 0, -EINVAL or -ENOMEM; on failure out is empty. */
 int pd_parse_smaps(const char *buf, size_t len, struct pd_vmas *out);
@@ -55,15 +58,18 @@ struct pd_runs {
 	struct pd_run *v;
 	uint64_t bytes; /* sum of len */
 };
-#define PD_RUNS_INIT { 0, 0, NULL, 0 }
+#define PD_RUNS_INIT                                                                               \
+	{                                                                                          \
+		0, 0, NULL, 0                                                                      \
+	}
 void pd_runs_release(struct pd_runs *r);
 
 struct pd_copy {
 	struct pd_freeze *fz; /* the frozen target (io_tid, procfd) */
-	int pagemapfd;        /* task/IO_TID/pagemap, opened lazily */
-	uint64_t *pm;         /* pagemap buffer */
+	int pagemapfd;	      /* task/IO_TID/pagemap, opened lazily */
+	uint64_t *pm;	      /* pagemap buffer */
 	size_t page;
-	uint64_t unreadable;  /* pages that read as zeros because they failed */
+	uint64_t unreadable; /* pages that read as zeros because they failed */
 };
 void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz);
 void pd_copy_release(struct pd_copy *c);
@@ -88,8 +94,8 @@ struct pd_progress {
 /* Writes the packed data of runs[0..n) (as pd_copy_read left it) at their
  * offsets in fd, leaving every all-zero page a hole. *written grows by the
  * bytes actually written. 0 or -errno of the failed write (-ENOSPC, ...). */
-int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src,
-		  uint64_t *written, struct pd_progress *pr);
+int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src, uint64_t *written,
+		  struct pd_progress *pr);
 
 /* Reads and writes runs through a bounded buffer (bufsize bytes): for when
  * the whole copy does not fit in memory. *written as above. 0 or -errno

@@ -52,12 +52,12 @@ static void on_usr2(int sig)
 
 /* Each parked function must stay a frame of its own: noinline, and the
  * asm after the loop keeps the call from becoming a tail call. */
-#define PARK(name)                                              \
-	__attribute__((noinline)) static void name(void)        \
-	{                                                       \
-		for (;;)                                        \
-			pause();                                \
-		__asm__ volatile("");                           \
+#define PARK(name)                                                                                 \
+	__attribute__((noinline)) static void name(void)                                           \
+	{                                                                                          \
+		for (;;)                                                                           \
+			pause();                                                                   \
+		__asm__ volatile("");                                                              \
 	}
 PARK(park_thread_0)
 PARK(park_thread_1)

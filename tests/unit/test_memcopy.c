@@ -33,7 +33,8 @@ static const char smaps_text[] =
 	"Anonymous:             8 kB\n"
 	"Swap:                  4 kB\n"
 	"VmFlags: rd wr mr mw me ac sd \n"
-	"7f0000000000-7f0000002000 r--p 00001000 fe:00 1234                       /usr/lib/libx.so (deleted)\n"
+	"7f0000000000-7f0000002000 r--p 00001000 fe:00 1234                       /usr/lib/libx.so "
+	"(deleted)\n"
 	"Rss:                   4 kB\n"
 	"Anonymous:            12 kB\n"
 	"VmFlags: rd mr mw me dd sd \n"
@@ -112,9 +113,9 @@ static void test_smaps_real_self(void **state)
  * an unmapped hole between two mapped pages. It inherits our addresses. */
 struct kid {
 	pid_t pid;
-	char *pattern;   /* 16 pages, page i filled with 'a' + i; page 3 zeros */
+	char *pattern;	 /* 16 pages, page i filled with 'a' + i; page 3 zeros */
 	char *untouched; /* 64 pages, never touched */
-	char *gap;       /* 3 pages: the middle one unmapped */
+	char *gap;	 /* 3 pages: the middle one unmapped */
 	size_t page;
 };
 
@@ -126,9 +127,10 @@ static void start_kid(struct kid *k)
 	k->page = (size_t)sysconf(_SC_PAGESIZE);
 	k->pattern = mmap(NULL, 16 * k->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			  -1, 0);
-	k->untouched = mmap(NULL, 64 * k->page, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	k->gap = mmap(NULL, 3 * k->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	k->untouched = mmap(NULL, 64 * k->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    -1, 0);
+	k->gap =
+		mmap(NULL, 3 * k->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(k->pattern != MAP_FAILED && k->untouched != MAP_FAILED && k->gap != MAP_FAILED);
 	for (size_t i = 0; i < 16; i++)
 		memset(k->pattern + i * k->page, i == 3 ? 0 : 'a' + (int)i, k->page);
@@ -274,10 +276,8 @@ static void test_freeze_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_smaps_parse),
-		cmocka_unit_test(test_smaps_every_prefix),
-		cmocka_unit_test(test_smaps_real_self),
-		cmocka_unit_test(test_copy_child),
+		cmocka_unit_test(test_smaps_parse),	cmocka_unit_test(test_smaps_every_prefix),
+		cmocka_unit_test(test_smaps_real_self), cmocka_unit_test(test_copy_child),
 		cmocka_unit_test(test_freeze_errors),
 	};
 
