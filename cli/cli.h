@@ -5,5 +5,7 @@
 
 int cmd_serve(int argc, char **argv);
 int cmd_genkey(int argc, char **argv);
+/* Internal (not in --help): the dump helper of docs/DUMPS.md. */
+int cmd_dump_helper(int argc, char **argv);
 
 #endif

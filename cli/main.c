@@ -36,6 +36,8 @@ int main(int argc, char **argv)
 		printf("procdiag %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "dump-helper")) /* internal: kept out of usage() */
+		return cmd_dump_helper(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

@@ -1,0 +1,66 @@
+/* The ELF core writer: freeze a process, decide what of its memory goes in
+ * the core, lay the core out the way the kernel's fs/binfmt_elf.c does, copy
+ * the memory while the target is stopped, resume it, write the file.
+ *
+ * Layout (all of it, and so the exact size, computed before a byte of data
+ * is written):
+ *   ELF header | PT_NOTE, PT_LOAD... | notes | pad to page | segment data
+ *   [| one section header when there are more than 65534 segments: PN_XNUM]
+ * One PT_LOAD per mapping in address order, never overlapping, page aligned,
+ * p_filesz 0 for a mapping left out. A mapping of which only pieces are
+ * dumped (a thread's stack from SP, pages around a PC) is split into several
+ * PT_LOADs, each starting with the data it holds and ending with p_memsz >
+ * p_filesz, as the kernel does for the first page of an ELF mapping.
+ * Notes in the kernel's order: the first thread's NT_PRSTATUS, NT_PRPSINFO,
+ * NT_SIGINFO, NT_AUXV, NT_FILE, its NT_FPREGSET and NT_X86_XSTATE, then for
+ * each other thread NT_PRSTATUS, NT_FPREGSET, NT_X86_XSTATE. The first
+ * thread is the thread-group leader (or the first live thread).
+ * docs/DUMPS.md ("Engine") says what each content bit puts in the core. */
+#ifndef PD_COREFILE_H
+#define PD_COREFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The content bits of lib/dumptype.h (CONTRACT §1), repeated here so that
+ * the engine builds on its own; identical definitions, so both headers may
+ * be included together. Mini (0) is always in. */
+#define PD_DC_FILE_DATA 0x1u /* written private file mappings (.data/.bss/GOT) */
+#define PD_DC_ANON	0x2u /* private anonymous memory (heap, anonymous mmaps) */
+#define PD_DC_SHARED	0x4u /* shared anonymous / shmem mappings */
+#define PD_DC_FULL	0x8u /* what the kernel dumps under coredump_filter */
+
+struct pd_core_opts {
+	pid_t pid;
+	uint64_t start_time;	       /* field 22 of stat; 0: do not check */
+	unsigned content;	       /* PD_DC_* bits */
+	unsigned deadline_ms;	       /* for every thread to stop; 0: 2000 */
+	uint64_t mem_budget;	       /* copy into RAM up to this many bytes while
+					  stopped; 0: half of MemAvailable */
+	int out_fd;		       /* seekable; receives the core from offset 0 */
+	unsigned test_frozen_sleep_ms; /* tests only: stay frozen this long */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+struct pd_core_result {
+	uint64_t size;	       /* bytes of the core file */
+	uint64_t stopped_us;   /* first PTRACE_INTERRUPT .. last PTRACE_DETACH */
+	uint64_t dumped_bytes; /* bytes of memory written (holes not counted) */
+	uint64_t copied_bytes; /* bytes of memory read from the target */
+	unsigned threads, mappings, segments;
+	bool in_ram;	   /* copied into memory, written after the thaw */
+	bool write_failed; /* the error came from writing out_fd */
+};
+
+/* Dumps o->pid into o->out_fd. 0, or -errno with a human text in err:
+ *   the errors of pd_freeze_open()/pd_freeze_stop() (lib/freeze.h),
+ *   -ESRCH also when the process exits during the dump,
+ *   res->write_failed with -ENOSPC/-EDQUOT/-EFBIG/-EIO... from out_fd.
+ * The target runs again when this returns, on every path. */
+int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char *err,
+		 size_t errlen);
+
+#endif

@@ -1,0 +1,488 @@
+#include "config.h"
+
+#include "lib/memcopy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/strbuf.h"
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_BATCH   8192u /* pagemap entries per pread (32 MiB of address space) */
+#define RV_IOV_MAX 1024u /* remote iovecs per process_vm_readv (UIO_MAXIOV) */
+/* Bytes per process_vm_readv: large enough that the syscall cost vanishes,
+ * small enough that a failing page costs little to locate. */
+#define RV_MAX_BYTES (256u << 20)
+
+/* ---- smaps ---------------------------------------------------------------- */
+
+static bool is_header(const char *l, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && ((l[i] >= '0' && l[i] <= '9') || (l[i] >= 'a' && l[i] <= 'f')))
+		i++;
+	return i > 0 && i < n && l[i] == '-';
+}
+
+/* "Key:   123 kB" -> bytes. */
+static uint64_t kb_value(const char *l, size_t n, size_t klen)
+{
+	uint64_t v = 0;
+	size_t i = klen;
+
+	while (i < n && l[i] == ' ')
+		i++;
+	while (i < n && l[i] >= '0' && l[i] <= '9' && v < (UINT64_MAX / 10240))
+		v = v * 10 + (uint64_t)(l[i++] - '0');
+	return v * 1024;
+}
+
+static unsigned vmflags(const char *l, size_t n)
+{
+	static const struct {
+		char name[3];
+		unsigned bit;
+	} names[] = {
+		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT},
+		{"pf", PD_VM_PF}, {"sh", PD_VM_SH},
+	};
+	unsigned f = 0;
+
+	/* "VmFlags: rd wr mr mw me ac sd " : two-letter words. */
+	for (size_t i = 8; i + 1 < n; i++) {
+		if (l[i] == ' ')
+			continue;
+		if (i + 2 <= n && (i + 2 == n || l[i + 2] == ' '))
+			for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+				if (l[i] == names[k].name[0] && l[i + 1] == names[k].name[1])
+					f |= names[k].bit;
+		while (i < n && l[i] != ' ')
+			i++;
+	}
+	return f;
+}
+
+#define KEY(l, n, k) ((n) > sizeof(k) - 1 && !memcmp((l), (k), sizeof(k) - 1))
+
+int pd_parse_smaps(const char *buf, size_t len, struct pd_vmas *out)
+{
+	struct strbuf hdr = STRBUF_INIT;
+	struct pd_vmas v = PD_VMAS_INIT;
+	size_t nhdr = 0, k = SIZE_MAX, alloc = 0;
+	const char *p = buf, *end = buf + len;
+	int rc = 0;
+
+	*out = v;
+	/* First pass: the header lines are maps lines; parse them with the
+	 * maps parser the project already has. */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n;
+
+		if (!nl)
+			return -EINVAL;
+		n = (size_t)(nl - p);
+		if (is_header(p, n)) {
+			if (strbuf_add(&hdr, p, n + 1) < 0) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			nhdr++;
+		}
+		p = nl + 1;
+	}
+	rc = pd_parse_maps(hdr.buf, hdr.len, &v.maps);
+	if (rc < 0)
+		goto out;
+	if (v.maps.n != nhdr) {
+		rc = -EINVAL;
+		goto out;
+	}
+	alloc = v.maps.n ? v.maps.n : 1;
+	v.v = calloc(alloc, sizeof(*v.v));
+	if (!v.v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	v.n = v.maps.n;
+	for (size_t i = 0; i < v.n; i++)
+		v.v[i].map = &v.maps.v[i];
+	/* Second pass: the fields of each mapping. */
+	for (p = buf; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)(nl - p);
+
+		if (is_header(p, n)) {
+			k = k == SIZE_MAX ? 0 : k + 1;
+		} else if (k < v.n) {
+			if (KEY(p, n, "Rss:"))
+				v.v[k].rss = kb_value(p, n, 4);
+			else if (KEY(p, n, "Swap:"))
+				v.v[k].swap = kb_value(p, n, 5);
+			else if (KEY(p, n, "Anonymous:"))
+				v.v[k].anonymous = kb_value(p, n, 10);
+			else if (KEY(p, n, "VmFlags:"))
+				v.v[k].vmflags = vmflags(p, n);
+		}
+		p = nl + 1;
+	}
+	*out = v;
+	v.v = NULL;
+	v.maps = (struct pd_maps)PD_MAPS_INIT;
+out:
+	strbuf_release(&hdr);
+	free(v.v);
+	pd_maps_release(&v.maps);
+	return rc;
+}
+
+void pd_vmas_release(struct pd_vmas *v)
+{
+	free(v->v);
+	pd_maps_release(&v->maps);
+	v->v = NULL;
+	v->n = 0;
+}
+
+/* ---- planning --------------------------------------------------------------- */
+
+void pd_runs_release(struct pd_runs *r)
+{
+	free(r->v);
+	*r = (struct pd_runs)PD_RUNS_INIT;
+}
+
+static int add_run(struct pd_runs *r, uint64_t addr, uint64_t len, uint64_t off)
+{
+	if (!len)
+		return 0;
+	if (r->n) {
+		struct pd_run *l = &r->v[r->n - 1];
+
+		if (l->addr + l->len == addr && l->off + l->len == off) {
+			l->len += len;
+			r->bytes += len;
+			return 0;
+		}
+	}
+	if (r->n == r->alloc) {
+		size_t na = r->alloc ? r->alloc * 2 : 256;
+		struct pd_run *nv = realloc(r->v, na * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		r->v = nv;
+		r->alloc = na;
+	}
+	r->v[r->n++] = (struct pd_run){addr, len, off};
+	r->bytes += len;
+	return 0;
+}
+
+void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz)
+{
+	memset(c, 0, sizeof(*c));
+	c->fz = fz;
+	c->pagemapfd = -1;
+	c->page = (size_t)sysconf(_SC_PAGESIZE);
+}
+
+void pd_copy_release(struct pd_copy *c)
+{
+	if (c->pagemapfd >= 0)
+		close(c->pagemapfd);
+	c->pagemapfd = -1;
+	free(c->pm);
+	c->pm = NULL;
+}
+
+static int open_pagemap(struct pd_copy *c)
+{
+	char path[48];
+
+	if (c->pagemapfd >= 0)
+		return 0;
+	if (!c->pm) {
+		c->pm = malloc(PM_BATCH * sizeof(*c->pm));
+		if (!c->pm)
+			return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "task/%d/pagemap", (int)c->fz->io_tid);
+	c->pagemapfd = openat(c->fz->procfd, path, O_RDONLY | O_CLOEXEC);
+	return c->pagemapfd < 0 ? -errno : 0;
+}
+
+int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, bool pagemap,
+		 struct pd_runs *runs)
+{
+	uint64_t page = c->page, npages = len / page;
+
+	if (!pagemap || open_pagemap(c) < 0)
+		return add_run(runs, addr, len, off); /* no pagemap: read it all */
+	for (uint64_t i = 0; i < npages;) {
+		size_t want = npages - i < PM_BATCH ? (size_t)(npages - i) : PM_BATCH;
+		uint64_t va = addr + i * page;
+		ssize_t got = pread(c->pagemapfd, c->pm, want * 8, (off_t)(va / page * 8));
+		size_t have;
+
+		if (got < 8) {
+			/* Cannot tell: read the rest and let zero pages become
+			 * holes afterwards. */
+			return add_run(runs, va, len - i * page, off + i * page);
+		}
+		have = (size_t)got / 8;
+		for (size_t j = 0; j < have; j++) {
+			if (!(c->pm[j] & (PM_PRESENT | PM_SWAPPED)))
+				continue;
+			if (add_run(runs, va + j * page, page, off + (i + j) * page) < 0)
+				return -ENOMEM;
+		}
+		i += have;
+	}
+	return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Reads what process_vm_readv could not at [addr, addr+len): /proc/PID/mem
+ * page by page, zeros for what fails. */
+static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
+{
+	while (len) {
+		size_t n = c->page - (size_t)(addr % c->page);
+		ssize_t got;
+
+		if (n > len)
+			n = len;
+		got = pd_freeze_read(c->fz, addr, dst, n);
+		if (got < 0)
+			got = 0;
+		if ((size_t)got < n) {
+			memset(dst + got, 0, n - (size_t)got);
+			c->unreadable++;
+		}
+		addr += n;
+		dst += n;
+		len -= n;
+	}
+}
+
+int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst)
+{
+	struct iovec remote[RV_IOV_MAX];
+	size_t i = 0;
+	uint64_t skip = 0; /* bytes of runs[i] already done */
+
+	while (i < n) {
+		struct iovec local;
+		size_t nr = 0, bytes = 0, first = i;
+		uint64_t first_skip = skip;
+		ssize_t got;
+
+		/* One batch: up to RV_IOV_MAX runs (the last maybe in part). */
+		for (size_t j = i; j < n && nr < RV_IOV_MAX && bytes < RV_MAX_BYTES; j++) {
+			uint64_t s = j == i ? skip : 0, l = runs[j].len - s;
+
+			if (l > RV_MAX_BYTES - bytes)
+				l = RV_MAX_BYTES - bytes;
+			remote[nr].iov_base = (void *)(uintptr_t)(runs[j].addr + s);
+			remote[nr].iov_len = (size_t)l;
+			nr++;
+			bytes += (size_t)l;
+		}
+		local.iov_base = dst;
+		local.iov_len = bytes;
+		got = process_vm_readv(c->fz->io_tid, &local, 1, remote, nr, 0);
+		if (got < 0)
+			got = 0;
+		/* Walk past what was read; at a failure read that page the slow
+		 * way and start the next batch after it. */
+		{
+			size_t left = (size_t)got, k = 0;
+
+			while (k < nr && left >= remote[k].iov_len) {
+				left -= remote[k].iov_len;
+				k++;
+			}
+			dst += got;
+			i = first;
+			skip = first_skip;
+			/* Advance (i, skip) by got bytes. */
+			{
+				uint64_t adv = (uint64_t)got;
+
+				while (adv) {
+					uint64_t rem = runs[i].len - skip;
+
+					if (adv >= rem) {
+						adv -= rem;
+						i++;
+						skip = 0;
+					} else {
+						skip += adv;
+						adv = 0;
+					}
+				}
+			}
+			if (k < nr) {
+				/* The byte at runs[i].addr + skip failed: one page
+				 * (or up to the page end) the slow way. */
+				uint64_t a = runs[i].addr + skip;
+				size_t l = c->page - (size_t)(a % c->page);
+
+				if (l > runs[i].len - skip)
+					l = (size_t)(runs[i].len - skip);
+				read_slow(c, a, l, dst);
+				dst += l;
+				skip += l;
+				if (skip == runs[i].len) {
+					i++;
+					skip = 0;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+int pd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, (off_t)off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static bool page_is_zero(const char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < len / 8; i += 4)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+			return false;
+	return true;
+}
+
+static void progress(struct pd_progress *pr, uint64_t n)
+{
+	if (!pr)
+		return;
+	pr->done += n;
+	if (pr->fn && (pr->done - pr->last >= (64u << 20) || pr->done == pr->total)) {
+		pr->last = pr->done;
+		pr->fn(pr->arg, pr->done, pr->total);
+	}
+}
+
+int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src, uint64_t *written,
+		  struct pd_progress *pr)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *p = src;
+		uint64_t len = runs[i].len, pos = 0, reported = 0;
+
+		while (pos < len) {
+			uint64_t s, e;
+			int rc;
+
+			if (pos - reported >= (16u << 20)) {
+				progress(pr, pos - reported);
+				reported = pos;
+			}
+
+			/* Skip zero pages, then gather the non-zero stretch. */
+			while (pos < len && page_is_zero(p + pos, page))
+				pos += page;
+			s = pos;
+			while (pos < len && pos - s < (16u << 20) && !page_is_zero(p + pos, page))
+				pos += page;
+			e = pos;
+			if (e > s) {
+				rc = pd_pwrite_all(fd, p + s, (size_t)(e - s), runs[i].off + s);
+				if (rc < 0)
+					return rc;
+				*written += e - s;
+			}
+		}
+		src += len;
+		progress(pr, len - reported);
+	}
+	return 0;
+}
+
+int pd_copy_direct(struct pd_copy *c, const struct pd_runs *runs, int fd, size_t bufsize,
+		   uint64_t *written, struct pd_progress *pr, bool *write_failed)
+{
+	struct pd_run *batch;
+	size_t maxb = 1024;
+	char *buf;
+	size_t i = 0;
+	uint64_t skip = 0;
+	int rc = 0;
+
+	*write_failed = false;
+	bufsize -= bufsize % c->page;
+	if (bufsize < c->page)
+		bufsize = c->page;
+	buf = malloc(bufsize);
+	batch = malloc(maxb * sizeof(*batch));
+	if (!buf || !batch) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (i < runs->n) {
+		size_t nb = 0, bytes = 0;
+
+		while (i < runs->n && nb < maxb && bytes < bufsize) {
+			uint64_t l = runs->v[i].len - skip;
+
+			if (l > bufsize - bytes)
+				l = bufsize - bytes;
+			batch[nb++] =
+				(struct pd_run){runs->v[i].addr + skip, l, runs->v[i].off + skip};
+			bytes += (size_t)l;
+			skip += l;
+			if (skip == runs->v[i].len) {
+				i++;
+				skip = 0;
+			}
+		}
+		rc = pd_copy_read(c, batch, nb, buf);
+		if (rc < 0)
+			goto out;
+		rc = pd_copy_write(fd, batch, nb, buf, written, pr);
+		if (rc < 0) {
+			*write_failed = true;
+			goto out;
+		}
+	}
+out:
+	free(buf);
+	free(batch);
+	return rc;
+}

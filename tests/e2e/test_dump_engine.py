@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""The dump engine through `procdiag dump-helper`, run directly with fds this
+test opens (CONTRACT.md section 2), judged by gdb -batch, eu-stack,
+eu-readelf and gcore, against tests/targets/dumptarget."""
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+DUMPTARGET = os.path.join(h.BUILDDIR, "tests", "targets", "dumptarget")
+NTHREADS = 4
+PAGE = os.sysconf("SC_PAGE_SIZE")
+_tmp = None
+
+
+def tmpdir():
+    global _tmp
+    if _tmp is None:
+        base = os.path.join(h.BUILDDIR, "_test")
+        os.makedirs(base, exist_ok=True)
+        _tmp = tempfile.mkdtemp(prefix="dump-engine-", dir=base)
+    return _tmp
+
+
+_kept = []
+
+
+def _kill_kept():
+    for p in _kept:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_kill_kept)
+
+
+class DumpTarget:
+    """tests/targets/dumptarget. keep=True: it outlives the test that starts
+    it (the harness kills spawn()ed processes after each test), until
+    test_zzz_cleanup or exit."""
+
+    def __init__(self, *args, settle=True, keep=False):
+        if not os.access(DUMPTARGET, os.X_OK):
+            raise AssertionError("%s is not built (make check builds it)" % DUMPTARGET)
+        argv = [DUMPTARGET] + [str(a) for a in args]
+        if keep:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         start_new_session=True)
+            _kept.append(self.proc)
+        else:
+            self.proc = h.spawn(argv)
+        line = h.read_line(self.proc)
+        m = re.match(r"ready (\d+) global=(0x[0-9a-f]+) heap=(0x[0-9a-f]+) pattern=(\S+)", line)
+        assert m, "dumptarget said %r" % line
+        self.pid = int(m.group(1))
+        self.global_addr = int(m.group(2), 16)
+        self.heap_addr = int(m.group(3), 16)
+        self.pattern = m.group(4)
+        self.starttime = h.proc_stat(self.pid)["starttime"]
+        if settle:
+            h.settle(self.pid)
+
+    def tids(self):
+        return sorted(int(t) for t in os.listdir("/proc/%d/task" % self.pid))
+
+
+def task_states(pid):
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[int(tid)] = data[data.rindex(b")") + 2:][:1].decode()
+    return out
+
+
+def none_traced_stopped(pid):
+    return all(s != "t" for s in task_states(pid).values())
+
+
+def assert_running(pid, within=1.0):
+    h.wait_until(lambda: none_traced_stopped(pid), within,
+                 "pid %d to run again (states %s)" % (pid, task_states(pid)))
+
+
+class Helper:
+    """One `procdiag dump-helper` run: .rc, .events (parsed JSON lines),
+    .final, .path (the core), .stderr."""
+
+    def __init__(self, pid, content=0, start_time=0, env=None, extra=(), name=None):
+        self.path = os.path.join(tmpdir(), name or "core.%d.%d" % (pid, content))
+        out = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        argv = [h.PROCDIAG, "dump-helper", "--pid", str(pid), "--start-time", str(start_time),
+                "--content", str(content), "--out-fd", str(out), "--status-fd", str(w)]
+        argv += list(extra)
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(argv, pass_fds=(out, w), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        os.close(out)
+        os.close(w)
+        self.r = r
+        self.t0 = time.monotonic()
+
+    def finish(self, timeout=60):
+        import json
+        data = b""
+        with os.fdopen(self.r, "rb") as f:
+            data = f.read()
+        self.rc = self.proc.wait(timeout=timeout)
+        self.wall = time.monotonic() - self.t0
+        self.stderr = self.proc.stderr.read().decode("utf-8", "replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        assert data.endswith(b"\n") or not data, "status not newline-terminated: %r" % data
+        self.events = [json.loads(x) for x in data.decode().splitlines()]
+        finals = [e for e in self.events if e["event"] in ("done", "error")]
+        assert len(finals) == 1 and self.events[-1] is finals[0], \
+            "want exactly one final event, last: %r" % self.events
+        for e in self.events[:-1]:
+            assert e["event"] == "progress" and 0 <= e["done"] <= e["total"], e
+        self.final = finals[0]
+        return self
+
+
+def dump(pid, content=0, **kw):
+    hp = Helper(pid, content, **kw).finish()
+    assert hp.rc == 0 and hp.final["event"] == "done", \
+        "helper rc %s: %r %s" % (hp.rc, hp.final, hp.stderr)
+    st = os.stat(hp.path)
+    assert st.st_size == hp.final["size"], "file %d bytes, helper said %d" % (
+        st.st_size, hp.final["size"])
+    return hp
+
+
+def gdb(core, *cmds, exe=DUMPTARGET):
+    argv = ["gdb", "-nx", "-batch", "-ex", "set auto-load safe-path /"]
+    for c in cmds:
+        argv += ["-ex", c]
+    argv += [exe, core]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    return r.stdout.decode("utf-8", "replace")
+
+
+def bt_by_lwp(text):
+    """{lwp: [function names of its backtrace]} from `thread apply all bt`."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r"Thread \d+ \(.*?LWP (\d+)\)", line)
+        if m:
+            cur = int(m.group(1))
+            out[cur] = []
+            continue
+        m = re.match(r"#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(", line)
+        if m and cur is not None:
+            out[cur].append(m.group(2))
+    return out
+
+
+def pcs_by_lwp(text):
+    """{lwp: pc} from `info threads`."""
+    return {int(m.group(1)): int(m.group(2), 16) for m in
+            re.finditer(r"LWP (\d+)\)?\s+(0x[0-9a-f]+) in ", text)}
+
+
+def expected_functions():
+    return ["park_main"] + ["park_thread_%d" % i for i in range(NTHREADS)]
+
+
+# --------------------------------------------------------------------------
+
+_mini = {}
+
+
+def mini_of_shared_target():
+    """One target and its mini dump, shared by the first tests."""
+    if not _mini:
+        t = DumpTarget("threads", NTHREADS, keep=True)
+        hp = dump(t.pid, 0, start_time=t.starttime)
+        _mini.update(target=t, helper=hp)
+    return _mini["target"], _mini["helper"]
+
+
+def test_mini_gdb_shows_every_thread_and_function():
+    t, hp = mini_of_shared_target()
+    assert hp.final["threads"] == NTHREADS + 1, hp.final
+    assert hp.final["stopped_us"] > 0, hp.final
+    assert_running(t.pid)
+    out = gdb(hp.path, "info threads", "thread apply all bt")
+    bts = bt_by_lwp(out)
+    assert sorted(bts) == t.tids(), "gdb threads %s, target %s\n%s" % (sorted(bts), t.tids(), out)
+    for fn in expected_functions():
+        assert sum(fn in frames for frames in bts.values()) == 1, "%s not in one bt:\n%s" % (
+            fn, out)
+    # libthread_db worked on the mini core: threads are "Thread 0x... (LWP n)".
+    assert len(re.findall(r"Thread 0x[0-9a-f]+ \(LWP \d+\)", out)) >= NTHREADS + 1, out
+    # Shared libraries were found through the link_map chain.
+    libs = gdb(hp.path, "info sharedlibrary")
+    assert re.search(r"0x[0-9a-f]+\s+0x[0-9a-f]+\s+Yes.*libc\.so\.6", libs), libs
+
+
+def test_mini_eu_stack_agrees():
+    t, hp = mini_of_shared_target()
+    r = subprocess.run(["eu-stack", "--core", hp.path, "-e", DUMPTARGET],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    out = r.stdout.decode("utf-8", "replace")
+    tids = sorted(int(x) for x in re.findall(r"^TID (\d+):", out, re.M))
+    assert tids == t.tids(), out
+    for fn in expected_functions():
+        assert re.search(r"^#\d+\s+0x[0-9a-f]+ %s$" % fn, out, re.M), "%s missing:\n%s" % (fn, out)
+
+
+def test_notes_in_kernel_order():
+    t, hp = mini_of_shared_target()
+    out = subprocess.run(["eu-readelf", "-n", hp.path], stdout=subprocess.PIPE,
+                         timeout=60).stdout.decode()
+    notes = re.findall(r"^\s+(CORE|LINUX)\s+\d+\s+(\S+)", out, re.M)
+    names = [n for _, n in notes]
+    first = ["PRSTATUS", "PRPSINFO", "SIGINFO", "AUXV", "FILE", "FPREGSET", "X86_XSTATE"]
+    assert names[:7] == first, names
+    assert names[7:] == ["PRSTATUS", "FPREGSET", "X86_XSTATE"] * NTHREADS, names
+    assert ("LINUX", "X86_XSTATE") in notes
+    # The first PRSTATUS is the leader's.
+    m = re.search(r"PRSTATUS.*?\n.*?pid: (\d+)", out, re.S)
+    assert m and int(m.group(1)) == t.pid, out[:2000]
+    assert os.path.realpath(DUMPTARGET) in out  # NT_FILE names the executable
+
+
+def test_layout_like_the_kernel():
+    t, hp = mini_of_shared_target()
+    out = subprocess.run(["eu-readelf", "-h", "-l", hp.path], stdout=subprocess.PIPE,
+                         timeout=60).stdout.decode()
+    assert re.search(r"Type:\s+CORE", out), out
+    segs = re.findall(r"^\s+(NOTE|LOAD)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+"
+                      r"(0x[0-9a-f]+)\s+(0x[0-9a-f]+)", out, re.M)
+    assert segs and segs[0][0] == "NOTE", out
+    loads = [tuple(int(x, 16) for x in s[1:]) for s in segs if s[0] == "LOAD"]
+    prev_end, prev_off = 0, 0
+    for off, vaddr, filesz, memsz in loads:
+        assert vaddr % PAGE == 0 and memsz % PAGE == 0 and off % PAGE == 0, (off, vaddr)
+        assert vaddr >= prev_end, "overlap or disorder at %#x" % vaddr
+        assert filesz <= memsz and off >= prev_off
+        prev_end, prev_off = vaddr + memsz, off + filesz
+    assert prev_off == hp.final["size"], (prev_off, hp.final["size"])
+    # Every mapping of the target is covered by PT_LOADs, address for address.
+    with open("/proc/%d/maps" % t.pid) as f:
+        maps = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in f]
+    covered = set()
+    for off, vaddr, filesz, memsz in loads:
+        covered.add(vaddr)
+    for start, end in maps:
+        assert start in covered, "mapping %#x-%#x has no PT_LOAD" % (start, end)
+
+
+def test_mini_is_small_and_full_is_sparse():
+    t, hp = mini_of_shared_target()
+    full = dump(t.pid, 8, start_time=t.starttime)
+    mini_size = hp.final["size"]
+    assert mini_size < 2 << 20, "mini is %d bytes" % mini_size
+    assert full.final["size"] > mini_size
+    # The untouched parts of the thread stacks are holes in the file.
+    st = os.stat(full.path)
+    assert st.st_blocks * 512 < st.st_size / 4, (st.st_blocks * 512, st.st_size)
+    assert full.final["dumped_bytes"] <= full.final["size"]
+
+
+def gdb_string(core, addr):
+    out = gdb(core, "x/s %#x" % addr)
+    m = re.search(r"0x[0-9a-f]+(?: <\w+>)?:\s+(\".*)", out)
+    return m.group(1) if m else out
+
+
+def test_content_file_data_prints_the_global():
+    t, hp = mini_of_shared_target()
+    want = "PDGLOBAL-%d" % t.pid
+    one = dump(t.pid, 1, start_time=t.starttime)
+    assert want in gdb(one.path, "print pd_global"), gdb(one.path, "print pd_global")
+    assert want not in gdb(hp.path, "print pd_global")
+
+
+def test_content_anon_and_full_print_the_heap():
+    t, hp = mini_of_shared_target()
+    for content in (2, 8):
+        d = dump(t.pid, content, start_time=t.starttime)
+        s = gdb_string(d.path, t.heap_addr)
+        assert s.startswith('"' + t.pattern), "content %d: %s" % (content, s)
+    assert t.pattern not in gdb_string(hp.path, t.heap_addr)
+    one = dump(t.pid, 1, start_time=t.starttime, name="core.heap1")
+    assert t.pattern not in gdb_string(one.path, t.heap_addr)
+
+
+def test_gcore_agrees():
+    t, hp = mini_of_shared_target()
+    prefix = os.path.join(tmpdir(), "gcore")
+    r = subprocess.run(["gcore", "-o", prefix, str(t.pid)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    gc = "%s.%d" % (prefix, t.pid)
+    assert r.returncode == 0 and os.path.exists(gc), r.stdout
+    assert_running(t.pid)
+    ours = gdb(hp.path, "info threads", "thread apply all bt")
+    theirs = gdb(gc, "info threads", "thread apply all bt")
+    a, b = pcs_by_lwp(ours), pcs_by_lwp(theirs)
+    assert sorted(a) == sorted(b) and len(a) == NTHREADS + 1, (a, b)
+    ba, bb = bt_by_lwp(ours), bt_by_lwp(theirs)
+    for lwp in a:
+        if "park_thread_1" in ba[lwp]:
+            assert a[lwp] == b[lwp], "pc %#x vs gcore %#x" % (a[lwp], b[lwp])
+            assert ba[lwp] == bb[lwp], (ba[lwp], bb[lwp])
+            break
+    else:
+        raise AssertionError("no thread in park_thread_1:\n" + ours)
+
+
+def test_start_time_mismatch_is_gone():
+    t, _ = mini_of_shared_target()
+    hp = Helper(t.pid, 0, start_time=t.starttime + 1).finish()
+    assert hp.rc == 1 and hp.final["error"] == "gone", hp.final
+    assert os.path.getsize(hp.path) == 0
+
+
+def test_bad_arguments():
+    r = subprocess.run([h.PROCDIAG, "dump-helper", "--pid", "1"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    assert r.returncode == 2 and b"usage" in r.stderr, r
+    r = subprocess.run([h.PROCDIAG, "--help"], stdout=subprocess.PIPE, timeout=10)
+    assert b"dump-helper" not in r.stdout, "dump-helper is internal"
+
+
+def test_zombie_is_refused():
+    t = h.target("zombie")
+    assert t.zombie and h.proc_stat(t.zombie)["state"] == "Z"
+    hp = Helper(t.zombie, 0).finish()
+    assert hp.rc == 1 and hp.final["error"] == "zombie", hp.final
+
+
+def test_kernel_thread_is_refused():
+    assert h.is_kernel_thread(2), "pid 2 is not kthreadd here"
+    hp = Helper(2, 0).finish()
+    assert hp.rc == 1 and hp.final["error"] == "kernel_thread", hp.final
+
+
+def test_target_killed_during_freeze_is_gone():
+    t = DumpTarget("threads", 2)
+    hp = Helper(t.pid, 0, env={"PD_TEST_FROZEN_SLEEP_MS": "1500"})
+    h.wait_until(lambda: "t" in task_states(t.pid).values(), 5, "the freeze")
+    os.kill(t.pid, signal.SIGKILL)
+    hp.finish()
+    assert hp.rc == 1 and hp.final["error"] == "gone", hp.final
+    assert hp.wall < 10
+
+
+def test_helper_killed_during_freeze_leaves_target_running():
+    t = DumpTarget("threads", NTHREADS)
+    hp = Helper(t.pid, 0, env={"PD_TEST_FROZEN_SLEEP_MS": "30000"})
+    h.wait_until(lambda: set(task_states(t.pid).values()) == {"t"}, 5, "every thread stopped")
+    hp.proc.kill()
+    t0 = time.monotonic()
+    hp.proc.wait(timeout=5)
+    assert_running(t.pid, within=1.0)
+    diag_s = time.monotonic() - t0
+    assert diag_s < 1.0, diag_s
+    assert h.alive(t.pid, t.starttime)
+    os.close(hp.r)
+    # Nothing of the dead tracer sticks: a new dump works.
+    dump(t.pid, 0, start_time=t.starttime, name="core.after-kill")
+
+
+def test_signal_sent_during_freeze_is_delivered():
+    t = DumpTarget("threads", 1)
+    hp = Helper(t.pid, 0, env={"PD_TEST_FROZEN_SLEEP_MS": "500"})
+    h.wait_until(lambda: set(task_states(t.pid).values()) == {"t"}, 5, "every thread stopped")
+    os.kill(t.pid, signal.SIGUSR1)
+    hp.finish()
+    assert hp.rc == 0, hp.final
+    assert_running(t.pid)
+    os.kill(t.pid, signal.SIGUSR2)
+    assert h.read_line(t.proc).strip() == "usr1 1"
+
+
+def test_churning_target_never_left_stopped():
+    t = DumpTarget("threads", 2, "churn", settle=False)
+    for i in range(8):
+        hp = dump(t.pid, 0, start_time=t.starttime, name="core.churn")
+        assert hp.final["threads"] >= 4, hp.final  # main, 2 parked, churn (+ short-lived)
+        assert_running(t.pid)
+    out = gdb(hp.path, "thread apply all bt")
+    for fn in ("park_main", "park_thread_0", "park_thread_1"):
+        assert fn in out, out
+
+
+def test_zombie_leader_dumped_through_a_live_thread():
+    t = DumpTarget("threads", 2, "zombie-leader", settle=False)
+    h.wait_until(lambda: h.proc_stat(t.pid)["state"] == "Z", 5, "the leader to exit")
+    hp = dump(t.pid, 0, start_time=t.starttime)
+    assert hp.final["threads"] == 2, hp.final
+    out = gdb(hp.path, "thread apply all bt")
+    assert "park_thread_0" in out and "park_thread_1" in out, out
+    assert_running(t.pid)
+
+
+def test_thread_that_never_stops_times_out_cleanly():
+    t = DumpTarget("threads", 2, "vfork", settle=False)
+    # The vfork parent thread sleeps uninterruptibly ("D").
+    h.wait_until(lambda: "D" in task_states(t.pid).values(), 5, "a D-state thread")
+    hp = Helper(t.pid, 0, extra=("--deadline-ms", "300")).finish()
+    assert hp.rc == 1 and hp.final["error"] == "timeout", hp.final
+    assert hp.wall < 5, hp.wall
+    assert_running(t.pid)
+
+
+def test_helper_dumps_its_own_parent():
+    """The responder dumping itself runs the helper on its parent: here the
+    parent is this test process."""
+    hp = dump(os.getpid(), 0, name="core.parent")
+    assert hp.final["threads"] >= 1, hp.final
+    out = gdb(hp.path, "info threads", exe=sys.executable)
+    assert "LWP %d" % os.getpid() in out, out
+    assert none_traced_stopped(os.getpid())
+
+
+def test_zzz_cleanup():
+    _kill_kept()
+    if _tmp:
+        shutil.rmtree(_tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    h.main(globals())
