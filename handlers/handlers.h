@@ -3,7 +3,9 @@
 #ifndef PD_HANDLERS_H
 #define PD_HANDLERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "fcgi/route.h"
 
@@ -33,5 +35,26 @@ int h_environment(struct pd_req *r);
  * and returns -1; else 0 with p open (caller closes it). */
 struct pd_proc;
 int pd_h_open_process(struct pd_req *r, struct pd_proc *p);
+
+/* processes.c: which processes a list shows. The site's: those of the
+ * responder's uid and of the site process's uid (pd_h_site_uid); with
+ * all, every process in scope. */
+struct pd_context;
+struct pd_proc_entry;
+struct pd_snapshot;
+bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t site_uid,
+		 const struct pd_proc_entry *e);
+uid_t pd_h_site_uid(const struct pd_context *ctx, const struct pd_snapshot *snap);
+
+/* monitor.c: dotnet-monitor's process selection by the query parameters
+ * pid, uid and name (none: the site process, id 0). At most one process may
+ * match: none is a 404, several a 400 naming them. On failure it has already
+ * answered and returns -1; else 0 with p open (caller closes it). */
+int pd_h_select_process(struct pd_req *r, struct pd_proc *p);
+/* monitor.c: the dotnet-monitor-style routes */
+int h_mon_processes(struct pd_req *r);
+int h_mon_process(struct pd_req *r);
+int h_mon_env(struct pd_req *r);
+int h_mon_info(struct pd_req *r);
 
 #endif

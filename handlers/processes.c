@@ -176,6 +176,24 @@ static void list_cache_put(const char *key, const struct strbuf *ids, const char
 	free(old.body);
 }
 
+bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t site_uid,
+		 const struct pd_proc_entry *e)
+{
+	if (!pd_scope_has(&ctx->config->scope, e->uid))
+		return false;
+	return all || e->uid == self_uid || e->uid == site_uid;
+}
+
+uid_t pd_h_site_uid(const struct pd_context *ctx, const struct pd_snapshot *snap)
+{
+	const struct pd_proc_entry *se;
+	int site_pid;
+
+	if (pd_context_site_pid(ctx, &site_pid) == 0 && (se = pd_snapshot_find(snap, site_pid)))
+		return se->uid;
+	return getuid();
+}
+
 /* The listed entries of snap (pointers into it), sorted as the list is;
  * and, in ids, their pid, uid and comm in pid order. */
 static struct list_item *select_items(struct pd_req *r, const struct pd_snapshot *snap, bool all,
@@ -191,9 +209,7 @@ static struct list_item *select_items(struct pd_req *r, const struct pd_snapshot
 	for (size_t i = 0; i < snap->n; i++) {
 		const struct pd_proc_entry *e = &snap->procs[i];
 
-		if (!pd_scope_has(&ctx->config->scope, e->uid))
-			continue;
-		if (!all && e->uid != self_uid && e->uid != site_uid)
+		if (!pd_h_listed(ctx, all, self_uid, site_uid, e))
 			continue;
 		/* Binary, fixed-width pid, uid and length, then the comm: compared
 		 * with memcmp only, and far cheaper than printf for 200 entries. */
@@ -244,19 +260,15 @@ int h_process_list(struct pd_req *r)
 	size_t len = 0, n = 0;
 	bool all, hit = false;
 	uid_t self_uid = getuid(), site_uid = self_uid;
-	int site_pid, rc;
+	int rc;
 
 	if (parse_all_users(r, &all) < 0)
 		return 0;
 	rc = pd_snapshot_get_within((int64_t)ctx->config->list_max_age_ms * 1000000, &snap);
 	if (rc < 0)
 		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
-	if (!all && pd_context_site_pid(ctx, &site_pid) == 0) {
-		const struct pd_proc_entry *se = pd_snapshot_find(snap, site_pid);
-
-		if (se)
-			site_uid = se->uid;
-	}
+	if (!all)
+		site_uid = pd_h_site_uid(ctx, snap);
 	if (strbuf_addf(&key, "%s%s %d %u", pd_req_origin(r), pd_req_base(r), all,
 			(unsigned)site_uid) < 0)
 		goto oom;

@@ -20,6 +20,12 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/modules",               h_module_list,    0),
 	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
+
+	/* dotnet-monitor's routes: the process is chosen by ?pid=&uid=&name=. */
+	{ "GET", "", "/processes", h_mon_processes, 0 },
+	{ "GET", "", "/process",   h_mon_process,   0 },
+	{ "GET", "", "/env",       h_mon_env,       0 },
+	{ "GET", "", "/info",      h_mon_info,      0 },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

@@ -1,0 +1,320 @@
+/* The dotnet-monitor-style routes: GET /processes, /process, /env, /info
+ * (and the selection that /dump and /stacks share). Their field names are
+ * dotnet-monitor's (camelCase); their errors are this API's: no match is a
+ * 404 and an ambiguous name a 400 naming the candidates, where dotnet-monitor
+ * answers 400 for both. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/numparse.h"
+#include "common/strbuf.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "handlers/jsonout.h"
+#include "handlers/procjson.h"
+#include "lib/instance.h"
+#include "lib/proc.h"
+#include "lib/snapshot.h"
+
+static const struct pd_context *ctx_of(struct pd_req *r)
+{
+	return pd_req_app(r);
+}
+
+/* .NET's names for the machine (RuntimeInformation.ProcessArchitecture). */
+static const char *architecture(void)
+{
+	static const struct {
+		const char *uname, *dotnet;
+	} names[] = {
+		{ "x86_64", "x64" }, { "aarch64", "arm64" }, { "i686", "x86" }, { "i386", "x86" },
+		{ "armv7l", "arm" }, { "s390x", "s390x" }, { "ppc64le", "ppc64le" },
+		{ "riscv64", "riscv64" }, { "loongarch64", "loongarch64" },
+	};
+	static __thread char other[65];
+	struct utsname u;
+
+	if (uname(&u) < 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(u.machine, names[i].uname))
+			return names[i].dotnet;
+	snprintf(other, sizeof(other), "%s", u.machine);
+	return other;
+}
+
+static json_t *uid_json(int pid, uint64_t starttime)
+{
+	char uid[PD_UID_LEN + 1];
+
+	pd_instance_uid(pid, starttime, uid);
+	return json_string(uid);
+}
+
+static int site_pid_or_zero(const struct pd_context *ctx)
+{
+	int pid;
+
+	return pd_context_site_pid(ctx, &pid) == 0 ? pid : 0;
+}
+
+static bool name_is(const struct pd_proc_entry *e, const char *name)
+{
+	return strlen(name) == e->comm_len && !memcmp(e->comm, name, e->comm_len);
+}
+
+/* A process chosen by pid (and checked against uid and name when given). */
+static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, const char *name,
+			 struct pd_proc *p)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	char have[PD_UID_LEN + 1];
+	int pid, rc;
+
+	if (parse_pid(spid, strlen(spid), &pid) < 0 || pid == 0)
+		return pd_resp_problem(r, 400, "pid", "pid must be a process id (1 to 4194304), not '%s'.",
+				       spid),
+		       -1;
+	rc = pd_proc_open(pid, p);
+	if (rc == 0 && !pd_scope_has(&ctx->config->scope, p->uid)) {
+		pd_proc_close(p);
+		rc = -ESRCH;
+	}
+	if (rc == -ENOMEM)
+		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
+	if (rc < 0)
+		return pd_resp_problem(r, 404, "pid", "No process has pid %d.", pid), -1;
+	if (uid) {
+		pd_instance_uid(p->pid, p->stat.starttime, have);
+		if (strcasecmp(uid, have)) {
+			pd_proc_close(p);
+			return pd_resp_problem(r, 404, "uid",
+					       "Process %d is not the instance with uid %s.", pid, uid),
+			       -1;
+		}
+	}
+	if (name && (strlen(name) != p->stat.comm_len ||
+		     memcmp(name, p->stat.comm, p->stat.comm_len))) {
+		pd_proc_close(p);
+		return pd_resp_problem(r, 404, "name", "Process %d is not named '%s'.", pid, name), -1;
+	}
+	return 0;
+}
+
+int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	const char *spid = pd_req_query(r, "pid"), *uid = pd_req_query(r, "uid");
+	const char *name = pd_req_query(r, "name");
+	const char *param = uid ? "uid" : "name";
+	struct pd_snapshot *snap = NULL;
+	struct strbuf pids = STRBUF_INIT;
+	json_t *list;
+	size_t n = 0;
+	int found = 0, rc;
+
+	if (spid && !*spid)
+		spid = NULL;
+	if (uid && !*uid)
+		uid = NULL;
+	if (name && !*name)
+		name = NULL;
+	if (uid && !pd_instance_uid_valid(uid))
+		return pd_resp_problem(r, 400, "uid",
+				       "uid must be a process instance id as /processes gives it "
+				       "(8-4-4-4-12 hex digits), not '%s'.",
+				       uid),
+		       -1;
+	if (spid)
+		return select_by_pid(r, spid, uid, name, p);
+	if (!uid && !name) {
+		int site = site_pid_or_zero(ctx);
+
+		if (!site)
+			return pd_resp_problem(r, 404, NULL,
+					       "No process given (pid, uid or name), and the site "
+					       "process (site_pid_file) is not running."),
+			       -1;
+		rc = pd_proc_open(site, p);
+		if (rc == 0 && pd_scope_has(&ctx->config->scope, p->uid))
+			return 0;
+		if (rc == 0)
+			pd_proc_close(p);
+		return pd_resp_problem(r, 404, NULL, "The site process %d is not running.", site), -1;
+	}
+
+	/* By uid or name: every process in scope is a candidate. */
+	rc = pd_snapshot_get(&snap);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc)), -1;
+	list = json_array();
+	for (size_t i = 0; list && i < snap->n; i++) {
+		const struct pd_proc_entry *e = &snap->procs[i];
+		char have[PD_UID_LEN + 1];
+
+		if (!pd_scope_has(&ctx->config->scope, e->uid))
+			continue;
+		if (name && !name_is(e, name))
+			continue;
+		if (uid) {
+			pd_instance_uid(e->pid, e->starttime, have);
+			if (strcasecmp(uid, have))
+				continue;
+		}
+		found = e->pid;
+		n++;
+		json_array_append_new(list, json_integer(e->pid));
+		strbuf_addf(&pids, "%s%d", n > 1 ? ", " : "", e->pid);
+	}
+	pd_snapshot_unref(snap);
+	if (!list) {
+		strbuf_release(&pids);
+		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
+	}
+	if (n == 0) {
+		json_decref(list);
+		strbuf_release(&pids);
+		if (uid)
+			return pd_resp_problem(r, 404, "uid", "No process has uid %s.", uid), -1;
+		return pd_resp_problem(r, 404, "name", "No process is named '%s'.", name), -1;
+	}
+	if (n > 1) {
+		/* Only a name can match several. */
+		pd_resp_problem_ext(r, 400, param, json_pack("{s:o}", "pids", list),
+				    "%zu processes are named '%s' (pids %s): choose one with pid or uid.",
+				    n, name, pids.buf);
+		strbuf_release(&pids);
+		return -1;
+	}
+	json_decref(list);
+	strbuf_release(&pids);
+	rc = pd_proc_open(found, p);
+	if (rc < 0)
+		return pd_resp_problem(r, 404, param, "Process %d exited.", found), -1;
+	return 0;
+}
+
+int h_mon_processes(struct pd_req *r)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	struct pd_snapshot *snap = NULL;
+	uid_t self_uid = getuid(), site_uid;
+	int site = site_pid_or_zero(ctx), rc;
+	json_t *arr;
+
+	rc = pd_snapshot_get(&snap);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
+	site_uid = pd_h_site_uid(ctx, snap);
+	arr = json_array();
+	for (size_t i = 0; arr && i < snap->n; i++) {
+		const struct pd_proc_entry *e = &snap->procs[i];
+		json_t *o;
+
+		if (!pd_h_listed(ctx, false, self_uid, site_uid, e))
+			continue;
+		o = json_pack("{s:i, s:o, s:o, s:b}", "pid", e->pid, "uid",
+			      uid_json(e->pid, e->starttime), "name",
+			      pd_json_bytes(e->comm, e->comm_len), "isDefault", e->pid == site);
+		if (!o || json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	pd_snapshot_unref(snap);
+	if (!arr)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, arr);
+}
+
+static json_t *command_line(struct pd_proc *p)
+{
+	struct pd_strv sv = PD_STRV_INIT;
+	struct strbuf sb = STRBUF_INIT;
+	json_t *j = NULL;
+
+	if (pd_proc_cmdline(p, &sv) == 0 && sv.n > 0) {
+		bool ok = true;
+
+		for (size_t i = 0; ok && i < sv.n; i++)
+			ok = !(i && strbuf_addch(&sb, ' ') < 0) && strbuf_add(&sb, sv.v[i], sv.len[i]) == 0;
+		if (ok)
+			j = pd_json_bytes(sb.buf, sb.len);
+	}
+	pd_strv_release(&sv);
+	strbuf_release(&sb);
+	return j ? j : json_null();
+}
+
+int h_mon_process(struct pd_req *r)
+{
+	struct pd_proc p;
+	const char *arch = architecture();
+	json_t *o;
+
+	if (pd_h_select_process(r, &p) < 0)
+		return 0;
+	o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
+		      uid_json(p.pid, p.stat.starttime), "name",
+		      pd_json_bytes(p.stat.comm, p.stat.comm_len), "commandLine", command_line(&p),
+		      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch));
+	pd_proc_close(&p);
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, o);
+}
+
+int h_mon_env(struct pd_req *r)
+{
+	struct pd_strv env = PD_STRV_INIT;
+	struct pd_proc p;
+	json_t *o;
+	int rc, pid;
+
+	if (pd_h_select_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	rc = pd_proc_environ(&p, &env);
+	pd_proc_close(&p);
+	if (rc == -EACCES) {
+		pd_strv_release(&env);
+		return pd_resp_problem(r, 403, "pid",
+				       "The environment of process %d cannot be read (the kernel "
+				       "refuses it).",
+				       pid);
+	}
+	if (rc == -ESRCH) {
+		pd_strv_release(&env);
+		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+	}
+	/* A kernel thread or a zombie has an empty environment: {}. */
+	o = rc == 0 ? pd_environ_json(&env, NULL) : NULL;
+	pd_strv_release(&env);
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Cannot read the environment of %d.", pid);
+	return pd_resp_json(r, 200, o);
+}
+
+int h_mon_info(struct pd_req *r)
+{
+	const char *arch = architecture();
+	json_t *caps = json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
+				 "name", "processes", "enabled", 1, "name", "environment", "enabled", 1,
+				 "name", "kill", "enabled", 1, "name", "dumps", "enabled", 1, "name",
+				 "stacks", "enabled", 1, "name", "zip", "enabled", 1);
+	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "version", PACKAGE_VERSION,
+			      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch),
+			      "machineName", json_string(ctx_of(r)->machine_name), "capabilities",
+			      caps);
+
+	if (!o)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	return pd_resp_json(r, 200, o);
+}
