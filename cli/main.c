@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,15 +12,28 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "serve", cmd_serve, "run the FastCGI responder" },
+	{ "ps", cmd_ps, "list the processes of this host" },
+	{ "kill", cmd_kill, "kill a process and all its descendants" },
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
 };
+
+/* `procdiag COMMAND ... --version` works for every command. */
+static bool asks_version(int argc, char **argv)
+{
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--version"))
+			return true;
+	return false;
+}
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: procdiag COMMAND [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
-	fprintf(out, "\n'procdiag COMMAND --help' describes a command's options.\n");
+	fprintf(out, "\n'procdiag COMMAND --help' describes a command's options;\n"
+		     "'procdiag --version' (or COMMAND --version) prints the version.\n"
+		     "Exit status: 0 success, 1 failure, 2 usage error (docs/cli.md).\n");
 }
 
 int main(int argc, char **argv)
@@ -38,9 +52,15 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "dump-helper")) /* internal: kept out of usage() */
 		return cmd_dump_helper(argc - 1, argv + 1);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		if (asks_version(argc, argv)) {
+			printf("procdiag %s\n", PACKAGE_VERSION);
+			return 0;
+		}
+		return commands[i].fn(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "procdiag: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
