@@ -178,5 +178,27 @@ def unused_pid():
     raise AssertionError("no unused pid")
 
 
+
+def test_cross_site_kill_is_refused():
+    """A browser holding the Basic credentials would send them with a form
+    another site's page posts to /stop: a foreign Origin or Sec-Fetch-Site
+    cross-site is a 403 and nothing is signalled; our own origin works."""
+    s = h.shared()
+    t = h.target("threads", 1)
+    for hdrs in ({"Origin": "http://evil.example"},
+                 {"Origin": "null"},
+                 {"Sec-Fetch-Site": "cross-site"},
+                 {"Sec-Fetch-Site": "same-site", "Origin": s.base}):
+        for method, path in (("DELETE", "/api/processes/%d"), ("POST", "/api/processes/%d/stop")):
+            r = s.request(method, path % t.pid, headers=hdrs)
+            h.assert_problem(r, 403)
+            assert h.alive(t.pid, t.starttimes[t.pid]), (hdrs, "the target was killed")
+    # GET is never refused for its origin: links from anywhere may be followed.
+    assert s.get("/api/processes/%d" % t.pid, headers={"Origin": "http://evil.example"}).status == 200
+    r = s.post("/api/processes/%d/stop" % t.pid,
+               headers={"Origin": s.base, "Sec-Fetch-Site": "same-origin"})
+    assert r.status == 204, r
+    h.wait_gone([t.pid])
+
 if __name__ == "__main__":
     h.main(globals())
