@@ -260,6 +260,11 @@ int pd_resp_json_bytes(struct pd_req *r, int status, const char *s, size_t len)
 	return send_bytes(r, status, "application/json; charset=utf-8", s, len);
 }
 
+int pd_resp_bytes(struct pd_req *r, int status, const char *ctype, const char *s, size_t len)
+{
+	return send_bytes(r, status, ctype, s, len);
+}
+
 int pd_resp_json(struct pd_req *r, int status, json_t *body)
 {
 	return send_doc(r, status, "application/json; charset=utf-8", body);

@@ -29,6 +29,8 @@ int pd_resp_json(struct pd_req *r, int status, json_t *body);
 char *pd_json_render(json_t *doc, size_t *len);
 /* Sends bytes made by pd_json_render() (e.g. kept in a cache). */
 int pd_resp_json_bytes(struct pd_req *r, int status, const char *s, size_t len);
+/* A whole body of the given type (text/html, text/plain...). */
+int pd_resp_bytes(struct pd_req *r, int status, const char *ctype, const char *s, size_t len);
 /* An application/problem+json error: {type, title, status, detail,
  * instance} plus "parameter": param when param is not NULL. title is the
  * status's reason phrase; detail is printf-formatted. */

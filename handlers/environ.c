@@ -8,6 +8,7 @@
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
 #include "lib/proc.h"
@@ -69,5 +70,5 @@ int h_environment(struct pd_req *r)
 	pd_strv_release(&env);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "Environment");
 }

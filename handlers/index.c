@@ -5,6 +5,7 @@
 #include "fcgi/response.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/jsonout.h"
 
 int h_index(struct pd_req *r)
@@ -21,5 +22,5 @@ int h_index(struct pd_req *r)
 		      pd_json_href(r, "/api/processes/0"));
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "procdiag");
 }

@@ -9,6 +9,7 @@
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/procjson.h"
 #include "lib/modules.h"
 
@@ -38,7 +39,7 @@ int h_module_list(struct pd_req *r)
 	pd_modules_release(&mods);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, arr);
+	return pd_h_reply(r, arr, "Modules");
 }
 
 int h_module_detail(struct pd_req *r)
@@ -76,5 +77,5 @@ int h_module_detail(struct pd_req *r)
 	if (!o)
 		return pd_resp_problem(r, 404, "baseAddress",
 				       "No module is loaded at %" PRIx64 " in process %d.", base, pid);
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "Module");
 }

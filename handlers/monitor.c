@@ -17,6 +17,7 @@
 #include "fcgi/response.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
 #include "lib/instance.h"
@@ -231,7 +232,7 @@ int h_mon_processes(struct pd_req *r)
 	pd_snapshot_unref(snap);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, arr);
+	return pd_h_reply(r, arr, "Processes");
 }
 
 static json_t *command_line(struct pd_proc *p)
@@ -268,7 +269,7 @@ int h_mon_process(struct pd_req *r)
 	pd_proc_close(&p);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "Process");
 }
 
 int h_mon_env(struct pd_req *r)
@@ -299,7 +300,7 @@ int h_mon_env(struct pd_req *r)
 	pd_strv_release(&env);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Cannot read the environment of %d.", pid);
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "Environment");
 }
 
 int h_mon_info(struct pd_req *r)
@@ -316,5 +317,5 @@ int h_mon_info(struct pd_req *r)
 
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "procdiag");
 }

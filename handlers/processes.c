@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +12,12 @@
 
 #include "common/numparse.h"
 #include "common/strbuf.h"
+#include "common/utf8.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
 #include "lib/killtree.h"
@@ -250,6 +253,38 @@ static char *render_list(struct pd_req *r, struct list_item *items, size_t n, si
 	return pd_json_render(arr, len);
 }
 
+/* The browser's list: a tree by parent (items in pid order). */
+static int list_page(struct pd_req *r, const struct list_item *items, size_t n, bool all)
+{
+	struct pd_h_tree_node *nodes = calloc(n ? n : 1, sizeof(*nodes));
+	struct strbuf *names = calloc(n ? n : 1, sizeof(*names));
+	char (*users)[64] = calloc(n ? n : 1, sizeof(*users));
+	int rc;
+
+	if (!nodes || !names || !users) {
+		rc = pd_resp_problem(r, 500, NULL, "Out of memory.");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pd_proc_entry *e = items[i].e;
+
+		strbuf_init(&names[i]);
+		utf8_escape(&names[i], e->comm, e->comm_len);
+		if (pd_user_name(e->uid, users[i], sizeof(users[i])) < 0)
+			snprintf(users[i], sizeof(users[i]), "%u", (unsigned)e->uid);
+		nodes[i] = (struct pd_h_tree_node){e->pid, e->ppid, names[i].buf ? names[i].buf : "",
+						   names[i].len, users[i]};
+	}
+	rc = pd_h_reply_tree(r, nodes, n, all);
+out:
+	for (size_t i = 0; names && i < n; i++)
+		strbuf_release(&names[i]);
+	free(nodes);
+	free(names);
+	free(users);
+	return rc;
+}
+
 int h_process_list(struct pd_req *r)
 {
 	const struct pd_context *ctx = ctx_of(r);
@@ -275,6 +310,14 @@ int h_process_list(struct pd_req *r)
 	items = select_items(r, snap, all, self_uid, site_uid, &n, &ids);
 	if (!items)
 		goto oom;
+	if (pd_h_wants_html(r)) {
+		rc = list_page(r, items, n, all);
+		free(items);
+		strbuf_release(&key);
+		strbuf_release(&ids);
+		pd_snapshot_unref(snap);
+		return rc;
+	}
 	body = list_cache_get(key.buf, &ids, &len);
 	hit = body != NULL;
 	if (!body) {
@@ -305,7 +348,7 @@ int h_process_detail(struct pd_req *r)
 	struct pd_snapshot *snap = NULL;
 	struct pd_proc p;
 	json_t *o;
-	int rc;
+	int rc, pid;
 
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
@@ -314,12 +357,13 @@ int h_process_detail(struct pd_req *r)
 		pd_proc_close(&p);
 		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
 	}
+	pid = p.pid;
 	o = pd_proc_detail_json(r, &p, snap);
 	pd_snapshot_unref(snap);
 	pd_proc_close(&p);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply_process(r, o, pid);
 }
 
 int h_process_kill(struct pd_req *r)
@@ -359,6 +403,9 @@ int h_process_kill(struct pd_req *r)
 	switch (rc) {
 	case 0:
 		pd_kill_result_release(&res);
+		/* The browser view's kill button posts a form: show the list. */
+		if (pd_h_wants_html(r))
+			return pd_h_redirect_to_list(r);
 		return pd_resp_no_content(r);
 	case -ESRCH:
 		pd_kill_result_release(&res);

@@ -8,6 +8,7 @@
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/procjson.h"
 #include "lib/proc.h"
 
@@ -35,7 +36,7 @@ int h_thread_list(struct pd_req *r)
 	pd_tasks_release(&tasks);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, arr);
+	return pd_h_reply(r, arr, "Threads");
 }
 
 int h_thread_detail(struct pd_req *r)
@@ -62,5 +63,5 @@ int h_thread_detail(struct pd_req *r)
 	o = pd_thread_json(r, pid, &t, true);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	return pd_resp_json(r, 200, o);
+	return pd_h_reply(r, o, "Thread");
 }

@@ -1,0 +1,47 @@
+/* The browser view: the same resources as JSON, rendered as small
+ * self-contained HTML pages when the client prefers text/html (a browser's
+ * Accept header does; curl's and scripts' do not).
+ *
+ * Pages make no external requests (inline CSS, one inline script for the
+ * kill confirmation, a Content-Security-Policy that allows nothing else),
+ * and every byte that comes from a process is escaped. */
+#ifndef PD_HTML_H
+#define PD_HTML_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct pd_req;
+struct strbuf;
+
+/* Does this request want a page rather than JSON? */
+bool pd_h_wants_html(struct pd_req *r);
+
+/* Answers doc (stolen) as JSON, or, for a browser, as a page titled title
+ * that renders it: objects as tables, arrays of objects as tables with a
+ * column per member, absolute links as links. */
+int pd_h_reply(struct pd_req *r, json_t *doc, const char *title);
+
+/* Like pd_h_reply() for one process's detail, with its actions on top:
+ * stacks, environment, dumps (mini, full, zip) and a kill button that asks
+ * first. */
+int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid);
+
+/* The list as a tree by parent. Each node: pid, ppid, name, user; nodes
+ * sorted by pid. */
+struct pd_h_tree_node {
+	int pid, ppid;
+	const char *name; /* UTF-8 (already escaped) */
+	size_t name_len;
+	const char *user;
+};
+int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t n, bool all);
+
+/* After a kill asked for by the page's form: 303 to the list. */
+int pd_h_redirect_to_list(struct pd_req *r);
+
+/* HTML-escapes s (& < > " ') into sb. */
+int pd_html_escape(struct strbuf *sb, const char *s, size_t len);
+
+#endif
