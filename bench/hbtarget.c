@@ -1,0 +1,104 @@
+/* A benchmark target that measures, from the inside, how long it was stopped.
+ *
+ *   hbtarget THREADS HEAP_MIB [STACK_KIB]
+ *
+ * Starts THREADS threads parked in a condition wait (each with a touched
+ * stack page; stacks of STACK_KIB, default the system's, 8 MiB usually), allocates HEAP_MIB MiB of heap and writes every page of it
+ * (with non-zero, varying bytes so no page is a hole), then prints
+ * "ready PID" on stdout. A heartbeat thread wakes every millisecond and
+ * records the longest gap between two wake-ups. Each SIGUSR1 makes it print
+ * "gap_us N" (the longest gap since the previous SIGUSR1, minus the 1 ms
+ * period) on stdout and start over; a dumper that stops every thread shows
+ * up as a gap as long as the stop. */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static volatile sig_atomic_t report;
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *parked(void *arg)
+{
+	volatile char stack[4096];
+
+	memset((char *)stack, (int)(uintptr_t)arg, sizeof(stack));
+	pthread_mutex_lock(&park_lock);
+	for (;;)
+		pthread_cond_wait(&park_cond, &park_lock);
+	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	report = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec tick = {0, 1000 * 1000};
+	long threads = argc > 1 ? atol(argv[1]) : 32;
+	long heap_mib = argc > 2 ? atol(argv[2]) : 64;
+	int64_t last, max_gap = 0;
+	struct sigaction sa;
+	size_t len = (size_t)heap_mib << 20;
+	unsigned char *heap = len ? malloc(len) : NULL;
+	pthread_attr_t attr;
+
+	if (threads < 0 || heap_mib < 0 || (len && !heap)) {
+		fprintf(stderr, "usage: hbtarget THREADS HEAP_MIB [STACK_KIB]\n");
+		return 2;
+	}
+	for (size_t i = 0; i < len; i += 64)
+		heap[i] = (unsigned char)(i / 4096 * 7 + 1);
+	pthread_attr_init(&attr);
+	if (argc > 3 && atol(argv[3]) > 0)
+		pthread_attr_setstacksize(&attr, (size_t)atol(argv[3]) * 1024);
+	for (long i = 0; i < threads; i++) {
+		pthread_t t;
+
+		if (pthread_create(&t, &attr, parked, (void *)(uintptr_t)(i + 1))) {
+			fprintf(stderr, "hbtarget: thread %ld: cannot create\n", i);
+			return 1;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	/* The heartbeat is the main thread. */
+	last = now_us();
+	for (;;) {
+		int64_t t;
+
+		nanosleep(&tick, NULL);
+		t = now_us();
+		if (t - last > max_gap)
+			max_gap = t - last;
+		last = t;
+		if (report) {
+			report = 0;
+			printf("gap_us %lld\n", (long long)(max_gap > 1000 ? max_gap - 1000 : 0));
+			fflush(stdout);
+			max_gap = 0;
+			last = now_us();
+		}
+	}
+}
