@@ -5,5 +5,6 @@
 
 int cmd_serve(int argc, char **argv);
 int cmd_genkey(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{ "serve", cmd_serve, "run the FastCGI responder" },
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
+	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 };
 
 static void usage(FILE *out)
