@@ -187,8 +187,10 @@ int cmd_dump(int argc, char **argv)
 		return 2;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "procdiag: --type must be a MINIDUMP_TYPE number or one of Mini, "
-				"Triage, Heap, WithHeap, Full, not '%s'\n", type_s);
+		fprintf(stderr,
+			"procdiag: --type must be a MINIDUMP_TYPE number or one of Mini, "
+			"Triage, Heap, WithHeap, Full, not '%s'\n",
+			type_s);
 		return 2;
 	}
 #ifndef HAVE_PD_BUNDLE
@@ -287,7 +289,8 @@ int cmd_dump(int argc, char **argv)
 		snprintf(dtype, sizeof(dtype), "0x%x", type.bits);
 		out_fd = open_output(dir, out, res.size, &named);
 		if (out_fd < 0) {
-			fprintf(stderr, "procdiag: cannot write in %s: %s\n", dir, strerror(-out_fd));
+			fprintf(stderr, "procdiag: cannot write in %s: %s\n", dir,
+				strerror(-out_fd));
 			goto out;
 		}
 		if (!quiet)

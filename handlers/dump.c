@@ -62,10 +62,11 @@ static int parse_params(struct dump_req *d)
 		char hex[16];
 
 		snprintf(hex, sizeof(hex), "0x%x", bad);
-		pd_resp_problem_ext(r, 400, "dumpType", json_pack("{s:s}", "undefinedBits", hex),
-				    "dumpType %s has bits no MINIDUMP_TYPE defines (%s); the defined "
-				    "bits are 0x%x.",
-				    dt, hex, PD_MINIDUMP_VALID);
+		pd_resp_problem_ext(
+			r, 400, "dumpType", json_pack("{s:s}", "undefinedBits", hex),
+			"dumpType %s has bits no MINIDUMP_TYPE defines (%s); the defined "
+			"bits are 0x%x.",
+			dt, hex, PD_MINIDUMP_VALID);
 		return -1;
 	}
 	if (rc < 0) {
@@ -85,7 +86,8 @@ static int parse_params(struct dump_req *d)
 	}
 #ifndef HAVE_PD_BUNDLE
 	if (d->zip) {
-		pd_resp_problem(r, 501, "format", "This build of procdiag cannot write zip bundles.");
+		pd_resp_problem(r, 501, "format",
+				"This build of procdiag cannot write zip bundles.");
 		return -1;
 	}
 #endif
@@ -133,6 +135,8 @@ static int set_headers(struct dump_req *d)
 		pd_dumpbits_names(d->type.ignored, names, sizeof(names));
 		rc = rc ? rc : pd_resp_header(r, "X-Dump-Ignored", names);
 	}
+	if (pd_req_is_head(r))
+		return rc; /* no dump was taken */
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.stopped_us);
 	rc = rc ? rc : pd_resp_header(r, "X-Dump-Stopped-Us", value);
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.threads);
@@ -203,31 +207,36 @@ static void dump_failed(struct dump_req *d, int rc)
 	pd_req_log_note(r, "dump_error=%s", pd_dump_error_code(res->error));
 	switch (res->error) {
 	case PD_DUMP_GONE:
-		pd_resp_problem(r, 409, NULL, "Process %d exited while it was being dumped (%s).", pid,
-				res->detail);
+		pd_resp_problem(r, 409, NULL, "Process %d exited while it was being dumped (%s).",
+				pid, res->detail);
 		break;
 	case PD_DUMP_ZOMBIE:
-		pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.", pid);
-		break;
-	case PD_DUMP_KERNEL_THREAD:
-		pd_resp_problem(r, 409, NULL, "Process %d is a kernel thread: it has no user memory.",
+		pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.",
 				pid);
 		break;
-	case PD_DUMP_TIMEOUT:
+	case PD_DUMP_KERNEL_THREAD:
 		pd_resp_problem(r, 409, NULL,
-				"Process %d could not be stopped: %s. It was resumed; try again later.",
-				pid, res->detail);
+				"Process %d is a kernel thread: it has no user memory.", pid);
+		break;
+	case PD_DUMP_TIMEOUT:
+		pd_resp_problem(
+			r, 409, NULL,
+			"Process %d could not be stopped: %s. It was resumed; try again later.",
+			pid, res->detail);
 		break;
 	case PD_DUMP_NOT_PERMITTED:
-		pd_resp_problem(r, 403, "id", "The system does not allow process %d to be traced: %s.",
-				pid, res->detail);
+		pd_resp_problem(r, 403, "id",
+				"The system does not allow process %d to be traced: %s.", pid,
+				res->detail);
 		break;
 	case PD_DUMP_NO_SPACE:
-		pd_resp_problem(r, 507, NULL, "The spool ran out of space while dumping process %d: %s.",
-				pid, res->detail);
+		pd_resp_problem(r, 507, NULL,
+				"The spool ran out of space while dumping process %d: %s.", pid,
+				res->detail);
 		break;
 	default:
-		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid, res->detail);
+		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
+				res->detail);
 		break;
 	}
 }
@@ -306,7 +315,8 @@ static int make_zip(struct dump_req *d)
 		return -1;
 	rc = pd_bundle_write(&bo, d->zip_fd, &br, err, sizeof(err));
 	if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG) {
-		pd_resp_problem(d->r, 507, NULL, "The spool ran out of space for the zip bundle: %s.",
+		pd_resp_problem(d->r, 507, NULL,
+				"The spool ran out of space for the zip bundle: %s.",
 				err[0] ? err : strerror(-rc));
 		return -1;
 	}
@@ -332,7 +342,8 @@ static int send_spool(struct dump_req *d, int fd)
 	int rc;
 
 	if (fstat(fd, &st) < 0)
-		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.", strerror(errno));
+		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
+				       strerror(errno));
 	if (set_headers(d) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
 	rc = pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
@@ -367,14 +378,15 @@ int h_process_dump(struct pd_req *r)
 	safe_name(d.comm, sizeof(d.comm), d.p.stat.comm, d.p.stat.comm_len);
 	if (d.p.stat.state == 'Z' || d.p.stat.state == 'X') {
 		pd_req_log_note(r, "dump_error=zombie");
-		rc = pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.",
-				     d.p.pid);
+		rc = pd_resp_problem(r, 409, NULL,
+				     "Process %d is a zombie: it has no memory to dump.", d.p.pid);
 		goto out;
 	}
 	if (d.p.stat.flags & PF_KTHREAD) {
 		pd_req_log_note(r, "dump_error=kernel_thread");
 		rc = pd_resp_problem(r, 409, NULL,
-				     "Process %d is a kernel thread: it has no user memory.", d.p.pid);
+				     "Process %d is a kernel thread: it has no user memory.",
+				     d.p.pid);
 		goto out;
 	}
 	if (pd_req_is_head(r)) {
@@ -385,10 +397,11 @@ int h_process_dump(struct pd_req *r)
 		atomic_fetch_sub(&d.ctx->dumps_running, 1);
 		pd_req_log_note(r, "dump=busy");
 		pd_resp_header(r, "Retry-After", RETRY_AFTER);
-		rc = pd_resp_problem(r, 429, NULL,
-				     "%d dump(s) already running, the most this server takes at once "
-				     "(max_dumps). Try again later.",
-				     d.ctx->max_dumps);
+		rc = pd_resp_problem(
+			r, 429, NULL,
+			"%d dump(s) already running, the most this server takes at once "
+			"(max_dumps). Try again later.",
+			d.ctx->max_dumps);
 		goto out;
 	}
 	d.when = time(NULL);

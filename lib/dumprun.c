@@ -173,7 +173,7 @@ static void build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int 
  * threaded server. */
 static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_fd, pid_t *pid)
 {
-	static const int dfl[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+	static const int dfl[] = {SIGPIPE, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
 				  SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -201,7 +201,8 @@ static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_
 	rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, out_fd, out_fd);
 	rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, status_fd, status_fd);
 	rc = rc ? rc : posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
-	rc = rc ? rc : posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = rc ? rc
+		: posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	rc = rc ? rc : posix_spawnattr_setsigmask(&at, &none);
 	rc = rc ? rc : posix_spawnattr_setsigdefault(&at, &def);
 	if (!rc)
@@ -226,8 +227,8 @@ static int reap(pid_t pid, int *status)
 static void describe_exit(struct pd_dumprun_result *res, const char *what, int st)
 {
 	if (WIFSIGNALED(st))
-		snprintf(res->detail, sizeof(res->detail), "the dump helper %s and was killed by %s",
-			 what, strsignal(WTERMSIG(st)));
+		snprintf(res->detail, sizeof(res->detail),
+			 "the dump helper %s and was killed by %s", what, strsignal(WTERMSIG(st)));
 	else
 		snprintf(res->detail, sizeof(res->detail),
 			 "the dump helper %s and exited with status %d", what,

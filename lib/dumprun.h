@@ -22,9 +22,9 @@ struct pd_dumprun_opts {
 	/* The binary to run; NULL: /proc/self/exe (the normal case). */
 	const char *helper;
 	pid_t pid;
-	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: not checked */
-	unsigned content;    /* PD_DC_* (lib/dumptype.h) */
-	int out_fd;	     /* seekable; gets the core from offset 0 */
+	uint64_t start_time;  /* field 22 of /proc/PID/stat; 0: not checked */
+	unsigned content;     /* PD_DC_* (lib/dumptype.h) */
+	int out_fd;	      /* seekable; gets the core from offset 0 */
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
 	/* Called after each progress line and at least every tick_ms while
@@ -38,7 +38,7 @@ struct pd_dumprun_opts {
 /* The helper's error codes, and OK after "done". */
 enum pd_dump_error {
 	PD_DUMP_OK = 0,
-	PD_DUMP_GONE,	       /* no such process, start time differs, exited mid-freeze */
+	PD_DUMP_GONE, /* no such process, start time differs, exited mid-freeze */
 	PD_DUMP_ZOMBIE,
 	PD_DUMP_KERNEL_THREAD,
 	PD_DUMP_NOT_PERMITTED, /* ptrace refused */

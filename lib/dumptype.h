@@ -18,11 +18,12 @@
 #include <stdint.h>
 
 #define PD_DC_FILE_DATA 0x1u /* written private file mappings (.data/.bss/GOT) */
-#define PD_DC_ANON 0x2u	     /* private anonymous memory (heap, anonymous mmaps) */
-#define PD_DC_SHARED 0x4u    /* shared anonymous / shmem mappings */
-#define PD_DC_FULL 0x8u	     /* everything the kernel would dump under the target's \
-				/proc/PID/coredump_filter (implies the above as   \
-				the filter says) */
+#define PD_DC_ANON	0x2u /* private anonymous memory (heap, anonymous mmaps) */
+#define PD_DC_SHARED	0x4u /* shared anonymous / shmem mappings */
+#define PD_DC_FULL                                                                                 \
+	0x8u /* everything the kernel would dump under the target's                                \
+		/proc/PID/coredump_filter (implies the above as                                    \
+		the filter says) */
 #define PD_DC_ALL (PD_DC_FILE_DATA | PD_DC_ANON | PD_DC_SHARED | PD_DC_FULL)
 
 /* Every bit dbghelp.h defines (MiniDumpValidTypeFlags). */

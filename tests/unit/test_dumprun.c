@@ -43,9 +43,9 @@ static void test_progress(void **state)
 	/* Missing or negative numbers are not the protocol. */
 	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":1}"), &res, &done, &total),
 			 -EPROTO);
-	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":-1,\"total\":5}"), &res, &done,
-			       &total),
-			 -EPROTO);
+	assert_int_equal(
+		parse(S("{\"event\":\"progress\",\"done\":-1,\"total\":5}"), &res, &done, &total),
+		-EPROTO);
 	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":\"1\",\"total\":5}"), &res,
 			       &done, &total),
 			 -EPROTO);
@@ -96,9 +96,10 @@ static void test_errors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-		int n = snprintf(line, sizeof(line),
-				 "{\"event\":\"error\",\"error\":\"%s\",\"detail\":\"thread 7 \\u00e9\"}",
-				 codes[i].code);
+		int n = snprintf(
+			line, sizeof(line),
+			"{\"event\":\"error\",\"error\":\"%s\",\"detail\":\"thread 7 \\u00e9\"}",
+			codes[i].code);
 
 		memset(&res, 0, sizeof(res));
 		assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
@@ -108,9 +109,9 @@ static void test_errors(void **state)
 		assert_string_equal(pd_dump_error_code(codes[i].e), codes[i].code);
 	}
 	/* A code this build does not know is an internal error, kept. */
-	assert_int_equal(parse(S("{\"event\":\"error\",\"error\":\"quantum\"}"), &res, &done,
-			       &total),
-			 PD_STATUS_FINAL);
+	assert_int_equal(
+		parse(S("{\"event\":\"error\",\"error\":\"quantum\"}"), &res, &done, &total),
+		PD_STATUS_FINAL);
 	assert_int_equal(res.error, PD_DUMP_INTERNAL);
 	assert_string_equal(res.code, "quantum");
 	assert_string_equal(res.detail, "quantum");
@@ -128,9 +129,9 @@ static void test_garbage(void **state)
 	assert_int_equal(parse(S("[1,2]"), &res, &done, &total), -EPROTO);
 	assert_int_equal(parse(S("{\"done\":1}"), &res, &done, &total), -EPROTO);
 	assert_int_equal(parse(S("{\"event\":7}"), &res, &done, &total), -EPROTO);
-	assert_int_equal(parse(S("{\"event\":\"progress\",\"event\":\"done\"}"), &res, &done,
-			       &total),
-			 -EPROTO);
+	assert_int_equal(
+		parse(S("{\"event\":\"progress\",\"event\":\"done\"}"), &res, &done, &total),
+		-EPROTO);
 	/* Two objects on one line. */
 	assert_int_equal(parse(S("{\"event\":\"x\"}{\"event\":\"y\"}"), &res, &done, &total),
 			 -EPROTO);

@@ -167,10 +167,8 @@ static void test_bit_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kudu_numbers),
-		cmocka_unit_test(test_ignored_and_base_bits),
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_kudu_numbers), cmocka_unit_test(test_ignored_and_base_bits),
+		cmocka_unit_test(test_names),	     cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_bit_names),
 	};
 
