@@ -28,8 +28,6 @@
 #include "lib/bundle.h"
 #endif
 
-#define PF_KTHREAD 0x00200000u
-
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig)
@@ -226,10 +224,15 @@ int cmd_dump(int argc, char **argv)
 			rc == -ESRCH ? "no such process" : strerror(-rc));
 		return 1;
 	}
-	if (p.stat.state == 'Z' || p.stat.state == 'X' || (p.stat.flags & PF_KTHREAD)) {
-		fprintf(stderr, "procdiag: process %d is %s: nothing to dump\n", pid,
-			(p.stat.flags & PF_KTHREAD) ? "a kernel thread" : "a zombie");
+	switch (pd_dump_precheck(&p)) {
+	case PD_DUMP_OK: break;
+	case PD_DUMP_KERNEL_THREAD:
+		fprintf(stderr, "procdiag: process %d is a kernel thread: nothing to dump\n", pid);
 		goto out;
+	case PD_DUMP_ZOMBIE:
+		fprintf(stderr, "procdiag: process %d is a zombie: nothing to dump\n", pid);
+		goto out;
+	default: fprintf(stderr, "procdiag: process %d: no such process\n", pid); goto out;
 	}
 	dir = dir_of(out);
 	rc = dir ? pd_dump_estimate(&p, type.content, &estimate) : -ENOMEM;

@@ -28,7 +28,6 @@
 #include "lib/bundle.h"
 #endif
 
-#define PF_KTHREAD 0x00200000u
 /* Seconds a client told "too many dumps" should wait: about the time a
  * mini dump and its download take. */
 #define RETRY_AFTER "10"
@@ -376,18 +375,23 @@ int h_process_dump(struct pd_req *r)
 	if (pd_h_open_process(r, &d.p) < 0)
 		return 0;
 	safe_name(d.comm, sizeof(d.comm), d.p.stat.comm, d.p.stat.comm_len);
-	if (d.p.stat.state == 'Z' || d.p.stat.state == 'X') {
+	switch (pd_dump_precheck(&d.p)) {
+	case PD_DUMP_ZOMBIE:
 		pd_req_log_note(r, "dump_error=zombie");
 		rc = pd_resp_problem(r, 409, NULL,
 				     "Process %d is a zombie: it has no memory to dump.", d.p.pid);
 		goto out;
-	}
-	if (d.p.stat.flags & PF_KTHREAD) {
+	case PD_DUMP_KERNEL_THREAD:
 		pd_req_log_note(r, "dump_error=kernel_thread");
 		rc = pd_resp_problem(r, 409, NULL,
 				     "Process %d is a kernel thread: it has no user memory.",
 				     d.p.pid);
 		goto out;
+	case PD_DUMP_GONE:
+		rc = pd_resp_problem(r, 409, NULL, "Process %d exited before it could be dumped.",
+				     d.p.pid);
+		goto out;
+	default: break;
 	}
 	if (pd_req_is_head(r)) {
 		rc = answer_head(&d);

@@ -45,6 +45,27 @@ const char *pd_dump_error_code(enum pd_dump_error e)
 	return "internal";
 }
 
+#define PF_KTHREAD 0x00200000u
+
+enum pd_dump_error pd_dump_precheck(struct pd_proc *p)
+{
+	struct pd_tasks tasks = PD_TASKS_INIT;
+	enum pd_dump_error e = PD_DUMP_ZOMBIE;
+
+	if (p->stat.flags & PF_KTHREAD)
+		return PD_DUMP_KERNEL_THREAD;
+	if (p->stat.state != 'Z' && p->stat.state != 'X')
+		return PD_DUMP_OK;
+	/* The leader is dead; the process lives while one thread does. */
+	if (pd_proc_tasks(p, &tasks) < 0)
+		return PD_DUMP_GONE;
+	for (size_t i = 0; i < tasks.n; i++)
+		if (tasks.v[i].state != 'Z' && tasks.v[i].state != 'X')
+			e = PD_DUMP_OK;
+	pd_tasks_release(&tasks);
+	return e;
+}
+
 static bool get_u64(json_t *o, const char *key, uint64_t *out)
 {
 	json_t *v = json_object_get(o, key);

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/proc.h"
+
 struct pd_dumprun_opts {
 	/* The binary to run; NULL: /proc/self/exe (the normal case). */
 	const char *helper;
@@ -77,6 +79,12 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res);
 enum { PD_STATUS_OTHER = 0, PD_STATUS_PROGRESS = 1, PD_STATUS_FINAL = 2 };
 int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result *res,
 			  uint64_t *done, uint64_t *total);
+
+/* What the helper would refuse, seen from /proc without stopping anything:
+ * PD_DUMP_ZOMBIE (every thread has exited; a leader that called
+ * pthread_exit while other threads run is no zombie), PD_DUMP_KERNEL_THREAD,
+ * PD_DUMP_GONE, or PD_DUMP_OK. */
+enum pd_dump_error pd_dump_precheck(struct pd_proc *p);
 
 /* "gone", "zombie", ... for an error. */
 const char *pd_dump_error_code(enum pd_dump_error e);
