@@ -41,8 +41,16 @@ struct dump_req {
 	char comm[PD_COMM_MAX];
 	time_t when;
 	int core_fd, zip_fd;
+	bool slot; /* holds one of max_dumps */
 	struct pd_dumprun_result res;
 };
+
+static void release_slot(struct dump_req *d)
+{
+	if (d->slot)
+		atomic_fetch_sub(&d->ctx->dumps_running, 1);
+	d->slot = false;
+}
 
 static const char *spool_dir(const struct pd_context *ctx)
 {
@@ -335,20 +343,40 @@ static int make_zip(struct dump_req *d)
 }
 #endif
 
+static void close_spools(struct dump_req *d)
+{
+	if (d->zip_fd >= 0)
+		close(d->zip_fd);
+	if (d->core_fd >= 0)
+		close(d->core_fd);
+	d->zip_fd = d->core_fd = -1;
+}
+
+/* Everything but the last byte from the spool; then the spool is closed
+ * and the slot given back, and only then the last byte goes out: a client
+ * that has the whole file and asks for the next dump finds the slot free
+ * and the spool's space back. */
 static int send_spool(struct dump_req *d, int fd)
 {
 	struct stat st;
+	char last;
 	int rc;
 
 	if (fstat(fd, &st) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
 				       strerror(errno));
+	if (st.st_size < 1 || pread(fd, &last, 1, st.st_size - 1) != 1)
+		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
 	if (set_headers(d) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
 	rc = pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
 			   (long long)st.st_size);
 	if (!rc)
-		rc = pd_resp_write_fd(d->r, fd, 0, (unsigned long long)st.st_size);
+		rc = pd_resp_write_fd(d->r, fd, 0, (unsigned long long)st.st_size - 1);
+	close_spools(d);
+	release_slot(d);
+	if (!rc)
+		rc = pd_resp_write(d->r, &last, 1);
 	if (rc == -EIO)
 		pd_req_log_note(d->r, "spool_read_error");
 	return rc;
@@ -397,8 +425,9 @@ int h_process_dump(struct pd_req *r)
 		rc = answer_head(&d);
 		goto out;
 	}
+	d.slot = true;
 	if (atomic_fetch_add(&d.ctx->dumps_running, 1) >= d.ctx->max_dumps) {
-		atomic_fetch_sub(&d.ctx->dumps_running, 1);
+		release_slot(&d);
 		pd_req_log_note(r, "dump=busy");
 		pd_resp_header(r, "Retry-After", RETRY_AFTER);
 		rc = pd_resp_problem(
@@ -413,7 +442,7 @@ int h_process_dump(struct pd_req *r)
 	if (take_dump(&d) == 0) {
 #ifdef HAVE_PD_BUNDLE
 		if (d.zip && !pd_req_client_gone(r) && make_zip(&d) < 0)
-			goto done;
+			goto out;
 		if (d.zip) {
 			/* The core is in the zip: free its spool before sending. */
 			close(d.core_fd);
@@ -423,15 +452,9 @@ int h_process_dump(struct pd_req *r)
 		if (!pd_req_client_gone(r))
 			rc = send_spool(&d, d.zip ? d.zip_fd : d.core_fd);
 	}
-#ifdef HAVE_PD_BUNDLE
-done:
-#endif
-	atomic_fetch_sub(&d.ctx->dumps_running, 1);
 out:
-	if (d.zip_fd >= 0)
-		close(d.zip_fd);
-	if (d.core_fd >= 0)
-		close(d.core_fd);
+	close_spools(&d);
+	release_slot(&d);
 	pd_proc_close(&d.p);
 	return rc;
 }

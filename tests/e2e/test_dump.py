@@ -6,10 +6,12 @@ space and file descriptors it leaves behind (none), the target by its state
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -412,6 +414,122 @@ def test_client_gone_during_the_dump_leaves_nothing():
                 assert_resumed(pid)
             assert s.get("/api/processes").status == 200
             h.kill_tree(proc)
+
+
+# The engine's test-only knob: the helper keeps the target frozen this long.
+SLOW_FREEZE = "PD_TEST_FROZEN_SLEEP_MS"
+
+
+class started:
+    """A Stack whose responder (and so its helpers) has env added; as a
+    context manager it stops the stack and reports its problems."""
+
+    def __init__(self, env, **kw):
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            self.stack = h.Stack(**kw).start()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def __enter__(self):
+        return self.stack
+
+    def __exit__(self, et, ev, tb):
+        return self.stack.__exit__(et, ev, tb)
+
+
+def frozen(pid):
+    """Some thread of pid is in a ptrace stop."""
+    return not not_stopped(pid)
+
+
+def test_others_answer_while_a_dump_is_frozen_and_a_second_is_429():
+    with started({SLOW_FREEZE: "2000"}) as s:
+        t = h.target("threads", 2)
+        out = {}
+        th = threading.Thread(target=lambda: out.update(r=s.get(dump_url(t.pid), timeout=60)))
+        th.start()
+        try:
+            h.wait_until(lambda: frozen(t.pid), 5, "the dump to freeze the target")
+            t0 = time.monotonic()
+            assert s.get("/api/processes").status == 200
+            assert s.get("/api/processes/%d" % t.pid).status == 200
+            victim = h.target()
+            assert s.delete("/api/processes/%d" % victim.pid).status == 204
+            r = s.get(dump_url(victim.pid if h.alive(victim.pid) else t.pid))
+            h.assert_problem(r, 429)
+            assert r.header("Retry-After") == "10", r.headers
+            # All of that happened while the first dump held the target.
+            assert frozen(t.pid), "the freeze ended before the checks did"
+            assert time.monotonic() - t0 < 1.5
+        finally:
+            th.join(60)
+        r = out["r"]
+        stopped = assert_core_response(r, t.pid, "pdtarget")
+        assert stopped >= 2000 * 1000, stopped
+        assert_resumed(t.pid)
+
+
+def test_client_abort_during_the_freeze_resumes_the_target_at_once():
+    with Tmpfs("64m") as spool:
+        lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
+        with started({SLOW_FREEZE: "4000"}, config_lines=lines) as s:
+            t = h.target("threads", 3)
+            baseline = used_bytes(spool.path)
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                          % (dump_url(t.pid), s.key)).encode())
+            h.wait_until(lambda: frozen(t.pid), 5, "the dump to freeze the target")
+            assert spool_fds(s.pd.pid, spool.path), "the dump does not use the spool"
+            sock.close()
+            t0 = time.monotonic()
+            h.wait_until(lambda: not_stopped(t.pid), 1.5, "the target to run again")
+            assert time.monotonic() - t0 < 1.5
+            assert_nothing_left(s, spool.path, baseline)
+            h.wait_until(lambda: "dump=cancelled" in s.stderr(), 5, "the log line")
+            assert s.get("/api/processes").status == 200
+
+
+def reap_our_zombies(skip):
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in skip:
+            st = h.proc_stat(int(name))
+            if st and st["ppid"] == me and st["state"] == "Z" and st["comm"] == b"procdiag":
+                try:
+                    os.waitpid(int(name), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+
+def test_responder_killed_during_the_freeze_target_runs_within_a_second():
+    s = started({SLOW_FREEZE: "10000"}).stack
+    t = h.target("threads", 2)
+    try:
+        th = threading.Thread(target=lambda: s.get(dump_url(t.pid), timeout=30))
+        th.daemon = True
+        th.start()
+        h.wait_until(lambda: frozen(t.pid), 5, "the dump to freeze the target")
+        helpers = helper_children(s.pd.pid)
+        assert helpers, "no helper under the responder"
+        s.terminated = True
+        os.kill(s.pd.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        h.wait_until(lambda: not_stopped(t.pid), 1.0, "the target to run again")
+        assert time.monotonic() - t0 < 1.0
+        h.wait_until(lambda: not any(h.alive(p) for p in helpers), 2, "the helper to die")
+        th.join(30)
+    finally:
+        # nginx rightly logs the dropped connection: not this test's concern.
+        s.stop()
+        shutil.rmtree(s.dir, ignore_errors=True)
+        reap_our_zombies({s.pd.pid})
+    assert_resumed(t.pid)
 
 
 def test_zip_bundle():
