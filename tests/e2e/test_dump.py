@@ -587,6 +587,24 @@ def test_cli_dump_to_file():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_cli_zip():
+    t = h.target("threads", 1)
+    d = tempfile.mkdtemp(prefix="pd-cli-")
+    try:
+        out = os.path.join(d, "b.zip")
+        r = subprocess.run([h.PROCDIAG, "dump", "-p", str(t.pid), "--zip", "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+        assert_resumed(t.pid)
+        u = subprocess.run([UNZIP, "-t", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert u.returncode == 0, u.stdout.decode("utf-8", "replace")[-2000:]
+        names = zipfile.ZipFile(out).namelist()
+        assert "core.%d" % t.pid in names, names
+        assert os.listdir(d) == ["b.zip"], os.listdir(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_cli_refusals():
     t = h.target("zombie")
     d = tempfile.mkdtemp(prefix="pd-cli-")
