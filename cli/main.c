@@ -15,6 +15,7 @@ static const struct {
 	{ "ps", cmd_ps, "list the processes of this host" },
 	{ "kill", cmd_kill, "kill a process and all its descendants" },
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
+	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */

@@ -96,10 +96,17 @@ int cmd_serve(int argc, char **argv)
 					"(systemd or spawn-fcgi)\n");
 		goto out;
 	}
-	if (pd_context_init(&ctx, &cfg) < 0) {
+	if (pd_context_init(&ctx, &cfg, cfg.threads) < 0) {
 		fprintf(stderr, "procdiag: cannot initialise\n");
 		goto out;
 	}
+	if (cfg.threads == 1)
+		fprintf(stderr, "procdiag: threads = 1: while a dump runs, no other request is "
+				"answered\n");
+	else if (ctx.max_dumps != cfg.max_dumps)
+		fprintf(stderr, "procdiag: max_dumps %d lowered to %d: a dump holds a worker "
+				"thread, and one must stay free for other requests\n",
+			cfg.max_dumps, ctx.max_dumps);
 	struct pd_server_opts so = {
 		.listen_fd = fd,
 		.threads = cfg.threads,

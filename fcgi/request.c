@@ -6,6 +6,7 @@
 #include "fcgi/request_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,21 @@ void pd_req_log_note(struct pd_req *r, const char *fmt, ...)
 	for (size_t i = from; i < r->notes.len; i++)
 		if ((unsigned char)r->notes.buf[i] < ' ' || r->notes.buf[i] == 0x7f)
 			r->notes.buf[i] = '?';
+}
+
+bool pd_req_client_gone(struct pd_req *r)
+{
+	/* POLLRDHUP, not POLLIN: the rest of the request (an empty
+	 * FCGI_STDIN) may still be unread, which is no hang-up. */
+	struct pollfd p = {.fd = r->fcgx->ipcFd, .events = POLLRDHUP};
+
+	if (r->client_gone)
+		return true;
+	if (p.fd < 0)
+		return false;
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+		r->client_gone = true;
+	return r->client_gone;
 }
 
 long long pd_req_elapsed_ms(const struct pd_req *r)

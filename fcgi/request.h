@@ -32,6 +32,11 @@ const char *pd_req_origin(const struct pd_req *r);
 bool pd_req_accepts(const struct pd_req *r, const char *mime);
 /* The opaque pointer the server was given (the handlers' context). */
 void *pd_req_app(const struct pd_req *r);
+/* Has the client gone away? True once a write failed, or when the web
+ * server closed (or half-closed) its FastCGI connection, as nginx does when
+ * the client aborts: a handler that works long before it writes (a dump)
+ * asks now and then, and stops. Never blocks. */
+bool pd_req_client_gone(struct pd_req *r);
 /* Adds a note to the request's log line (e.g. "stopped_ms=12"). */
 void pd_req_log_note(struct pd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "common/strbuf.h"
 #include "common/utf8.h"
@@ -181,6 +183,47 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 		return 0;
 	r->bytes += len;
 	return put(r, buf, len);
+}
+
+/* Big enough to keep the socket busy, small enough for a worker thread. */
+#define STREAM_CHUNK (256 * 1024)
+
+int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
+		     unsigned long long length)
+{
+	char *buf;
+	int rc = 0;
+
+	if (!r->status)
+		return -EINVAL;
+	if (r->client_gone)
+		return -EPIPE;
+	if (r->length >= 0 && length > (unsigned long long)r->length - r->bytes)
+		return -EINVAL;
+	if (r->is_head || length == 0)
+		return pd_resp_flush(r);
+	buf = malloc(STREAM_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	while (length > 0 && !rc) {
+		size_t want = length < STREAM_CHUNK ? (size_t)length : STREAM_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* The promised length cannot be kept: end the
+			 * response here rather than send a wrong one. */
+			r->client_gone = true;
+			rc = -EIO;
+			break;
+		}
+		rc = pd_resp_write(r, buf, (size_t)n);
+		offset += (unsigned long long)n;
+		length -= (unsigned long long)n;
+	}
+	free(buf);
+	return rc ? rc : pd_resp_flush(r);
 }
 
 /* The last resort when a JSON document cannot be built or rendered (a

@@ -45,6 +45,14 @@ int pd_resp_no_content(struct pd_req *r);
  * pd_resp_write() the bytes. */
 int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long long length);
 int pd_resp_write(struct pd_req *r, const void *buf, size_t len);
+/* Streams length bytes of fd from offset (pread: fd's file position is
+ * left alone) as body, after pd_resp_begin(); then flushes. For large
+ * files (dumps): the bytes never sit in memory all at once. -EPIPE when
+ * the client went away, -EIO when fd ends early or cannot be read (the
+ * response is then cut short: the connection is marked so that no more is
+ * written), -EINVAL past the announced length. */
+int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
+		     unsigned long long length);
 /* The reason phrase of a status ("Not Found"). */
 const char *pd_status_reason(int status);
 

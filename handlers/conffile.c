@@ -20,6 +20,8 @@ int pd_config_init(struct pd_config *c)
 	memset(c, 0, sizeof(*c));
 	c->threads = 16;
 	c->log_requests = true;
+	c->max_dumps = 1;
+	c->spool_memory_max = PD_SPOOL_MEMORY_MAX_DEFAULT;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -27,6 +29,7 @@ void pd_config_release(struct pd_config *c)
 {
 	free(c->listen);
 	free(c->site_pid_file);
+	free(c->spool_dir);
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
 	memset(c, 0, sizeof(*c));
@@ -70,7 +73,30 @@ static int set_string(char **slot, const char *v)
 }
 
 enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PROXY = 16,
-       SEEN_LOG = 32, SEEN_LIST_AGE = 64 };
+       SEEN_LOG = 32, SEEN_LIST_AGE = 64, SEEN_SPOOL = 128, SEEN_SPOOL_MEM = 256,
+       SEEN_MAX_DUMPS = 512 };
+
+/* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
+static int parse_size(const char *v, uint64_t *out)
+{
+	size_t len = strlen(v);
+	unsigned shift = 0;
+	uint64_t n;
+
+	if (len > 1) {
+		switch (v[len - 1]) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		}
+		if (shift)
+			len--;
+	}
+	if (parse_u64(v, len, UINT64_MAX >> shift, &n) < 0)
+		return -EINVAL;
+	*out = n << shift;
+	return 0;
+}
 
 /* One "key = value" line, both trimmed. */
 static int apply(struct pd_config *c, const char *key, const char *val, unsigned *seen,
@@ -83,6 +109,8 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "listen", SEEN_LISTEN }, { "threads", SEEN_THREADS }, { "scope", SEEN_SCOPE },
 		{ "site_pid_file", SEEN_SITE }, { "trust_proxy", SEEN_PROXY },
 		{ "log_requests", SEEN_LOG }, { "list_max_age_ms", SEEN_LIST_AGE },
+		{ "spool_dir", SEEN_SPOOL }, { "spool_memory_max", SEEN_SPOOL_MEM },
+		{ "max_dumps", SEEN_MAX_DUMPS },
 	};
 	bool b;
 
@@ -132,6 +160,21 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		if (val[0] != '/')
 			return fail(err, errlen, name, line, "site_pid_file must be an absolute path");
 		return set_string(&c->site_pid_file, val);
+	} else if (!strcmp(key, "spool_dir")) {
+		if (val[0] != '/')
+			return fail(err, errlen, name, line, "spool_dir must be an absolute path");
+		return set_string(&c->spool_dir, val);
+	} else if (!strcmp(key, "spool_memory_max")) {
+		if (parse_size(val, &c->spool_memory_max) < 0)
+			return fail(err, errlen, name, line,
+				    "spool_memory_max must be a byte count, optionally with K, M or G");
+	} else if (!strcmp(key, "max_dumps")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), PD_MAX_DUMPS_LIMIT, &n) < 0 || n < 1)
+			return fail(err, errlen, name, line, "max_dumps must be 1..%d",
+				    PD_MAX_DUMPS_LIMIT);
+		c->max_dumps = (int)n;
 	} else if (!strcmp(key, "trust_proxy") || !strcmp(key, "log_requests")) {
 		if (parse_bool(val, &b) < 0)
 			return fail(err, errlen, name, line, "%s must be true or false", key);

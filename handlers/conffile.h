@@ -12,6 +12,10 @@
  *   trust_proxy     true|false: honour X-Forwarded-Proto/-Host (default false)
  *   log_requests    true|false (default true)
  *   list_max_age_ms 0..60000: how old a list may be (default 0: one scan per burst)
+ *   spool_dir       absolute directory for dump spools (default /var/tmp)
+ *   spool_memory_max  dumps estimated at most this size are spooled in
+ *                   memory (memfd); bytes, or with K/M/G (default 8M)
+ *   max_dumps       dumps at once, 1..64 (default 1)
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -19,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fcgi/auth.h"
 #include "lib/scope.h"
@@ -32,9 +37,17 @@ struct pd_config {
 	bool trust_proxy;
 	bool log_requests;
 	int list_max_age_ms;
+	char *spool_dir; /* NULL: PD_SPOOL_DIR_DEFAULT */
+	uint64_t spool_memory_max;
+	int max_dumps;
 };
 
-/* Defaults: threads 16, scope self, log_requests true, everything else
+#define PD_SPOOL_DIR_DEFAULT "/var/tmp"
+#define PD_SPOOL_MEMORY_MAX_DEFAULT (8ull << 20)
+#define PD_MAX_DUMPS_LIMIT 64
+
+/* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
+ * spool_memory_max 8 MiB, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

@@ -4,16 +4,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/numparse.h"
 #include "lib/procfs.h"
 
-int pd_context_init(struct pd_context *ctx, const struct pd_config *config)
+int pd_context_init(struct pd_context *ctx, const struct pd_config *config, int threads)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->config = config;
+	ctx->max_dumps = config->max_dumps;
+	if (ctx->max_dumps >= threads)
+		ctx->max_dumps = threads > 1 ? threads - 1 : 1;
+	atomic_init(&ctx->dumps_running, 0);
+	/* For developing procdiag only: run another build's helper. */
+	ctx->dump_helper = getenv("PD_DUMP_HELPER");
 	ctx->self_pid = getpid();
 	if (gethostname(ctx->machine_name, sizeof(ctx->machine_name) - 1) < 0)
 		strcpy(ctx->machine_name, "localhost");

@@ -1,8 +1,10 @@
 /* What every handler shares: the configuration and facts fixed at start-up.
- * Built once by `procdiag serve`, read-only afterwards, reached through
- * pd_req_app(). */
+ * Built once by `procdiag serve`, read-only afterwards (but for the dump
+ * counter, which is atomic), reached through pd_req_app(). */
 #ifndef PD_CONTEXT_H
 #define PD_CONTEXT_H
+
+#include <stdatomic.h>
 
 #include "handlers/conffile.h"
 
@@ -10,9 +12,15 @@ struct pd_context {
 	const struct pd_config *config;
 	int self_pid;
 	char machine_name[256]; /* gethostname() */
+	/* Dumps at once: max_dumps, but never every worker thread, so the
+	 * list, detail and kill routes keep answering while dumps run. */
+	int max_dumps;
+	atomic_int dumps_running;
+	const char *dump_helper; /* NULL: /proc/self/exe; see handlers/dump.c */
 };
 
-int pd_context_init(struct pd_context *ctx, const struct pd_config *config);
+/* threads: the server's worker threads (max_dumps is kept below it). */
+int pd_context_init(struct pd_context *ctx, const struct pd_config *config, int threads);
 /* Resolves id 0: the pid in site_pid_file, or the responder. -ESRCH when
  * the pid file cannot be read or holds no valid pid. */
 int pd_context_site_pid(const struct pd_context *ctx, int *pid);

@@ -28,6 +28,8 @@ int h_module_list(struct pd_req *r);
 int h_module_detail(struct pd_req *r);
 /* environ.c */
 int h_environment(struct pd_req *r);
+/* dump.c */
+int h_process_dump(struct pd_req *r);
 
 /* processes.c: shared by the handlers of one process. Resolves the "{id}"
  * capture (0 = the site process), opens the process and checks the scope.

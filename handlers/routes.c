@@ -20,6 +20,7 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/modules",               h_module_list,    0),
 	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
+	KUDU("GET",    "/{id}/dump",                  h_process_dump,   PD_ROUTE_STREAM),
 
 	/* dotnet-monitor's routes: the process is chosen by ?pid=&uid=&name=. */
 	{ "GET", "", "/processes", h_mon_processes, 0 },

@@ -24,13 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* The content bits of lib/dumptype.h (CONTRACT §1), repeated here so that
- * the engine builds on its own; identical definitions, so both headers may
- * be included together. Mini (0) is always in. */
-#define PD_DC_FILE_DATA 0x1u /* written private file mappings (.data/.bss/GOT) */
-#define PD_DC_ANON	0x2u /* private anonymous memory (heap, anonymous mmaps) */
-#define PD_DC_SHARED	0x4u /* shared anonymous / shmem mappings */
-#define PD_DC_FULL	0x8u /* what the kernel dumps under coredump_filter */
+/* The content bits (PD_DC_*) are lib/dumptype.h's; mini (0) is always in. */
+#include "lib/dumptype.h"
 
 struct pd_core_opts {
 	pid_t pid;

@@ -237,10 +237,11 @@ def check_nginx_t(prefix, conf):
 
 
 def test_snippet_routes_through_nginx():
-    """Paths the snippet claims reach procdiag; others do not."""
+    """Paths the snippet claims reach procdiag; others do not. (The dump
+    route is asked with a bad format: a 400 from procdiag, and no dump.)"""
     s = h.shared()
     for path in ("/api/processes", "/api/diagnostics/processes", "/diagnostics/processes",
-                 "/api/processes/0/dump", "/processes", "/process", "/stacks", "/env",
+                 "/api/processes/0/dump?format=tar", "/processes", "/process", "/stacks", "/env",
                  "/info", "/dump"):
         r = s.get(path)
         # procdiag answers (JSON or a problem), not nginx's own HTML pages.

@@ -86,6 +86,44 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("listen =\n", "listen needs a value");
 }
 
+static void test_dump_keys(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_null(c.spool_dir);
+	assert_int_equal(c.max_dumps, 1);
+	assert_true(c.spool_memory_max == 8u << 20);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "spool_dir = /var/lib/procdiag/spool\nmax_dumps = 3\n"
+				   "spool_memory_max = 0\n", err, sizeof(err)), 0);
+	assert_string_equal(c.spool_dir, "/var/lib/procdiag/spool");
+	assert_int_equal(c.max_dumps, 3);
+	assert_true(c.spool_memory_max == 0);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "spool_memory_max = 64k\n", err, sizeof(err)), 0);
+	assert_true(c.spool_memory_max == 65536);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "spool_memory_max = 2G\n", err, sizeof(err)), 0);
+	assert_true(c.spool_memory_max == 2ull << 30);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "spool_memory_max = 1048576\n", err, sizeof(err)), 0);
+	assert_true(c.spool_memory_max == 1048576);
+	pd_config_release(&c);
+
+	expect_error("spool_dir = tmp\n", "spool_dir must be an absolute path");
+	expect_error("spool_dir = /a\nspool_dir = /b\n", "t.conf:2: 'spool_dir' is set twice");
+	expect_error("max_dumps = 0\n", "max_dumps must be 1..64");
+	expect_error("max_dumps = 65\n", "max_dumps");
+	expect_error("max_dumps = two\n", "max_dumps");
+	expect_error("spool_memory_max = 8X\n", "spool_memory_max");
+	expect_error("spool_memory_max = M\n", "spool_memory_max");
+	expect_error("spool_memory_max = -1\n", "spool_memory_max");
+	expect_error("spool_memory_max = 99999999999999999999G\n", "spool_memory_max");
+	expect_error("spool_memory_max = 17179869184G\n", "spool_memory_max");
+}
+
 static void test_nul_byte(void **state)
 {
 	struct pd_config c;
@@ -115,6 +153,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_full_file),
 		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_dump_keys),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_missing_file),
 	};

@@ -1,0 +1,447 @@
+/* GET /processes/{id}/dump?dumpType=N&format=raw|zip
+ *
+ * Validate, take a slot (max_dumps), spool, run the dump helper (which
+ * stops the target only while it copies), then stream the spool with its
+ * exact length. The spool is an unnamed file: whatever happens - a client
+ * that goes away, an error, a crash - closing it leaves nothing behind. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "lib/dumprun.h"
+#include "lib/dumptype.h"
+#include "lib/modules.h"
+#include "lib/proc.h"
+#include "lib/spool.h"
+#include "lib/bundle.h"
+
+/* Seconds a client told "too many dumps" should wait: about the time a
+ * mini dump and its download take. */
+#define RETRY_AFTER "10"
+
+struct dump_req {
+	struct pd_req *r;
+	struct pd_context *ctx;
+	struct pd_dumptype type;
+	bool zip;
+	struct pd_proc p;
+	char comm[PD_COMM_MAX];
+	time_t when;
+	int core_fd, zip_fd;
+	bool slot; /* holds one of max_dumps */
+	struct pd_dumprun_result res;
+};
+
+static void release_slot(struct dump_req *d)
+{
+	if (d->slot)
+		atomic_fetch_sub(&d->ctx->dumps_running, 1);
+	d->slot = false;
+}
+
+static const char *spool_dir(const struct pd_context *ctx)
+{
+	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
+}
+
+static int parse_params(struct dump_req *d)
+{
+	struct pd_req *r = d->r;
+	const char *dt = pd_req_query(r, "dumpType"), *fmt = pd_req_query(r, "format");
+	uint32_t bad = 0;
+	int rc;
+
+	rc = pd_dumptype_parse(dt, &d->type, &bad);
+	if (rc == -ERANGE) {
+		char hex[16];
+
+		snprintf(hex, sizeof(hex), "0x%x", bad);
+		pd_resp_problem_ext(
+			r, 400, "dumpType", json_pack("{s:s}", "undefinedBits", hex),
+			"dumpType %s has bits no MINIDUMP_TYPE defines (%s); the defined "
+			"bits are 0x%x.",
+			dt, hex, PD_MINIDUMP_VALID);
+		return -1;
+	}
+	if (rc < 0) {
+		pd_resp_problem(r, 400, "dumpType",
+				"dumpType must be a MINIDUMP_TYPE number (0, 1, 2, 0x200, ...) or "
+				"one of Mini, Triage, Heap, WithHeap, Full, not '%s'.",
+				dt);
+		return -1;
+	}
+	if (!fmt || !*fmt || !strcasecmp(fmt, "raw")) {
+		d->zip = false;
+	} else if (!strcasecmp(fmt, "zip")) {
+		d->zip = true;
+	} else {
+		pd_resp_problem(r, 400, "format", "format must be raw or zip, not '%s'.", fmt);
+		return -1;
+	}
+	return 0;
+}
+
+/* A name safe in a header and a file name: [A-Za-z0-9._-], others '_'. */
+static void safe_name(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 1 < size && n < 32; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[n++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '.' || c == '-')
+				   ? (char)c
+				   : '_';
+	}
+	if (n == 0 && size > 8) {
+		memcpy(dst, "process", 7);
+		n = 7;
+	}
+	dst[n] = '\0';
+}
+
+/* core_NAME_PID_YYYYMMDD_HHMMSSZ[.zip], the time in UTC. */
+static int set_headers(struct dump_req *d)
+{
+	struct pd_req *r = d->r;
+	char stamp[32], value[160], names[512];
+	struct tm tm;
+	int rc;
+
+	gmtime_r(&d->when, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%SZ", &tm);
+	snprintf(value, sizeof(value), "attachment; filename=\"core_%s_%d_%s%s\"", d->comm,
+		 d->p.pid, stamp, d->zip ? ".zip" : "");
+	rc = pd_resp_header(r, "Content-Disposition", value);
+	snprintf(value, sizeof(value), "0x%x", d->type.bits);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Type", value);
+	snprintf(value, sizeof(value), "0x%x", d->type.ignored);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Ignored-Bits", value);
+	if (d->type.ignored) {
+		pd_dumpbits_names(d->type.ignored, names, sizeof(names));
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Ignored", names);
+	}
+	if (pd_req_is_head(r))
+		return rc; /* no dump was taken */
+	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.stopped_us);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Stopped-Us", value);
+	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.threads);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Threads", value);
+	return rc;
+}
+
+static int open_spool(struct dump_req *d, uint64_t estimate, int *fd)
+{
+	const struct pd_config *c = d->ctx->config;
+	bool mem = false;
+	uint64_t avail = 0;
+	int rc;
+
+	rc = pd_spool_open(spool_dir(d->ctx), c->spool_memory_max, estimate, &mem);
+	if (rc >= 0) {
+		*fd = rc;
+		pd_req_log_note(d->r, "spool=%s", mem ? "memory" : "disk");
+		return 0;
+	}
+	if (rc == -ENOSPC) {
+		int probe = open(spool_dir(d->ctx), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (probe >= 0) {
+			pd_spool_room(probe, &avail);
+			close(probe);
+		}
+		pd_req_log_note(d->r, "spool=full");
+		pd_resp_problem(d->r, 507, NULL,
+				"The spool directory has %llu bytes free; this dump needs about "
+				"%llu. Free space there, or set spool_dir to a larger file system.",
+				(unsigned long long)avail, (unsigned long long)estimate);
+	} else if (rc == -EOPNOTSUPP) {
+		pd_resp_problem(d->r, 500, NULL,
+				"The file system of spool_dir does not support unnamed temporary "
+				"files (O_TMPFILE); choose another spool_dir.");
+	} else {
+		pd_resp_problem(d->r, 500, NULL, "Cannot open a spool in spool_dir: %s.",
+				strerror(-rc));
+	}
+	return -1;
+}
+
+static int tick(void *arg, uint64_t done, uint64_t total)
+{
+	(void)done;
+	(void)total;
+	return pd_req_client_gone(arg);
+}
+
+/* Turns a failed dump into its answer. */
+static void dump_failed(struct dump_req *d, int rc)
+{
+	struct pd_req *r = d->r;
+	const struct pd_dumprun_result *res = &d->res;
+	int pid = d->p.pid;
+
+	if (rc == -ECANCELED) {
+		pd_req_log_note(r, "dump=cancelled");
+		return;
+	}
+	if (rc < 0) {
+		pd_req_log_note(r, "dump=failed");
+		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
+				res->detail[0] ? res->detail : strerror(-rc));
+		return;
+	}
+	pd_req_log_note(r, "dump_error=%s", pd_dump_error_code(res->error));
+	switch (res->error) {
+	case PD_DUMP_GONE:
+		pd_resp_problem(r, 409, NULL, "Process %d exited while it was being dumped (%s).",
+				pid, res->detail);
+		break;
+	case PD_DUMP_ZOMBIE:
+		pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.",
+				pid);
+		break;
+	case PD_DUMP_KERNEL_THREAD:
+		pd_resp_problem(r, 409, NULL,
+				"Process %d is a kernel thread: it has no user memory.", pid);
+		break;
+	case PD_DUMP_TIMEOUT:
+		pd_resp_problem(
+			r, 409, NULL,
+			"Process %d could not be stopped: %s. It was resumed; try again later.",
+			pid, res->detail);
+		break;
+	case PD_DUMP_NOT_PERMITTED:
+		pd_resp_problem(r, 403, "id",
+				"The system does not allow process %d to be traced: %s.", pid,
+				res->detail);
+		break;
+	case PD_DUMP_NO_SPACE:
+		pd_resp_problem(r, 507, NULL,
+				"The spool ran out of space while dumping process %d: %s.", pid,
+				res->detail);
+		break;
+	default:
+		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
+				res->detail);
+		break;
+	}
+}
+
+static int take_dump(struct dump_req *d)
+{
+	struct pd_dumprun_opts o = {
+		.helper = d->ctx->dump_helper,
+		.pid = d->p.pid,
+		.start_time = d->p.stat.starttime,
+		.content = d->type.content,
+		.tick = tick,
+		.arg = d->r,
+	};
+	uint64_t estimate;
+	int rc;
+
+	rc = pd_dump_estimate(&d->p, d->type.content, &estimate);
+	if (rc == -ESRCH || rc == -ENOENT) {
+		pd_resp_problem(d->r, 409, NULL, "Process %d exited before it could be dumped.",
+				d->p.pid);
+		return -1;
+	}
+	if (rc < 0) {
+		pd_resp_problem(d->r, 500, NULL, "Cannot read process %d: %s.", d->p.pid,
+				strerror(-rc));
+		return -1;
+	}
+	if (open_spool(d, estimate, &d->core_fd) < 0)
+		return -1;
+	o.out_fd = d->core_fd;
+	rc = pd_dump_run(&o, &d->res);
+	if (rc < 0 || d->res.error != PD_DUMP_OK) {
+		dump_failed(d, rc);
+		return -1;
+	}
+	pd_req_log_note(d->r, "stopped_us=%llu threads=%llu core_bytes=%llu",
+			(unsigned long long)d->res.stopped_us, (unsigned long long)d->res.threads,
+			(unsigned long long)d->res.size);
+	return 0;
+}
+
+/* The zip: the core plus the mapped files, so its estimate is their sum. */
+static uint64_t zip_estimate(struct dump_req *d)
+{
+	struct pd_modules mods = PD_MODULES_INIT;
+	struct stat st;
+	uint64_t total = 1024 * 1024;
+
+	if (fstat(d->core_fd, &st) == 0)
+		total += (uint64_t)st.st_blocks * 512;
+	if (pd_proc_modules(&d->p, NULL, false, &mods) == 0)
+		for (size_t i = 0; i < mods.n; i++)
+			total += mods.v[i].size;
+	pd_modules_release(&mods);
+	return total;
+}
+
+static int make_zip(struct dump_req *d)
+{
+	char core_name[32], dtype[16], err[256] = "";
+	struct pd_bundle_result br = {0};
+	struct pd_bundle_opts bo = {
+		.pid = d->p.pid,
+		.core_fd = d->core_fd,
+		.core_name = core_name,
+		.dump_type = d->type.name ? d->type.name : dtype,
+		.stopped_us = d->res.stopped_us,
+	};
+	int rc;
+
+	snprintf(core_name, sizeof(core_name), "core.%d", d->p.pid);
+	snprintf(dtype, sizeof(dtype), "0x%x", d->type.bits);
+	if (open_spool(d, zip_estimate(d), &d->zip_fd) < 0)
+		return -1;
+	rc = pd_bundle_write(&bo, d->zip_fd, &br, err, sizeof(err));
+	if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG) {
+		pd_resp_problem(d->r, 507, NULL,
+				"The spool ran out of space for the zip bundle: %s.",
+				err[0] ? err : strerror(-rc));
+		return -1;
+	}
+	if (rc == -ESRCH) {
+		pd_resp_problem(d->r, 409, NULL,
+				"Process %d exited before its files could be bundled.", d->p.pid);
+		return -1;
+	}
+	if (rc < 0) {
+		pd_resp_problem(d->r, 500, NULL, "The zip bundle could not be written: %s.",
+				err[0] ? err : strerror(-rc));
+		return -1;
+	}
+	pd_req_log_note(d->r, "zip_bytes=%llu modules=%u binaries=%u debug_files=%u",
+			(unsigned long long)br.size, br.modules, br.binaries, br.debug_files);
+	return 0;
+}
+
+static void close_spools(struct dump_req *d)
+{
+	if (d->zip_fd >= 0)
+		close(d->zip_fd);
+	if (d->core_fd >= 0)
+		close(d->core_fd);
+	d->zip_fd = d->core_fd = -1;
+}
+
+/* Everything but the last byte from the spool; then the spool is closed
+ * and the slot given back, and only then the last byte goes out: a client
+ * that has the whole file and asks for the next dump finds the slot free
+ * and the spool's space back. */
+static int send_spool(struct dump_req *d, int fd)
+{
+	struct stat st;
+	char last;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
+				       strerror(errno));
+	if (st.st_size < 1 || pread(fd, &last, 1, st.st_size - 1) != 1)
+		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
+	if (set_headers(d) < 0)
+		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
+	rc = pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
+			   (long long)st.st_size);
+	if (!rc)
+		rc = pd_resp_write_fd(d->r, fd, 0, (unsigned long long)st.st_size - 1);
+	close_spools(d);
+	release_slot(d);
+	if (!rc)
+		rc = pd_resp_write(d->r, &last, 1);
+	if (rc == -EIO)
+		pd_req_log_note(d->r, "spool_read_error");
+	return rc;
+}
+
+/* A HEAD would stop the process for a body nobody reads: it gets the
+ * headers a GET would start with, without a length or a dump. */
+static int answer_head(struct dump_req *d)
+{
+	d->when = time(NULL);
+	if (set_headers(d) < 0)
+		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
+	return pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
+			     -1);
+}
+
+int h_process_dump(struct pd_req *r)
+{
+	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+	int rc = 0;
+
+	if (parse_params(&d) < 0)
+		return 0;
+	if (pd_h_open_process(r, &d.p) < 0)
+		return 0;
+	safe_name(d.comm, sizeof(d.comm), d.p.stat.comm, d.p.stat.comm_len);
+	switch (pd_dump_precheck(&d.p)) {
+	case PD_DUMP_ZOMBIE:
+		pd_req_log_note(r, "dump_error=zombie");
+		rc = pd_resp_problem(r, 409, NULL,
+				     "Process %d is a zombie: it has no memory to dump.", d.p.pid);
+		goto out;
+	case PD_DUMP_KERNEL_THREAD:
+		pd_req_log_note(r, "dump_error=kernel_thread");
+		rc = pd_resp_problem(r, 409, NULL,
+				     "Process %d is a kernel thread: it has no user memory.",
+				     d.p.pid);
+		goto out;
+	case PD_DUMP_GONE:
+		rc = pd_resp_problem(r, 409, NULL, "Process %d exited before it could be dumped.",
+				     d.p.pid);
+		goto out;
+	default: break;
+	}
+	if (pd_req_is_head(r)) {
+		rc = answer_head(&d);
+		goto out;
+	}
+	d.slot = true;
+	if (atomic_fetch_add(&d.ctx->dumps_running, 1) >= d.ctx->max_dumps) {
+		release_slot(&d);
+		pd_req_log_note(r, "dump=busy");
+		pd_resp_header(r, "Retry-After", RETRY_AFTER);
+		rc = pd_resp_problem(
+			r, 429, NULL,
+			"%d dump(s) already running, the most this server takes at once "
+			"(max_dumps). Try again later.",
+			d.ctx->max_dumps);
+		goto out;
+	}
+	d.when = time(NULL);
+	pd_req_log_note(r, "dump_type=0x%x", d.type.bits);
+	if (take_dump(&d) == 0) {
+		if (d.zip && !pd_req_client_gone(r) && make_zip(&d) < 0)
+			goto out;
+		if (d.zip) {
+			/* The core is in the zip: free its spool before sending. */
+			close(d.core_fd);
+			d.core_fd = -1;
+		}
+		if (!pd_req_client_gone(r))
+			rc = send_spool(&d, d.zip ? d.zip_fd : d.core_fd);
+	}
+out:
+	close_spools(&d);
+	release_slot(&d);
+	pd_proc_close(&d.p);
+	return rc;
+}

@@ -1,0 +1,92 @@
+/* Running the dump helper (CONTRACT §3).
+ *
+ * The server and the CLI never ptrace: they run the procdiag binary itself
+ * as a single-threaded helper,
+ *
+ *   procdiag dump-helper --pid PID --start-time TICKS --content MASK
+ *                        --out-fd N --status-fd M [--deadline-ms MS]
+ *                        [--mem-budget BYTES]
+ *
+ * with exactly those two fds inherited, read its status lines, and reap it
+ * with waitpid on its pid only. If the caller gives up (a client that went
+ * away), the helper is SIGKILLed: it seized the target with PTRACE_SEIZE,
+ * so the kernel resumes the target when the helper dies. */
+#ifndef PD_DUMPRUN_H
+#define PD_DUMPRUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/proc.h"
+
+struct pd_dumprun_opts {
+	/* The binary to run; NULL: /proc/self/exe (the normal case). */
+	const char *helper;
+	pid_t pid;
+	uint64_t start_time;  /* field 22 of /proc/PID/stat; 0: not checked */
+	unsigned content;     /* PD_DC_* (lib/dumptype.h) */
+	int out_fd;	      /* seekable; gets the core from offset 0 */
+	unsigned deadline_ms; /* 0: the helper's default */
+	uint64_t mem_budget;  /* 0: the helper's default */
+	/* Called after each progress line and at least every tick_ms while
+	 * the helper runs (done/total: the last progress, 0/0 before any).
+	 * Nonzero aborts the dump. NULL: never abort. */
+	int (*tick)(void *arg, uint64_t done, uint64_t total);
+	void *arg;
+	unsigned tick_ms; /* 0: 100 */
+};
+
+/* The helper's error codes, and OK after "done". */
+enum pd_dump_error {
+	PD_DUMP_OK = 0,
+	PD_DUMP_GONE, /* no such process, start time differs, exited mid-freeze */
+	PD_DUMP_ZOMBIE,
+	PD_DUMP_KERNEL_THREAD,
+	PD_DUMP_NOT_PERMITTED, /* ptrace refused */
+	PD_DUMP_TIMEOUT,       /* a thread never stopped before the deadline */
+	PD_DUMP_NO_SPACE,      /* ENOSPC/EDQUOT/EFBIG writing the core */
+	PD_DUMP_IO,
+	PD_DUMP_INTERNAL, /* also: an error code this build does not know */
+};
+
+struct pd_dumprun_result {
+	enum pd_dump_error error;
+	char code[24];	  /* the helper's code ("gone"), "" after done */
+	char detail[256]; /* the helper's text, or what went wrong here */
+	/* After "done": */
+	uint64_t size;	     /* bytes of the core in out_fd */
+	uint64_t stopped_us; /* how long the target was stopped */
+	uint64_t dumped_bytes;
+	uint64_t threads, mappings;
+	int wait_status; /* the helper's, from waitpid */
+};
+
+/* Runs one dump. Returns 0 when the helper reported a result (res->error
+ * says which: PD_DUMP_OK, or its error with res->detail), or:
+ *   -ECANCELED  tick asked to stop; the helper was killed and reaped
+ *   -EPROTO     the helper ended without a final line, said something
+ *               that is not the protocol, or its core is not the size it
+ *               reported; res->detail says what
+ *   -errno      it could not be started (pipe, posix_spawn)
+ * The helper is always reaped before this returns. */
+int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res);
+
+/* One status line (without its '\n'), parsed into res. Exposed for tests.
+ * Returns PD_STATUS_PROGRESS (*done, *total set), PD_STATUS_FINAL (res
+ * filled: done or error), PD_STATUS_OTHER (an event this build does not
+ * know: ignored, so the helper may add some), or -EPROTO. */
+enum { PD_STATUS_OTHER = 0, PD_STATUS_PROGRESS = 1, PD_STATUS_FINAL = 2 };
+int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result *res,
+			  uint64_t *done, uint64_t *total);
+
+/* What the helper would refuse, seen from /proc without stopping anything:
+ * PD_DUMP_ZOMBIE (every thread has exited; a leader that called
+ * pthread_exit while other threads run is no zombie), PD_DUMP_KERNEL_THREAD,
+ * PD_DUMP_GONE, or PD_DUMP_OK. */
+enum pd_dump_error pd_dump_precheck(struct pd_proc *p);
+
+/* "gone", "zombie", ... for an error. */
+const char *pd_dump_error_code(enum pd_dump_error e);
+
+#endif

@@ -1,0 +1,37 @@
+/* Spools: where a dump (and a zip bundle) is written before it is sent.
+ *
+ * A spool is an unnamed file: an O_TMPFILE in the configured directory, or
+ * a memfd for small dumps. Nobody else can open it, and closing the fd
+ * frees it, on every path (a crash included): never a named temp file.
+ * The caller owns the returned fd and closes it. */
+#ifndef PD_SPOOL_H
+#define PD_SPOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/proc.h"
+
+/* Opens an empty, seekable, read-write spool (O_CLOEXEC) for about
+ * estimate bytes: a memfd when estimate <= mem_max, else an O_TMPFILE in
+ * dir, after checking the file system has room for estimate bytes
+ * (fstatvfs, the space an unprivileged writer may use). *in_memory (may be
+ * NULL) says which. Returns the fd or -errno:
+ *   -ENOSPC      not enough room in dir for the estimate
+ *   -EOPNOTSUPP  dir's file system has no O_TMPFILE (tmpfs, ext4, xfs and
+ *                btrfs do)
+ *   -ENOENT, -ENOTDIR, -EACCES, ...  dir is unusable */
+int pd_spool_open(const char *dir, uint64_t mem_max, uint64_t estimate, bool *in_memory);
+
+/* Bytes an unprivileged writer may still add to the file system of fd. */
+int pd_spool_room(int fd, uint64_t *avail);
+
+/* What a dump of p with the content mask (PD_DC_*) will take on disk, at
+ * most (the core is sparse: pages never touched are holes). From
+ * /proc/PID/status and maps: resident and swapped anonymous and shmem
+ * memory for the memory bits, the sizes of written private file mappings
+ * for PD_DC_FILE_DATA, and for the mini base a page per mapping and a
+ * generous stack per thread. 0 or -errno (-ESRCH: gone). */
+int pd_dump_estimate(struct pd_proc *p, unsigned content, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,218 @@
+/* lib/dumprun: the status protocol of CONTRACT §2, and what pd_dump_run
+ * does when the binary it runs does not speak it (real binaries: the
+ * protocol itself is tested end to end with the real helper in
+ * tests/e2e/test_dump.py). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/dumprun.h"
+
+#define S(lit) (lit), sizeof(lit) - 1
+
+static int parse(const char *line, size_t len, struct pd_dumprun_result *res, uint64_t *done,
+		 uint64_t *total)
+{
+	return pd_dumprun_parse_line(line, len, res, done, total);
+}
+
+static void test_progress(void **state)
+{
+	struct pd_dumprun_result res = {.size = 99};
+	uint64_t done = 1, total = 2;
+
+	(void)state;
+	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":4096,\"total\":1048576}"), &res,
+			       &done, &total),
+			 PD_STATUS_PROGRESS);
+	assert_true(done == 4096 && total == 1048576);
+	assert_true(res.size == 99); /* untouched */
+	/* Missing or negative numbers are not the protocol. */
+	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":1}"), &res, &done, &total),
+			 -EPROTO);
+	assert_int_equal(
+		parse(S("{\"event\":\"progress\",\"done\":-1,\"total\":5}"), &res, &done, &total),
+		-EPROTO);
+	assert_int_equal(parse(S("{\"event\":\"progress\",\"done\":\"1\",\"total\":5}"), &res,
+			       &done, &total),
+			 -EPROTO);
+}
+
+static void test_done(void **state)
+{
+	struct pd_dumprun_result res;
+	uint64_t done = 0, total = 0;
+	const char line[] = "{\"event\":\"done\",\"size\":123456,\"stopped_us\":789,"
+			    "\"threads\":5,\"mappings\":42,\"dumped_bytes\":65536}";
+
+	(void)state;
+	memset(&res, 0xff, sizeof(res));
+	assert_int_equal(parse(S(line), &res, &done, &total), PD_STATUS_FINAL);
+	assert_int_equal(res.error, PD_DUMP_OK);
+	assert_true(res.size == 123456);
+	assert_true(res.stopped_us == 789);
+	assert_true(res.threads == 5);
+	assert_true(res.mappings == 42);
+	assert_true(res.dumped_bytes == 65536);
+	assert_string_equal(res.code, "");
+	/* Every field is required. */
+	assert_int_equal(parse(S("{\"event\":\"done\",\"size\":1,\"stopped_us\":2,\"threads\":3,"
+				 "\"mappings\":4}"),
+			       &res, &done, &total),
+			 -EPROTO);
+}
+
+static void test_errors(void **state)
+{
+	static const struct {
+		const char *code;
+		enum pd_dump_error e;
+	} codes[] = {
+		{"gone", PD_DUMP_GONE},
+		{"zombie", PD_DUMP_ZOMBIE},
+		{"kernel_thread", PD_DUMP_KERNEL_THREAD},
+		{"not_permitted", PD_DUMP_NOT_PERMITTED},
+		{"timeout", PD_DUMP_TIMEOUT},
+		{"no_space", PD_DUMP_NO_SPACE},
+		{"io", PD_DUMP_IO},
+		{"internal", PD_DUMP_INTERNAL},
+	};
+	struct pd_dumprun_result res;
+	uint64_t done = 0, total = 0;
+	char line[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		int n = snprintf(
+			line, sizeof(line),
+			"{\"event\":\"error\",\"error\":\"%s\",\"detail\":\"thread 7 \\u00e9\"}",
+			codes[i].code);
+
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
+		assert_int_equal(res.error, codes[i].e);
+		assert_string_equal(res.code, codes[i].code);
+		assert_string_equal(res.detail, "thread 7 \xc3\xa9");
+		assert_string_equal(pd_dump_error_code(codes[i].e), codes[i].code);
+	}
+	/* A code this build does not know is an internal error, kept. */
+	assert_int_equal(
+		parse(S("{\"event\":\"error\",\"error\":\"quantum\"}"), &res, &done, &total),
+		PD_STATUS_FINAL);
+	assert_int_equal(res.error, PD_DUMP_INTERNAL);
+	assert_string_equal(res.code, "quantum");
+	assert_string_equal(res.detail, "quantum");
+	assert_int_equal(parse(S("{\"event\":\"error\"}"), &res, &done, &total), -EPROTO);
+}
+
+static void test_garbage(void **state)
+{
+	struct pd_dumprun_result res = {0};
+	uint64_t done = 0, total = 0;
+
+	(void)state;
+	assert_int_equal(parse(S(""), &res, &done, &total), -EPROTO);
+	assert_int_equal(parse(S("hello"), &res, &done, &total), -EPROTO);
+	assert_int_equal(parse(S("[1,2]"), &res, &done, &total), -EPROTO);
+	assert_int_equal(parse(S("{\"done\":1}"), &res, &done, &total), -EPROTO);
+	assert_int_equal(parse(S("{\"event\":7}"), &res, &done, &total), -EPROTO);
+	assert_int_equal(
+		parse(S("{\"event\":\"progress\",\"event\":\"done\"}"), &res, &done, &total),
+		-EPROTO);
+	/* Two objects on one line. */
+	assert_int_equal(parse(S("{\"event\":\"x\"}{\"event\":\"y\"}"), &res, &done, &total),
+			 -EPROTO);
+	/* Unknown events are ignored, so the helper may add some. */
+	assert_int_equal(parse(S("{\"event\":\"frozen\",\"threads\":3}"), &res, &done, &total),
+			 PD_STATUS_OTHER);
+}
+
+static int count_ticks(void *arg, uint64_t done, uint64_t total)
+{
+	(void)done;
+	(void)total;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A binary that exits without a word: -EPROTO, reaped, status kept. */
+static void test_helper_without_result(void **state)
+{
+	struct pd_dumprun_result res;
+	int ticks = 0, fd = memfd_create("t", MFD_CLOEXEC);
+	struct pd_dumprun_opts o = {
+		.helper = "/bin/false",
+		.pid = getpid(),
+		.out_fd = fd,
+		.tick = count_ticks,
+		.arg = &ticks,
+		.tick_ms = 1,
+	};
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(pd_dump_run(&o, &res), -EPROTO);
+	assert_true(WIFEXITED(res.wait_status) && WEXITSTATUS(res.wait_status) == 1);
+	assert_non_null(strstr(res.detail, "without a result"));
+	/* It was reaped: no child is left. */
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	close(fd);
+}
+
+static void test_helper_missing(void **state)
+{
+	struct pd_dumprun_result res;
+	int fd = memfd_create("t", MFD_CLOEXEC);
+	struct pd_dumprun_opts o = {
+		.helper = "/nonexistent/procdiag",
+		.pid = getpid(),
+		.out_fd = fd,
+	};
+	int rc;
+
+	(void)state;
+	rc = pd_dump_run(&o, &res);
+	/* glibc reports exec failures of posix_spawn as its result. */
+	assert_int_equal(rc, -ENOENT);
+	assert_non_null(strstr(res.detail, "cannot start"));
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	close(fd);
+}
+
+static void test_bad_out_fd(void **state)
+{
+	struct pd_dumprun_result res;
+	struct pd_dumprun_opts o = {.helper = "/bin/false", .pid = getpid(), .out_fd = 12345};
+
+	(void)state;
+	assert_int_equal(pd_dump_run(&o, &res), -EBADF);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_progress),
+		cmocka_unit_test(test_done),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_helper_without_result),
+		cmocka_unit_test(test_helper_missing),
+		cmocka_unit_test(test_bad_out_fd),
+	};
+
+	return cmocka_run_group_tests_name("dumprun", tests, NULL, NULL);
+}
