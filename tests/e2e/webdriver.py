@@ -37,7 +37,7 @@ class Browser:
                                      "chromium-driver)" % tool)
         self.port = _free_port()
         log = open(log_path or os.devnull, "wb")
-        self.proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % self.port],
+        self.proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % self.port, "--verbose"],
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 20
@@ -62,7 +62,18 @@ class Browser:
             # A confirm() stays open until the test answers it.
             "unhandledPromptBehavior": "ignore",
         }}}
-        self.session = self._call("POST", "/session", caps)["value"]["sessionId"]
+        # On a loaded machine Chromium sometimes dies while it starts
+        # ("Chrome instance exited"); a second start works.
+        for attempt in range(3):
+            try:
+                self.session = self._call("POST", "/session", caps)["value"]["sessionId"]
+                break
+            except WebDriverError as e:
+                if attempt == 2 or "session not created" not in str(e):
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise
+                time.sleep(1)
 
     def __enter__(self):
         return self
