@@ -55,30 +55,34 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
-static int parse_params(struct dump_req *d)
+/* param: the query parameter naming the type (Kudu's dumpType,
+ * dotnet-monitor's type); dflt: the type when it is absent (NULL: mini). */
+static int parse_params(struct dump_req *d, const char *param, const char *dflt)
 {
 	struct pd_req *r = d->r;
-	const char *dt = pd_req_query(r, "dumpType"), *fmt = pd_req_query(r, "format");
+	const char *dt = pd_req_query(r, param), *fmt = pd_req_query(r, "format");
 	uint32_t bad = 0;
 	int rc;
 
+	if ((!dt || !*dt) && dflt)
+		dt = dflt;
 	rc = pd_dumptype_parse(dt, &d->type, &bad);
 	if (rc == -ERANGE) {
 		char hex[16];
 
 		snprintf(hex, sizeof(hex), "0x%x", bad);
 		pd_resp_problem_ext(
-			r, 400, "dumpType", json_pack("{s:s}", "undefinedBits", hex),
-			"dumpType %s has bits no MINIDUMP_TYPE defines (%s); the defined "
+			r, 400, param, json_pack("{s:s}", "undefinedBits", hex),
+			"%s %s has bits no MINIDUMP_TYPE defines (%s); the defined "
 			"bits are 0x%x.",
-			dt, hex, PD_MINIDUMP_VALID);
+			param, dt, hex, PD_MINIDUMP_VALID);
 		return -1;
 	}
 	if (rc < 0) {
-		pd_resp_problem(r, 400, "dumpType",
-				"dumpType must be a MINIDUMP_TYPE number (0, 1, 2, 0x200, ...) or "
+		pd_resp_problem(r, 400, param,
+				"%s must be a MINIDUMP_TYPE number (0, 1, 2, 0x200, ...) or "
 				"one of Mini, Triage, Heap, WithHeap, Full, not '%s'.",
-				dt);
+				param, dt);
 		return -1;
 	}
 	if (!fmt || !*fmt || !strcasecmp(fmt, "raw")) {
@@ -382,15 +386,13 @@ static int answer_head(struct dump_req *d)
 			     -1);
 }
 
-int h_process_dump(struct pd_req *r)
+/* The dump of d->p (open); closes it. */
+static int dump_process(struct dump_req *d0)
 {
-	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+	struct dump_req d = *d0;
+	struct pd_req *r = d.r;
 	int rc = 0;
 
-	if (parse_params(&d) < 0)
-		return 0;
-	if (pd_h_open_process(r, &d.p) < 0)
-		return 0;
 	safe_name(d.comm, sizeof(d.comm), d.p.stat.comm, d.p.stat.comm_len);
 	switch (pd_dump_precheck(&d.p)) {
 	case PD_DUMP_ZOMBIE:
@@ -444,4 +446,29 @@ out:
 	release_slot(&d);
 	pd_proc_close(&d.p);
 	return rc;
+}
+
+int h_process_dump(struct pd_req *r)
+{
+	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+
+	if (parse_params(&d, "dumpType", NULL) < 0)
+		return 0;
+	if (pd_h_open_process(r, &d.p) < 0)
+		return 0;
+	return dump_process(&d);
+}
+
+/* dotnet-monitor's GET /dump?pid=&uid=&name=&type=: the same dump, the
+ * process chosen as /process chooses it, the type named `type` and
+ * WithHeap by default, as theirs. */
+int h_mon_dump(struct pd_req *r)
+{
+	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+
+	if (parse_params(&d, "type", "WithHeap") < 0)
+		return 0;
+	if (pd_h_select_process(r, &d.p) < 0)
+		return 0;
+	return dump_process(&d);
 }

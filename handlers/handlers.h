@@ -58,5 +58,7 @@ int h_mon_processes(struct pd_req *r);
 int h_mon_process(struct pd_req *r);
 int h_mon_env(struct pd_req *r);
 int h_mon_info(struct pd_req *r);
+/* dump.c */
+int h_mon_dump(struct pd_req *r);
 
 #endif

@@ -27,6 +27,7 @@ const struct pd_route pd_routes[] = {
 	{ "GET", "", "/process",   h_mon_process,   0 },
 	{ "GET", "", "/env",       h_mon_env,       0 },
 	{ "GET", "", "/info",      h_mon_info,      0 },
+	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);
