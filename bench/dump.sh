@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/dump.sh — procdiag's dumps side by side with gdb's gcore, in one run.
+#
+# Targets (bench/hbtarget: parked threads, touched heap, and a heartbeat that
+# measures from the inside how long the process was stopped):
+#   A  32 threads, 1 GiB of touched heap
+#   B  32 threads, 4 GiB of touched heap
+#   C  1000 threads (8 MiB stacks, as glibc gives), 16 MiB of heap
+# For each: `procdiag dump --type Full` to a file and `gcore` (wall time, time
+# the target was stopped as its heartbeat saw it, core size and blocks on
+# disk, the dumper's peak RSS); a mini dump (time, stop, size); and, on A, the
+# zip bundle (`--type Full --zip`: time and size).
+#
+# Usage: bench/dump.sh [-o FILE]     (in a built tree; ./dev bench runs it)
+# Environment: DUMP_DIR (where the cores go; default a temp dir under /var/tmp,
+# it needs ~10 GiB free), TARGETS (default "A B C"), RUNS (default 1).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+cd "$ROOT"
+OUT=
+[ "${1:-}" = -o ] && OUT=$2
+
+for tool in gcore python3; do
+	command -v "$tool" >/dev/null || { echo "bench/dump.sh: $tool missing (./dev bench installs it)" >&2; exit 1; }
+done
+[ -x ./procdiag ] && [ -x bench/hbtarget ] || { echo "bench/dump.sh: build first (make)" >&2; exit 1; }
+
+report=$(python3 - "$ROOT" <<'EOF'
+import os, re, shutil, signal, subprocess, sys, tempfile, time
+
+root = sys.argv[1]
+procdiag = os.path.join(root, "procdiag")
+hbtarget = os.path.join(root, "bench", "hbtarget")
+base = os.environ.get("DUMP_DIR") or "/var/tmp"
+work = tempfile.mkdtemp(prefix="pd-bench-dump-", dir=base)
+runs = int(os.environ.get("RUNS", "1"))
+targets = {
+    "A": ("32 threads, 1 GiB heap", ["32", "1024"]),
+    "B": ("32 threads, 4 GiB heap", ["32", "4096"]),
+    "C": ("1000 threads, 8 MiB stacks, 16 MiB heap", ["1000", "16"]),
+}
+chosen = os.environ.get("TARGETS", "A B C").split()
+
+
+class Target:
+    def __init__(self, args):
+        self.p = subprocess.Popen([hbtarget] + args, stdout=subprocess.PIPE)
+        line = self.p.stdout.readline().decode()
+        assert line.startswith("ready"), line
+        self.pid = int(line.split()[1])
+        time.sleep(0.5)
+        self.gap()  # start the measurement afresh
+
+    def gap(self):
+        os.kill(self.pid, signal.SIGUSR1)
+        line = self.p.stdout.readline().decode()
+        assert line.startswith("gap_us"), line
+        return int(line.split()[1])
+
+    def close(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def measured(argv, t):
+    """Runs argv; returns wall s, stop ms seen by the target, peak RSS MiB, stderr."""
+    t.gap()
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=work)
+    err = p.stderr.read().decode(errors="replace")
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - start
+    if p.returncode != 0:
+        raise SystemExit("%s failed (%d): %s" % (argv[0], p.returncode, err[-500:]))
+    return wall, t.gap() / 1000.0, ru.ru_maxrss / 1024.0, err
+
+
+def size_of(path):
+    st = os.stat(path)
+    return st.st_size, st.st_blocks * 512
+
+
+def mib(n):
+    return "%.0f" % (n / 1048576.0)
+
+
+def best(results):
+    return min(results, key=lambda r: r[0])
+
+
+rows, minis, zips = [], [], []
+for key in chosen:
+    label, args = targets[key]
+    t = Target(args)
+    try:
+        pd, gc, mini = [], [], []
+        for i in range(runs):
+            out = os.path.join(work, "pd.core")
+            wall, stop, rss, err = measured([procdiag, "dump", "-p", str(t.pid), "--type", "Full",
+                                             "-q", "-o", out], t)
+            pd.append((wall, stop, rss) + size_of(out))
+            os.unlink(out)
+            prefix = os.path.join(work, "gcore")
+            wall, stop, rss, err = measured(["gcore", "-o", prefix, str(t.pid)], t)
+            path = "%s.%d" % (prefix, t.pid)
+            gc.append((wall, stop, rss) + size_of(path))
+            os.unlink(path)
+            out = os.path.join(work, "mini.core")
+            wall, stop, rss, err = measured([procdiag, "dump", "-p", str(t.pid), "-q", "-o", out], t)
+            mini.append((wall, stop, rss) + size_of(out))
+            os.unlink(out)
+        if key == "A":
+            out = os.path.join(work, "full.zip")
+            wall, stop, rss, err = measured([procdiag, "dump", "-p", str(t.pid), "--type", "Full",
+                                             "--zip", "-q", "-o", out], t)
+            zips.append((label, wall, stop, rss, os.stat(out).st_size))
+            os.unlink(out)
+    finally:
+        t.close()
+    p, g, m = best(pd), best(gc), best(mini)
+    rows.append((label, p, g))
+    minis.append((label, m))
+shutil.rmtree(work, ignore_errors=True)
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if b else "n/a"
+
+print("### Dumps (`bench/dump.sh`)\n")
+print("%s; best of %d run(s) each; cores written to %s. \"stopped\" is the longest gap the" % (
+    time.strftime("%Y-%m-%d", time.gmtime()), runs, base))
+print("target's own 1 ms heartbeat saw while the dumper ran (so it is measured the same way")
+print("for both); size is the file's length, \"on disk\" its allocated blocks.\n")
+print("| target | dumper | wall s | stopped ms | size MiB | on disk MiB | peak RSS MiB | wall vs gcore | stopped vs gcore |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for label, p, g in rows:
+    print("| %s | procdiag dump --type Full | %.2f | %.1f | %s | %s | %.0f | %s | %s |" % (
+        label, p[0], p[1], mib(p[3]), mib(p[4]), p[2], ratio(p[0], g[0]), ratio(p[1], g[1])))
+    print("| %s | gcore | %.2f | %.1f | %s | %s | %.0f | 1 | 1 |" % (
+        label, g[0], g[1], mib(g[3]), mib(g[4]), g[2]))
+print("\n| target | mini dump (dumpType 0) | wall ms | stopped ms | size KiB |")
+print("|---|---|---:|---:|---:|")
+for label, m in minis:
+    print("| %s | procdiag dump | %.0f | %.1f | %.0f |" % (label, m[0] * 1000, m[1], m[3] / 1024.0))
+if zips:
+    print("\n| target | zip bundle (`--type Full --zip`) | wall s | stopped ms | peak RSS MiB | size MiB |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, wall, stop, rss, size in zips:
+        print("| %s | procdiag dump --zip | %.2f | %.1f | %.0f | %s |" % (label, wall, stop, rss, mib(size)))
+print("\nReproduce: `bench/dump.sh` in a built tree (TARGETS=\"%s\" RUNS=%d)." % (" ".join(chosen), runs))
+EOF
+)
+echo "$report"
+[ -n "$OUT" ] && echo "$report" > "$OUT"
+exit 0
