@@ -31,100 +31,34 @@ for tool in wrk curl ps "$NGINX"; do
 done
 [ -x ./procdiag ] && [ -x bench/scanbench ] || { echo "bench/list.sh: build first (make)" >&2; exit 1; }
 
-run=$(mktemp -d /tmp/pd-bench-list.XXXXXX)
-sleepers=()
-stack_pids=()
-cleanup() {
-	[ ${#stack_pids[@]} -gt 0 ] && kill "${stack_pids[@]}" 2>/dev/null
-	[ ${#sleepers[@]} -gt 0 ] && kill "${sleepers[@]}" 2>/dev/null
-	wait 2>/dev/null || true
-	rm -rf "$run"
-}
-trap cleanup EXIT
-
-# --- two stacks (nginx -> procdiag on a unix socket, a free loopback port):
-# A with the default list_max_age_ms = 0, B with $MAX_AGE ms -------------------
-./procdiag genkey > "$run/key"
-key=$(sed -n 1p "$run/key")
-user='# (not root)'
-[ "$(id -u)" -eq 0 ] && user='user root;'
-cp /etc/nginx/mime.types /etc/nginx/fastcgi_params "$run/"
-mkdir -p "$run/html"
+. bench/lib.sh
+bench_init list
 count_procs() { local p=(/proc/[0-9]*); echo ${#p[@]}; }
-
-# start_stack NAME MAX_AGE_MS: sets port_NAME; pids go to stack_pids
-stack_pids=()
-start_stack() {
-	local d="$run/$1" sock="$run/$1/procdiag.sock" port i
-	mkdir -p "$d/tmp"
-	{ sed -n 2p "$run/key"; echo "log_requests = ${LOG_REQUESTS:-false}"; \
-	  echo "list_max_age_ms = $2"; } > "$d/procdiag.conf"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	sed "s|unix:/run/procdiag/procdiag.sock|unix:$sock|g" nginx/procdiag.conf > "$d/procdiag-locations.conf"
-	cp "$run/mime.types" "$run/fastcgi_params" "$d/"
-	# The dev template, plus one static location serving the list's own bytes.
-	sed -e "s|@PREFIX@|$d|g" -e "s|@LISTEN@|127.0.0.1:$port|g" -e "s|@SOCKET@|$sock|g" \
-		-e "s|@USER@|$user|g" -e "s|access_log .*;|access_log off;|" \
-		-e "s|include procdiag-locations.conf;|include procdiag-locations.conf;\n        location = /static.json { root $run/html; default_type application/json; }|" \
-		nginx/dev.conf.in > "$d/nginx.conf"
-	./procdiag serve --listen "unix:$sock" --config "$d/procdiag.conf" --threads "$THREADS" \
-		2>"$d/procdiag.log" &
-	stack_pids+=($!)
-	for i in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-	"$NGINX" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;' &
-	stack_pids+=($!)
-	for i in $(seq 50); do
-		curl -fso /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$port/api/processes" && break
-		sleep 0.1
-	done
-	printf -v "port_$1" '%s' "$port"
-}
 
 # --- ~PROCS processes running (sleepers of our own uid fill the gap) --------
 have=$(count_procs)
 for ((i = have; i < PROCS; i++)); do
 	sleep 3600 &
-	sleepers+=($!)
+	bench_pids+=($!)
 done
 
-start_stack a 0
-start_stack b "$MAX_AGE"
+start_stack a "list_max_age_ms = 0"
+start_stack b "list_max_age_ms = $MAX_AGE"
 url="http://127.0.0.1:$port_a"
 curl -fsS -H "Authorization: Bearer $key" "$url/api/processes" > "$run/html/static.json"
 bytes=$(wc -c < "$run/html/static.json")
 items=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$run/html/static.json")
 curl -fso /dev/null "$url/static.json"
 
-# wrk_run NAME PATH: prints "req_per_s p50_ms p99_ms errors"
-wrk_run() {
-	local out
-	out=$(wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $key" "${3:-$url}$2")
-	echo "$out" > "$run/wrk-$1.txt"
-	python3 - "$run/wrk-$1.txt" <<'EOF'
-import re, sys
-t = open(sys.argv[1]).read()
-def ms(v):
-    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
-    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"\s50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"\s99%\s+(\S+)", t).group(1))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
-errs = (int(m.group(1)) if m else 0) + (sum(map(int, e.groups())) if e else 0)
-print("%.0f %.2f %.2f %d" % (rps, p50, p99, errs))
-EOF
-}
-
 # One warm-up each, then the measured runs, alternating.
 wrk -t1 -c2 -d1s -H "Authorization: Bearer $key" "$url/api/processes" >/dev/null
 wrk -t1 -c2 -d1s "$url/static.json" >/dev/null
-read -r pd_rps pd_p50 pd_p99 pd_err < <(wrk_run procdiag /api/processes)
-read -r st_rps st_p50 st_p99 st_err < <(wrk_run static /static.json)
-read -r ag_rps ag_p50 ag_p99 ag_err < <(wrk_run aged /api/processes "http://127.0.0.1:$port_b")
+read -r pd_rps pd_p50 pd_p99 pd_err < <(wrk_run procdiag "$url/api/processes" "$CONNS" "$DURATION")
+read -r st_rps st_p50 st_p99 st_err < <(wrk_run static "$url/static.json" "$CONNS" "$DURATION")
+read -r ag_rps ag_p50 ag_p99 ag_err < <(wrk_run aged "http://127.0.0.1:$port_b/api/processes" "$CONNS" "$DURATION")
 # A single client: every request waits for its own answer (the scan is
 # shared only between requests that overlap).
-read -r one_rps one_p50 one_p99 one_err < <(CONNS=1 wrk_run single /api/processes)
+read -r one_rps one_p50 one_p99 one_err < <(wrk_run single "$url/api/processes" 1 "$DURATION")
 
 # --- per-process cost: procdiag's scan vs the bare loop vs ps --------------
 scan=$(bench/scanbench 200)
