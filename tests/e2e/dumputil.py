@@ -1,0 +1,230 @@
+"""Helpers shared by the dump tests (test_dump.py, test_faults.py): targets
+with a heap, the spool and helper checks, cores judged by eu-readelf and gdb."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+GDB = shutil.which("gdb") or "/usr/bin/gdb"
+EU_READELF = shutil.which("eu-readelf") or "/usr/bin/eu-readelf"
+UNZIP = shutil.which("unzip") or "/usr/bin/unzip"
+
+# A process with `mib` MiB of touched, non-zero heap: big enough that a
+# full dump outgrows the socket buffers between the responder and a client
+# that stops reading.
+HEAP_SCRIPT = ("import os, sys, time\n"
+               "mib = int(sys.argv[1])\n"
+               "block = os.urandom(1 << 20)\n"
+               "heap = [bytearray(block) for _ in range(mib)]\n"
+               "print('ready', os.getpid(), flush=True)\n"
+               "time.sleep(600)\n")
+
+
+def heap_target(mib):
+    p = h.spawn([sys.executable, "-c", HEAP_SCRIPT, str(mib)])
+    words = h.read_line(p, timeout=30).split()
+    assert words[0] == "ready", words
+    pid = int(words[1])
+    h.settle(pid)
+    return p, pid
+
+
+def not_stopped(pid):
+    """Every thread of pid runs (or sleeps): none in a ptrace stop ('t')
+    or a group stop ('T')."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        state = data[data.rindex(b")") + 2:][:1]
+        if state in (b"t", b"T"):
+            return False
+    return True
+
+
+def assert_resumed(pid, timeout=2.0):
+    h.wait_until(lambda: not_stopped(pid), timeout, "pid %d to run again" % pid)
+    st = h.proc_stat(pid)
+    assert st is not None and st["state"] not in ("t", "T"), st
+
+
+def helper_children(pd_pid):
+    """Processes whose parent is the responder (dump helpers)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = h.proc_stat(int(name))
+            if st and st["ppid"] == pd_pid:
+                out.append(int(name))
+    return out
+
+
+def spool_fds(pd_pid, spool):
+    """The responder's fds on files in the spool directory or in memfds."""
+    out = []
+    fddir = "/proc/%d/fd" % pd_pid
+    for fd in os.listdir(fddir):
+        try:
+            target = os.readlink(os.path.join(fddir, fd))
+        except OSError:
+            continue
+        if target.startswith(spool + "/") or target.startswith("/memfd:procdiag"):
+            out.append(target)
+    return out
+
+
+def used_bytes(path):
+    sv = os.statvfs(path)
+    return (sv.f_blocks - sv.f_bfree) * sv.f_frsize
+
+
+class Tmpfs:
+    """A tmpfs of the given size (we are root), unmounted at the end."""
+
+    def __init__(self, size):
+        base = os.path.join(h.BUILDDIR, "_test")
+        os.makedirs(base, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix="spool-", dir=base)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        self.path], check=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["umount", "-l", self.path], check=False)
+        os.rmdir(self.path)
+        return False
+
+
+def assert_nothing_left(stack, spool, baseline):
+    """No helper left, no spool fd left open, the spool's space back."""
+    h.wait_until(lambda: not helper_children(stack.pd.pid), 5, "the helper to be reaped")
+    h.wait_until(lambda: not spool_fds(stack.pd.pid, spool), 5,
+                 "the responder to close its spool")
+    h.wait_until(lambda: used_bytes(spool) <= baseline, 5, "the spool's space to be freed")
+    assert os.listdir(spool) == [], os.listdir(spool)
+
+
+def dump_url(pid, query="", prefix="/api/processes"):
+    return "%s/%d/dump%s" % (prefix, pid, ("?" + query) if query else "")
+
+
+def save(body, d, name="core"):
+    path = os.path.join(d, name)
+    with open(path, "wb") as f:
+        f.write(body)
+    return path
+
+
+def readelf_type(path):
+    r = subprocess.run([EU_READELF, "-h", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    m = re.search(r"^\s*Type:\s*(.*)$", r.stdout.decode("utf-8", "replace"), re.M)
+    assert m, r.stdout[:2000]
+    return m.group(1).strip()
+
+
+def gdb_threads(exe, core):
+    r = subprocess.run([GDB, "-batch", "-nx", "-ex", "info threads", exe, core],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    out = r.stdout.decode("utf-8", "replace")
+    return len(re.findall(r"^\*?\s+\d+\s+(?:Thread 0x[0-9a-f]+ )?\(?LWP \d+", out, re.M)), out
+
+
+def assert_core_response(r, pid, comm):
+    assert r.status == 200, r
+    assert r.content_type == "application/octet-stream", r
+    assert int(r.header("Content-Length")) == len(r.body), r.headers
+    assert r.body[:4] == b"\x7fELF", r.body[:16]
+    cd = r.header("Content-Disposition") or ""
+    m = re.fullmatch(r'attachment; filename="core_([A-Za-z0-9._-]+)_(\d+)_(\d{8}_\d{6}Z)"', cd)
+    assert m, cd
+    assert m.group(1) == comm and int(m.group(2)) == pid, cd
+    stamp = time.strptime(m.group(3), "%Y%m%d_%H%M%SZ")
+    assert abs(time.mktime(stamp) - time.mktime(time.gmtime())) < 120, cd
+    stopped = r.header("X-Dump-Stopped-Us")
+    assert stopped is not None and stopped.isdigit(), r.headers
+    return int(stopped)
+
+
+def start_download(stack, path):
+    """Sends a GET on a raw socket and reads only the response head; the
+    body is left unread, so the responder blocks writing it."""
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=120)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+           "Connection: close\r\n\r\n" % (path, stack.port, stack.key))
+    sock.sendall(req.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, "connection closed after %r" % head
+        head += chunk
+    status = int(head.split(b" ", 2)[1])
+    return sock, status, head
+
+
+# The engine's test-only knob: the helper keeps the target frozen this long.
+SLOW_FREEZE = "PD_TEST_FROZEN_SLEEP_MS"
+
+
+class started:
+    """A Stack whose responder (and so its helpers) has env added; as a
+    context manager it stops the stack and reports its problems."""
+
+    def __init__(self, env, **kw):
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            self.stack = h.Stack(**kw).start()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def __enter__(self):
+        return self.stack
+
+    def __exit__(self, et, ev, tb):
+        return self.stack.__exit__(et, ev, tb)
+
+
+def frozen(pid):
+    """Some thread of pid is in a ptrace stop."""
+    return not not_stopped(pid)
+
+
+def reap_our_zombies(skip):
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in skip:
+            st = h.proc_stat(int(name))
+            if st and st["ppid"] == me and st["state"] == "Z" and st["comm"] == b"procdiag":
+                try:
+                    os.waitpid(int(name), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+
+def unused_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        top = int(f.read())
+    for pid in range(top - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise AssertionError("no unused pid")
