@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{ "serve", cmd_serve, "run the FastCGI responder" },
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
+	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
 };
 
 static void usage(FILE *out)
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "dump-helper")) /* internal: kept out of usage() */
 		return cmd_dump_helper(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stacks-helper")) /* internal too */
+		return cmd_stacks_helper(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

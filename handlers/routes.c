@@ -20,6 +20,9 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/modules",               h_module_list,    0),
 	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
+	KUDU("GET",    "/{id}/stacks",                h_process_stacks, 0),
+	/* dotnet-monitor style */
+	{ "GET", "", "/stacks", h_stacks_query, 0 },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);
