@@ -651,6 +651,13 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 		return freeze_error(-ESRCH, pid, 0, err, errlen);
 	}
 	start_time = p.stat.starttime;
+	/* Pins the process (pidfd) and refuses zombies and kernel threads. */
+	rc = pd_freeze_open(&fz, pid, start_time);
+	if (rc < 0) {
+		rc = freeze_error(rc, pid, 0, err, errlen);
+		goto out;
+	}
+	fz_open = true;
 	rc = pd_read_file_at(p.dirfd, "maps", &maps_text, MAPS_MAX);
 	if (rc == 0)
 		rc = pd_parse_maps(maps_text.buf, maps_text.len, &maps);
@@ -697,12 +704,6 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 	pe->pages = calloc(PAGE_SLOTS, sizeof(*pe->pages));
 
 	/* The freeze: only the unwinding itself happens while stopped. */
-	rc = pd_freeze_open(&fz, pid, start_time);
-	if (rc < 0) {
-		rc = freeze_error(rc, pid, 0, err, errlen);
-		goto out;
-	}
-	fz_open = true;
 	rc = pd_freeze_stop(&fz, o.deadline_ms);
 	if (rc < 0) {
 		rc = freeze_error(rc, pid, o.deadline_ms, err, errlen);
