@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/numparse.h"
 #include "common/strbuf.h"
@@ -92,14 +93,33 @@ static int decorate(struct pd_req *r, json_t *doc, bool kudu, int pid)
 							: pd_json_href(r, "/api/processes/%d", pid));
 }
 
+/* ?source=false: no file:line (no DWARF is loaded: a cold request costs
+ * what eu-stack does). -1 after answering 400. */
+static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
+{
+	const char *v = pd_req_query(r, "source");
+
+	if (!v || !strcasecmp(v, "true") || !strcmp(v, "1"))
+		return 0;
+	if (!strcasecmp(v, "false") || !strcmp(v, "0")) {
+		o->no_source = true;
+		return 0;
+	}
+	pd_resp_problem(r, 400, "source", "source must be true or false, not '%s'.", v);
+	return -1;
+}
+
 static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
 {
+	struct pd_stacks_opts o = { 0 };
 	struct strbuf sb = STRBUF_INIT;
 	json_t *doc = NULL;
 	char err[512];
 	int rc;
 
-	rc = pd_stacksrun(NULL, pid, start_time, NULL, 0, &doc, err, sizeof(err));
+	if (parse_source(r, &o) < 0)
+		return 0;
+	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
 	if (rc < 0)
 		return problem(r, rc, pid, err);
 	pd_req_log_note(r, "stopped_us=%lld cached_modules=%lld",

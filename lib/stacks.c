@@ -45,6 +45,20 @@ struct page_slot {
 	unsigned char buf[PAGE_SZ];
 };
 
+/* What a pc resolves to, kept with the Dwfl whose memory the strings live
+ * in: libdwfl 0.188 finds a symbol by a linear scan of the symbol table (for
+ * libc's, some ten thousand entries per frame), so each distinct pc is
+ * looked up once per Dwfl. */
+struct pc_info {
+	uint64_t pc_adj; /* key; 0: empty slot */
+	Dwfl_Module *mod;
+	const char *sym;
+	GElf_Off off;
+	bool have_src;
+	const char *file;
+	int line;
+};
+
 struct proc_entry {
 	pid_t pid;
 	uint64_t start_time;
@@ -52,6 +66,8 @@ struct proc_entry {
 	Dwfl *dwfl;
 	unsigned nmodules;
 	uint64_t used;
+	struct pc_info *memo;
+	size_t memo_n, memo_alloc; /* alloc: a power of two */
 	/* Per request: */
 	struct pd_freeze *fz;
 	struct pd_maps *maps;
@@ -86,6 +102,7 @@ static void proc_free(struct proc_entry *e)
 		return;
 	if (e->dwfl)
 		dwfl_end(e->dwfl);
+	free(e->memo);
 	free(e);
 }
 
@@ -527,34 +544,79 @@ static bool jset(json_t *o, const char *k, json_t *v)
 	return v && json_object_set_new(o, k, v) == 0;
 }
 
-static json_t *frame_json(Dwfl *dwfl, const struct raw_frame *fr, bool want_source)
+static size_t memo_slot(const struct pc_info *v, size_t alloc, uint64_t key)
+{
+	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (alloc - 1);
+
+	while (v[i].pc_adj && v[i].pc_adj != key)
+		i = (i + 1) & (alloc - 1);
+	return i;
+}
+
+/* The pc_info of adj, looked up and remembered the first time. NULL only
+ * when out of memory. */
+static struct pc_info *resolve(struct proc_entry *pe, uint64_t adj, bool want_source)
+{
+	struct pc_info *pi;
+	GElf_Sym s;
+
+	if (!adj)
+		adj = 1; /* 0 marks empty slots; no code lives there anyway */
+	if ((pe->memo_n + 1) * 2 > pe->memo_alloc) {
+		size_t na = pe->memo_alloc ? pe->memo_alloc * 2 : 256;
+		struct pc_info *nv = calloc(na, sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		for (size_t i = 0; i < pe->memo_alloc; i++)
+			if (pe->memo[i].pc_adj)
+				nv[memo_slot(nv, na, pe->memo[i].pc_adj)] = pe->memo[i];
+		free(pe->memo);
+		pe->memo = nv;
+		pe->memo_alloc = na;
+	}
+	pi = &pe->memo[memo_slot(pe->memo, pe->memo_alloc, adj)];
+	if (!pi->pc_adj) {
+		pi->pc_adj = adj;
+		pi->mod = dwfl_addrmodule(pe->dwfl, adj);
+		if (pi->mod)
+			pi->sym = dwfl_module_addrinfo(pi->mod, adj, &pi->off, &s, NULL, NULL, NULL);
+		pe->memo_n++;
+	}
+	if (want_source && !pi->have_src) {
+		Dwfl_Line *l = pi->mod ? dwfl_module_getsrc(pi->mod, adj) : NULL;
+
+		pi->file = l ? dwfl_lineinfo(l, NULL, &pi->line, NULL, NULL, NULL) : NULL;
+		pi->have_src = true;
+	}
+	return pi;
+}
+
+static json_t *frame_json(struct proc_entry *pe, const struct raw_frame *fr, bool want_source)
 {
 	Dwarf_Addr adj = fr->pc - (fr->activation ? 0 : 1);
-	Dwfl_Module *mod = dwfl_addrmodule(dwfl, adj);
+	struct pc_info *pi = resolve(pe, adj, want_source);
 	json_t *o = json_object();
-	const char *modname = NULL, *sym = NULL, *file = NULL;
+	const char *modname = NULL, *sym, *file;
 	char pc[24], hex[2 * 64 + 1];
 	const unsigned char *id;
-	GElf_Addr id_vaddr, off = 0;
-	GElf_Sym s;
-	int line = 0, idlen = 0;
+	GElf_Addr id_vaddr;
+	int line, idlen = 0;
 	bool ok = o != NULL;
 
-	if (!o)
+	if (!o || !pi) {
+		json_decref(o);
 		return NULL;
+	}
+	sym = pi->sym;
+	file = want_source ? pi->file : NULL;
+	line = pi->line;
 	snprintf(pc, sizeof(pc), "0x%" PRIx64, fr->pc);
-	if (mod) {
-		modname = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	if (pi->mod) {
+		modname = dwfl_module_info(pi->mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 		if (modname && !strncmp(modname, "[vdso", 5))
 			modname = "[vdso]";
-		idlen = dwfl_module_build_id(mod, &id, &id_vaddr);
-		sym = dwfl_module_addrinfo(mod, adj, &off, &s, NULL, NULL, NULL);
-		if (want_source) {
-			Dwfl_Line *l = dwfl_module_getsrc(mod, adj);
-
-			if (l)
-				file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-		}
+		idlen = dwfl_module_build_id(pi->mod, &id, &id_vaddr);
 	}
 	if (idlen > 0 && idlen <= 64) {
 		for (int i = 0; i < idlen; i++)
@@ -566,7 +628,7 @@ static json_t *frame_json(Dwfl *dwfl, const struct raw_frame *fr, bool want_sour
 	ok = ok && jset(o, "symbol", jstr(sym));
 	/* From the symbol to the pc itself (not pc-1): symbol+offset is pc. */
 	ok = ok && jset(o, "offset",
-			sym ? json_integer((json_int_t)(off + (fr->pc - adj))) : json_null());
+			sym ? json_integer((json_int_t)(pi->off + (fr->pc - adj))) : json_null());
 	ok = ok && jset(o, "file", jstr(file));
 	ok = ok && jset(o, "line", file && line > 0 ? json_integer(line) : json_null());
 	if (!ok) {
@@ -576,7 +638,7 @@ static json_t *frame_json(Dwfl *dwfl, const struct raw_frame *fr, bool want_sour
 	return o;
 }
 
-static json_t *thread_json(Dwfl *dwfl, const struct raw_thread *t, bool want_source)
+static json_t *thread_json(struct proc_entry *pe, const struct raw_thread *t, bool want_source)
 {
 	json_t *o = json_object(), *frames = json_array();
 	char st[2] = { t->have_st ? t->st.state : '?', 0 };
@@ -586,7 +648,7 @@ static json_t *thread_json(Dwfl *dwfl, const struct raw_thread *t, bool want_sou
 	ok = ok && jset(o, "name", t->have_st ? jbytes(t->st.comm, t->st.comm_len) : json_null());
 	ok = ok && jset(o, "state", json_string(st));
 	for (size_t i = 0; ok && i < t->n; i++)
-		ok = json_array_append_new(frames, frame_json(dwfl, &t->frames[i], want_source)) == 0;
+		ok = json_array_append_new(frames, frame_json(pe, &t->frames[i], want_source)) == 0;
 	ok = ok && jset(o, "frames", frames);
 	frames = NULL;
 	if (ok && t->error)
@@ -769,7 +831,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 			json_integer(reused ? pe->nmodules : pe->elf_hits));
 	ok = ok && jset(doc, "process_cached", json_boolean(reused));
 	for (size_t i = 0; ok && i < nth; i++)
-		ok = json_array_append_new(arr, thread_json(pe->dwfl, &th[i], !o.no_source)) == 0;
+		ok = json_array_append_new(arr, thread_json(pe, &th[i], !o.no_source)) == 0;
 	ok = ok && jset(doc, "threads", arr);
 	arr = NULL;
 	ok = ok && jset(doc, "elapsed_us", json_integer((json_int_t)((pd_mono_ns() - t0) / 1000)));

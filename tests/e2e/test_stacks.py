@@ -37,6 +37,8 @@ class StackTarget:
         self.tids = [int(w) for w in words[2:]]
         if args[0] != "churn":
             h.settle(self.pid)
+        else:  # only the main thread holds still
+            h.wait_until(lambda: task_states(self.pid).get(self.pid) == "S", 10, "main parked")
 
 
 def task_ids(pid):
@@ -187,6 +189,12 @@ def test_every_prefix_and_the_dotnet_route():
     assert doc["process"] == s.base + "/api/processes/%d" % t.pid
     r = s.get("/stacks?pid=%d" % t.pid, headers={"Accept": "text/plain"})
     assert r.status == 200 and r.content_type == "text/plain" and b"alpha_parked_here" in r.body
+    # ?source=false: the same frames, no source lines.
+    doc = s.json("/stacks?pid=%d&source=false" % t.pid)
+    assert all(f["file"] is None and f["line"] is None
+               for th in doc["threads"] for f in th["frames"]), doc
+    names = {th["name"]: th for th in doc["threads"]}
+    assert is_subsequence(PARKED["pd-alpha"], symbols(names["pd-alpha"]))
 
 
 def test_second_request_is_served_from_the_cache():
@@ -232,6 +240,7 @@ def test_errors():
     for path in ("/stacks", "/stacks?pid=", "/stacks?pid=abc", "/stacks?pid=-1"):
         h.assert_problem(s.get(path), 400, "pid")
     h.assert_problem(s.get("/api/processes/abc/stacks"), 400, "id")
+    h.assert_problem(s.get("/api/processes/%d/stacks?source=maybe" % os.getpid()), 400, "source")
     gone = subprocess.Popen(["true"])
     gone.wait()
     h.assert_problem(s.get("/api/processes/%d/stacks" % gone.pid), 404)
