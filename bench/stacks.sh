@@ -3,7 +3,8 @@
 #
 #   1. procdiag through nginx (GET /api/processes/PID/stacks): cold (a new
 #      responder, so a new stacks helper, and a process it never saw) and
-#      warm (the same process again: served from the helper's caches);
+#      warm (the same process again: served from the helper's caches); with
+#      source lines (the default) and with ?source=false;
 #   2. `procdiag stacks -p PID` (the CLI: always cold, one process per call);
 #   3. `eu-stack -p PID`, and `eu-stack -s -p PID` (with source lines, as
 #      procdiag gives them);
@@ -119,6 +120,17 @@ for _ in range(COLD):
         doc = r.json()
         add("procdiag, new process, helper warm", ms, t2.gap(), doc["stopped_us"])
         t2.stop()
+    t.stop()
+    # the same without source lines (?source=false: no DWARF is loaded)
+    t = Target()
+    with h.Stack() as s:
+        ms, r = timed(lambda: s.get("/api/processes/%d/stacks?source=false" % t.pid))
+        assert r.status == 200, r
+        check_frames("procdiag", r.body, t.pid)
+        add("procdiag cold, `?source=false`", ms, t.gap(), r.json()["stopped_us"])
+        for _ in range(RUNS):
+            ms, r = timed(lambda: s.get("/api/processes/%d/stacks?source=false" % t.pid))
+            add("procdiag warm, `?source=false`", ms, t.gap(), r.json()["stopped_us"])
     t.stop()
 
 t = Target()
