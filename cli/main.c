@@ -16,6 +16,7 @@ static const struct {
 	{ "kill", cmd_kill, "kill a process and all its descendants" },
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
 	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
+	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "dump-helper")) /* internal: kept out of usage() */
 		return cmd_dump_helper(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stacks-helper")) /* internal too */
+		return cmd_stacks_helper(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;

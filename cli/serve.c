@@ -12,6 +12,7 @@
 #include "handlers/conffile.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "lib/stacksrun.h"
 
 static void serve_usage(FILE *out)
 {
@@ -122,6 +123,7 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "procdiag: serving %s with %d threads\n", listen ? listen : "inherited socket",
 		cfg.threads);
 	c = pd_server_run(&so);
+	pd_stacksrun_shutdown(); /* the stacks helper, if one was started */
 	if (c < 0)
 		fprintf(stderr, "procdiag: server failed: %s\n", strerror(-c));
 	else

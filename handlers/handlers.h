@@ -26,6 +26,9 @@ int h_thread_detail(struct pd_req *r);
 /* modules.c */
 int h_module_list(struct pd_req *r);
 int h_module_detail(struct pd_req *r);
+/* stacks.c */
+int h_process_stacks(struct pd_req *r);
+int h_stacks_query(struct pd_req *r);
 /* environ.c */
 int h_environment(struct pd_req *r);
 /* dump.c */

@@ -21,6 +21,7 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
 	KUDU("GET",    "/{id}/dump",                  h_process_dump,   PD_ROUTE_STREAM),
+	KUDU("GET",    "/{id}/stacks",                h_process_stacks, 0),
 
 	/* dotnet-monitor's routes: the process is chosen by ?pid=&uid=&name=. */
 	{ "GET", "", "/processes", h_mon_processes, 0 },
@@ -28,6 +29,7 @@ const struct pd_route pd_routes[] = {
 	{ "GET", "", "/env",       h_mon_env,       0 },
 	{ "GET", "", "/info",      h_mon_info,      0 },
 	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM },
+	{ "GET", "", "/stacks",    h_stacks_query,  0 },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

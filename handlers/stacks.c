@@ -1,0 +1,176 @@
+/* GET /processes/{id}/stacks (three prefixes) and GET /stacks?pid=
+ * (dotnet-monitor style): native stacks of every thread, unwound by the
+ * stacks helper (lib/stacksrun.h). JSON by default, eu-stack-like text for
+ * Accept: text/plain. docs/API.md, "Stacks". */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/numparse.h"
+#include "common/strbuf.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "handlers/jsonout.h"
+#include "handlers/procjson.h"
+#include "lib/proc.h"
+#include "lib/procfs.h"
+#include "lib/scope.h"
+#include "lib/stacksrun.h"
+
+/* Who holds the process under ptrace (TracerPid of status), 0: nobody. */
+static int tracer_of(int pid)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_proc p;
+	const char *t;
+	int tracer = 0;
+
+	if (pd_proc_open(pid, &p) < 0)
+		return 0;
+	if (pd_read_file_at(p.dirfd, "status", &sb, 65536) == 0 &&
+	    (t = strstr(sb.buf, "\nTracerPid:")) != NULL)
+		tracer = atoi(t + 11);
+	strbuf_release(&sb);
+	pd_proc_close(&p);
+	return tracer;
+}
+
+static int problem(struct pd_req *r, int rc, int pid, const char *err)
+{
+	int tracer;
+
+	switch (rc) {
+	case -ESRCH:
+		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
+	case -EOWNERDEAD:
+		return pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no stacks.", pid);
+	case -EOPNOTSUPP:
+		return pd_resp_problem(r, 409, NULL,
+				       "Process %d is a kernel thread: it has no user stacks.", pid);
+	case -EPERM:
+		tracer = tracer_of(pid);
+		if (tracer > 0)
+			return pd_resp_problem(r, 409, NULL,
+					       "Process %d is already traced by process %d (a "
+					       "debugger?); its stacks cannot be taken now.",
+					       pid, tracer);
+		return pd_resp_problem(r, 403, NULL,
+				       "The kernel refuses to let procdiag trace process %d (ptrace: "
+				       "see kernel.yama.ptrace_scope and CAP_SYS_PTRACE).",
+				       pid);
+	case -ETIMEDOUT:
+		pd_resp_header(r, "Retry-After", "1");
+		return pd_resp_problem(r, 503, NULL, "%s (uninterruptible sleep?); try again.",
+				       err[0] ? err : "A thread did not stop in time");
+	case -ENOMEM: return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	default:
+		return pd_resp_problem(r, 500, NULL, "Stacks of process %d failed: %s.", pid,
+				       err[0] ? err : strerror(-rc));
+	}
+}
+
+/* State letters become the words of the threads routes; the process gets
+ * its link. */
+static int decorate(struct pd_req *r, json_t *doc, bool kudu, int pid)
+{
+	json_t *threads = json_object_get(doc, "threads"), *t;
+	size_t i;
+
+	json_array_foreach(threads, i, t) {
+		const char *st = json_string_value(json_object_get(t, "state"));
+
+		if (st && json_object_set_new(t, "state", json_string(pd_state_name(st[0]))) < 0)
+			return -ENOMEM;
+	}
+	/* The Kudu routes link under the prefix the client used. */
+	return json_object_set_new(doc, "process", kudu ? pd_json_href(r, "/%d", pid)
+							: pd_json_href(r, "/api/processes/%d", pid));
+}
+
+/* ?source=false: no file:line (no DWARF is loaded: a cold request costs
+ * what eu-stack does). -1 after answering 400. */
+static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
+{
+	const char *v = pd_req_query(r, "source");
+
+	if (!v || !strcasecmp(v, "true") || !strcmp(v, "1"))
+		return 0;
+	if (!strcasecmp(v, "false") || !strcmp(v, "0")) {
+		o->no_source = true;
+		return 0;
+	}
+	pd_resp_problem(r, 400, "source", "source must be true or false, not '%s'.", v);
+	return -1;
+}
+
+static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
+{
+	struct pd_stacks_opts o = { 0 };
+	struct strbuf sb = STRBUF_INIT;
+	json_t *doc = NULL;
+	char err[512];
+	int rc;
+
+	if (parse_source(r, &o) < 0)
+		return 0;
+	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
+	if (rc < 0)
+		return problem(r, rc, pid, err);
+	pd_req_log_note(r, "stopped_us=%lld cached_modules=%lld",
+			(long long)json_integer_value(json_object_get(doc, "stopped_us")),
+			(long long)json_integer_value(json_object_get(doc, "cached_modules")));
+	if (pd_req_accepts(r, "text/plain")) {
+		rc = pd_stacks_text(doc, pd_state_name, &sb);
+		json_decref(doc);
+		if (rc < 0) {
+			strbuf_release(&sb);
+			return pd_resp_problem(r, 500, NULL, "Out of memory.");
+		}
+		rc = pd_resp_begin(r, 200, "text/plain; charset=utf-8", (long long)sb.len);
+		if (rc == 0)
+			rc = pd_resp_write(r, sb.buf, sb.len);
+		strbuf_release(&sb);
+		return rc;
+	}
+	if (decorate(r, doc, kudu, pid) < 0) {
+		json_decref(doc);
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
+	return pd_resp_json(r, 200, doc);
+}
+
+int h_process_stacks(struct pd_req *r)
+{
+	struct pd_proc p;
+	uint64_t start;
+	int pid;
+
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	start = p.stat.starttime;
+	pd_proc_close(&p);
+	return answer(r, pid, start, true);
+}
+
+/* dotnet-monitor's GET /stacks?pid=&uid=&name=: the process chosen as
+ * /process chooses it (none of them: the site process). */
+int h_stacks_query(struct pd_req *r)
+{
+	struct pd_proc p;
+	uint64_t start;
+	int pid;
+
+	if (pd_h_select_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	start = p.stat.starttime;
+	pd_proc_close(&p);
+	return answer(r, pid, start, false);
+}

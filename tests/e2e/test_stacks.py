@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""GET /{id}/stacks and GET /stacks?pid= through real nginx, and the CLI's
+`procdiag stacks`; judged by /proc, eu-stack and eu-readelf."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+STACKTARGET = os.path.join(h.BUILDDIR, "tests", "targets", "stacktarget")
+STKPARK = os.path.join(h.BUILDDIR, "tests", "targets", "libstkpark.so")
+
+# Thread name -> the functions it must show, innermost first (a subsequence
+# of its frames), and which of them have source lines.
+PARKED = {
+    "stacktarget": ["main_parked_here", "main"],
+    "pd-alpha": ["alpha_parked_here", "alpha_outer", "alpha_main"],
+    "pd-beta": ["nodebug_parked_here", "nodebug_outer", "beta_parked_here", "beta_main"],
+    "pd-gamma": ["gamma_parked_here", "gamma_main"],
+}
+NODEBUG = {"nodebug_parked_here", "nodebug_outer"}
+
+
+class StackTarget:
+    def __init__(self, *args):
+        if not os.access(STACKTARGET, os.X_OK) or not os.path.exists(STKPARK):
+            raise AssertionError("%s is not built (make check builds it)" % STACKTARGET)
+        self.proc = h.spawn([STACKTARGET] + [str(a) for a in args])
+        words = h.read_line(self.proc).split()
+        assert words[0] == "ready", words
+        self.pid = int(words[1])
+        self.tids = [int(w) for w in words[2:]]
+        if args[0] != "churn":
+            h.settle(self.pid)
+        else:  # only the main thread holds still
+            h.wait_until(lambda: task_states(self.pid).get(self.pid) == "S", 10, "main parked")
+
+
+def task_ids(pid):
+    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+
+
+def task_states(pid):
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t), "rb") as f:
+                d = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[int(t)] = d[d.rindex(b")") + 2:][:1].decode()
+    return out
+
+
+def symbols(thread):
+    return [f["symbol"] for f in thread["frames"]]
+
+
+def is_subsequence(want, have):
+    it = iter(have)
+    return all(w in it for w in want)
+
+
+def check_parked(doc, t):
+    """Every thread of t, each with its named functions in order."""
+    by_id = {th["id"]: th for th in doc["threads"]}
+    assert sorted(by_id) == task_ids(t.pid), (sorted(by_id), task_ids(t.pid))
+    names = {th["name"]: th for th in doc["threads"]}
+    assert set(names) == set(PARKED), sorted(names)
+    assert names["stacktarget"]["id"] == t.pid
+    assert [names[n]["id"] for n in ("pd-alpha", "pd-beta", "pd-gamma")] == t.tids
+    for name, want in PARKED.items():
+        th = names[name]
+        assert "error" not in th, th
+        assert th["state"] in ("Sleeping", "S"), th["state"]
+        assert is_subsequence(want, symbols(th)), (name, symbols(th))
+        for f in th["frames"]:
+            assert re.fullmatch(r"0x[0-9a-f]+", f["pc"]), f
+            if f["symbol"] in want and f["symbol"] not in NODEBUG:
+                assert f["module"] == os.path.realpath(STACKTARGET), f
+                assert f["file"].endswith("stacktarget.c") and f["line"] > 0, f
+                assert re.fullmatch(r"[0-9a-f]{40}", f["build_id"]), f
+            if f["symbol"] in NODEBUG:
+                assert f["module"] == os.path.realpath(STKPARK), f
+                assert f["file"] is None and f["line"] is None, f
+                assert f["build_id"] == readelf_build_id(STKPARK), f
+    # The innermost frame is the system call, in libc.
+    for th in doc["threads"]:
+        assert "libc.so" in th["frames"][0]["module"], th["frames"][0]
+        assert th["frames"][0]["symbol"] in ("pause", "read"), th["frames"][0]
+
+
+def readelf_build_id(path):
+    out = subprocess.run(["eu-readelf", "-n", path], stdout=subprocess.PIPE, check=True,
+                         timeout=30).stdout.decode()
+    m = re.search(r"Build ID: ([0-9a-f]+)", out)
+    assert m, out
+    return m.group(1)
+
+
+def eu_stack(pid):
+    """{tid: [(pc, symbol or None)]} from `eu-stack -p PID`."""
+    r = subprocess.run(["eu-stack", "-p", str(pid)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    out, cur = {}, None
+    for line in r.stdout.decode().splitlines():
+        m = re.match(r"TID (\d+):", line)
+        if m:
+            cur = out.setdefault(int(m.group(1)), [])
+            continue
+        m = re.match(r"#(\d+)\s+0x([0-9a-f]+)(?: (\S+))?", line)
+        if m and cur is not None:
+            cur.append((int(m.group(2), 16), m.group(3)))
+    assert out, "eu-stack printed no thread: %r %r" % (r.stdout, r.stderr)
+    return out
+
+
+def stacks(s, pid, prefix="/api/processes", **kw):
+    return s.json("%s/%d/stacks" % (prefix, pid), **kw)
+
+
+# ---------------------------------------------------------------------------
+
+def test_json_every_thread_every_function():
+    s = h.shared()
+    t = StackTarget("park")
+    doc = stacks(s, t.pid)
+    check_parked(doc, t)
+    assert doc["id"] == t.pid and doc["name"] == "stacktarget", doc
+    assert doc["process"] == s.base + "/api/processes/%d" % t.pid, doc["process"]
+    assert isinstance(doc["stopped_us"], int) and 0 < doc["stopped_us"] < 1000000, doc
+    # The target runs again.
+    assert all(st != "t" for st in task_states(t.pid).values()), task_states(t.pid)
+
+
+def test_text_like_eu_stack():
+    s = h.shared()
+    t = StackTarget("park")
+    r = s.get("/api/processes/%d/stacks" % t.pid, headers={"Accept": "text/plain"})
+    assert r.status == 200 and r.content_type == "text/plain", r
+    text = r.body.decode()
+    sections = re.split(r"(?m)^(?=TID \d+:)", text)
+    assert sections[0].startswith("PID %d - process" % t.pid), sections[0]
+    by_tid = {}
+    for sec in sections[1:]:
+        tid = int(re.match(r"TID (\d+):", sec).group(1))
+        by_tid[tid] = sec
+    assert sorted(by_tid) == task_ids(t.pid)
+    tid_of = {"stacktarget": t.pid, "pd-alpha": t.tids[0], "pd-beta": t.tids[1],
+              "pd-gamma": t.tids[2]}
+    for name, want in PARKED.items():
+        sec = by_tid[tid_of[name]]
+        assert sec.split("\n")[0] == "TID %d: %s (Sleeping)" % (tid_of[name], name), sec
+        syms = re.findall(r"(?m)^#\d+\s+0x[0-9a-f]{16} (\S+?)\+0x[0-9a-f]+ - ", sec)
+        assert is_subsequence(want, syms), (name, syms)
+        # Source lines follow the frames that have debug info.
+        assert re.search(r"%s\+0x[0-9a-f]+ - \S+stacktarget\n    \S*stacktarget\.c:\d+"
+                         % want[-1], sec), sec
+
+
+def test_frames_match_eu_stack():
+    s = h.shared()
+    t = StackTarget("park")
+    doc = stacks(s, t.pid)
+    # eu-stack attaches itself: run it once procdiag has let go.
+    theirs = eu_stack(t.pid)
+    ours = {th["id"]: [(int(f["pc"], 16), f["symbol"]) for f in th["frames"]]
+            for th in doc["threads"]}
+    assert sorted(ours) == sorted(theirs), (sorted(ours), sorted(theirs))
+    for tid in ours:
+        assert ours[tid] == theirs[tid], "tid %d:\nours   %s\ntheirs %s" % (
+            tid, [(hex(p), n) for p, n in ours[tid]], [(hex(p), n) for p, n in theirs[tid]])
+
+
+def test_every_prefix_and_the_dotnet_route():
+    s = h.shared()
+    t = StackTarget("park")
+    for prefix in h.PREFIXES:
+        doc = stacks(s, t.pid, prefix=prefix)
+        check_parked(doc, t)
+        assert doc["process"] == s.base + prefix + "/%d" % t.pid, doc["process"]
+    doc = s.json("/stacks?pid=%d" % t.pid)
+    check_parked(doc, t)
+    assert doc["process"] == s.base + "/api/processes/%d" % t.pid
+    r = s.get("/stacks?pid=%d" % t.pid, headers={"Accept": "text/plain"})
+    assert r.status == 200 and r.content_type == "text/plain" and b"alpha_parked_here" in r.body
+    # ?source=false: the same frames, no source lines.
+    doc = s.json("/stacks?pid=%d&source=false" % t.pid)
+    assert all(f["file"] is None and f["line"] is None
+               for th in doc["threads"] for f in th["frames"]), doc
+    names = {th["name"]: th for th in doc["threads"]}
+    assert is_subsequence(PARKED["pd-alpha"], symbols(names["pd-alpha"]))
+
+
+def test_second_request_is_served_from_the_cache():
+    s = h.shared()
+    t = StackTarget("park")
+    first = stacks(s, t.pid)
+    second = stacks(s, t.pid)
+    assert first["process_cached"] is False, first
+    assert second["process_cached"] is True, second
+    assert second["modules"] >= 4 and second["cached_modules"] == second["modules"], second
+    check_parked(second, t)
+    # A second process of the same binary: the Elf handles are shared.
+    t2 = StackTarget("park")
+    other = stacks(s, t2.pid)
+    assert other["process_cached"] is False and other["cached_modules"] >= 3, other
+    check_parked(other, t2)
+    # The responder logs what it served from the cache (log_requests is on).
+    assert "cached_modules=%d" % second["cached_modules"] in s.stderr(), s.stderr()[-500:]
+
+
+def test_threads_coming_and_going():
+    """A target that creates and ends threads without pause: 20 requests in a
+    row succeed, and no thread is ever left stopped."""
+    s = h.shared()
+    t = StackTarget("churn")
+    seen_short = 0
+    for i in range(20):
+        doc = stacks(s, t.pid)
+        names = [th["name"] for th in doc["threads"]]
+        assert "stacktarget" in names and "pd-churn" in names, names
+        main = [th for th in doc["threads"] if th["id"] == t.pid][0]
+        assert "main_parked_here" in symbols(main), symbols(main)
+        seen_short += len(doc["threads"]) - 2
+        states = task_states(t.pid)
+        assert "t" not in states.values(), "left stopped after request %d: %s" % (i, states)
+    h.wait_until(lambda: "t" not in task_states(t.pid).values(), 2, "no traced-stop")
+    h.diag("short-lived threads caught: %d in 20 requests" % seen_short)
+    assert h.alive(t.pid)
+
+
+def test_errors():
+    s = h.shared()
+    for path in ("/stacks?pid=abc", "/stacks?pid=-1", "/stacks?pid=0"):
+        h.assert_problem(s.get(path), 400, "pid")
+    # No pid: the default process, as dotnet-monitor's routes choose it.
+    for path in ("/stacks", "/stacks?pid="):
+        assert s.json(path)["id"] == s.pd.pid
+    h.assert_problem(s.get("/api/processes/abc/stacks"), 400, "id")
+    h.assert_problem(s.get("/api/processes/%d/stacks?source=maybe" % os.getpid()), 400, "source")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    h.assert_problem(s.get("/api/processes/%d/stacks" % gone.pid), 404)
+    h.assert_problem(s.get("/stacks?pid=%d" % gone.pid), 404)
+    # Out of scope answers like a missing process.
+    p = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
+                stdout=subprocess.DEVNULL)
+    h.wait_until(lambda: h.proc_uid(p.pid) == 65534, 5, "sleep as nobody")
+    h.assert_problem(s.get("/api/processes/%d/stacks" % p.pid), 404)
+    h.assert_problem(s.get("/stacks?pid=%d" % p.pid), 404)
+    # A zombie and a kernel thread have no stacks: 409.
+    z = h.target("zombie")
+    h.assert_problem(s.get("/api/processes/%d/stacks" % z.zombie), 409)
+    assert h.is_kernel_thread(2)
+    if os.geteuid() == 0:
+        h.assert_problem(s.get("/api/processes/2/stacks"), 409)
+
+
+def test_already_traced_is_a_conflict():
+    """Another tracer (gdb) holds the target: 409 naming it; afterwards the
+    target is untouched and stacks work again."""
+    s = h.shared()
+    t = StackTarget("park")
+    gdb = h.spawn(["gdb", "-q", "-nx", "-batch", "-p", str(t.pid), "-ex", "echo attached\\n",
+                   "-ex", "shell sleep 30"], stderr=subprocess.DEVNULL)
+    h.wait_until(lambda: (h.proc_status(t.pid) or {}).get("TracerPid", "0") != "0", 20,
+                 "gdb to attach")
+    doc = h.assert_problem(s.get("/api/processes/%d/stacks" % t.pid), 409)
+    assert "traced by process" in doc["detail"], doc
+    h.kill_tree(gdb)
+    h.wait_until(lambda: (h.proc_status(t.pid) or {}).get("TracerPid") == "0", 10, "gdb gone")
+    # A killed gdb can leave its PTRACE_ATTACH's SIGSTOP behind (the very
+    # reason procdiag seizes instead): that stop is gdb's, so undo it.
+    os.kill(t.pid, signal.SIGCONT)
+    h.settle(t.pid)
+    check_parked(stacks(s, t.pid), t)
+
+
+def test_the_responder_itself():
+    """Id 0 (the site process, by default the responder): the helper unwinds
+    its own parent, whose worker threads are all listed."""
+    s = h.shared()
+    doc = stacks(s, 0)
+    assert doc["id"] == s.pd.pid, doc
+    assert sorted(th["id"] for th in doc["threads"]) == task_ids(s.pd.pid)
+    syms = {f["symbol"] for th in doc["threads"] for f in th["frames"]}
+    # The serving loop, the workers, and the worker waiting for this answer.
+    for fn in ("cmd_serve", "worker_main", "pd_stacksrun", "h_process_stacks"):
+        assert fn in syms, (fn, sorted(s for s in syms if s))
+
+
+def helper_pid(pd_pid):
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = h.proc_stat(int(name))
+            if st and st["ppid"] == pd_pid:
+                try:
+                    with open("/proc/%s/cmdline" % name, "rb") as f:
+                        if b"stacks-helper" in f.read():
+                            return int(name)
+                except OSError:
+                    pass
+    return None
+
+
+def test_helper_killed_mid_freeze():
+    """The helper dies (SIGKILL) while the target is frozen: the request
+    fails with 500, the target runs on (PTRACE_SEIZE), and the next request
+    is served by a new helper."""
+    os.environ["PD_TEST_STACKS_FROZEN_SLEEP_MS"] = "3000"
+    try:
+        s = h.Stack().start()
+    finally:
+        del os.environ["PD_TEST_STACKS_FROZEN_SLEEP_MS"]
+    try:
+        t = StackTarget("park")
+        res = {}
+        th = threading.Thread(target=lambda: res.update(r=s.get("/stacks?pid=%d" % t.pid)))
+        th.start()
+        h.wait_until(lambda: "t" in task_states(t.pid).values(), 10, "the freeze")
+        hp = helper_pid(s.pd.pid)
+        assert hp, "no stacks-helper child of the responder"
+        os.kill(hp, signal.SIGKILL)
+        th.join(30)
+        h.assert_problem(res["r"], 500)
+        h.wait_until(lambda: "t" not in task_states(t.pid).values(), 5, "the target to run")
+        h.settle(t.pid)
+        t0 = time.monotonic()
+        r = s.get("/stacks?pid=%d" % t.pid)
+        assert r.status == 200, r
+        assert time.monotonic() - t0 > 2.5  # the new helper has the hook too
+        assert helper_pid(s.pd.pid) not in (None, hp)
+    finally:
+        problems = s.stop()
+    assert not problems, problems
+
+
+def test_cli():
+    t = StackTarget("park")
+    r = subprocess.run([h.PROCDIAG, "stacks", "-p", str(t.pid)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r
+    text = r.stdout.decode()
+    for want in PARKED.values():
+        for fn in want:
+            assert re.search(r" %s\+0x" % fn, text), (fn, text)
+    for tid in task_ids(t.pid):
+        assert "TID %d:" % tid in text
+    r = subprocess.run([h.PROCDIAG, "stacks", "--json", "-p", str(t.pid)],
+                       stdout=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0
+    import json
+    doc = json.loads(r.stdout)
+    assert sorted(th["id"] for th in doc["threads"]) == task_ids(t.pid)
+    assert all(st != "t" for st in task_states(t.pid).values())
+    for argv in (["stacks", "--bogus", "-p", str(t.pid)], ["stacks"], ["stacks", "-p", "x"],
+                 ["stacks", "-p", str(t.pid), "extra"]):
+        r = subprocess.run([h.PROCDIAG] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        assert r.returncode == 2, (argv, r)
+        assert b"usage: procdiag stacks" in r.stderr, (argv, r.stderr)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    r = subprocess.run([h.PROCDIAG, "stacks", "-p", str(gone.pid)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 1 and b"not running" in r.stderr, r
+
+
+h.main(globals())
