@@ -62,6 +62,10 @@ BUILDDIR = os.environ.get("PD_BUILDDIR") or SRCDIR
 NGINX = os.environ.get("PD_NGINX") or "/usr/sbin/nginx"
 PROCDIAG = os.environ.get("PD_PROCDIAG") or os.path.join(BUILDDIR, "procdiag")
 INSTALLED = os.environ.get("PD_E2E_TARGET") == "installed"
+# Installed mode's settings, taken out of the environment so that the
+# targets the tests start do not inherit them (test_detail filters the
+# environment by "pd_e2e").
+E2E_ENV = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PD_E2E_")}
 PDTARGET = os.path.join(BUILDDIR, "tests", "targets", "pdtarget")
 SNIPPET_SOCKET = "unix:/run/procdiag/procdiag.sock"
 
@@ -490,18 +494,18 @@ class Stack:
         if not self.attach:
             raise NeedsOwnStack("needs a responder of its own (installed mode)")
         for k in ("PD_E2E_BASE", "PD_E2E_KEY", "PD_E2E_PID"):
-            if not os.environ.get(k):
+            if not E2E_ENV.get(k):
                 raise AssertionError("PD_E2E_TARGET=installed needs %s" % k)
-        self.base = os.environ["PD_E2E_BASE"].rstrip("/")
+        self.base = E2E_ENV["PD_E2E_BASE"].rstrip("/")
         m = re.match(r"^http://127\.0\.0\.1:(\d+)$", self.base)
         if not m:
             raise AssertionError("PD_E2E_BASE must be http://127.0.0.1:PORT: %r" % self.base)
         self.port = int(m.group(1))
-        self.key = os.environ["PD_E2E_KEY"]
+        self.key = E2E_ENV["PD_E2E_KEY"]
         self.keys = [self.key]
-        self.pd = _Installed(int(os.environ["PD_E2E_PID"]))
-        self.pd_err_path = os.environ.get("PD_E2E_LOG") or os.devnull
-        self.nginx_log_path = os.environ.get("PD_E2E_NGINX_LOG") or os.devnull
+        self.pd = _Installed(int(E2E_ENV["PD_E2E_PID"]))
+        self.pd_err_path = E2E_ENV.get("PD_E2E_LOG") or os.devnull
+        self.nginx_log_path = E2E_ENV.get("PD_E2E_NGINX_LOG") or os.devnull
         self.dir = self._tmpdir()
         self.sock = self.conf = None
         _stacks.append(self)
