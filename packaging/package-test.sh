@@ -14,13 +14,16 @@
 #   6. stop everything, purge the package, check nothing is left
 #
 # Environment: JOBS (make -j), DEB_BUILD_OPTIONS (nocheck skips make check in
-# the package build), NGINX (default /usr/sbin/nginx), PD_KEEP=1 keeps the
-# scratch directory.
+# the package build), PD_NGINX (the nginx binary, default /usr/sbin/nginx),
+# PD_KEEP=1 keeps the scratch directory.
 set -euo pipefail
 
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
-NGINX=${NGINX:-/usr/sbin/nginx}
+# (not NGINX in the environment: nginx itself reads that variable, as the
+# sockets inherited in a binary upgrade, and would log [emerg] at each start)
+NGINX=${PD_NGINX:-/usr/sbin/nginx}
+export -n NGINX
 E2E_FILES=(test_list test_detail test_kill test_auth test_errors test_monitor test_dump)
 
 say() { printf 'package-test: %s\n' "$*" >&2; }
