@@ -22,7 +22,9 @@ static void serve_usage(FILE *out)
 		"  --listen SPEC   socket to listen on; without it (and without 'listen' in\n"
 		"                  the config) the socket is inherited from systemd or, as\n"
 		"                  spawn-fcgi hands it, on fd 0\n"
-		"  --config FILE   configuration file (docs/CONFIGURATION.md)\n"
+		"  --config FILE   configuration file (docs/CONFIGURATION.md); may be given\n"
+		"                  up to 8 times: files are read in order, later values win\n"
+		"                  and api_key_sha256 lines add up\n"
 		"  --threads N     worker threads (default 16)\n"
 		"  --no-auth       accept requests without an API key: local development only\n");
 }
@@ -37,7 +39,9 @@ int cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *listen = NULL, *config_path = NULL, *threads = NULL;
+	const char *listen = NULL, *threads = NULL;
+	const char *config_paths[8];
+	int nconfig = 0;
 	bool no_auth = false;
 	struct pd_config cfg;
 	struct pd_context ctx;
@@ -48,7 +52,13 @@ int cmd_serve(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "l:c:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
-		case 'c': config_path = optarg; break;
+		case 'c':
+			if (nconfig == (int)(sizeof(config_paths) / sizeof(config_paths[0]))) {
+				fprintf(stderr, "procdiag: at most 8 --config files\n");
+				return 2;
+			}
+			config_paths[nconfig++] = optarg;
+			break;
 		case 't': threads = optarg; break;
 		case 'n': no_auth = true; break;
 		case 'h': serve_usage(stdout); return 0;
@@ -63,9 +73,11 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "procdiag: out of memory\n");
 		return 1;
 	}
-	if (config_path && pd_config_load(&cfg, config_path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "procdiag: %s\n", err);
-		goto out;
+	for (int i = 0; i < nconfig; i++) {
+		if (pd_config_load(&cfg, config_paths[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "procdiag: %s\n", err);
+			goto out;
+		}
 	}
 	if (threads) {
 		uint64_t n;

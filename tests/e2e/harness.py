@@ -9,12 +9,26 @@ are defined and prints TAP (automake's tap-driver.sh reads it):
     not ok 2 - test_other
     # Traceback ...
 
-Nothing is skipped: a missing tool is a failure (./dev test installs them).
+Nothing is skipped: a missing tool is a failure (./dev test installs them);
+only installed mode (below) skips the tests it cannot run.
 
 Environment (set by `make check`; defaults suit running a file by hand from
 the top of a built tree): PD_BUILDDIR (where procdiag and
 tests/targets/pdtarget are), PD_SRCDIR (where nginx/ is), PD_NGINX (default
-/usr/sbin/nginx).
+/usr/sbin/nginx), PD_PROCDIAG (the procdiag binary; default
+PD_BUILDDIR/procdiag).
+
+Installed mode (packaging/package-test.sh, run by ./dev test): with
+PD_E2E_TARGET=installed the tests talk to an already running, installed
+procdiag behind the system nginx instead of starting their own:
+  PD_E2E_BASE       its base URL, http://127.0.0.1:PORT
+  PD_E2E_KEY        an API key it accepts
+  PD_E2E_PID        the responder's pid (id 0; watched for crashes/restarts)
+  PD_E2E_LOG        optional: a file with the responder's stderr
+  PD_E2E_NGINX_LOG  optional: nginx's error log
+shared() then returns that responder. A test that needs a responder of its
+own (another config, no auth, or one it stops) is reported as skipped
+("# SKIP" in TAP) in this mode, and only in this mode.
 
 The pieces:
   Stack        procdiag + nginx in a temp dir, as a context manager; HTTP
@@ -46,7 +60,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("PD_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 BUILDDIR = os.environ.get("PD_BUILDDIR") or SRCDIR
 NGINX = os.environ.get("PD_NGINX") or "/usr/sbin/nginx"
-PROCDIAG = os.path.join(BUILDDIR, "procdiag")
+PROCDIAG = os.environ.get("PD_PROCDIAG") or os.path.join(BUILDDIR, "procdiag")
+INSTALLED = os.environ.get("PD_E2E_TARGET") == "installed"
+# Installed mode's settings, taken out of the environment so that the
+# targets the tests start do not inherit them (test_detail filters the
+# environment by "pd_e2e").
+E2E_ENV = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PD_E2E_")}
 PDTARGET = os.path.join(BUILDDIR, "tests", "targets", "pdtarget")
 SNIPPET_SOCKET = "unix:/run/procdiag/procdiag.sock"
 
@@ -402,12 +421,36 @@ def render_nginx(prefix, listen, sock):
 _stacks = []
 
 
+class NeedsOwnStack(Exception):
+    """Raised in installed mode by a test that needs a responder of its own;
+    main() reports the test as skipped."""
+
+
+class _Installed:
+    """The installed responder, seen like a Popen: pid, poll(), returncode."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        st = proc_stat(pid)
+        if st is None:
+            raise AssertionError("PD_E2E_PID=%d: no such process" % pid)
+        self.starttime = st["starttime"]
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None and not alive(self.pid, self.starttime):
+            self.returncode = -1  # gone (or restarted under another pid)
+        return self.returncode
+
+
 class Stack:
     """procdiag serve + nginx in a temp dir. Use as a context manager, or
     start()/stop(). Attributes: port, base ("http://127.0.0.1:PORT"), key,
     sock, dir, pd (Popen of the responder), nginx (Popen)."""
 
-    def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1):
+    def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=()):
+        self.config_files = list(config_files)  # more --config files, read after the first
+        self.attach = False  # installed mode: shared() attaches to the installed responder
         self.no_auth = no_auth
         self.threads = threads
         self.config_lines = list(config_lines)
@@ -447,7 +490,33 @@ class Stack:
         os.chmod(d, 0o755)
         return d
 
+    def _attach_installed(self):
+        if not self.attach:
+            raise NeedsOwnStack("needs a responder of its own (installed mode)")
+        for k in ("PD_E2E_BASE", "PD_E2E_KEY", "PD_E2E_PID"):
+            if not E2E_ENV.get(k):
+                raise AssertionError("PD_E2E_TARGET=installed needs %s" % k)
+        self.base = E2E_ENV["PD_E2E_BASE"].rstrip("/")
+        m = re.match(r"^http://127\.0\.0\.1:(\d+)$", self.base)
+        if not m:
+            raise AssertionError("PD_E2E_BASE must be http://127.0.0.1:PORT: %r" % self.base)
+        self.port = int(m.group(1))
+        self.key = E2E_ENV["PD_E2E_KEY"]
+        self.keys = [self.key]
+        self.pd = _Installed(int(E2E_ENV["PD_E2E_PID"]))
+        self.pd_err_path = E2E_ENV.get("PD_E2E_LOG") or os.devnull
+        self.nginx_log_path = E2E_ENV.get("PD_E2E_NGINX_LOG") or os.devnull
+        self.dir = self._tmpdir()
+        self.sock = self.conf = None
+        _stacks.append(self)
+        r = self.get("/api/processes/0")
+        if r.status != 200:
+            raise AssertionError("the installed procdiag does not answer: %r" % r)
+        return self
+
     def start(self):
+        if INSTALLED:
+            return self._attach_installed()
         for tool in (PROCDIAG, NGINX):
             if not os.access(tool, os.X_OK):
                 raise AssertionError("%s is missing (./dev test builds and installs it)" % tool)
@@ -468,6 +537,11 @@ class Stack:
             f.write("\n".join(lines) + "\n")
 
         argv = [PROCDIAG, "serve", "--listen", "unix:" + self.sock, "--config", self.conf]
+        for i, text in enumerate(self.config_files):
+            path = os.path.join(self.dir, "extra-%d.conf" % i)
+            with open(path, "w") as f:
+                f.write(text)
+            argv += ["--config", path]
         if self.no_auth:
             argv.append("--no-auth")
         if self.threads:
@@ -534,7 +608,8 @@ class Stack:
 
     def nginx_log(self):
         try:
-            with open(os.path.join(self.dir, "error.log"), "rb") as f:
+            with open(getattr(self, "nginx_log_path", None) or
+                      os.path.join(self.dir, "error.log"), "rb") as f:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
@@ -558,6 +633,8 @@ class Stack:
 
     def terminate_responder(self, timeout=10.0):
         """SIGTERM to procdiag; returns (exit status, seconds it took)."""
+        if INSTALLED:
+            raise NeedsOwnStack("stops the responder (installed mode)")
         t0 = time.monotonic()
         self.terminated = True
         self.pd.send_signal(signal.SIGTERM)
@@ -574,6 +651,10 @@ class Stack:
         if self.stopped:
             return []
         problems = self.problems()
+        if INSTALLED:  # not ours to stop
+            self.stopped = True
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return problems
         if self.nginx is not None and self.nginx.poll() is None:
             self.nginx.send_signal(signal.SIGTERM)
             try:
@@ -666,7 +747,9 @@ def shared():
     """One Stack (auth on, default threads) for the whole test file."""
     global _shared
     if _shared is None or _shared.stopped:
-        _shared = Stack().start()
+        s = Stack()
+        s.attach = True
+        _shared = s.start()
     return _shared
 
 
@@ -848,10 +931,12 @@ def main(ns, timeout=180):
     signal.signal(signal.SIGALRM, _alarm)
     for i, (name, fn) in enumerate(tests, 1):
         t0 = time.monotonic()
-        err = None
+        err = skip = None
         signal.alarm(timeout)
         try:
             fn()
+        except NeedsOwnStack as e:
+            skip = str(e)
         except BaseException as e:  # noqa: B902 - report everything, go on
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -867,7 +952,9 @@ def main(ns, timeout=180):
             cleanup_spawned()
         except Exception:  # noqa: BLE001
             pass
-        if err is None:
+        if err is None and skip is not None:
+            print("ok %d - %s # SKIP %s" % (i, name, skip))
+        elif err is None:
             print("ok %d - %s (%.2fs)" % (i, name, time.monotonic() - t0))
         else:
             failed += 1

@@ -115,6 +115,22 @@ def test_several_keys():
         assert_401(s.get("/api/processes", auth=False))
 
 
+def test_keys_from_a_second_config_file():
+    """--config twice (the packaged unit reads procdiag.conf, then keys.conf):
+    keys of both files are accepted, and a later file's value wins over an
+    earlier one's instead of counting as 'set twice'."""
+    out = subprocess.run([h.PROCDIAG, "genkey"], stdout=subprocess.PIPE, check=True,
+                         timeout=10).stdout.decode().splitlines()
+    with h.Stack(config_lines=["log_requests = true"],
+                 config_files=["# keys\n%s\nlog_requests = false\n" % out[1]]) as s:
+        for k in (s.key, out[0]):
+            r = s.get("/api/processes", auth="Bearer " + k)
+            assert r.status == 200, r
+        assert_401(s.get("/api/processes", auth="Bearer " + out[0] + "x"))
+        assert "/api/processes" not in s.stderr(), \
+            "log_requests = false of the second file did not win: " + s.stderr()[-500:]
+
+
 def test_keys_are_never_logged():
     with h.Stack() as s:
         s.get("/api/processes")
