@@ -242,7 +242,7 @@ def test_snippet_routes_through_nginx():
     s = h.shared()
     for path in ("/api/processes", "/api/diagnostics/processes", "/diagnostics/processes",
                  "/api/processes/0/dump?format=tar", "/processes", "/process", "/stacks", "/env",
-                 "/info", "/dump"):
+                 "/info", "/dump?format=tar"):
         r = s.get(path)
         # procdiag answers (JSON or a problem), not nginx's own HTML pages.
         assert r.content_type in ("application/json", "application/problem+json"), (path, r)
