@@ -116,7 +116,8 @@ static void range_merge(struct ranges *r)
 {
 	size_t k = 0;
 
-	qsort(r->v, r->n, sizeof(*r->v), cmp_range);
+	if (r->n > 1) /* (qsort of a NULL array is undefined, even empty) */
+		qsort(r->v, r->n, sizeof(*r->v), cmp_range);
 	for (size_t i = 0; i < r->n; i++) {
 		if (k && r->v[i].a <= r->v[k - 1].b) {
 			if (r->v[i].b > r->v[k - 1].b)

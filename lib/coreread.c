@@ -205,7 +205,8 @@ int pd_core_read(const struct pd_core *c, uint64_t vaddr, void *buf, size_t len)
 		if (!l)
 			return -EFAULT;
 		rel = vaddr - l->vaddr;
-		if (rel >= l->filesz || l->offset + l->filesz > c->size)
+		/* (written so that a huge p_offset cannot wrap around) */
+		if (rel >= l->filesz || l->offset > c->size || l->filesz > c->size - l->offset)
 			return -EFAULT;
 		chunk = l->filesz - rel;
 		if (chunk > len)

@@ -87,8 +87,10 @@ int pd_parse_smaps(const char *buf, size_t len, struct pd_vmas *out)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n;
 
-		if (!nl)
-			return -EINVAL;
+		if (!nl) {
+			rc = -EINVAL; /* cut short; hdr may hold lines already */
+			goto out;
+		}
 		n = (size_t)(nl - p);
 		if (is_header(p, n)) {
 			if (strbuf_add(&hdr, p, n + 1) < 0) {

@@ -420,7 +420,8 @@ int pd_proc_modules(struct pd_proc *p, const struct pd_maps *maps, bool with_bui
 			module_build_id(p, &g[i], &out->v[out->n]);
 		out->n++;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_module);
+	if (out->n > 1) /* (a kernel thread has none: v is NULL) */
+		qsort(out->v, out->n, sizeof(*out->v), cmp_module);
 	rc = 0;
 out:
 	if (rc < 0)

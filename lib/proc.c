@@ -294,7 +294,8 @@ int pd_proc_fds(struct pd_proc *p, struct pd_fds *out)
 		goto err;
 	}
 	closedir(d);
-	qsort(out->v, out->n, sizeof(*out->v), cmp_fd);
+	if (out->n > 1) /* (qsort of a NULL array is undefined, even empty) */
+		qsort(out->v, out->n, sizeof(*out->v), cmp_fd);
 	return 0;
 oom:
 	rc = -ENOMEM;

@@ -521,6 +521,9 @@ static int map_line(const char *s, size_t n, struct pd_map *m, char **strings)
 	skip_blanks(&s, &n);
 	if (!n)
 		return 0;
+	/* No file name holds a NUL: one here would cut the path short. */
+	if (memchr(s, 0, n))
+		return -EINVAL;
 	if (n > dn && memcmp(s + n - dn, deleted, dn) == 0) {
 		m->deleted = true;
 		n -= dn;
@@ -649,8 +652,15 @@ int pd_parse_btime(const char *buf, size_t len, int64_t *out)
 	int r;
 
 	while ((r = next_line(&it, &line, &n)) > 0) {
-		if (has_prefix(line, n, "btime "))
-			return parse_i64(line + 6, n - 6, 0, INT64_MAX, out);
+		if (has_prefix(line, n, "btime ")) {
+			uint64_t v;
+			/* The kernel prints it unsigned: "-0" is not a time. */
+			int r2 = parse_u64(line + 6, n - 6, INT64_MAX, &v);
+
+			if (r2 == 0)
+				*out = (int64_t)v;
+			return r2;
+		}
 	}
 	return -EINVAL;
 }
