@@ -83,7 +83,11 @@ def test_ten_thousand_requests_leak_nothing():
         assert sum(statuses.values()) == REQUESTS
         assert set(statuses) == {200, 204, 400, 401, 404, 405} - {204}, statuses
         assert fd1 <= fd0, "fds grew from %d to %d" % (fd0, fd1)
-        assert rss1 - rss0 < RSS_SLACK, "RSS grew by %d KiB" % ((rss1 - rss0) // 1024)
+        # Under AddressSanitizer (./dev test's ASan pass) freed memory sits in
+        # ASan's quarantine, so RSS says nothing there; LeakSanitizer checks
+        # the same responder at its exit instead ("responder stopped cleanly").
+        if "ASAN_OPTIONS" not in os.environ:
+            assert rss1 - rss0 < RSS_SLACK, "RSS grew by %d KiB" % ((rss1 - rss0) // 1024)
         assert h.alive(t.pid)
 
 
