@@ -63,11 +63,13 @@ struct dump {
 	struct strbuf cmdline, auxv, notes;
 	unsigned filter;
 	struct pd_vmas vmas;
+	struct pd_vmas pre; /* smaps read before the stop */
 	struct ranges mini;
 	struct seg *segs;
 	size_t nsegs;
 	struct pd_runs runs;
 	uint64_t data_off, size;
+	uint64_t t0, tlast;
 };
 
 static int fail(struct dump *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -745,6 +747,8 @@ static uint64_t mem_available(void)
 	return v;
 }
 
+static int read_smaps(struct dump *d, struct pd_vmas *out);
+
 /* What can be read before the stop: it makes the stop no longer. */
 static int read_before(struct dump *d)
 {
@@ -767,46 +771,156 @@ static int read_before(struct dump *d)
 	if (pd_read_file_at(d->fz.procfd, "coredump_filter", &sb, 64) == 0)
 		d->filter = (unsigned)strtoul(sb.buf, NULL, 16);
 	pd_proc_tasks(&p, &d->tasks); /* times only: failure leaves them 0 */
+	/* smaps costs tens of ms per GiB mapped: read now, checked while
+	 * stopped. A process whose smaps cannot be read now is tried again
+	 * then. */
+	if (read_smaps(d, &d->pre) < 0)
+		pd_vmas_release(&d->pre);
 	rc = 0;
 out:
 	strbuf_release(&sb);
 	return rc == -ENOENT ? -ESRCH : rc;
 }
 
-/* With every thread stopped: the maps, auxv, what to dump, the layout,
- * which pages to read. */
-static int plan(struct dump *d)
+/* Phase timings for whoever profiles the engine (PD_DUMP_TRACE). */
+static void trace(struct dump *d, const char *what)
+{
+	uint64_t now = pd_mono_ns();
+
+	if (d->o->trace) {
+		fprintf(stderr, "dump-trace %-14s %8.3f ms (+%.3f)\n", what,
+			(double)(now - d->t0) / 1e6, (double)(now - d->tlast) / 1e6);
+		d->tlast = now;
+	}
+}
+
+static int read_smaps(struct dump *d, struct pd_vmas *out)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char path[48];
 	int rc;
 
-	snprintf(path, sizeof(path), "task/%d/smaps", (int)d->fz.io_tid);
+	snprintf(path, sizeof(path), "task/%d/smaps", (int)(d->fz.io_tid ? d->fz.io_tid : d->fz.pid));
 	rc = pd_read_file_at(d->fz.procfd, path, &sb, SMAPS_MAX);
 	if (rc == 0)
-		rc = pd_parse_smaps(sb.buf, sb.len, &d->vmas);
+		rc = pd_parse_smaps(sb.buf, sb.len, out);
 	strbuf_release(&sb);
-	if (rc == 0 && !d->vmas.n)
+	if (rc == 0 && !out->n)
 		rc = -ESRCH; /* an exited process has no mappings */
+	return rc == -ENOENT ? -ESRCH : rc;
+}
+
+static bool same_map(const struct pd_map *a, const struct pd_map *b)
+{
+	return a->start == b->start && a->end == b->end && a->offset == b->offset &&
+	       !memcmp(a->perms, b->perms, 4) && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor && a->inode == b->inode &&
+	       a->deleted == b->deleted &&
+	       (a->path == b->path || (a->path && b->path && !strcmp(a->path, b->path)));
+}
+
+/* Whether any page of [a, b) is present or swapped; with anon_only, only
+ * pages that are the process's own (not the file's: COWed or anonymous). */
+static bool any_page(struct dump *d, uint64_t a, uint64_t b, bool anon_only)
+{
+	uint64_t pm[512];
+
+	if (pd_copy_open_pagemap(&d->copy) < 0)
+		return true; /* cannot tell: assume so */
+	while (a < b) {
+		size_t want = (b - a) / d->page < 512 ? (size_t)((b - a) / d->page) : 512;
+		ssize_t got = pread(d->copy.pagemapfd, pm, want * 8, (off_t)(a / d->page * 8));
+
+		if (got < 8)
+			return true;
+		for (size_t i = 0; i < (size_t)got / 8; i++)
+			if ((pm[i] & (PD_PM_PRESENT | PD_PM_SWAPPED)) &&
+			    !(anon_only && (pm[i] & PD_PM_FILE) && !(pm[i] & PD_PM_SWAPPED)))
+				return true;
+		a += (uint64_t)got / 8 * d->page;
+	}
+	return false;
+}
+
+/* The mappings while stopped. smaps walks every page table entry (tens
+ * of ms per GiB), so it was read before the stop; here only maps is read,
+ * and when it is the same, smaps' fields are taken as they were. What a
+ * running process can change without changing maps is checked with
+ * pagemap: a mapping untouched before may have been touched since, a
+ * writable file mapping may have COWed pages now. When maps changed,
+ * smaps is read again. */
+static int stopped_vmas(struct dump *d)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_maps maps = PD_MAPS_INIT;
+	char path[48];
+	bool same;
+	int rc;
+
+	snprintf(path, sizeof(path), "task/%d/maps", (int)d->fz.io_tid);
+	rc = pd_read_file_at(d->fz.procfd, path, &sb, SMAPS_MAX);
+	if (rc == 0)
+		rc = pd_parse_maps(sb.buf, sb.len, &maps);
+	strbuf_release(&sb);
+	same = rc == 0 && d->pre.n && maps.n == d->pre.n;
+	for (size_t i = 0; same && i < maps.n; i++)
+		same = same_map(&maps.v[i], d->pre.v[i].map);
+	pd_maps_release(&maps);
+	if (!same) {
+		trace(d, "maps changed");
+		return read_smaps(d, &d->vmas);
+	}
+	d->vmas = d->pre;
+	d->pre = (struct pd_vmas)PD_VMAS_INIT;
+	if (!d->o->content)
+		return 0; /* the mini base does not look at these */
+	for (size_t i = 0; i < d->vmas.n; i++) {
+		struct pd_vma *v = &d->vmas.v[i];
+		const struct pd_map *m = v->map;
+
+		if (vma_special(m) || vma_shared(m) ||
+		    (v->vmflags & (PD_VM_DD | PD_VM_IO | PD_VM_PF | PD_VM_HT)))
+			continue;
+		if (vma_anon(m) && v->rss + v->swap == 0 && any_page(d, m->start, m->end, false))
+			v->rss = d->page;
+		else if (!vma_anon(m) && m->perms[1] == 'w' && v->anonymous + v->swap == 0 &&
+			 any_page(d, m->start, m->end, true))
+			v->anonymous = d->page;
+	}
+	return 0;
+}
+
+/* With every thread stopped: the maps, auxv, what to dump, the layout,
+ * which pages to read. */
+static int plan(struct dump *d)
+{
+	char path[48];
+	int rc;
+
+	rc = stopped_vmas(d);
+	trace(d, "maps");
 	if (rc < 0)
-		return fail(d, rc == -ENOENT ? -ESRCH : rc, "reading smaps: %s", strerror(-rc));
+		return fail(d, rc, "reading the mappings: %s", strerror(-rc));
 	snprintf(path, sizeof(path), "task/%d/auxv", (int)d->fz.io_tid);
 	pd_read_file_at(d->fz.procfd, path, &d->auxv, 1 << 16);
 	if (mini_base(d) < 0 || build_segs(d) < 0 || build_notes(d) < 0)
 		return fail(d, -ENOMEM, "out of memory planning the core");
 	layout(d);
+	trace(d, "layout");
 	for (size_t i = 0; i < d->nsegs; i++) {
 		const struct seg *s = &d->segs[i];
 		const struct pd_vma *v = &d->vmas.v[s->vma];
 		const struct pd_map *m = v->map;
+		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
 
 		/* [vvar] and other device memory: dumped as holes, never read
 		 * (they cannot be, and reading device memory has effects). */
 		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
 			continue;
+		/* pagemap tells the untouched pages of anonymous memory; a
+		 * mapping that is resident all through has none. */
 		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
-				  vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT),
-				  &d->runs);
+				  anon && v->rss + v->swap < m->end - m->start, &d->runs);
 		if (rc < 0)
 			return fail(d, rc, "planning the copy: %s", strerror(-rc));
 	}
@@ -842,6 +956,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	d.err = err;
 	d.errlen = errlen;
 	d.page = (uint64_t)sysconf(_SC_PAGESIZE);
+	d.t0 = d.tlast = pd_mono_ns();
 	strbuf_init(&d.cmdline);
 	strbuf_init(&d.auxv);
 	strbuf_init(&d.notes);
@@ -883,7 +998,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		}
 	}
 
+	trace(&d, "prepared");
 	rc = pd_freeze_stop(&d.fz, o->deadline_ms);
+	trace(&d, "frozen");
 	if (rc < 0) {
 		fail(&d, rc, "freezing process %d: %s", (int)o->pid, errtext(rc));
 		goto out;
@@ -898,6 +1015,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	rc = plan(&d);
 	if (rc < 0)
 		goto out;
+	trace(&d, "planned");
 	res->threads = (unsigned)d.fz.n;
 	res->mappings = (unsigned)d.vmas.n;
 	res->segments = (unsigned)d.nsegs;
@@ -941,7 +1059,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		rc = fail(&d, -ESRCH, "process %d exited during the dump", (int)o->pid);
 		goto out;
 	}
+	trace(&d, "copied");
 	pd_freeze_thaw(&d.fz);
+	trace(&d, "thawed");
 
 	if (res->in_ram && d.runs.bytes) {
 		rc = pd_copy_write(o->out_fd, d.runs.v, d.runs.n, ram, &res->dumped_bytes, &pr);
@@ -964,6 +1084,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	}
 	if (pr.fn && pr.total && pr.last != pr.done)
 		pr.fn(pr.arg, pr.done, pr.total);
+	trace(&d, "written");
 out:
 	pd_freeze_thaw(&d.fz);
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
@@ -973,11 +1094,13 @@ out:
 	pd_freeze_close(&d.fz);
 	pd_runs_release(&d.runs);
 	pd_vmas_release(&d.vmas);
+	pd_vmas_release(&d.pre);
 	pd_tasks_release(&d.tasks);
 	free(d.mini.v);
 	free(d.segs);
 	strbuf_release(&d.cmdline);
 	strbuf_release(&d.auxv);
 	strbuf_release(&d.notes);
+	trace(&d, "released");
 	return rc;
 }

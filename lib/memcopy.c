@@ -13,8 +13,8 @@
 
 #include "common/strbuf.h"
 
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
+#define PM_PRESENT PD_PM_PRESENT
+#define PM_SWAPPED PD_PM_SWAPPED
 #define PM_BATCH   8192u /* pagemap entries per pread (32 MiB of address space) */
 #define RV_IOV_MAX 1024u /* remote iovecs per process_vm_readv (UIO_MAXIOV) */
 /* Bytes per process_vm_readv: large enough that the syscall cost vanishes,
@@ -204,7 +204,7 @@ void pd_copy_release(struct pd_copy *c)
 	c->pm = NULL;
 }
 
-static int open_pagemap(struct pd_copy *c)
+int pd_copy_open_pagemap(struct pd_copy *c)
 {
 	char path[48];
 
@@ -225,7 +225,7 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
 {
 	uint64_t page = c->page, npages = len / page;
 
-	if (!pagemap || open_pagemap(c) < 0)
+	if (!pagemap || pd_copy_open_pagemap(c) < 0)
 		return add_run(runs, addr, len, off); /* no pagemap: read it all */
 	for (uint64_t i = 0; i < npages;) {
 		size_t want = npages - i < PM_BATCH ? (size_t)(npages - i) : PM_BATCH;

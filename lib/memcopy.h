@@ -29,6 +29,11 @@
 #define PD_VM_PF 0x8u  /* pf: VM_PFNMAP */
 #define PD_VM_SH 0x10u /* sh: VM_SHARED */
 
+/* Bits of a /proc/PID/pagemap entry. */
+#define PD_PM_PRESENT (1ull << 63)
+#define PD_PM_SWAPPED (1ull << 62)
+#define PD_PM_FILE    (1ull << 61) /* file page or shared anonymous */
+
 /* One mapping as /proc/PID/smaps shows it. Sizes in bytes. */
 struct pd_vma {
 	const struct pd_map *map; /* start, end, offset, perms, path, ... */
@@ -72,6 +77,8 @@ struct pd_copy {
 	uint64_t unreadable; /* pages that read as zeros because they failed */
 };
 void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz);
+/* Opens task/IO_TID/pagemap (c->pagemapfd) if not yet open. 0 or -errno. */
+int pd_copy_open_pagemap(struct pd_copy *c);
 void pd_copy_release(struct pd_copy *c);
 
 /* Adds the pages of [addr, addr + len) to runs, to land at file offset
