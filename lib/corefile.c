@@ -2,6 +2,7 @@
 
 #include "lib/corefile.h"
 
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <sys/procfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +30,11 @@
 #define LINKMAP_MAX    4096 /* link_map entries we follow (a loop stops here) */
 #define DEFAULT_FILTER 0x33u
 #define DIRECT_BUF     (32u << 20)
+#define MIN_HOLE_DISK  (1u << 20) /* see min_hole() */
+#define MAP_SLACK      (256u << 20) /* address space past the planned size */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* Filter bits of /proc/PID/coredump_filter (MMF_DUMP_*). */
 #define F_ANON_PRIVATE	  0x1u
@@ -70,6 +79,12 @@ struct dump {
 	struct pd_runs runs;
 	uint64_t data_off, size;
 	uint64_t t0, tlast;
+	/* The output mapped before the stop (the "mapped" path): */
+	uint64_t data_off_min; /* the layout's data starts here at the earliest */
+	struct pd_runs prov;   /* the runs as planned before the stop */
+	uint64_t prov_size;
+	char *map;
+	uint64_t map_len;
 };
 
 static int fail(struct dump *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -659,6 +674,8 @@ static void layout(struct dump *d)
 	uint64_t off = sizeof(Elf64_Ehdr) + (d->nsegs + 1) * sizeof(Elf64_Phdr) + d->notes.len;
 
 	d->data_off = (off + d->page - 1) / d->page * d->page;
+	if (d->data_off < d->data_off_min)
+		d->data_off = d->data_off_min;
 	off = d->data_off;
 	for (size_t i = 0; i < d->nsegs; i++) {
 		d->segs[i].off = off;
@@ -927,6 +944,184 @@ static int plan(struct dump *d)
 	return 0;
 }
 
+/* ---- the output mapped before the stop --------------------------------------- */
+
+/* The size of a thread's NT_X86_XSTATE: what this CPU's xsave area may
+ * take (CPUID 0xD: ECX, all features it supports). */
+static uint64_t xstate_guess(void)
+{
+	unsigned a, b, c, dd;
+
+	if (__get_cpuid_count(0xd, 0, &a, &b, &c, &dd) && c >= 512 && c <= (1u << 20))
+		return c;
+	return 16384;
+}
+
+/* The plan as far as it can be made before the stop, from smaps and
+ * without registers: where the runs will land in the file. The headers
+ * and notes are given room for as many threads, pieces and xsave bytes as
+ * they may need (what is left over is padding before the data), so that
+ * the data offsets come out the same once stopped unless the mappings
+ * changed. */
+static int provisional(struct dump *d)
+{
+	uint64_t nthr = d->tasks.n ? d->tasks.n : 1, notes, off;
+	int rc = -ENOMEM;
+
+	d->vmas = d->pre; /* borrowed: d->pre keeps owning it */
+	pd_read_file_at(d->fz.procfd, "auxv", &d->auxv, 1 << 16);
+	if (mini_base(d) < 0 || build_segs(d) < 0 || note_file(d) < 0)
+		goto out;
+	notes = d->notes.len + d->auxv.len + 2048 +
+		nthr * (sizeof(struct elf_prstatus) + sizeof(struct user_fpregs_struct) +
+			xstate_guess() + 64);
+	off = sizeof(Elf64_Ehdr) + (d->nsegs + 17 + 4 * nthr) * sizeof(Elf64_Phdr) + notes;
+	d->data_off_min = (off + d->page - 1) / d->page * d->page;
+	layout(d);
+	d->prov_size = d->size;
+	for (size_t i = 0; i < d->nsegs; i++) {
+		const struct seg *s = &d->segs[i];
+		const struct pd_vma *v = &d->vmas.v[s->vma];
+		const struct pd_map *m = v->map;
+		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
+
+		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
+			continue;
+		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
+				  anon && v->rss + v->swap < m->end - m->start, &d->prov);
+		if (rc < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	d->vmas = (struct pd_vmas)PD_VMAS_INIT;
+	free(d->mini.v);
+	d->mini = (struct ranges){0, 0, NULL};
+	free(d->segs);
+	d->segs = NULL;
+	d->nsegs = 0;
+	strbuf_reset(&d->notes);
+	strbuf_reset(&d->auxv);
+	if (d->copy.pagemapfd >= 0)
+		close(d->copy.pagemapfd); /* it named the leader; io_tid comes later */
+	d->copy.pagemapfd = -1;
+	return rc;
+}
+
+static int allocate(int fd, uint64_t off, uint64_t len)
+{
+	if (len && fallocate(fd, 0, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Calls fn(fd, off, len) for each stretch of the file that a's runs cover
+ * and b's do not (both in file order), adjacent runs taken together. */
+static int uncovered(const struct pd_runs *a, const struct pd_runs *b, int fd,
+		     int (*fn)(int fd, uint64_t off, uint64_t len))
+{
+	uint64_t ps = 0, pe = 0; /* pending stretch */
+	size_t j = 0;
+	int rc;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t s = a->v[i].off, e = s + a->v[i].len;
+
+		while (s < e) {
+			uint64_t ce;
+
+			while (j < b->n && b->v[j].off + b->v[j].len <= s)
+				j++;
+			if (j < b->n && b->v[j].off <= s) {
+				s = b->v[j].off + b->v[j].len; /* covered up to there */
+				continue;
+			}
+			ce = j < b->n && b->v[j].off < e ? b->v[j].off : e;
+			if (pe != s) {
+				rc = fn(fd, ps, pe - ps);
+				if (rc < 0)
+					return rc;
+				ps = s;
+			}
+			pe = ce;
+			s = ce;
+		}
+	}
+	return fn(fd, ps, pe - ps);
+}
+
+/* Before the stop: the output sized as planned, the planned runs'
+ * blocks allocated (ENOSPC shows now, with the target still running, and
+ * a shared mapping's page faults cannot fail for lack of room), mapped
+ * and faulted in. While stopped the copy is then a memory copy into the
+ * page cache: it is also the write. -EOPNOTSUPP: the output cannot be used
+ * that way (no fallocate, no mmap); the RAM path is taken. */
+static int map_output(struct dump *d)
+{
+	static const struct pd_runs none = PD_RUNS_INIT;
+	int fd = d->o->out_fd, rc;
+
+	if (ftruncate(fd, (off_t)d->prov_size) < 0)
+		return -errno;
+	rc = uncovered(&d->prov, &none, fd, allocate);
+	if (rc == -EOPNOTSUPP || rc == -ENOSYS)
+		return -EOPNOTSUPP;
+	if (rc < 0)
+		return rc;
+	trace(d, "fallocated");
+	d->map_len = d->prov_size + d->prov_size / 4 + MAP_SLACK;
+	d->map_len -= d->map_len % d->page;
+	d->map = mmap(NULL, d->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (d->map == MAP_FAILED) {
+		d->map = NULL;
+		return -EOPNOTSUPP;
+	}
+	for (size_t i = 0; i < d->prov.n; i++) {
+		const struct pd_run *r = &d->prov.v[i];
+		size_t len = (size_t)r->len;
+
+		/* Runs adjacent in the file in one call. */
+		while (i + 1 < d->prov.n && d->prov.v[i + 1].off == r->off + len)
+			len += (size_t)d->prov.v[++i].len;
+		if (madvise(d->map + r->off, len, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+			break; /* before Linux 5.14: the copy faults them in */
+	}
+	return 0;
+}
+
+/* Stopped, with the real plan: the file at its size, the mapping large
+ * enough, the blocks of runs that were not foreseen allocated. */
+static int remap_output(struct dump *d)
+{
+	int fd = d->o->out_fd;
+
+	if (d->size != d->prov_size && ftruncate(fd, (off_t)d->size) < 0)
+		return -errno;
+	if (d->size > d->map_len) {
+		munmap(d->map, d->map_len);
+		d->map_len = d->size;
+		d->map = mmap(NULL, d->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (d->map == MAP_FAILED) {
+			d->map = NULL;
+			return -errno;
+		}
+	}
+	return uncovered(&d->runs, &d->prov, fd, allocate);
+}
+
+/* Zero pages copied into the mapped output are dirty page cache; on a
+ * disk file system punching a hole there writes that range back first
+ * (measured here: 0.2-2 ms a hole), so only long stretches of zeros become
+ * holes. In memory (tmpfs, memfd) every zero page does. */
+static uint64_t min_hole(int fd, uint64_t page)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
+		return page;
+	return MIN_HOLE_DISK;
+}
+
 static const char *errtext(int rc)
 {
 	switch (rc) {
@@ -980,7 +1175,29 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	 * resident set; if the plan needs more, the rest is found while
 	 * stopped. */
 	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
-	if (o->content) {
+	/* Content beyond the mini base goes straight into the output, mapped
+	 * and faulted in before the stop (when smaps could be read and the
+	 * page cache has room for it); else into RAM as below. */
+	if (o->content && d.pre.n) {
+		rc = provisional(&d);
+		trace(&d, "provisional");
+		if (rc == 0 && d.prov.bytes <= budget) {
+			rc = map_output(&d);
+			if (rc == -EOPNOTSUPP) {
+				if (d.map)
+					munmap(d.map, d.map_len);
+				d.map = NULL;
+				rc = 0;
+			}
+		}
+		if (rc < 0) {
+			res->write_failed = rc != -ENOMEM;
+			fail(&d, rc, "preparing the core: %s", strerror(-rc));
+			goto out;
+		}
+		trace(&d, "mapped");
+	}
+	if (o->content && !d.map) {
 		struct pd_proc p = {.pid = d.fz.pid, .dirfd = d.fz.procfd};
 		struct pd_rollup ru;
 
@@ -1023,7 +1240,20 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	res->copied_bytes = d.runs.bytes;
 	pr.total = d.runs.bytes;
 
-	if (d.runs.bytes <= budget) {
+	if (d.map) {
+		/* Into the mapped output while stopped. */
+		rc = remap_output(&d);
+		if (rc < 0) {
+			res->write_failed = true;
+			fail(&d, rc, "writing the core: %s", strerror(-rc));
+			goto out;
+		}
+		rc = d.runs.bytes ? pd_copy_read_at(&d.copy, d.runs.v, d.runs.n, d.map) : 0;
+		if (rc < 0) {
+			fail(&d, rc, "copying memory: %s", strerror(-rc));
+			goto out;
+		}
+	} else if (d.runs.bytes <= budget) {
 		/* Into RAM while stopped, to the file after the thaw. */
 		if (d.runs.bytes > ram_size) {
 			if (ram != MAP_FAILED)
@@ -1043,7 +1273,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 			}
 		}
 	}
-	if (!res->in_ram) {
+	if (!res->in_ram && !d.map) {
 		bool wf;
 
 		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes,
@@ -1063,6 +1293,20 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	pd_freeze_thaw(&d.fz);
 	trace(&d, "thawed");
 
+	if (d.map) {
+		/* What was planned but not copied, and the zero pages: holes. */
+		rc = uncovered(&d.prov, &d.runs, o->out_fd, pd_punch);
+		if (rc == 0)
+			rc = pd_copy_holes(o->out_fd, d.runs.v, d.runs.n, d.map,
+					   min_hole(o->out_fd, d.page), &res->dumped_bytes, &pr);
+		munmap(d.map, d.map_len);
+		d.map = NULL;
+		if (rc < 0) {
+			res->write_failed = true;
+			fail(&d, rc, "writing the core: %s", strerror(-rc));
+			goto out;
+		}
+	}
 	if (res->in_ram && d.runs.bytes) {
 		rc = pd_copy_write(o->out_fd, d.runs.v, d.runs.n, ram, &res->dumped_bytes, &pr);
 		if (rc < 0) {
@@ -1090,6 +1334,9 @@ out:
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
 	if (ram != MAP_FAILED)
 		munmap(ram, ram_size);
+	if (d.map)
+		munmap(d.map, d.map_len);
+	pd_runs_release(&d.prov);
 	pd_copy_release(&d.copy);
 	pd_freeze_close(&d.fz);
 	pd_runs_release(&d.runs);

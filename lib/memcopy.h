@@ -91,12 +91,26 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
  * length). Pages that cannot be read are zeros. 0 or -ENOMEM. */
 int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst);
 
+/* Reads runs[0..n) each to base + its file offset (base: the output file
+ * mapped MAP_SHARED). Pages that cannot be read are zeroed like above. */
+int pd_copy_read_at(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base);
+
+/* Makes holes of the output's [off, off + len): FALLOC_FL_PUNCH_HOLE; 0 when
+ * the file system cannot (the zeros stay), else -errno. */
+int pd_punch(int fd, uint64_t off, uint64_t len);
+
 /* Progress: called with bytes done so far (of the runs' total). */
 struct pd_progress {
 	void (*fn)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
 	uint64_t done, total, last;
 };
+
+/* After pd_copy_read_at(): punches the stretches of all-zero pages of
+ * runs[0..n) at least min_hole long out of fd (mapped at base) and adds
+ * the bytes left in the file to *written. */
+int pd_copy_holes(int fd, const struct pd_run *runs, size_t n, const char *base,
+		  uint64_t min_hole, uint64_t *written, struct pd_progress *pr);
 
 /* Writes the packed data of runs[0..n) (as pd_copy_read left it) at their
  * offsets in fd, leaving every all-zero page a hole. *written grows by the
