@@ -13,6 +13,7 @@
 #include <linux/falloc.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/procfs.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 #define DEFAULT_FILTER 0x33u
 #define DIRECT_BUF     (32u << 20)
 #define MIN_HOLE_DISK  (1u << 20) /* see min_hole() */
+#define READAHEAD_MIN  (2u << 20) /* see map_output() */
 #define MAP_SLACK      (256u << 20) /* address space past the planned size */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -1076,6 +1078,11 @@ static int map_output(struct dump *d)
 		d->map = NULL;
 		return -EOPNOTSUPP;
 	}
+	/* Faulting in a page of a file reads ahead around it: a blessing for
+	 * a long run (its neighbours come with it), a curse for the many
+	 * short ones (a thread's few stack pages: ms each, for pages never
+	 * used). So no read-ahead, except over long runs. */
+	madvise(d->map, d->map_len, MADV_RANDOM);
 	for (size_t i = 0; i < d->prov.n; i++) {
 		const struct pd_run *r = &d->prov.v[i];
 		size_t len = (size_t)r->len;
@@ -1083,6 +1090,8 @@ static int map_output(struct dump *d)
 		/* Runs adjacent in the file in one call. */
 		while (i + 1 < d->prov.n && d->prov.v[i + 1].off == r->off + len)
 			len += (size_t)d->prov.v[++i].len;
+		if (len >= READAHEAD_MIN)
+			madvise(d->map + r->off, len, MADV_NORMAL);
 		if (madvise(d->map + r->off, len, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
 			break; /* before Linux 5.14: the copy faults them in */
 	}
@@ -1140,6 +1149,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	struct pd_progress pr = {o->progress, o->progress_arg, 0, 0, 0};
 	char *ram = MAP_FAILED;
 	uint64_t budget, ram_size = 0;
+	struct stat st;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -1156,7 +1166,11 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	strbuf_init(&d.auxv);
 	strbuf_init(&d.notes);
 
-	if (ftruncate(o->out_fd, 0) < 0) {
+	/* Emptied only when it is not empty: ext4 takes a truncation to 0
+	 * for a file being replaced and starts writing all of it back when
+	 * it is closed (auto_da_alloc), 0.5 s for a GiB in the closing
+	 * process. */
+	if ((fstat(o->out_fd, &st) < 0 || st.st_size != 0) && ftruncate(o->out_fd, 0) < 0) {
 		res->write_failed = true;
 		return fail(&d, -errno, "the output is not a writable file: %s", strerror(errno));
 	}
