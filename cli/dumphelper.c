@@ -119,6 +119,7 @@ int cmd_dump_helper(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.out_fd = -1;
+	o.trace = getenv("PD_DUMP_TRACE") != NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		const char *a = optarg;

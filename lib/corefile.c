@@ -2,6 +2,7 @@
 
 #include "lib/corefile.h"
 
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/procfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +31,12 @@
 #define LINKMAP_MAX    4096 /* link_map entries we follow (a loop stops here) */
 #define DEFAULT_FILTER 0x33u
 #define DIRECT_BUF     (32u << 20)
+#define MIN_HOLE_DISK  (1u << 20) /* see min_hole() */
+#define READAHEAD_MIN  (2u << 20) /* see map_output() */
+#define MAP_SLACK      (256u << 20) /* address space past the planned size */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* Filter bits of /proc/PID/coredump_filter (MMF_DUMP_*). */
 #define F_ANON_PRIVATE	  0x1u
@@ -63,11 +74,19 @@ struct dump {
 	struct strbuf cmdline, auxv, notes;
 	unsigned filter;
 	struct pd_vmas vmas;
+	struct pd_vmas pre; /* smaps read before the stop */
 	struct ranges mini;
 	struct seg *segs;
 	size_t nsegs;
 	struct pd_runs runs;
 	uint64_t data_off, size;
+	uint64_t t0, tlast;
+	/* The output mapped before the stop (the "mapped" path): */
+	uint64_t data_off_min; /* the layout's data starts here at the earliest */
+	struct pd_runs prov;   /* the runs as planned before the stop */
+	uint64_t prov_size;
+	char *map;
+	uint64_t map_len;
 };
 
 static int fail(struct dump *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -658,6 +677,8 @@ static void layout(struct dump *d)
 	uint64_t off = sizeof(Elf64_Ehdr) + (d->nsegs + 1) * sizeof(Elf64_Phdr) + d->notes.len;
 
 	d->data_off = (off + d->page - 1) / d->page * d->page;
+	if (d->data_off < d->data_off_min)
+		d->data_off = d->data_off_min;
 	off = d->data_off;
 	for (size_t i = 0; i < d->nsegs; i++) {
 		d->segs[i].off = off;
@@ -746,6 +767,8 @@ static uint64_t mem_available(void)
 	return v;
 }
 
+static int read_smaps(struct dump *d, struct pd_vmas *out);
+
 /* What can be read before the stop: it makes the stop no longer. */
 static int read_before(struct dump *d)
 {
@@ -768,50 +791,345 @@ static int read_before(struct dump *d)
 	if (pd_read_file_at(d->fz.procfd, "coredump_filter", &sb, 64) == 0)
 		d->filter = (unsigned)strtoul(sb.buf, NULL, 16);
 	pd_proc_tasks(&p, &d->tasks); /* times only: failure leaves them 0 */
+	/* smaps costs tens of ms per GiB mapped: read now, checked while
+	 * stopped. A process whose smaps cannot be read now is tried again
+	 * then. */
+	if (read_smaps(d, &d->pre) < 0)
+		pd_vmas_release(&d->pre);
 	rc = 0;
 out:
 	strbuf_release(&sb);
 	return rc == -ENOENT ? -ESRCH : rc;
 }
 
-/* With every thread stopped: the maps, auxv, what to dump, the layout,
- * which pages to read. */
-static int plan(struct dump *d)
+/* Phase timings for whoever profiles the engine (PD_DUMP_TRACE). */
+static void trace(struct dump *d, const char *what)
+{
+	uint64_t now = pd_mono_ns();
+
+	if (d->o->trace) {
+		fprintf(stderr, "dump-trace %-14s %8.3f ms (+%.3f)\n", what,
+			(double)(now - d->t0) / 1e6, (double)(now - d->tlast) / 1e6);
+		d->tlast = now;
+	}
+}
+
+static int read_smaps(struct dump *d, struct pd_vmas *out)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char path[48];
 	int rc;
 
-	snprintf(path, sizeof(path), "task/%d/smaps", (int)d->fz.io_tid);
+	snprintf(path, sizeof(path), "task/%d/smaps", (int)(d->fz.io_tid ? d->fz.io_tid : d->fz.pid));
 	rc = pd_read_file_at(d->fz.procfd, path, &sb, SMAPS_MAX);
 	if (rc == 0)
-		rc = pd_parse_smaps(sb.buf, sb.len, &d->vmas);
+		rc = pd_parse_smaps(sb.buf, sb.len, out);
 	strbuf_release(&sb);
-	if (rc == 0 && !d->vmas.n)
+	if (rc == 0 && !out->n)
 		rc = -ESRCH; /* an exited process has no mappings */
+	return rc == -ENOENT ? -ESRCH : rc;
+}
+
+static bool same_map(const struct pd_map *a, const struct pd_map *b)
+{
+	return a->start == b->start && a->end == b->end && a->offset == b->offset &&
+	       !memcmp(a->perms, b->perms, 4) && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor && a->inode == b->inode &&
+	       a->deleted == b->deleted &&
+	       (a->path == b->path || (a->path && b->path && !strcmp(a->path, b->path)));
+}
+
+/* Whether any page of [a, b) is present or swapped; with anon_only, only
+ * pages that are the process's own (not the file's: COWed or anonymous). */
+static bool any_page(struct dump *d, uint64_t a, uint64_t b, bool anon_only)
+{
+	uint64_t pm[512];
+
+	if (pd_copy_open_pagemap(&d->copy) < 0)
+		return true; /* cannot tell: assume so */
+	while (a < b) {
+		size_t want = (b - a) / d->page < 512 ? (size_t)((b - a) / d->page) : 512;
+		ssize_t got = pread(d->copy.pagemapfd, pm, want * 8, (off_t)(a / d->page * 8));
+
+		if (got < 8)
+			return true;
+		for (size_t i = 0; i < (size_t)got / 8; i++)
+			if ((pm[i] & (PD_PM_PRESENT | PD_PM_SWAPPED)) &&
+			    !(anon_only && (pm[i] & PD_PM_FILE) && !(pm[i] & PD_PM_SWAPPED)))
+				return true;
+		a += (uint64_t)got / 8 * d->page;
+	}
+	return false;
+}
+
+/* The mappings while stopped. smaps walks every page table entry (tens
+ * of ms per GiB), so it was read before the stop; here only maps is read,
+ * and when it is the same, smaps' fields are taken as they were. What a
+ * running process can change without changing maps is checked with
+ * pagemap: a mapping untouched before may have been touched since, a
+ * writable file mapping may have COWed pages now. When maps changed,
+ * smaps is read again. */
+static int stopped_vmas(struct dump *d)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_maps maps = PD_MAPS_INIT;
+	char path[48];
+	bool same;
+	int rc;
+
+	snprintf(path, sizeof(path), "task/%d/maps", (int)d->fz.io_tid);
+	rc = pd_read_file_at(d->fz.procfd, path, &sb, SMAPS_MAX);
+	if (rc == 0)
+		rc = pd_parse_maps(sb.buf, sb.len, &maps);
+	strbuf_release(&sb);
+	same = rc == 0 && d->pre.n && maps.n == d->pre.n;
+	for (size_t i = 0; same && i < maps.n; i++)
+		same = same_map(&maps.v[i], d->pre.v[i].map);
+	pd_maps_release(&maps);
+	if (!same) {
+		trace(d, "maps changed");
+		return read_smaps(d, &d->vmas);
+	}
+	d->vmas = d->pre;
+	d->pre = (struct pd_vmas)PD_VMAS_INIT;
+	if (!d->o->content)
+		return 0; /* the mini base does not look at these */
+	for (size_t i = 0; i < d->vmas.n; i++) {
+		struct pd_vma *v = &d->vmas.v[i];
+		const struct pd_map *m = v->map;
+
+		if (vma_special(m) || vma_shared(m) ||
+		    (v->vmflags & (PD_VM_DD | PD_VM_IO | PD_VM_PF | PD_VM_HT)))
+			continue;
+		if (vma_anon(m) && v->rss + v->swap == 0 && any_page(d, m->start, m->end, false))
+			v->rss = d->page;
+		else if (!vma_anon(m) && m->perms[1] == 'w' && v->anonymous + v->swap == 0 &&
+			 any_page(d, m->start, m->end, true))
+			v->anonymous = d->page;
+	}
+	return 0;
+}
+
+/* With every thread stopped: the maps, auxv, what to dump, the layout,
+ * which pages to read. */
+static int plan(struct dump *d)
+{
+	char path[48];
+	int rc;
+
+	rc = stopped_vmas(d);
+	trace(d, "maps");
 	if (rc < 0)
-		return fail(d, rc == -ENOENT ? -ESRCH : rc, "reading smaps: %s", strerror(-rc));
+		return fail(d, rc, "reading the mappings: %s", strerror(-rc));
 	snprintf(path, sizeof(path), "task/%d/auxv", (int)d->fz.io_tid);
 	pd_read_file_at(d->fz.procfd, path, &d->auxv, 1 << 16);
 	if (mini_base(d) < 0 || build_segs(d) < 0 || build_notes(d) < 0)
 		return fail(d, -ENOMEM, "out of memory planning the core");
 	layout(d);
+	trace(d, "layout");
 	for (size_t i = 0; i < d->nsegs; i++) {
 		const struct seg *s = &d->segs[i];
 		const struct pd_vma *v = &d->vmas.v[s->vma];
 		const struct pd_map *m = v->map;
+		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
 
 		/* [vvar] and other device memory: dumped as holes, never read
 		 * (they cannot be, and reading device memory has effects). */
 		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
 			continue;
+		/* pagemap tells the untouched pages of anonymous memory; a
+		 * mapping that is resident all through has none. */
 		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
-				  vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT),
-				  &d->runs);
+				  anon && v->rss + v->swap < m->end - m->start, &d->runs);
 		if (rc < 0)
 			return fail(d, rc, "planning the copy: %s", strerror(-rc));
 	}
 	return 0;
+}
+
+/* ---- the output mapped before the stop --------------------------------------- */
+
+/* The size of a thread's NT_X86_XSTATE: what this CPU's xsave area may
+ * take (CPUID 0xD: ECX, all features it supports). */
+static uint64_t xstate_guess(void)
+{
+	unsigned a, b, c, dd;
+
+	if (__get_cpuid_count(0xd, 0, &a, &b, &c, &dd) && c >= 512 && c <= (1u << 20))
+		return c;
+	return 16384;
+}
+
+/* The plan as far as it can be made before the stop, from smaps and
+ * without registers: where the runs will land in the file. The headers
+ * and notes are given room for as many threads, pieces and xsave bytes as
+ * they may need (what is left over is padding before the data), so that
+ * the data offsets come out the same once stopped unless the mappings
+ * changed. */
+static int provisional(struct dump *d)
+{
+	uint64_t nthr = d->tasks.n ? d->tasks.n : 1, notes, off;
+	int rc = -ENOMEM;
+
+	d->vmas = d->pre; /* borrowed: d->pre keeps owning it */
+	pd_read_file_at(d->fz.procfd, "auxv", &d->auxv, 1 << 16);
+	if (mini_base(d) < 0 || build_segs(d) < 0 || note_file(d) < 0)
+		goto out;
+	notes = d->notes.len + d->auxv.len + 2048 +
+		nthr * (sizeof(struct elf_prstatus) + sizeof(struct user_fpregs_struct) +
+			xstate_guess() + 64);
+	off = sizeof(Elf64_Ehdr) + (d->nsegs + 17 + 4 * nthr) * sizeof(Elf64_Phdr) + notes;
+	d->data_off_min = (off + d->page - 1) / d->page * d->page;
+	layout(d);
+	d->prov_size = d->size;
+	for (size_t i = 0; i < d->nsegs; i++) {
+		const struct seg *s = &d->segs[i];
+		const struct pd_vma *v = &d->vmas.v[s->vma];
+		const struct pd_map *m = v->map;
+		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
+
+		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
+			continue;
+		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
+				  anon && v->rss + v->swap < m->end - m->start, &d->prov);
+		if (rc < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	d->vmas = (struct pd_vmas)PD_VMAS_INIT;
+	free(d->mini.v);
+	d->mini = (struct ranges){0, 0, NULL};
+	free(d->segs);
+	d->segs = NULL;
+	d->nsegs = 0;
+	strbuf_reset(&d->notes);
+	strbuf_reset(&d->auxv);
+	if (d->copy.pagemapfd >= 0)
+		close(d->copy.pagemapfd); /* it named the leader; io_tid comes later */
+	d->copy.pagemapfd = -1;
+	return rc;
+}
+
+static int allocate(int fd, uint64_t off, uint64_t len)
+{
+	if (len && fallocate(fd, 0, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Calls fn(fd, off, len) for each stretch of the file that a's runs cover
+ * and b's do not (both in file order), adjacent runs taken together. */
+static int uncovered(const struct pd_runs *a, const struct pd_runs *b, int fd,
+		     int (*fn)(int fd, uint64_t off, uint64_t len))
+{
+	uint64_t ps = 0, pe = 0; /* pending stretch */
+	size_t j = 0;
+	int rc;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t s = a->v[i].off, e = s + a->v[i].len;
+
+		while (s < e) {
+			uint64_t ce;
+
+			while (j < b->n && b->v[j].off + b->v[j].len <= s)
+				j++;
+			if (j < b->n && b->v[j].off <= s) {
+				s = b->v[j].off + b->v[j].len; /* covered up to there */
+				continue;
+			}
+			ce = j < b->n && b->v[j].off < e ? b->v[j].off : e;
+			if (pe != s) {
+				rc = fn(fd, ps, pe - ps);
+				if (rc < 0)
+					return rc;
+				ps = s;
+			}
+			pe = ce;
+			s = ce;
+		}
+	}
+	return fn(fd, ps, pe - ps);
+}
+
+/* Before the stop: the output sized as planned, the planned runs'
+ * blocks allocated (ENOSPC shows now, with the target still running, and
+ * a shared mapping's page faults cannot fail for lack of room), mapped
+ * and faulted in. While stopped the copy is then a memory copy into the
+ * page cache: it is also the write. -EOPNOTSUPP: the output cannot be used
+ * that way (no fallocate, no mmap); the RAM path is taken. */
+static int map_output(struct dump *d)
+{
+	static const struct pd_runs none = PD_RUNS_INIT;
+	int fd = d->o->out_fd, rc;
+
+	if (ftruncate(fd, (off_t)d->prov_size) < 0)
+		return -errno;
+	rc = uncovered(&d->prov, &none, fd, allocate);
+	if (rc == -EOPNOTSUPP || rc == -ENOSYS)
+		return -EOPNOTSUPP;
+	if (rc < 0)
+		return rc;
+	trace(d, "fallocated");
+	d->map_len = d->prov_size + d->prov_size / 4 + MAP_SLACK;
+	d->map_len -= d->map_len % d->page;
+	d->map = mmap(NULL, d->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (d->map == MAP_FAILED) {
+		d->map = NULL;
+		return -EOPNOTSUPP;
+	}
+	/* Faulting in a page of a file reads ahead around it: a blessing for
+	 * a long run (its neighbours come with it), a curse for the many
+	 * short ones (a thread's few stack pages: ms each, for pages never
+	 * used). So no read-ahead, except over long runs. */
+	madvise(d->map, d->map_len, MADV_RANDOM);
+	for (size_t i = 0; i < d->prov.n; i++) {
+		const struct pd_run *r = &d->prov.v[i];
+		size_t len = (size_t)r->len;
+
+		/* Runs adjacent in the file in one call. */
+		while (i + 1 < d->prov.n && d->prov.v[i + 1].off == r->off + len)
+			len += (size_t)d->prov.v[++i].len;
+		if (len >= READAHEAD_MIN)
+			madvise(d->map + r->off, len, MADV_NORMAL);
+		if (madvise(d->map + r->off, len, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+			break; /* before Linux 5.14: the copy faults them in */
+	}
+	return 0;
+}
+
+/* Stopped, with the real plan: the file at its size, the mapping large
+ * enough, the blocks of runs that were not foreseen allocated. */
+static int remap_output(struct dump *d)
+{
+	int fd = d->o->out_fd;
+
+	if (d->size != d->prov_size && ftruncate(fd, (off_t)d->size) < 0)
+		return -errno;
+	if (d->size > d->map_len) {
+		munmap(d->map, d->map_len);
+		d->map_len = d->size;
+		d->map = mmap(NULL, d->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (d->map == MAP_FAILED) {
+			d->map = NULL;
+			return -errno;
+		}
+	}
+	return uncovered(&d->runs, &d->prov, fd, allocate);
+}
+
+/* Zero pages copied into the mapped output are dirty page cache; on a
+ * disk file system punching a hole there writes that range back first
+ * (measured here: 0.2-2 ms a hole), so only long stretches of zeros become
+ * holes. In memory (tmpfs, memfd) every zero page does. */
+static uint64_t min_hole(int fd, uint64_t page)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
+		return page;
+	return MIN_HOLE_DISK;
 }
 
 static const char *errtext(int rc)
@@ -832,6 +1150,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	struct pd_progress pr = {o->progress, o->progress_arg, 0, 0, 0};
 	char *ram = MAP_FAILED;
 	uint64_t budget, ram_size = 0;
+	struct stat st;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -843,11 +1162,16 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	d.err = err;
 	d.errlen = errlen;
 	d.page = (uint64_t)sysconf(_SC_PAGESIZE);
+	d.t0 = d.tlast = pd_mono_ns();
 	strbuf_init(&d.cmdline);
 	strbuf_init(&d.auxv);
 	strbuf_init(&d.notes);
 
-	if (ftruncate(o->out_fd, 0) < 0) {
+	/* Emptied only when it is not empty: ext4 takes a truncation to 0
+	 * for a file being replaced and starts writing all of it back when
+	 * it is closed (auto_da_alloc), 0.5 s for a GiB in the closing
+	 * process. */
+	if ((fstat(o->out_fd, &st) < 0 || st.st_size != 0) && ftruncate(o->out_fd, 0) < 0) {
 		res->write_failed = true;
 		return fail(&d, -errno, "the output is not a writable file: %s", strerror(errno));
 	}
@@ -866,7 +1190,29 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	 * resident set; if the plan needs more, the rest is found while
 	 * stopped. */
 	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
-	if (o->content) {
+	/* Content beyond the mini base goes straight into the output, mapped
+	 * and faulted in before the stop (when smaps could be read and the
+	 * page cache has room for it); else into RAM as below. */
+	if (o->content && d.pre.n) {
+		rc = provisional(&d);
+		trace(&d, "provisional");
+		if (rc == 0 && d.prov.bytes <= budget) {
+			rc = map_output(&d);
+			if (rc == -EOPNOTSUPP) {
+				if (d.map)
+					munmap(d.map, d.map_len);
+				d.map = NULL;
+				rc = 0;
+			}
+		}
+		if (rc < 0) {
+			res->write_failed = rc != -ENOMEM;
+			fail(&d, rc, "preparing the core: %s", strerror(-rc));
+			goto out;
+		}
+		trace(&d, "mapped");
+	}
+	if (o->content && !d.map) {
 		struct pd_proc p = {.pid = d.fz.pid, .dirfd = d.fz.procfd};
 		struct pd_rollup ru;
 
@@ -884,7 +1230,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		}
 	}
 
+	trace(&d, "prepared");
 	rc = pd_freeze_stop(&d.fz, o->deadline_ms);
+	trace(&d, "frozen");
 	if (rc < 0) {
 		fail(&d, rc, "freezing process %d: %s", (int)o->pid, errtext(rc));
 		goto out;
@@ -899,6 +1247,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	rc = plan(&d);
 	if (rc < 0)
 		goto out;
+	trace(&d, "planned");
 	res->threads = (unsigned)d.fz.n;
 	res->mappings = (unsigned)d.vmas.n;
 	res->segments = (unsigned)d.nsegs;
@@ -906,7 +1255,20 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	res->copied_bytes = d.runs.bytes;
 	pr.total = d.runs.bytes;
 
-	if (d.runs.bytes <= budget) {
+	if (d.map) {
+		/* Into the mapped output while stopped. */
+		rc = remap_output(&d);
+		if (rc < 0) {
+			res->write_failed = true;
+			fail(&d, rc, "writing the core: %s", strerror(-rc));
+			goto out;
+		}
+		rc = d.runs.bytes ? pd_copy_read_at(&d.copy, d.runs.v, d.runs.n, d.map) : 0;
+		if (rc < 0) {
+			fail(&d, rc, "copying memory: %s", strerror(-rc));
+			goto out;
+		}
+	} else if (d.runs.bytes <= budget) {
 		/* Into RAM while stopped, to the file after the thaw. */
 		if (d.runs.bytes > ram_size) {
 			if (ram != MAP_FAILED)
@@ -926,7 +1288,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 			}
 		}
 	}
-	if (!res->in_ram) {
+	if (!res->in_ram && !d.map) {
 		bool wf;
 
 		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes,
@@ -942,8 +1304,24 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		rc = fail(&d, -ESRCH, "process %d exited during the dump", (int)o->pid);
 		goto out;
 	}
+	trace(&d, "copied");
 	pd_freeze_thaw(&d.fz);
+	trace(&d, "thawed");
 
+	if (d.map) {
+		/* What was planned but not copied, and the zero pages: holes. */
+		rc = uncovered(&d.prov, &d.runs, o->out_fd, pd_punch);
+		if (rc == 0)
+			rc = pd_copy_holes(o->out_fd, d.runs.v, d.runs.n, d.map,
+					   min_hole(o->out_fd, d.page), &res->dumped_bytes, &pr);
+		munmap(d.map, d.map_len);
+		d.map = NULL;
+		if (rc < 0) {
+			res->write_failed = true;
+			fail(&d, rc, "writing the core: %s", strerror(-rc));
+			goto out;
+		}
+	}
 	if (res->in_ram && d.runs.bytes) {
 		rc = pd_copy_write(o->out_fd, d.runs.v, d.runs.n, ram, &res->dumped_bytes, &pr);
 		if (rc < 0) {
@@ -965,20 +1343,26 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	}
 	if (pr.fn && pr.total && pr.last != pr.done)
 		pr.fn(pr.arg, pr.done, pr.total);
+	trace(&d, "written");
 out:
 	pd_freeze_thaw(&d.fz);
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
 	if (ram != MAP_FAILED)
 		munmap(ram, ram_size);
+	if (d.map)
+		munmap(d.map, d.map_len);
+	pd_runs_release(&d.prov);
 	pd_copy_release(&d.copy);
 	pd_freeze_close(&d.fz);
 	pd_runs_release(&d.runs);
 	pd_vmas_release(&d.vmas);
+	pd_vmas_release(&d.pre);
 	pd_tasks_release(&d.tasks);
 	free(d.mini.v);
 	free(d.segs);
 	strbuf_release(&d.cmdline);
 	strbuf_release(&d.auxv);
 	strbuf_release(&d.notes);
+	trace(&d, "released");
 	return rc;
 }

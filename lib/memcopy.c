@@ -3,6 +3,7 @@
 #include "lib/memcopy.h"
 
 #include <errno.h>
+#include <linux/falloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,8 +14,8 @@
 
 #include "common/strbuf.h"
 
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
+#define PM_PRESENT PD_PM_PRESENT
+#define PM_SWAPPED PD_PM_SWAPPED
 #define PM_BATCH   8192u /* pagemap entries per pread (32 MiB of address space) */
 #define RV_IOV_MAX 1024u /* remote iovecs per process_vm_readv (UIO_MAXIOV) */
 /* Bytes per process_vm_readv: large enough that the syscall cost vanishes,
@@ -206,7 +207,7 @@ void pd_copy_release(struct pd_copy *c)
 	c->pm = NULL;
 }
 
-static int open_pagemap(struct pd_copy *c)
+int pd_copy_open_pagemap(struct pd_copy *c)
 {
 	char path[48];
 
@@ -217,7 +218,8 @@ static int open_pagemap(struct pd_copy *c)
 		if (!c->pm)
 			return -ENOMEM;
 	}
-	snprintf(path, sizeof(path), "task/%d/pagemap", (int)c->fz->io_tid);
+	snprintf(path, sizeof(path), "task/%d/pagemap",
+		 (int)(c->fz->io_tid ? c->fz->io_tid : c->fz->pid));
 	c->pagemapfd = openat(c->fz->procfd, path, O_RDONLY | O_CLOEXEC);
 	return c->pagemapfd < 0 ? -errno : 0;
 }
@@ -227,7 +229,7 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
 {
 	uint64_t page = c->page, npages = len / page;
 
-	if (!pagemap || open_pagemap(c) < 0)
+	if (!pagemap || pd_copy_open_pagemap(c) < 0)
 		return add_run(runs, addr, len, off); /* no pagemap: read it all */
 	for (uint64_t i = 0; i < npages;) {
 		size_t want = npages - i < PM_BATCH ? (size_t)(npages - i) : PM_BATCH;
@@ -277,16 +279,19 @@ static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
 	}
 }
 
-int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst)
+/* Reads runs[0..n) into base: packed in order, or (at_off) each run at
+ * base + its file offset. The local iovecs mirror the remote ones, so one
+ * process_vm_readv fills both layouts alike. */
+static int copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base,
+		     bool at_off)
 {
-	struct iovec remote[RV_IOV_MAX];
+	struct iovec remote[RV_IOV_MAX], local[RV_IOV_MAX];
+	char *packed = base;
 	size_t i = 0;
 	uint64_t skip = 0; /* bytes of runs[i] already done */
 
 	while (i < n) {
-		struct iovec local;
-		size_t nr = 0, bytes = 0, first = i;
-		uint64_t first_skip = skip;
+		size_t nr = 0, bytes = 0, k = 0, left;
 		ssize_t got;
 
 		/* One batch: up to RV_IOV_MAX runs (the last maybe in part). */
@@ -297,62 +302,59 @@ int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *d
 				l = RV_MAX_BYTES - bytes;
 			remote[nr].iov_base = (void *)(uintptr_t)(runs[j].addr + s);
 			remote[nr].iov_len = (size_t)l;
+			local[nr].iov_base = at_off ? base + runs[j].off + s : packed + bytes;
+			local[nr].iov_len = (size_t)l;
 			nr++;
 			bytes += (size_t)l;
 		}
-		local.iov_base = dst;
-		local.iov_len = bytes;
-		got = process_vm_readv(c->fz->io_tid, &local, 1, remote, nr, 0);
+		got = process_vm_readv(c->fz->io_tid, local, nr, remote, nr, 0);
 		if (got < 0)
 			got = 0;
 		/* Walk past what was read; at a failure read that page the slow
 		 * way and start the next batch after it. */
-		{
-			size_t left = (size_t)got, k = 0;
+		for (left = (size_t)got; k < nr && left >= remote[k].iov_len; k++)
+			left -= remote[k].iov_len;
+		packed += got;
+		for (uint64_t adv = (uint64_t)got; adv;) {
+			uint64_t rem = runs[i].len - skip;
 
-			while (k < nr && left >= remote[k].iov_len) {
-				left -= remote[k].iov_len;
-				k++;
+			if (adv >= rem) {
+				adv -= rem;
+				i++;
+				skip = 0;
+			} else {
+				skip += adv;
+				adv = 0;
 			}
-			dst += got;
-			i = first;
-			skip = first_skip;
-			/* Advance (i, skip) by got bytes. */
-			{
-				uint64_t adv = (uint64_t)got;
+		}
+		if (k < nr) {
+			/* The byte at runs[i].addr + skip failed: one page (or up
+			 * to the page end) the slow way. */
+			uint64_t a = runs[i].addr + skip;
+			size_t l = c->page - (size_t)(a % c->page);
 
-				while (adv) {
-					uint64_t rem = runs[i].len - skip;
-
-					if (adv >= rem) {
-						adv -= rem;
-						i++;
-						skip = 0;
-					} else {
-						skip += adv;
-						adv = 0;
-					}
-				}
-			}
-			if (k < nr) {
-				/* The byte at runs[i].addr + skip failed: one page
-				 * (or up to the page end) the slow way. */
-				uint64_t a = runs[i].addr + skip;
-				size_t l = c->page - (size_t)(a % c->page);
-
-				if (l > runs[i].len - skip)
-					l = (size_t)(runs[i].len - skip);
-				read_slow(c, a, l, dst);
-				dst += l;
-				skip += l;
-				if (skip == runs[i].len) {
-					i++;
-					skip = 0;
-				}
+			if (l > runs[i].len - skip)
+				l = (size_t)(runs[i].len - skip);
+			read_slow(c, a, l, at_off ? base + runs[i].off + skip : packed);
+			packed += l;
+			skip += l;
+			if (skip == runs[i].len) {
+				i++;
+				skip = 0;
 			}
 		}
 	}
 	return 0;
+}
+
+int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst)
+{
+	return copy_read(c, runs, n, dst, false);
+}
+
+int pd_copy_read_at(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base)
+{
+	return copy_read(c, runs, n, base, true);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -434,6 +436,54 @@ int pd_copy_write(int fd, const struct pd_run *runs, size_t n, const char *src, 
 		src += len;
 		progress(pr, len - reported);
 	}
+	return 0;
+}
+
+int pd_punch(int fd, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno; /* zeros, then */
+	return 0;
+}
+
+int pd_copy_holes(int fd, const struct pd_run *runs, size_t n, const char *base,
+		  uint64_t min_hole, uint64_t *written, struct pd_progress *pr)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t zs = 0, ze = 0, total = 0; /* the zero stretch not punched yet */
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *p = base + runs[i].off;
+
+		total += runs[i].len;
+		for (uint64_t pos = 0; pos < runs[i].len; pos += page) {
+			uint64_t off = runs[i].off + pos;
+
+			if (!page_is_zero(p + pos, page))
+				continue;
+			if (ze != off) {
+				if (ze - zs >= min_hole) {
+					rc = pd_punch(fd, zs, ze - zs);
+					if (rc < 0)
+						return rc;
+					total -= ze - zs;
+				}
+				zs = off;
+			}
+			ze = off + page;
+		}
+		progress(pr, runs[i].len);
+	}
+	if (ze - zs >= min_hole && ze > zs) {
+		rc = pd_punch(fd, zs, ze - zs);
+		if (rc < 0)
+			return rc;
+		total -= ze - zs;
+	}
+	*written += total;
 	return 0;
 }
 

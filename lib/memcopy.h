@@ -29,6 +29,11 @@
 #define PD_VM_PF 0x8u  /* pf: VM_PFNMAP */
 #define PD_VM_SH 0x10u /* sh: VM_SHARED */
 
+/* Bits of a /proc/PID/pagemap entry. */
+#define PD_PM_PRESENT (1ull << 63)
+#define PD_PM_SWAPPED (1ull << 62)
+#define PD_PM_FILE    (1ull << 61) /* file page or shared anonymous */
+
 /* One mapping as /proc/PID/smaps shows it. Sizes in bytes. */
 struct pd_vma {
 	const struct pd_map *map; /* start, end, offset, perms, path, ... */
@@ -72,6 +77,8 @@ struct pd_copy {
 	uint64_t unreadable; /* pages that read as zeros because they failed */
 };
 void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz);
+/* Opens task/IO_TID/pagemap (c->pagemapfd) if not yet open. 0 or -errno. */
+int pd_copy_open_pagemap(struct pd_copy *c);
 void pd_copy_release(struct pd_copy *c);
 
 /* Adds the pages of [addr, addr + len) to runs, to land at file offset
@@ -84,12 +91,26 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
  * length). Pages that cannot be read are zeros. 0 or -ENOMEM. */
 int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst);
 
+/* Reads runs[0..n) each to base + its file offset (base: the output file
+ * mapped MAP_SHARED). Pages that cannot be read are zeroed like above. */
+int pd_copy_read_at(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base);
+
+/* Makes holes of the output's [off, off + len): FALLOC_FL_PUNCH_HOLE; 0 when
+ * the file system cannot (the zeros stay), else -errno. */
+int pd_punch(int fd, uint64_t off, uint64_t len);
+
 /* Progress: called with bytes done so far (of the runs' total). */
 struct pd_progress {
 	void (*fn)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
 	uint64_t done, total, last;
 };
+
+/* After pd_copy_read_at(): punches the stretches of all-zero pages of
+ * runs[0..n) at least min_hole long out of fd (mapped at base) and adds
+ * the bytes left in the file to *written. */
+int pd_copy_holes(int fd, const struct pd_run *runs, size_t n, const char *base,
+		  uint64_t min_hole, uint64_t *written, struct pd_progress *pr);
 
 /* Writes the packed data of runs[0..n) (as pd_copy_read left it) at their
  * offsets in fd, leaving every all-zero page a hole. *written grows by the
