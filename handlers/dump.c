@@ -50,6 +50,16 @@ static void release_slot(struct dump_req *d)
 	d->slot = false;
 }
 
+static void close_spools(struct dump_req *d);
+
+/* Before an error answer: the spool and the slot go back first, so the
+ * client's next request never finds them still taken (a 429). */
+static void give_back(struct dump_req *d)
+{
+	close_spools(d);
+	release_slot(d);
+}
+
 static const char *spool_dir(const struct pd_context *ctx)
 {
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
@@ -167,15 +177,18 @@ static int open_spool(struct dump_req *d, uint64_t estimate, int *fd)
 			close(probe);
 		}
 		pd_req_log_note(d->r, "spool=full");
+		give_back(d);
 		pd_resp_problem(d->r, 507, NULL,
 				"The spool directory has %llu bytes free; this dump needs about "
 				"%llu. Free space there, or set spool_dir to a larger file system.",
 				(unsigned long long)avail, (unsigned long long)estimate);
 	} else if (rc == -EOPNOTSUPP) {
+		give_back(d);
 		pd_resp_problem(d->r, 500, NULL,
 				"The file system of spool_dir does not support unnamed temporary "
 				"files (O_TMPFILE); choose another spool_dir.");
 	} else {
+		give_back(d);
 		pd_resp_problem(d->r, 500, NULL, "Cannot open a spool in spool_dir: %s.",
 				strerror(-rc));
 	}
@@ -196,6 +209,7 @@ static void dump_failed(struct dump_req *d, int rc)
 	const struct pd_dumprun_result *res = &d->res;
 	int pid = d->p.pid;
 
+	give_back(d);
 	if (rc == -ECANCELED) {
 		pd_req_log_note(r, "dump=cancelled");
 		return;
@@ -316,17 +330,20 @@ static int make_zip(struct dump_req *d)
 		return -1;
 	rc = pd_bundle_write(&bo, d->zip_fd, &br, err, sizeof(err));
 	if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG) {
+		give_back(d);
 		pd_resp_problem(d->r, 507, NULL,
 				"The spool ran out of space for the zip bundle: %s.",
 				err[0] ? err : strerror(-rc));
 		return -1;
 	}
 	if (rc == -ESRCH) {
+		give_back(d);
 		pd_resp_problem(d->r, 409, NULL,
 				"Process %d exited before its files could be bundled.", d->p.pid);
 		return -1;
 	}
 	if (rc < 0) {
+		give_back(d);
 		pd_resp_problem(d->r, 500, NULL, "The zip bundle could not be written: %s.",
 				err[0] ? err : strerror(-rc));
 		return -1;
