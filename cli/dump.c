@@ -19,10 +19,12 @@
 
 #include "cli/cli.h"
 #include "common/numparse.h"
+#include "common/strbuf.h"
 #include "handlers/conffile.h"
 #include "lib/dumprun.h"
 #include "lib/dumptype.h"
 #include "lib/proc.h"
+#include "lib/snapshot.h"
 #include "lib/spool.h"
 #include "lib/bundle.h"
 
@@ -37,8 +39,10 @@ static void on_interrupt(int sig)
 static void dump_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: procdiag dump -p PID [--type Mini|Triage|Heap|Full|N] [--zip] [-o FILE]\n\n"
-		"  -p, --pid PID    the process to dump\n"
+		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N] [--zip] [-o FILE]\n\n"
+		"  -p, --process-id, --pid PID\n"
+		"                   the process to dump\n"
+		"  -n, --name NAME  the process named NAME (its comm); it must be the only one\n"
 		"  -t, --type T     what the dump holds: a MINIDUMP_TYPE number (0 mini,\n"
 		"                   1 +data segments, 0x200 +heap, 2 full; docs/DUMPS.md) or\n"
 		"                   Mini, Triage, Heap (WithHeap), Full. Default: Mini\n"
@@ -133,10 +137,47 @@ static const char *error_text(const struct pd_dumprun_result *res, int rc)
 	return strerror(rc < 0 ? -rc : EIO);
 }
 
+/* dotnet-dump collect -n: the one process with this name. 0, or the exit
+ * status (1: none or several, listed on stderr). */
+static int pid_by_name(const char *name, int *pid)
+{
+	struct pd_snapshot *snap = NULL;
+	struct strbuf all = STRBUF_INIT;
+	size_t n = 0, len = strlen(name);
+	int rc = pd_snapshot_scan(&snap);
+
+	if (rc < 0) {
+		fprintf(stderr, "procdiag: cannot read /proc: %s\n", strerror(-rc));
+		return 1;
+	}
+	for (size_t i = 0; i < snap->n; i++) {
+		const struct pd_proc_entry *e = &snap->procs[i];
+
+		if (e->comm_len != len || memcmp(e->comm, name, len) || e->state == 'Z')
+			continue;
+		*pid = e->pid;
+		strbuf_addf(&all, "%s%d", n++ ? ", " : "", e->pid);
+	}
+	pd_snapshot_unref(snap);
+	rc = 0;
+	if (n == 0) {
+		fprintf(stderr, "procdiag: no process is named '%s'\n", name);
+		rc = 1;
+	} else if (n > 1) {
+		fprintf(stderr, "procdiag: %zu processes are named '%s' (%s): choose one with -p\n",
+			n, name, all.buf ? all.buf : "");
+		rc = 1;
+	}
+	strbuf_release(&all);
+	return rc;
+}
+
 int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"pid", required_argument, NULL, 'p'},
+		{"process-id", required_argument, NULL, 'p'},
+		{"name", required_argument, NULL, 'n'},
 		{"type", required_argument, NULL, 't'},
 		{"zip", no_argument, NULL, 'z'},
 		{"output", required_argument, NULL, 'o'},
@@ -144,7 +185,7 @@ int cmd_dump(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *pid_s = NULL, *type_s = NULL, *out = NULL;
+	const char *pid_s = NULL, *type_s = NULL, *out = NULL, *name = NULL;
 	bool zip = false, quiet = false, named = false;
 	struct pd_dumptype type;
 	struct pd_dumprun_result res;
@@ -157,9 +198,10 @@ int cmd_dump(int argc, char **argv)
 	int c, pid, rc, ret = 1, core_fd = -1, out_fd = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:t:zo:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:n:t:zo:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': pid_s = optarg; break;
+		case 'n': name = optarg; break;
 		case 't': type_s = optarg; break;
 		case 'z': zip = true; break;
 		case 'o': out = optarg; break;
@@ -168,11 +210,15 @@ int cmd_dump(int argc, char **argv)
 		default: dump_usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || !pid_s) {
+	if (optind != argc || !pid_s == !name) {
 		dump_usage(stderr);
 		return 2;
 	}
-	if (parse_pid(pid_s, strlen(pid_s), &pid) < 0 || pid == 0) {
+	if (name) {
+		rc = pid_by_name(name, &pid);
+		if (rc)
+			return rc;
+	} else if (parse_pid(pid_s, strlen(pid_s), &pid) < 0 || pid == 0) {
 		fprintf(stderr, "procdiag: --pid must be a process id, not '%s'\n", pid_s);
 		return 2;
 	}

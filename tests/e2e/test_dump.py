@@ -280,6 +280,44 @@ def test_cli_refusals():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_cli_dump_by_name():
+    """dotnet-dump collect's -n: the one process of that name; several are
+    refused (exit 1) with their pids; -p and -n together are a usage error."""
+    d = tempfile.mkdtemp(prefix="pd-cli-")
+    try:
+        exe = os.path.join(d, "pdnamed-one")
+        shutil.copy("/bin/sleep", exe)
+        one = h.spawn([exe, "60"], stdout=subprocess.DEVNULL)
+        h.wait_until(lambda: (h.proc_stat(one.pid) or {}).get("comm") == b"pdnamed-one", 5,
+                     "the named process")
+        out = os.path.join(d, "core")
+        r = subprocess.run([h.PROCDIAG, "dump", "--name", "pdnamed-one", "-q", "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        assert r.returncode == 0, r
+        assert readelf_type(out).startswith("CORE"), readelf_type(out)
+        n, text = gdb_threads(exe, out)
+        assert n == 1, text[-2000:]
+        two = h.spawn([exe, "60"], stdout=subprocess.DEVNULL)
+        h.wait_until(lambda: (h.proc_stat(two.pid) or {}).get("comm") == b"pdnamed-one", 5,
+                     "the second named process")
+        r = subprocess.run([h.PROCDIAG, "dump", "-n", "pdnamed-one", "-o", out + "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert r.returncode == 1, r
+        assert str(one.pid).encode() in r.stderr and str(two.pid).encode() in r.stderr, r.stderr
+        assert not os.path.exists(out + "2")
+        r = subprocess.run([h.PROCDIAG, "dump", "-n", "pdnamed-one", "-p", str(one.pid)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert r.returncode == 2 and b"usage" in r.stderr, r
+        r = subprocess.run([h.PROCDIAG, "dump", "--process-id", str(one.pid), "-q", "-o",
+                            out + "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        assert r.returncode == 0 and os.path.getsize(out + "3") > 0, r
+        assert_resumed(one.pid)
+        assert_resumed(two.pid)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_monitor_dump_route():
     """The same dumps at dotnet-monitor's route: the process chosen by pid,
     uid or name, `type` WithHeap by default (as theirs), its errors naming
