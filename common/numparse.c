@@ -76,7 +76,7 @@ int parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-static int hexval(unsigned char c)
+int hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -94,13 +94,13 @@ int parse_hex_u64(const char *s, size_t len, uint64_t *out)
 	if (len == 0)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++)
-		if (hexval((unsigned char)s[i]) < 0)
+		if (hex_digit((unsigned char)s[i]) < 0)
 			return -EINVAL;
 	/* Checked after the syntax, so "x" * 17 is -EINVAL, not -ERANGE. */
 	if (len > 16)
 		return -ERANGE;
 	for (size_t i = 0; i < len; i++)
-		v = v << 4 | (uint64_t)hexval((unsigned char)s[i]);
+		v = v << 4 | (uint64_t)hex_digit((unsigned char)s[i]);
 	*out = v;
 	return 0;
 }

@@ -16,5 +16,7 @@ int parse_hex_u64(const char *s, size_t len, uint64_t *out);
 /* A pid: decimal, 0..4194304 (PID_MAX_LIMIT), no sign, no leading zeros
  * except "0" itself. */
 int parse_pid(const char *s, size_t len, int *out);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(unsigned char c);
 
 #endif

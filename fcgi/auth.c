@@ -2,6 +2,7 @@
  * stored SHA-256 hashes, and making new keys. */
 #include "config.h"
 
+#include "common/numparse.h"
 #include "fcgi/auth.h"
 
 #include <errno.h>
@@ -141,17 +142,6 @@ bool pd_auth_check(const struct pd_keyset *ks, const char *key)
 	return match != 0;
 }
 
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int pd_keyset_add_hex(struct pd_keyset *ks, const char *hex)
 {
 	unsigned char h[PD_SHA256_LEN];
@@ -160,7 +150,7 @@ int pd_keyset_add_hex(struct pd_keyset *ks, const char *hex)
 	if (!hex || strlen(hex) != 2 * PD_SHA256_LEN)
 		return -EINVAL;
 	for (size_t i = 0; i < PD_SHA256_LEN; i++) {
-		int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
+		int hi = hex_digit((unsigned char)hex[2 * i]), lo = hex_digit((unsigned char)hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

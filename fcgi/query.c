@@ -2,23 +2,13 @@
  * so a request frees its whole query with one pd_query_release(). */
 #include "config.h"
 
+#include "common/numparse.h"
 #include "fcgi/query.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 long pd_percent_decode(const char *src, size_t len, char *dst, int plus_space)
 {
@@ -34,8 +24,8 @@ long pd_percent_decode(const char *src, size_t len, char *dst, int plus_space)
 			 * guess what the client meant. */
 			if (len - i < 3)
 				return -EINVAL;
-			hi = hexval((unsigned char)src[i + 1]);
-			lo = hexval((unsigned char)src[i + 2]);
+			hi = hex_digit((unsigned char)src[i + 1]);
+			lo = hex_digit((unsigned char)src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			dst[o++] = (char)(hi << 4 | lo);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "common/jsonstr.h"
 #include "common/utf8.h"
 #include "fcgi/request_int.h"
 
@@ -313,21 +314,6 @@ int pd_resp_json(struct pd_req *r, int status, json_t *body)
 	return send_doc(r, status, "application/json; charset=utf-8", body);
 }
 
-/* Text from clients or /proc may not be UTF-8; jansson would refuse it. */
-static json_t *safe_string(const char *s, size_t len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	json_t *j;
-
-	if (utf8_valid(s, len))
-		return json_stringn(s, len);
-	if (utf8_escape(&sb, s, len) < 0)
-		return NULL;
-	j = json_stringn(sb.buf, sb.len);
-	strbuf_release(&sb);
-	return j;
-}
-
 static int problem_v(struct pd_req *r, int status, const char *param, json_t *ext, const char *fmt,
 		     va_list ap)
 {
@@ -343,11 +329,11 @@ static int problem_v(struct pd_req *r, int status, const char *param, json_t *ex
 	err = err || json_object_set_new(doc, "type", json_string("about:blank"));
 	err = err || json_object_set_new(doc, "title", json_string(pd_status_reason(status)));
 	err = err || json_object_set_new(doc, "status", json_integer(status));
-	err = err || json_object_set_new(doc, "detail", safe_string(detail.buf, detail.len));
-	err = err || json_object_set_new(doc, "instance", safe_string(r->path, strlen(r->path)));
+	err = err || json_object_set_new(doc, "detail", pd_json_bytes(detail.buf, detail.len));
+	err = err || json_object_set_new(doc, "instance", pd_json_bytes(r->path, strlen(r->path)));
 	if (param)
 		err = err ||
-		      json_object_set_new(doc, "parameter", safe_string(param, strlen(param)));
+		      json_object_set_new(doc, "parameter", pd_json_bytes(param, strlen(param)));
 	/* Extra members add to the document; they never replace the
 	 * standard ones, which must agree with the HTTP status. */
 	if (ext && json_is_object(ext))

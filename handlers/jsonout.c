@@ -12,25 +12,6 @@
 #include "common/utf8.h"
 #include "fcgi/request.h"
 
-json_t *pd_json_bytes(const char *s, size_t len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	json_t *j;
-
-	if (utf8_valid(s, len))
-		return json_stringn(s, len);
-	if (utf8_escape(&sb, s, len) < 0)
-		return NULL;
-	j = json_stringn(sb.buf, sb.len);
-	strbuf_release(&sb);
-	return j;
-}
-
-json_t *pd_json_cstr(const char *s)
-{
-	return s ? pd_json_bytes(s, strlen(s)) : json_null();
-}
-
 json_t *pd_json_size(int64_t v)
 {
 	return v < 0 ? json_null() : json_integer(v);

@@ -10,9 +10,8 @@
 
 struct pd_req;
 
-/* A JSON string from raw bytes, invalid UTF-8 escaped (common/utf8.h). */
-json_t *pd_json_bytes(const char *s, size_t len);
-json_t *pd_json_cstr(const char *s); /* NULL s gives JSON null */
+/* pd_json_bytes(), pd_json_cstr(): strings from untrusted bytes. */
+#include "common/jsonstr.h"
 /* An int64 or JSON null when v < 0 (the "unreadable" convention of lib/). */
 json_t *pd_json_size(int64_t v);
 /* "origin + base + fmt..." as a JSON string: an absolute link under the

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "common/jsonstr.h"
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "lib/coreread.h"
@@ -217,23 +218,6 @@ static const char *base_name(const char *path)
 	const char *s = strrchr(path, '/');
 
 	return s ? s + 1 : path;
-}
-
-static json_t *jbytes(const char *s, size_t len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	json_t *j;
-
-	if (utf8_escape(&sb, s, len) < 0)
-		return NULL;
-	j = json_stringn(sb.buf, sb.len);
-	strbuf_release(&sb);
-	return j;
-}
-
-static json_t *jstr(const char *s)
-{
-	return s ? jbytes(s, strlen(s)) : json_null();
 }
 
 /* ---- zip entries ---------------------------------------------------------- */
@@ -782,7 +766,7 @@ static int add_one_dac(struct ctx *x, struct bmod *b, const char *lib, json_t *o
 		rc = -ENOMEM;
 		goto out;
 	}
-	json_object_set_new(o, "path", jstr(rel.buf));
+	json_object_set_new(o, "path", pd_json_cstr(rel.buf));
 	if (fstatat(x->proc.dirfd, name.buf, &st, 0) < 0 || !S_ISREG(st.st_mode)) {
 		why = "not found beside libcoreclr.so";
 		goto out;
@@ -987,9 +971,9 @@ static json_t *module_json(const struct bmod *b)
 		return NULL;
 	}
 	hex(idhex, id, idlen);
-	json_object_set_new(o, "path", jstr(b->path));
+	json_object_set_new(o, "path", pd_json_cstr(b->path));
 	if (b->lm_name)
-		json_object_set_new(o, "link_map_name", jstr(b->lm_name));
+		json_object_set_new(o, "link_map_name", pd_json_cstr(b->lm_name));
 	json_object_set_new(o, "base", json_integer((json_int_t)b->base));
 	json_object_set_new(o, "size", json_integer((json_int_t)(b->end - b->base)));
 	if (b->main)
@@ -1001,11 +985,11 @@ static json_t *module_json(const struct bmod *b)
 	json_object_set_new(o, "binary_included", json_boolean(b->binary));
 	for (int k = 0; b->binary && k < 2; k++)
 		if (b->store[k])
-			json_array_append_new(names, jstr(b->store[k]));
+			json_array_append_new(names, pd_json_cstr(b->store[k]));
 	json_object_set_new(o, "entries", names);
 	json_object_set_new(o, "debug_included", json_boolean(b->debug));
 	if (b->debug)
-		json_object_set_new(o, "debug_entry", jstr(b->debug_entry));
+		json_object_set_new(o, "debug_entry", pd_json_cstr(b->debug_entry));
 	if (b->reason)
 		json_object_set_new(o, "reason", json_string(b->reason));
 	if (!b->debug && b->debug_reason)
@@ -1037,23 +1021,23 @@ static int add_manifest(struct ctx *x)
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "created", json_string(when));
 	json_object_set_new(proc, "pid", json_integer(x->o->pid));
-	json_object_set_new(proc, "name", jbytes(x->proc.stat.comm, x->proc.stat.comm_len));
+	json_object_set_new(proc, "name", pd_json_bytes(x->proc.stat.comm, x->proc.stat.comm_len));
 	if (pd_proc_exe(&x->proc, &exe) == 0)
-		json_object_set_new(proc, "exe", jbytes(exe.buf, exe.len));
+		json_object_set_new(proc, "exe", pd_json_bytes(exe.buf, exe.len));
 	if (pd_proc_cmdline(&x->proc, &argv) == 0)
 		for (size_t i = 0; i < argv.n; i++)
-			json_array_append_new(cmd, jbytes(argv.v[i], argv.len[i]));
+			json_array_append_new(cmd, pd_json_bytes(argv.v[i], argv.len[i]));
 	json_object_set_new(proc, "cmdline", cmd);
 	json_object_set_new(root, "process", proc);
-	json_object_set_new(dump, "type", jstr(x->o->dump_type ? x->o->dump_type : "unknown"));
+	json_object_set_new(dump, "type", pd_json_cstr(x->o->dump_type ? x->o->dump_type : "unknown"));
 	json_object_set_new(dump, "stopped_us", json_integer((json_int_t)x->o->stopped_us));
-	json_object_set_new(dump, "core", jstr(x->o->core_name));
+	json_object_set_new(dump, "core", pd_json_cstr(x->o->core_name));
 	json_object_set_new(dump, "core_size", json_integer((json_int_t)x->core.size));
 	json_object_set_new(root, "dump", dump);
 	json_object_set_new(root, "sysroot", json_string(SYSROOT));
 	json_object_set_new(root, "debug_file_directory", json_string(SYSROOT "/" DEBUG_DIR));
 	json_object_set_new(root, "gdb_script", json_string(SCRIPT_NAME));
-	json_object_set_new(root, "libthread_db", jstr(x->thread_db));
+	json_object_set_new(root, "libthread_db", pd_json_cstr(x->thread_db));
 	for (size_t i = 0; i < x->nm; i++) {
 		json_t *m;
 

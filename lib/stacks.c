@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/jsonstr.h"
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "lib/freeze.h"
@@ -520,25 +521,6 @@ static int new_dwfl(struct proc_entry *pe, const struct strbuf *maps_text, char 
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-static json_t *jbytes(const char *s, size_t len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	json_t *j;
-
-	if (utf8_valid(s, len))
-		return json_stringn(s, len);
-	if (utf8_escape(&sb, s, len) < 0)
-		return NULL;
-	j = json_stringn(sb.buf, sb.len);
-	strbuf_release(&sb);
-	return j;
-}
-
-static json_t *jstr(const char *s)
-{
-	return s ? jbytes(s, strlen(s)) : json_null();
-}
-
 static bool jset(json_t *o, const char *k, json_t *v)
 {
 	return v && json_object_set_new(o, k, v) == 0;
@@ -623,13 +605,13 @@ static json_t *frame_json(struct proc_entry *pe, const struct raw_frame *fr, boo
 			snprintf(hex + 2 * i, 3, "%02x", id[i]);
 	}
 	ok = ok && jset(o, "pc", json_string(pc));
-	ok = ok && jset(o, "module", jstr(modname));
+	ok = ok && jset(o, "module", pd_json_cstr(modname));
 	ok = ok && jset(o, "build_id", idlen > 0 && idlen <= 64 ? json_string(hex) : json_null());
-	ok = ok && jset(o, "symbol", jstr(sym));
+	ok = ok && jset(o, "symbol", pd_json_cstr(sym));
 	/* From the symbol to the pc itself (not pc-1): symbol+offset is pc. */
 	ok = ok && jset(o, "offset",
 			sym ? json_integer((json_int_t)(pi->off + (fr->pc - adj))) : json_null());
-	ok = ok && jset(o, "file", jstr(file));
+	ok = ok && jset(o, "file", pd_json_cstr(file));
 	ok = ok && jset(o, "line", file && line > 0 ? json_integer(line) : json_null());
 	if (!ok) {
 		json_decref(o);
@@ -645,14 +627,14 @@ static json_t *thread_json(struct proc_entry *pe, const struct raw_thread *t, bo
 	bool ok = o && frames;
 
 	ok = ok && jset(o, "id", json_integer(t->tid));
-	ok = ok && jset(o, "name", t->have_st ? jbytes(t->st.comm, t->st.comm_len) : json_null());
+	ok = ok && jset(o, "name", t->have_st ? pd_json_bytes(t->st.comm, t->st.comm_len) : json_null());
 	ok = ok && jset(o, "state", json_string(st));
 	for (size_t i = 0; ok && i < t->n; i++)
 		ok = json_array_append_new(frames, frame_json(pe, &t->frames[i], want_source)) == 0;
 	ok = ok && jset(o, "frames", frames);
 	frames = NULL;
 	if (ok && t->error)
-		ok = jset(o, "error", jstr(t->error));
+		ok = jset(o, "error", pd_json_cstr(t->error));
 	json_decref(frames);
 	if (!ok) {
 		json_decref(o);
@@ -824,7 +806,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 		goto out;
 	}
 	bool ok = jset(doc, "id", json_integer(pid));
-	ok = ok && jset(doc, "name", jbytes(p.stat.comm, p.stat.comm_len));
+	ok = ok && jset(doc, "name", pd_json_bytes(p.stat.comm, p.stat.comm_len));
 	ok = ok && jset(doc, "stopped_us", json_integer((json_int_t)pd_freeze_stopped_us(&fz)));
 	ok = ok && jset(doc, "modules", json_integer(pe->nmodules));
 	ok = ok && jset(doc, "cached_modules",
