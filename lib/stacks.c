@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/errbuf.h"
 #include "common/jsonstr.h"
 #include "common/strbuf.h"
 #include "common/utf8.h"
@@ -375,18 +376,6 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 	return t->n >= t->max ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* FNV-1a over the file-backed mappings: the modules a Dwfl reports. */
 static uint64_t maps_hash(const struct pd_maps *m)
 {
@@ -491,7 +480,7 @@ static int new_dwfl(struct proc_entry *pe, const struct strbuf *maps_text, char 
 	rc = dwfl_linux_proc_maps_report(pe->dwfl, f);
 	fclose(f);
 	if (rc != 0) {
-		seterr(err, errlen, "reporting the modules: %s",
+		pd_seterr(err, errlen, "reporting the modules: %s",
 		       rc > 0 ? strerror(rc) : dwfl_errmsg(-1));
 		return -EIO;
 	}
@@ -507,13 +496,13 @@ static int new_dwfl(struct proc_entry *pe, const struct strbuf *maps_text, char 
 		}
 	}
 	if (dwfl_report_end(pe->dwfl, NULL, NULL) != 0) {
-		seterr(err, errlen, "reporting the modules: %s", dwfl_errmsg(-1));
+		pd_seterr(err, errlen, "reporting the modules: %s", dwfl_errmsg(-1));
 		return -EIO;
 	}
 	pe->nmodules = 0;
 	dwfl_getmodules(pe->dwfl, prewarm_cb, &pe->nmodules, 0);
 	if (!dwfl_attach_state(pe->dwfl, NULL, pe->pid, &thread_cbs, pe)) {
-		seterr(err, errlen, "no unwinder for this process: %s", dwfl_errmsg(-1));
+		pd_seterr(err, errlen, "no unwinder for this process: %s", dwfl_errmsg(-1));
 		return -EIO;
 	}
 	return 0;
@@ -648,16 +637,16 @@ static json_t *thread_json(struct proc_entry *pe, const struct raw_thread *t, bo
 static int freeze_error(int rc, pid_t pid, unsigned deadline_ms, char *err, size_t errlen)
 {
 	switch (rc) {
-	case -ESRCH: seterr(err, errlen, "process %d is not running", (int)pid); break;
-	case -EOWNERDEAD: seterr(err, errlen, "process %d is a zombie", (int)pid); break;
-	case -EOPNOTSUPP: seterr(err, errlen, "process %d is a kernel thread", (int)pid); break;
+	case -ESRCH: pd_seterr(err, errlen, "process %d is not running", (int)pid); break;
+	case -EOWNERDEAD: pd_seterr(err, errlen, "process %d is a zombie", (int)pid); break;
+	case -EOPNOTSUPP: pd_seterr(err, errlen, "process %d is a kernel thread", (int)pid); break;
 	case -EPERM:
-	case -EACCES: seterr(err, errlen, "ptrace of process %d refused", (int)pid); break;
+	case -EACCES: pd_seterr(err, errlen, "ptrace of process %d refused", (int)pid); break;
 	case -ETIMEDOUT:
-		seterr(err, errlen, "a thread of process %d did not stop within %u ms", (int)pid,
+		pd_seterr(err, errlen, "a thread of process %d did not stop within %u ms", (int)pid,
 		       deadline_ms ? deadline_ms : 2000);
 		break;
-	default: seterr(err, errlen, "freezing process %d: %s", (int)pid, strerror(-rc)); break;
+	default: pd_seterr(err, errlen, "freezing process %d: %s", (int)pid, strerror(-rc)); break;
 	}
 	return rc == -EACCES ? -EPERM : rc;
 }
@@ -826,7 +815,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 	rc = 0;
 out:
 	if (rc == -ENOMEM && err && !err[0])
-		seterr(err, errlen, "out of memory");
+		pd_seterr(err, errlen, "out of memory");
 	json_decref(doc);
 	if (fz_open)
 		pd_freeze_close(&fz);

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/errbuf.h"
 #include "common/strbuf.h"
 #include "lib/freeze.h" /* pd_mono_ns */
 
@@ -29,19 +30,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t helper_pid;
 static int helper_sock = -1;
 static struct strbuf rbuf = STRBUF_INIT; /* bytes read past the last line */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Kills (if still running) and reaps the helper. Caller holds lock. */
 static void stop_helper(bool gentle)
@@ -85,7 +73,7 @@ static int start_helper(const char *helper, char *err, size_t errlen)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = -errno;
-		seterr(err, errlen, "socketpair: %s", strerror(-rc));
+		pd_seterr(err, errlen, "socketpair: %s", strerror(-rc));
 		return rc;
 	}
 	snprintf(fdarg, sizeof(fdarg), "%d", HELPER_FD);
@@ -107,7 +95,7 @@ static int start_helper(const char *helper, char *err, size_t errlen)
 	close(sv[1]);
 	if (rc != 0) {
 		close(sv[0]);
-		seterr(err, errlen, "cannot start the stacks helper: %s", strerror(rc));
+		pd_seterr(err, errlen, "cannot start the stacks helper: %s", strerror(rc));
 		return -rc;
 	}
 	helper_pid = pid;
@@ -187,7 +175,7 @@ static int parse_response(const struct strbuf *line, json_t **out, char *err, si
 	if (!resp || json_unpack(resp, "{s:b,s?s,s?s}", "ok", &ok, "error", &code, "detail",
 				 &detail) < 0) {
 		json_decref(resp);
-		seterr(err, errlen, "the stacks helper answered something that is not its protocol");
+		pd_seterr(err, errlen, "the stacks helper answered something that is not its protocol");
 		return -EPROTO;
 	}
 	if (ok && (doc = json_object_get(resp, "stacks")) && json_is_object(doc)) {
@@ -196,7 +184,7 @@ static int parse_response(const struct strbuf *line, json_t **out, char *err, si
 		return 0;
 	}
 	rc = pd_stacks_error_rc(code);
-	seterr(err, errlen, "%s", detail ? detail : "the stacks helper failed");
+	pd_seterr(err, errlen, "%s", detail ? detail : "the stacks helper failed");
 	json_decref(resp);
 	return rc;
 }
@@ -250,17 +238,17 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 			}
 		} else {
 			if (rc == -ETIME)
-				seterr(err, errlen, "the stacks helper did not answer within %u ms",
+				pd_seterr(err, errlen, "the stacks helper did not answer within %u ms",
 				       timeout_ms ? timeout_ms : DEFAULT_TIMEOUT);
 			else
-				seterr(err, errlen, "the stacks helper died (%s)", strerror(-rc));
+				pd_seterr(err, errlen, "the stacks helper died (%s)", strerror(-rc));
 			stop_helper(false);
 			rc = -EIO;
 		}
 		break;
 	}
 	if (rc == -EPIPE) {
-		seterr(err, errlen, "the stacks helper cannot be reached");
+		pd_seterr(err, errlen, "the stacks helper cannot be reached");
 		rc = -EIO;
 	}
 	pthread_mutex_unlock(&lock);

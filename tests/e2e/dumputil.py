@@ -221,10 +221,3 @@ def reap_our_zombies(skip):
                     pass
 
 
-def unused_pid():
-    with open("/proc/sys/kernel/pid_max") as f:
-        top = int(f.read())
-    for pid in range(top - 1, 1, -1):
-        if not os.path.exists("/proc/%d" % pid):
-            return pid
-    raise AssertionError("no unused pid")

@@ -182,6 +182,16 @@ def alive(pid, starttime=None):
     return starttime is None or st["starttime"] == starttime
 
 
+def unused_pid():
+    """A pid no process has now (counting down from pid_max)."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        top = int(f.read())
+    for pid in range(top - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise AssertionError("no unused pid")
+
+
 def wait_gone(pids, timeout=5.0):
     """Waits until none of pids (a list of (pid, starttime) or pids) is alive;
     returns the ones still alive."""

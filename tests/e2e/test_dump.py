@@ -48,7 +48,7 @@ def test_unknown_and_out_of_scope_are_404():
                  h.proc_stat(nobody.pid)["comm"] == b"sleep", 5, "sleep as nobody")
     a = s.get(dump_url(nobody.pid))
     h.assert_problem(a, 404)
-    b = s.get(dump_url(unused_pid()))
+    b = s.get(dump_url(h.unused_pid()))
     h.assert_problem(b, 404)
     # Out of scope looks exactly like absent.
     assert a.json()["title"] == b.json()["title"]
@@ -272,7 +272,7 @@ def test_cli_refusals():
         r = subprocess.run([h.PROCDIAG, "dump"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 2 and b"usage" in r.stderr, r
-        r = subprocess.run([h.PROCDIAG, "dump", "-p", str(unused_pid()), "-o", out],
+        r = subprocess.run([h.PROCDIAG, "dump", "-p", str(h.unused_pid()), "-o", out],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 1 and b"no such process" in r.stderr, r
         assert os.listdir(d) == []

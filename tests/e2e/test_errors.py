@@ -12,15 +12,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-def unused_pid():
-    with open("/proc/sys/kernel/pid_max") as f:
-        top = int(f.read())
-    for pid in range(top - 1, 1, -1):
-        if not os.path.exists("/proc/%d" % pid):
-            return pid
-    raise AssertionError("no unused pid")
-
-
 def sleep_as_nobody():
     p = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
                 stdout=subprocess.DEVNULL)
@@ -57,7 +48,7 @@ def test_unknown_routes_are_404():
 
 def test_unknown_pid_is_404_on_every_id_route():
     s = h.shared()
-    pid = unused_pid()
+    pid = h.unused_pid()
     for path in get_routes(pid, pid, "1000")[1:]:
         if path.endswith("/%d" % pid) or "/%d/" % pid in path:
             doc = h.assert_problem(s.get(path), 404)
@@ -73,7 +64,7 @@ def test_out_of_scope_pid_looks_like_a_missing_one():
     as for a pid that does not exist."""
     s = h.shared()
     p = sleep_as_nobody()
-    missing = unused_pid()
+    missing = h.unused_pid()
     for q in ("", "?allUsers=true"):
         assert p.pid not in {it["id"] for it in s.json("/api/processes" + q)}, q
     for sub in ("", "/threads", "/threads/%d", "/modules", "/modules/1000",
@@ -111,7 +102,7 @@ def test_malformed_tid_and_base_address_are_400():
     for bad in ("xyz", "-1", "12345678901234567890"):
         h.assert_problem(s.get("/api/processes/%d/modules/%s" % (t.pid, bad)), 400,
                          "baseAddress")
-    h.assert_problem(s.get("/api/processes/%d/threads/%d" % (t.pid, unused_pid())), 404)
+    h.assert_problem(s.get("/api/processes/%d/threads/%d" % (t.pid, h.unused_pid())), 404)
     h.assert_problem(s.get("/api/processes/%d/modules/1000" % t.pid), 404)
 
 
@@ -172,7 +163,7 @@ def test_head_on_every_get_route():
     s = h.shared()
     t = h.target("threads", 1)
     base = s.json("/api/processes/%d/modules" % t.pid)[0]["base_address"]
-    missing = unused_pid()
+    missing = h.unused_pid()
     paths = get_routes(t.pid, t.pid, base) + ["/api/processes/%d" % missing,
                                                "/api/processes/abc", "/api/processes/1/x"]
     for path in paths:
@@ -195,7 +186,7 @@ def test_every_error_is_problem_json():
     h.assert_problem(s.get("/api/processes/abc"), 400, "id")
     h.assert_problem(s.get("/api/processes", auth=False), 401)
     h.assert_problem(s.delete("/api/processes/1"), 403)
-    h.assert_problem(s.get("/api/processes/%d" % unused_pid()), 404)
+    h.assert_problem(s.get("/api/processes/%d" % h.unused_pid()), 404)
     h.assert_problem(s.put("/api/processes"), 405)
     doc = h.assert_problem(s.get("/api/processes/%d/nothing" % t.pid), 404)
     assert doc["type"] == "about:blank" or doc["type"].startswith("http"), doc

@@ -126,7 +126,7 @@ def test_kill_unknown_and_out_of_scope_is_404():
                  h.proc_stat(nobody.pid)["comm"] == b"sleep", 5, "sleep as nobody")
     for method, path in (("DELETE", "/api/processes/%d"), ("POST", "/api/processes/%d/stop")):
         h.assert_problem(s.request(method, path % nobody.pid), 404)
-        h.assert_problem(s.request(method, path % unused_pid()), 404)
+        h.assert_problem(s.request(method, path % h.unused_pid()), 404)
     assert h.alive(nobody.pid), "an out-of-scope process was killed"
 
 
@@ -169,16 +169,6 @@ def kernel_leaf_ignoring_sigkill():
         if ign & (1 << 8):  # SIGKILL (9) is ignored
             return pid
     raise AssertionError("no kernel thread that ignores SIGKILL was found")
-
-
-def unused_pid():
-    with open("/proc/sys/kernel/pid_max") as f:
-        top = int(f.read())
-    for pid in range(top - 1, 1, -1):
-        if not os.path.exists("/proc/%d" % pid):
-            return pid
-    raise AssertionError("no unused pid")
-
 
 
 def test_cross_site_kill_is_refused():
