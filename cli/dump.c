@@ -319,6 +319,7 @@ int cmd_dump(int argc, char **argv)
 		struct pd_bundle_result br = {0};
 		struct pd_bundle_opts bo = {
 			.pid = pid,
+			.start_time = p.stat.starttime,
 			.core_fd = core_fd,
 			.core_name = core_name,
 			.dump_type = type.name ? type.name : dtype,

@@ -317,6 +317,7 @@ static int make_zip(struct dump_req *d)
 	struct pd_bundle_result br = {0};
 	struct pd_bundle_opts bo = {
 		.pid = d->p.pid,
+		.start_time = d->p.stat.starttime,
 		.core_fd = d->core_fd,
 		.core_name = core_name,
 		.dump_type = d->type.name ? d->type.name : dtype,

@@ -1287,6 +1287,12 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 	if (!core_name_ok(o->core_name))
 		return seterr(&x, -EINVAL, "bad core name");
 	rc = pd_proc_open(o->pid, &x.proc);
+	if (rc == 0 && o->start_time && x.proc.stat.starttime != o->start_time) {
+		/* The dumped process is gone and its pid reused: bundling the new
+		 * one's files and manifest with the old core would be wrong. */
+		pd_proc_close(&x.proc);
+		rc = -ESRCH;
+	}
 	if (rc < 0)
 		return seterr(&x, rc, "process %d: %s", o->pid, strerror(-rc));
 	rc = pd_core_open(o->core_fd, &x.core);

@@ -23,6 +23,8 @@
 
 struct pd_bundle_opts {
 	pid_t pid;	       /* target, alive: its /proc/PID/map_files are read */
+	uint64_t start_time;   /* its start time (stat field 22) as the dump saw it;
+				  another process now under pid is -ESRCH. 0: any */
 	int core_fd;	       /* the finished core, read with pread */
 	const char *core_name; /* name of the core inside the zip, e.g. "core.1234" */
 	const char *dump_type; /* for the manifest, e.g. "Mini" or "0x2" */

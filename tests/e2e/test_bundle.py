@@ -53,8 +53,10 @@ def gcore(pid, path):
     assert h.alive(pid), "gcore left the target dead"
 
 
-def bundle(pid, core, out):
-    r = subprocess.run([PDBUNDLE, "--pid", str(pid), "--core", core, "-o", out, "--type", "gcore"],
+def bundle(pid, core, out, start_time=None):
+    extra = ["--start-time", str(start_time)] if start_time is not None else []
+    r = subprocess.run([PDBUNDLE, "--pid", str(pid), "--core", core, "-o", out, "--type", "gcore"]
+                       + extra,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
     line = r.stdout.decode().strip()
     res = json.loads(line) if line.startswith("{") else {"rc": None, "error": line}
@@ -273,6 +275,14 @@ def test_gone_target_and_bad_core_are_errors():
     res = bundle(t.pid, notcore, out)
     assert res["rc"] == -22, res
     assert not os.path.exists(out) or os.path.getsize(out) == 0
+    # A pid that now names another run of a process (another start time):
+    # -ESRCH, never that process's files under the old core.
+    start = h.proc_stat(t.pid)["starttime"]
+    res = bundle(t.pid, core, out, start_time=start + 1)
+    assert res["rc"] == -3, res
+    res = bundle(t.pid, core, out, start_time=start)
+    assert res["rc"] == 0 and res["exit"] == 0, res
+    assert zipfile.is_zipfile(out), res
     t.kill()
     h.wait_gone([t.pid])
     res = bundle(t.pid, core, out)

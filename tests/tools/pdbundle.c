@@ -24,7 +24,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: pdbundle --pid PID --core FILE -o ZIP [--type NAME] [--stopped-us N]\n");
+		"usage: pdbundle --pid PID [--start-time T] --core FILE -o ZIP [--type NAME] [--stopped-us N]\n");
 	exit(2);
 }
 
@@ -63,6 +63,8 @@ int main(int argc, char **argv)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "--type"))
 			o.dump_type = argv[++i];
+		else if (!strcmp(argv[i], "--start-time"))
+			o.start_time = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--stopped-us"))
 			o.stopped_us = strtoull(argv[++i], NULL, 10);
 		else
