@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "fcgi/route.h"
@@ -40,11 +41,15 @@ int h_process_dump(struct pd_req *r);
  * and returns -1; else 0 with p open (caller closes it). */
 struct pd_proc;
 int pd_h_open_process(struct pd_req *r, struct pd_proc *p);
+/* processes.c: opens pid if it is in the scope (and, when starttime is not
+ * 0, still the same run of a process); else -ESRCH, like a missing one. */
+struct pd_context;
+int pd_h_open_visible(const struct pd_context *ctx, int pid, uint64_t starttime,
+		      struct pd_proc *p);
 
 /* processes.c: which processes a list shows. The site's: those of the
  * responder's uid and of the site process's uid (pd_h_site_uid); with
  * all, every process in scope. */
-struct pd_context;
 struct pd_proc_entry;
 struct pd_snapshot;
 bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t site_uid,

@@ -83,11 +83,7 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 		return pd_resp_problem(r, 400, "pid", "pid must be a process id (1 to 4194304), not '%s'.",
 				       spid),
 		       -1;
-	rc = pd_proc_open(pid, p);
-	if (rc == 0 && !pd_scope_has(&ctx->config->scope, p->uid)) {
-		pd_proc_close(p);
-		rc = -ESRCH;
-	}
+	rc = pd_h_open_visible(ctx, pid, 0, p);
 	if (rc == -ENOMEM)
 		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
 	if (rc < 0)
@@ -119,6 +115,7 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 	struct strbuf pids = STRBUF_INIT;
 	json_t *list;
 	size_t n = 0;
+	uint64_t found_start = 0;
 	int found = 0, rc;
 
 	if (spid && !*spid)
@@ -143,11 +140,8 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 					       "No process given (pid, uid or name), and the site "
 					       "process (site_pid_file) is not running."),
 			       -1;
-		rc = pd_proc_open(site, p);
-		if (rc == 0 && pd_scope_has(&ctx->config->scope, p->uid))
+		if (pd_h_open_visible(ctx, site, 0, p) == 0)
 			return 0;
-		if (rc == 0)
-			pd_proc_close(p);
 		return pd_resp_problem(r, 404, NULL, "The site process %d is not running.", site), -1;
 	}
 
@@ -170,6 +164,7 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 				continue;
 		}
 		found = e->pid;
+		found_start = e->starttime;
 		n++;
 		json_array_append_new(list, json_integer(e->pid));
 		strbuf_addf(&pids, "%s%d", n > 1 ? ", " : "", e->pid);
@@ -196,7 +191,8 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 	}
 	json_decref(list);
 	strbuf_release(&pids);
-	rc = pd_proc_open(found, p);
+	/* The process the scan matched, not a later one under its pid. */
+	rc = pd_h_open_visible(ctx, found, found_start, p);
 	if (rc < 0)
 		return pd_resp_problem(r, 404, param, "Process %d exited.", found), -1;
 	return 0;

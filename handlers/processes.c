@@ -37,6 +37,21 @@ static int not_running(struct pd_req *r, int pid)
 	return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
 }
 
+int pd_h_open_visible(const struct pd_context *ctx, int pid, uint64_t starttime,
+		      struct pd_proc *p)
+{
+	int rc = pd_proc_open(pid, p);
+
+	/* Out of scope answers exactly like a process that does not exist, and
+	 * so does a pid that now names a later process. */
+	if (rc == 0 && (!pd_scope_has(&ctx->config->scope, p->uid) ||
+			(starttime && p->stat.starttime != starttime))) {
+		pd_proc_close(p);
+		rc = -ESRCH;
+	}
+	return rc;
+}
+
 int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 {
 	const struct pd_context *ctx = ctx_of(r);
@@ -52,12 +67,7 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 		pd_resp_problem(r, 404, NULL, "The site process is not running (site_pid_file).");
 		return -1;
 	}
-	rc = pd_proc_open(pid, p);
-	if (rc == 0 && !pd_scope_has(&ctx->config->scope, p->uid)) {
-		/* Out of scope answers exactly like a process that does not exist. */
-		pd_proc_close(p);
-		rc = -ESRCH;
-	}
+	rc = pd_h_open_visible(ctx, pid, 0, p);
 	if (rc < 0) {
 		if (rc == -ENOMEM)
 			pd_resp_problem(r, 500, NULL, "Out of memory.");
