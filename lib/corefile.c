@@ -769,6 +769,23 @@ static uint64_t mem_available(void)
 
 static int read_smaps(struct dump *d, struct pd_vmas *out);
 
+/* The start of the command line, for NT_PRPSINFO's pr_psargs: one read of
+ * that many bytes, however long the command line is (a Java or .NET one
+ * can run to many KiB). */
+static void read_psargs(struct dump *d)
+{
+	char buf[sizeof(((struct elf_prpsinfo *)0)->pr_psargs)];
+	int fd = openat(d->fz.procfd, "cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	if (n > 0)
+		strbuf_add(&d->cmdline, buf, (size_t)n);
+	close(fd);
+}
+
 /* What can be read before the stop: it makes the stop no longer. */
 static int read_before(struct dump *d)
 {
@@ -786,7 +803,7 @@ static int read_before(struct dump *d)
 	if (pd_read_file_at(d->fz.procfd, "status", &sb, 1 << 16) == 0)
 		pd_parse_status(sb.buf, sb.len, &d->status);
 	strbuf_reset(&sb);
-	pd_read_file_at(d->fz.procfd, "cmdline", &d->cmdline, 4096);
+	read_psargs(d);
 	d->filter = DEFAULT_FILTER;
 	if (pd_read_file_at(d->fz.procfd, "coredump_filter", &sb, 64) == 0)
 		d->filter = (unsigned)strtoul(sb.buf, NULL, 16);

@@ -318,6 +318,28 @@ def test_cli_dump_by_name():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_cli_dump_long_command_line_in_psinfo():
+    """NT_PRPSINFO holds the start of the command line even when it is far
+    longer than a page (Java and .NET command lines are)."""
+    d = tempfile.mkdtemp(prefix="pd-cli-")
+    try:
+        long_arg = "x" * 6000
+        p = h.spawn([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)",
+                     "marker-arg", long_arg])
+        assert h.read_line(p, timeout=30).startswith("ready")
+        out = os.path.join(d, "core")
+        r = subprocess.run([h.PROCDIAG, "dump", "-p", str(p.pid), "-q", "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        assert r.returncode == 0, r
+        notes = subprocess.run([EU_READELF, "-n", out], stdout=subprocess.PIPE,
+                               timeout=60).stdout.decode(errors="replace")
+        m = re.search(r"psargs:\s*(.*)", notes)
+        assert m and m.group(1).startswith(sys.executable), notes[:3000]
+        h.kill_tree(p)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_monitor_dump_route():
     """The same dumps at dotnet-monitor's route: the process chosen by pid,
     uid or name, `type` WithHeap by default (as theirs), its errors naming
