@@ -17,19 +17,9 @@
 #include "fcgi/auth.h"
 #include "fcgi/response.h"
 
-const char *pd_req_method(const struct pd_req *r)
-{
-	return r->method;
-}
-
 bool pd_req_is_head(const struct pd_req *r)
 {
 	return r->is_head;
-}
-
-const char *pd_req_path(const struct pd_req *r)
-{
-	return r->path;
 }
 
 const char *pd_req_env(const struct pd_req *r, const char *name)

@@ -9,11 +9,7 @@
 
 struct pd_req;
 
-/* "GET", "HEAD", "DELETE", ... as the client sent it. */
-const char *pd_req_method(const struct pd_req *r);
 bool pd_req_is_head(const struct pd_req *r);
-/* The normalized path nginx passes as DOCUMENT_URI (already decoded). */
-const char *pd_req_path(const struct pd_req *r);
 /* A raw FastCGI parameter ("HTTP_ACCEPT", "REMOTE_ADDR"), or NULL. */
 const char *pd_req_env(const struct pd_req *r, const char *name);
 /* A decoded query parameter (case-insensitive name, first occurrence), or

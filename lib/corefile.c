@@ -793,10 +793,7 @@ static int read_before(struct dump *d)
 	struct pd_proc p = {.pid = d->fz.pid, .dirfd = d->fz.procfd};
 	int rc;
 
-	rc = pd_read_file_at(d->fz.procfd, "stat", &sb, 4096);
-	if (rc == 0)
-		rc = pd_parse_stat(sb.buf, sb.len, &d->stat);
-	strbuf_reset(&sb);
+	rc = pd_read_stat_at(d->fz.procfd, "stat", &d->stat);
 	if (rc < 0)
 		goto out;
 	memset(&d->status, 0xff, sizeof(d->status));
@@ -927,6 +924,32 @@ static int stopped_vmas(struct dump *d)
 	return 0;
 }
 
+/* The copy runs of the planned segments, in file order. plan() and
+ * provisional() must agree on them (the mapped output is laid out from the
+ * provisional ones), so both call this. */
+static int plan_runs(struct dump *d, struct pd_runs *out)
+{
+	for (size_t i = 0; i < d->nsegs; i++) {
+		const struct seg *s = &d->segs[i];
+		const struct pd_vma *v = &d->vmas.v[s->vma];
+		const struct pd_map *m = v->map;
+		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
+		int rc;
+
+		/* [vvar] and other device memory: dumped as holes, never read
+		 * (they cannot be, and reading device memory has effects). */
+		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
+			continue;
+		/* pagemap tells the untouched pages of anonymous memory; a
+		 * mapping that is resident all through has none. */
+		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
+				  anon && v->rss + v->swap < m->end - m->start, out);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* With every thread stopped: the maps, auxv, what to dump, the layout,
  * which pages to read. */
 static int plan(struct dump *d)
@@ -938,29 +961,20 @@ static int plan(struct dump *d)
 	trace(d, "maps");
 	if (rc < 0)
 		return fail(d, rc, "reading the mappings: %s", strerror(-rc));
-	snprintf(path, sizeof(path), "task/%d/auxv", (int)d->fz.io_tid);
-	pd_read_file_at(d->fz.procfd, path, &d->auxv, 1 << 16);
+	/* auxv never changes: read before the stop when the output was
+	 * planned then, else now (through a live thread: the leader may be a
+	 * zombie whose auxv reads empty). */
+	if (!d->auxv.len) {
+		snprintf(path, sizeof(path), "task/%d/auxv", (int)d->fz.io_tid);
+		pd_read_file_at(d->fz.procfd, path, &d->auxv, 1 << 16);
+	}
 	if (mini_base(d) < 0 || build_segs(d) < 0 || build_notes(d) < 0)
 		return fail(d, -ENOMEM, "out of memory planning the core");
 	layout(d);
 	trace(d, "layout");
-	for (size_t i = 0; i < d->nsegs; i++) {
-		const struct seg *s = &d->segs[i];
-		const struct pd_vma *v = &d->vmas.v[s->vma];
-		const struct pd_map *m = v->map;
-		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
-
-		/* [vvar] and other device memory: dumped as holes, never read
-		 * (they cannot be, and reading device memory has effects). */
-		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
-			continue;
-		/* pagemap tells the untouched pages of anonymous memory; a
-		 * mapping that is resident all through has none. */
-		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
-				  anon && v->rss + v->swap < m->end - m->start, &d->runs);
-		if (rc < 0)
-			return fail(d, rc, "planning the copy: %s", strerror(-rc));
-	}
+	rc = plan_runs(d, &d->runs);
+	if (rc < 0)
+		return fail(d, rc, "planning the copy: %s", strerror(-rc));
 	return 0;
 }
 
@@ -999,20 +1013,7 @@ static int provisional(struct dump *d)
 	d->data_off_min = (off + d->page - 1) / d->page * d->page;
 	layout(d);
 	d->prov_size = d->size;
-	for (size_t i = 0; i < d->nsegs; i++) {
-		const struct seg *s = &d->segs[i];
-		const struct pd_vma *v = &d->vmas.v[s->vma];
-		const struct pd_map *m = v->map;
-		bool anon = vma_anon(m) && !vma_shared(m) && !(v->vmflags & PD_VM_HT);
-
-		if (!s->filesz || (v->vmflags & (PD_VM_IO | PD_VM_PF)))
-			continue;
-		rc = pd_copy_plan(&d->copy, s->vaddr, s->filesz, s->off,
-				  anon && v->rss + v->swap < m->end - m->start, &d->prov);
-		if (rc < 0)
-			goto out;
-	}
-	rc = 0;
+	rc = plan_runs(d, &d->prov);
 out:
 	d->vmas = (struct pd_vmas)PD_VMAS_INIT;
 	free(d->mini.v);
@@ -1020,8 +1021,7 @@ out:
 	free(d->segs);
 	d->segs = NULL;
 	d->nsegs = 0;
-	strbuf_reset(&d->notes);
-	strbuf_reset(&d->auxv);
+	strbuf_reset(&d->notes); /* auxv stays: plan() uses it */
 	if (d->copy.pagemapfd >= 0)
 		close(d->copy.pagemapfd); /* it named the leader; io_tid comes later */
 	d->copy.pagemapfd = -1;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "lib/sysclock.h"
 
 extern char **environ;
 
@@ -45,14 +46,12 @@ const char *pd_dump_error_code(enum pd_dump_error e)
 	return "internal";
 }
 
-#define PF_KTHREAD 0x00200000u
-
 enum pd_dump_error pd_dump_precheck(struct pd_proc *p)
 {
 	struct pd_tasks tasks = PD_TASKS_INIT;
 	enum pd_dump_error e = PD_DUMP_ZOMBIE;
 
-	if (p->stat.flags & PF_KTHREAD)
+	if (pd_stat_is_kthread(&p->stat))
 		return PD_DUMP_KERNEL_THREAD;
 	if (p->stat.state != 'Z' && p->stat.state != 'X')
 		return PD_DUMP_OK;
@@ -135,14 +134,6 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 out:
 	json_decref(o);
 	return rc;
-}
-
-static long long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* The helper's command line. Numbers live in the caller's buffers. */
@@ -264,12 +255,12 @@ static int read_status(const struct pd_dumprun_opts *o, int fd, struct pd_dumpru
 	struct strbuf buf = STRBUF_INIT;
 	uint64_t done = 0, total = 0;
 	unsigned tick_ms = o->tick_ms ? o->tick_ms : 100;
-	long long next_tick = now_ms() + tick_ms;
+	long long next_tick = (long long)(pd_mono_ns() / 1000000) + tick_ms;
 	int final = 0, rc = 0;
 
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long long wait = next_tick - now_ms();
+		long long wait = next_tick - (long long)(pd_mono_ns() / 1000000);
 		char chunk[4096];
 		ssize_t n;
 
@@ -280,8 +271,8 @@ static int read_status(const struct pd_dumprun_opts *o, int fd, struct pd_dumpru
 			rc = -errno;
 			break;
 		}
-		if (o->tick && now_ms() >= next_tick) {
-			next_tick = now_ms() + tick_ms;
+		if (o->tick && (long long)(pd_mono_ns() / 1000000) >= next_tick) {
+			next_tick = (long long)(pd_mono_ns() / 1000000) + tick_ms;
 			if (o->tick(o->arg, done, total)) {
 				rc = -ECANCELED;
 				break;

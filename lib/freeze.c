@@ -18,9 +18,10 @@
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "lib/proc.h"
 #include "lib/procfs.h"
+#include "lib/sysclock.h"
 
-#define PF_KTHREAD_FLAG	   0x00200000u
 #define DEFAULT_DEADLINE   2000u
 #define XSTATE_PROBE_BYTES (64u << 10)
 /* A process adding threads faster than we can seize them would keep the
@@ -28,32 +29,13 @@
  * rounds. */
 #define MAX_ROUNDS 1000
 
-uint64_t pd_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int read_stat(int dirfd, const char *path, struct pd_stat *st)
-{
-	struct strbuf sb = STRBUF_INIT;
-	int rc = pd_read_file_at(dirfd, path, &sb, 4096);
-
-	if (rc == 0)
-		rc = pd_parse_stat(sb.buf, sb.len, st);
-	strbuf_release(&sb);
-	return rc == -ENOENT ? -ESRCH : rc;
-}
-
 static bool task_is_dead(int procfd, pid_t tid)
 {
 	char path[48];
 	struct pd_stat st;
 
 	snprintf(path, sizeof(path), "task/%d/stat", (int)tid);
-	if (read_stat(procfd, path, &st) < 0)
+	if (pd_read_stat_at(procfd, path, &st) < 0)
 		return true;
 	return st.state == 'Z' || st.state == 'X' || st.state == 'x';
 }
@@ -128,7 +110,7 @@ int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time)
 		rc = errno == ENOENT ? -ESRCH : -errno;
 		goto err;
 	}
-	rc = read_stat(fz->procfd, "stat", &st);
+	rc = pd_read_stat_at(fz->procfd, "stat", &st);
 	if (rc < 0)
 		goto err;
 	if (start_time && st.starttime != start_time) {
@@ -136,7 +118,7 @@ int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time)
 		goto err;
 	}
 	fz->start_time = st.starttime;
-	if (st.flags & PF_KTHREAD_FLAG) {
+	if (pd_stat_is_kthread(&st)) {
 		rc = -EOPNOTSUPP;
 		goto err;
 	}

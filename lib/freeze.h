@@ -112,7 +112,4 @@ uint64_t pd_freeze_stopped_us(const struct pd_freeze *fz);
 /* Thaws if needed, closes the fds, frees the threads. */
 void pd_freeze_close(struct pd_freeze *fz);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t pd_mono_ns(void);
-
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/proc.h"
+#include "lib/sysclock.h"
 
 /* The tree under the target, in signalling order (leaves first, the target
  * last), and the work lists of one call. */
@@ -188,23 +189,15 @@ static void kill_one(struct tree *t, const struct pd_proc_entry *e, int pidfd)
 	t->nwait++;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A pidfd polls readable once its process has exited (a zombie counts:
  * reaping is its parent's business). What is still running at the deadline
  * is reported alive. */
 static void wait_exit(struct tree *t, int wait_ms)
 {
-	int64_t deadline = mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+	int64_t deadline = (int64_t)(pd_mono_ns() / 1000000) + (wait_ms > 0 ? wait_ms : 0);
 
 	while (t->nwait) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - (int64_t)(pd_mono_ns() / 1000000);
 		size_t j = 0;
 		int n;
 

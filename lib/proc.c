@@ -31,7 +31,7 @@ static int gone(int rc)
 	return rc == -ENOENT ? -ESRCH : rc;
 }
 
-static int read_stat_at(int dirfd, const char *path, struct pd_stat *out)
+int pd_read_stat_at(int dirfd, const char *path, struct pd_stat *out)
 {
 	struct strbuf sb = STRBUF_INIT;
 	int rc;
@@ -81,7 +81,7 @@ int pd_proc_open(int pid, struct pd_proc *p)
 		goto err;
 	}
 	p->uid = st.st_uid;
-	rc = read_stat_at(p->dirfd, "stat", &p->stat);
+	rc = pd_read_stat_at(p->dirfd, "stat", &p->stat);
 	if (rc < 0)
 		goto err;
 	rc = check_leader(pid);
@@ -106,7 +106,7 @@ int pd_proc_refresh(struct pd_proc *p)
 	struct pd_stat st;
 	int rc;
 
-	rc = read_stat_at(p->dirfd, "stat", &st);
+	rc = pd_read_stat_at(p->dirfd, "stat", &st);
 	if (rc < 0)
 		return rc;
 	if (st.starttime != p->stat.starttime)
@@ -381,7 +381,7 @@ int pd_proc_tasks(struct pd_proc *p, struct pd_tasks *out)
 			alloc = na;
 		}
 		snprintf(path, sizeof(path), "%d/stat", tid);
-		rc = read_stat_at(dirfd(d), path, &out->v[out->n]);
+		rc = pd_read_stat_at(dirfd(d), path, &out->v[out->n]);
 		if (rc == -ESRCH) {
 			rc = 0; /* the thread exited while we listed */
 			continue;
@@ -414,7 +414,7 @@ int pd_proc_task(struct pd_proc *p, int tid, struct pd_stat *out)
 	if (tid <= 0)
 		return -ESRCH;
 	snprintf(path, sizeof(path), "task/%d/stat", tid);
-	return read_stat_at(p->dirfd, path, out);
+	return pd_read_stat_at(p->dirfd, path, out);
 }
 
 void pd_tasks_release(struct pd_tasks *t)
@@ -442,7 +442,7 @@ bool pd_proc_is_protected(int pid)
 		if (cur == pid)
 			return true;
 		snprintf(path, sizeof(path), "/proc/%d/stat", cur);
-		if (read_stat_at(AT_FDCWD, path, &st) < 0)
+		if (pd_read_stat_at(AT_FDCWD, path, &st) < 0)
 			break;
 		cur = st.ppid;
 	}

@@ -29,6 +29,9 @@ struct pd_proc {
 /* A thread id that is not a thread-group leader is not a process: -ESRCH.
  * On failure p holds no fd (pd_proc_close() is harmless but not needed). */
 int pd_proc_open(int pid, struct pd_proc *p);
+/* Reads and parses a stat file relative to dirfd ("stat", "task/TID/stat",
+ * or an absolute path with AT_FDCWD); -ESRCH when the process is gone. */
+int pd_read_stat_at(int dirfd, const char *path, struct pd_stat *out);
 void pd_proc_close(struct pd_proc *p);
 /* Re-reads stat and checks the start time is unchanged (-ESRCH otherwise). */
 int pd_proc_refresh(struct pd_proc *p);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/sysclock.h"
+
 /* The refcount lives beside the public struct so the header stays plain. */
 struct snap_box {
 	atomic_long refs;
@@ -25,11 +27,11 @@ static struct snap_box *box_of(struct pd_snapshot *s)
 	return (struct snap_box *)((char *)s - offsetof(struct snap_box, s));
 }
 
-static int64_t now_ns(clockid_t clk)
+static int64_t realtime_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(clk, &ts);
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -117,8 +119,8 @@ int pd_snapshot_scan(struct pd_snapshot **out)
 		return -ENOMEM;
 	atomic_init(&box->refs, 1);
 	s = &box->s;
-	s->taken_ns = now_ns(CLOCK_REALTIME);
-	t0 = now_ns(CLOCK_MONOTONIC);
+	s->taken_ns = realtime_ns();
+	t0 = (int64_t)pd_mono_ns();
 	procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (procfd < 0) {
 		rc = -errno;
@@ -165,7 +167,7 @@ int pd_snapshot_scan(struct pd_snapshot **out)
 	/* The kernel lists pids in ascending order; sort only if it did not. */
 	if (!sorted)
 		qsort(s->procs, s->n, sizeof(*s->procs), cmp_entry);
-	s->scan_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	s->scan_ns = (int64_t)pd_mono_ns() - t0;
 	*out = s;
 	return 0;
 }
@@ -205,14 +207,6 @@ static struct flight *sf_cur; /* the scan in progress, or NULL */
 static struct pd_snapshot *sf_last; /* the latest scan that succeeded (a reference) */
 static int64_t sf_last_start;	    /* CLOCK_MONOTONIC ns when it started */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Called with sf_lock held; returns the snapshot reference to drop after
  * unlocking, if this was the flight's last user. */
 static struct pd_snapshot *leave_flight(struct flight *f, struct pd_snapshot **out, int *rc)
@@ -245,7 +239,7 @@ int pd_snapshot_get_within(int64_t max_age_ns, struct pd_snapshot **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&sf_lock);
-	if (max_age_ns > 0 && sf_last && mono_ns() - sf_last_start <= max_age_ns) {
+	if (max_age_ns > 0 && sf_last && (int64_t)pd_mono_ns() - sf_last_start <= max_age_ns) {
 		pd_snapshot_ref(sf_last);
 		*out = sf_last;
 		pthread_mutex_unlock(&sf_lock);
@@ -271,7 +265,7 @@ int pd_snapshot_get_within(int64_t max_age_ns, struct pd_snapshot **out)
 	sf_cur = f;
 	pthread_mutex_unlock(&sf_lock);
 
-	start = mono_ns();
+	start = (int64_t)pd_mono_ns();
 	rc = pd_snapshot_scan(&snap);
 
 	pthread_mutex_lock(&sf_lock);

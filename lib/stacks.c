@@ -21,6 +21,7 @@
 #include "lib/freeze.h"
 #include "lib/proc.h"
 #include "lib/procfs.h"
+#include "lib/sysclock.h"
 
 #define MAX_PROCS      8   /* Dwfls kept (one per process instance) */
 #define MAX_ELFS       512 /* Elf handles kept across processes */
@@ -410,17 +411,12 @@ static struct proc_entry **proc_slot(struct pd_stacks_cache *c, pid_t pid, uint6
 	for (size_t i = 0; i < MAX_PROCS; i++) {
 		struct proc_entry *e = c->procs[i];
 		char path[64];
-		struct strbuf sb = STRBUF_INIT;
 		struct pd_stat st;
-		bool gone;
 
 		if (!e)
 			return &c->procs[i];
 		snprintf(path, sizeof(path), "/proc/%d/stat", (int)e->pid);
-		gone = pd_read_file_at(AT_FDCWD, path, &sb, 4096) < 0 ||
-		       pd_parse_stat(sb.buf, sb.len, &st) < 0 || st.starttime != e->start_time;
-		strbuf_release(&sb);
-		if (gone) {
+		if (pd_read_stat_at(AT_FDCWD, path, &st) < 0 || st.starttime != e->start_time) {
 			proc_free(e);
 			c->procs[i] = NULL;
 			return &c->procs[i];

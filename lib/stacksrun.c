@@ -18,7 +18,7 @@
 
 #include "common/errbuf.h"
 #include "common/strbuf.h"
-#include "lib/freeze.h" /* pd_mono_ns */
+#include "lib/sysclock.h"
 
 #define HELPER_FD       3
 #define DEFAULT_TIMEOUT 60000u
@@ -254,16 +254,6 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 	pthread_mutex_unlock(&lock);
 	strbuf_release(&line);
 	return rc;
-}
-
-pid_t pd_stacksrun_helper_pid(void)
-{
-	pid_t p;
-
-	pthread_mutex_lock(&lock);
-	p = helper_pid;
-	pthread_mutex_unlock(&lock);
-	return p;
 }
 
 void pd_stacksrun_shutdown(void)

@@ -30,8 +30,6 @@
 int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 		 const struct pd_stacks_opts *opts, unsigned timeout_ms, json_t **out, char *err,
 		 size_t errlen);
-/* The helper's pid, 0 when none runs (logs and tests). */
-pid_t pd_stacksrun_helper_pid(void);
 /* Stops the helper (EOF, then SIGKILL if it lingers) and reaps it. */
 void pd_stacksrun_shutdown(void);
 

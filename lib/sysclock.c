@@ -33,6 +33,14 @@ static void hz_init(void)
 		hz = 100;
 }
 
+uint64_t pd_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 long pd_ticks_per_sec(void)
 {
 	pthread_once(&hz_once, hz_init);

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t pd_mono_ns(void);
 /* sysconf(_SC_CLK_TCK), cached. */
 long pd_ticks_per_sec(void);
 /* Boot time in nanoseconds since the epoch (btime of /proc/stat, refined
