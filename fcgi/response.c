@@ -149,9 +149,13 @@ static int begin(struct pd_req *r, int status, const char *ctype, long long leng
 	if (!rc)
 		rc = strbuf_addstr(&h, "Cache-Control: no-store\r\n"
 				       "X-Content-Type-Options: nosniff\r\n");
-	/* Dumps are gigabytes: nginx should pass them on, not spool them. */
+	/* Dumps are gigabytes: nginx should pass them on, not spool them.
+	 * Every other resource has several representations (JSON, a page,
+	 * text) chosen by Accept. */
 	if (!rc && r->match.route && (r->match.route->flags & PD_ROUTE_STREAM))
 		rc = strbuf_addstr(&h, "X-Accel-Buffering: no\r\n");
+	else if (!rc && r->match.route)
+		rc = strbuf_addstr(&h, "Vary: Accept\r\n");
 	if (!rc)
 		rc = strbuf_add(&h, r->headers.buf, r->headers.len);
 	if (!rc)

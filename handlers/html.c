@@ -92,7 +92,6 @@ static int page_send(struct pd_req *r, struct strbuf *sb)
 	if (!sb->buf) /* nothing could be allocated */
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	pd_resp_header(r, "Content-Security-Policy", PD_HTML_CSP);
-	pd_resp_header(r, "Vary", "Accept");
 	rc = pd_resp_bytes(r, 200, "text/html; charset=utf-8", sb->buf, sb->len);
 	strbuf_release(sb);
 	return rc;

@@ -16,6 +16,7 @@
 #include "fcgi/response.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
 #include "lib/proc.h"
@@ -132,9 +133,7 @@ static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
 			strbuf_release(&sb);
 			return pd_resp_problem(r, 500, NULL, "Out of memory.");
 		}
-		rc = pd_resp_begin(r, 200, "text/plain; charset=utf-8", (long long)sb.len);
-		if (rc == 0)
-			rc = pd_resp_write(r, sb.buf, sb.len);
+		rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb.buf, sb.len);
 		strbuf_release(&sb);
 		return rc;
 	}
@@ -142,7 +141,7 @@ static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
 		json_decref(doc);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
-	return pd_resp_json(r, 200, doc);
+	return pd_h_reply(r, doc, "Stacks");
 }
 
 int h_process_stacks(struct pd_req *r)

@@ -128,6 +128,7 @@ def test_scripts_still_get_json():
     for accept in (None, "*/*", "application/json", "application/json, text/html;q=0.5"):
         r = s.get("/api/processes", headers={"Accept": accept} if accept else {})
         assert r.content_type == "application/json", (accept, r)
+        assert r.header("Vary") == "Accept", r.headers
         r.json()
     r = s.get("/api/processes/%d" % s.pd.pid,
               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
@@ -136,6 +137,12 @@ def test_scripts_still_get_json():
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
     assert b"<script src" not in r.body and b"http://" not in r.body.replace(
         s.base.encode(), b""), "an external reference in the page"
+    # Every resource the page links to renders as a page, stacks too.
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/api/processes/%d/stacks" % s.pd.pid, "/api/processes/%d/threads" % s.pd.pid):
+        r = s.get(path, headers=page)
+        assert r.status == 200 and r.content_type == "text/html", (path, r)
+        assert r.header("Vary") == "Accept", r.headers
     r = s.head("/api/processes", headers={"Accept": "text/html"})
     assert r.status == 200 and r.body == b"" and r.content_type == "text/html", r
 
