@@ -214,14 +214,6 @@ int cmd_dump(int argc, char **argv)
 		dump_usage(stderr);
 		return 2;
 	}
-	if (name) {
-		rc = pid_by_name(name, &pid);
-		if (rc)
-			return rc;
-	} else if (parse_pid(pid_s, strlen(pid_s), &pid) < 0 || pid == 0) {
-		fprintf(stderr, "procdiag: --pid must be a process id, not '%s'\n", pid_s);
-		return 2;
-	}
 	rc = pd_dumptype_parse(type_s, &type, &bad);
 	if (rc == -ERANGE) {
 		fprintf(stderr, "procdiag: --type %s has bits no MINIDUMP_TYPE defines (0x%x)\n",
@@ -233,6 +225,14 @@ int cmd_dump(int argc, char **argv)
 			"procdiag: --type must be a MINIDUMP_TYPE number or one of Mini, "
 			"Triage, Heap, WithHeap, Full, not '%s'\n",
 			type_s);
+		return 2;
+	}
+	if (name) {
+		rc = pid_by_name(name, &pid);
+		if (rc)
+			return rc;
+	} else if (parse_pid(pid_s, strlen(pid_s), &pid) < 0 || pid == 0) {
+		fprintf(stderr, "procdiag: --pid must be a process id, not '%s'\n", pid_s);
 		return 2;
 	}
 	if (!out) {

@@ -76,10 +76,8 @@ int cmd_kill(int argc, char **argv)
 		fprintf(stderr, "procdiag kill: no process %d\n", pid);
 		return 3;
 	}
-	if (pd_stat_is_kthread(&p.stat) || pd_proc_is_protected(pid)) {
-		fprintf(stderr, "procdiag kill: process %d is %s: refused\n", pid,
-			pd_stat_is_kthread(&p.stat) ? "a kernel thread"
-						    : "pid 1, procdiag or one of its ancestors");
+	if (pd_stat_is_kthread(&p.stat)) {
+		fprintf(stderr, "procdiag kill: process %d is a kernel thread: refused\n", pid);
 		pd_proc_close(&p);
 		return 1;
 	}
@@ -98,6 +96,12 @@ int cmd_kill(int argc, char **argv)
 	case -ESRCH:
 		fprintf(stderr, "procdiag kill: process %d exited or was replaced\n", pid);
 		return 3;
+	case -EPERM: /* refused before anything was signalled */
+		fprintf(stderr,
+			"procdiag kill: process %d is pid 1, procdiag or one of its ancestors: "
+			"refused\n",
+			pid);
+		return 1;
 	case -EBUSY:
 		fprintf(stderr, "procdiag kill: still alive after %llu ms:", (unsigned long long)wait_ms);
 		for (size_t i = 0; i < res.nalive; i++)

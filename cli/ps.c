@@ -136,6 +136,10 @@ int cmd_ps(int argc, char **argv)
 
 		if (pd_proc_open(e->pid, &p) < 0)
 			continue; /* exited since the scan */
+		if (p.stat.starttime != e->starttime) {
+			pd_proc_close(&p); /* and its pid reused: not this line's process */
+			continue;
+		}
 		kthread = pd_stat_is_kthread(&p.stat);
 		if (kthread && !all) {
 			pd_proc_close(&p);

@@ -18,5 +18,7 @@ int parse_hex_u64(const char *s, size_t len, uint64_t *out);
 int parse_pid(const char *s, size_t len, int *out);
 /* The value of one hex digit (either case), or -1. */
 int hex_digit(unsigned char c);
+/* n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
 
 #endif

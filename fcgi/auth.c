@@ -174,16 +174,11 @@ void pd_keyset_release(struct pd_keyset *ks)
 
 int pd_sha256_hex(const char *s, size_t len, char hex[65])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char md[PD_SHA256_LEN];
 
 	if (sha256(s, len, md) < 0)
 		return -EIO;
-	for (size_t i = 0; i < PD_SHA256_LEN; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 15];
-	}
-	hex[64] = '\0';
+	hex_encode(md, PD_SHA256_LEN, hex);
 	return 0;
 }
 

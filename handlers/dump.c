@@ -405,64 +405,55 @@ static int answer_head(struct dump_req *d)
 }
 
 /* The dump of d->p (open); closes it. */
-static int dump_process(struct dump_req *d0)
+static int dump_process(struct dump_req *d)
 {
-	struct dump_req d = *d0;
-	struct pd_req *r = d.r;
+	struct pd_req *r = d->r;
+	enum pd_dump_error e;
 	int rc = 0;
 
-	safe_name(d.comm, sizeof(d.comm), d.p.stat.comm, d.p.stat.comm_len);
-	switch (pd_dump_precheck(&d.p)) {
-	case PD_DUMP_ZOMBIE:
-		pd_req_log_note(r, "dump_error=zombie");
-		rc = pd_resp_problem(r, 409, NULL,
-				     "Process %d is a zombie: it has no memory to dump.", d.p.pid);
+	safe_name(d->comm, sizeof(d->comm), d->p.stat.comm, d->p.stat.comm_len);
+	e = pd_dump_precheck(&d->p);
+	if (e != PD_DUMP_OK) {
+		/* Refused before anything is stopped: answered as a failed dump. */
+		d->res.error = e;
+		if (e == PD_DUMP_GONE)
+			snprintf(d->res.detail, sizeof(d->res.detail), "before it could be stopped");
+		dump_failed(d, 0);
 		goto out;
-	case PD_DUMP_KERNEL_THREAD:
-		pd_req_log_note(r, "dump_error=kernel_thread");
-		rc = pd_resp_problem(r, 409, NULL,
-				     "Process %d is a kernel thread: it has no user memory.",
-				     d.p.pid);
-		goto out;
-	case PD_DUMP_GONE:
-		rc = pd_resp_problem(r, 409, NULL, "Process %d exited before it could be dumped.",
-				     d.p.pid);
-		goto out;
-	default: break;
 	}
 	if (pd_req_is_head(r)) {
-		rc = answer_head(&d);
+		rc = answer_head(d);
 		goto out;
 	}
-	d.slot = true;
-	if (atomic_fetch_add(&d.ctx->dumps_running, 1) >= d.ctx->max_dumps) {
-		release_slot(&d);
+	d->slot = true;
+	if (atomic_fetch_add(&d->ctx->dumps_running, 1) >= d->ctx->max_dumps) {
+		release_slot(d);
 		pd_req_log_note(r, "dump=busy");
 		pd_resp_header(r, "Retry-After", RETRY_AFTER);
 		rc = pd_resp_problem(
 			r, 429, NULL,
 			"%d dump(s) already running, the most this server takes at once "
 			"(max_dumps). Try again later.",
-			d.ctx->max_dumps);
+			d->ctx->max_dumps);
 		goto out;
 	}
-	d.when = time(NULL);
-	pd_req_log_note(r, "dump_type=0x%x", d.type.bits);
-	if (take_dump(&d) == 0) {
-		if (d.zip && !pd_req_client_gone(r) && make_zip(&d) < 0)
+	d->when = time(NULL);
+	pd_req_log_note(r, "dump_type=0x%x", d->type.bits);
+	if (take_dump(d) == 0) {
+		if (d->zip && !pd_req_client_gone(r) && make_zip(d) < 0)
 			goto out;
-		if (d.zip) {
+		if (d->zip) {
 			/* The core is in the zip: free its spool before sending. */
-			close(d.core_fd);
-			d.core_fd = -1;
+			close(d->core_fd);
+			d->core_fd = -1;
 		}
 		if (!pd_req_client_gone(r))
-			rc = send_spool(&d, d.zip ? d.zip_fd : d.core_fd);
+			rc = send_spool(d, d->zip ? d->zip_fd : d->core_fd);
 	}
 out:
-	close_spools(&d);
-	release_slot(&d);
-	pd_proc_close(&d.p);
+	close_spools(d);
+	release_slot(d);
+	pd_proc_close(&d->p);
 	return rc;
 }
 

@@ -54,7 +54,10 @@ struct pd_proc_entry;
 struct pd_snapshot;
 bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t site_uid,
 		 const struct pd_proc_entry *e);
-uid_t pd_h_site_uid(const struct pd_context *ctx, const struct pd_snapshot *snap);
+/* The site process's pid (site_pid_file; the responder by default), 0 when
+ * it cannot be read; and its uid in snap (the responder's when absent). */
+int pd_h_site_pid(const struct pd_context *ctx);
+uid_t pd_h_site_uid(const struct pd_snapshot *snap, int site_pid);
 
 /* monitor.c: dotnet-monitor's process selection by the query parameters
  * pid, uid and name (none: the site process, id 0). At most one process may

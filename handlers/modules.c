@@ -29,13 +29,7 @@ int h_module_list(struct pd_req *r)
 		return pd_resp_problem(r, rc == -EACCES ? 403 : 404, NULL,
 				       "The modules of process %d cannot be read: %s.", pid,
 				       strerror(-rc));
-	arr = json_array();
-	for (size_t i = 0; arr && i < mods.n; i++) {
-		if (json_array_append_new(arr, pd_module_json(r, pid, &mods.v[i], false)) < 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
+	arr = pd_modules_json(r, pid, &mods);
 	pd_modules_release(&mods);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");

@@ -59,13 +59,6 @@ static json_t *uid_json(int pid, uint64_t starttime)
 	return json_string(uid);
 }
 
-static int site_pid_or_zero(const struct pd_context *ctx)
-{
-	int pid;
-
-	return pd_context_site_pid(ctx, &pid) == 0 ? pid : 0;
-}
-
 static bool name_is(const struct pd_proc_entry *e, const char *name)
 {
 	return strlen(name) == e->comm_len && !memcmp(e->comm, name, e->comm_len);
@@ -133,7 +126,7 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 	if (spid)
 		return select_by_pid(r, spid, uid, name, p);
 	if (!uid && !name) {
-		int site = site_pid_or_zero(ctx);
+		int site = pd_h_site_pid(ctx);
 
 		if (!site)
 			return pd_resp_problem(r, 404, NULL,
@@ -203,13 +196,13 @@ int h_mon_processes(struct pd_req *r)
 	const struct pd_context *ctx = ctx_of(r);
 	struct pd_snapshot *snap = NULL;
 	uid_t self_uid = getuid(), site_uid;
-	int site = site_pid_or_zero(ctx), rc;
+	int site = pd_h_site_pid(ctx), rc;
 	json_t *arr;
 
-	rc = pd_snapshot_get(&snap);
+	rc = pd_snapshot_get_within((int64_t)ctx->config->list_max_age_ms * 1000000, &snap);
 	if (rc < 0)
 		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
-	site_uid = pd_h_site_uid(ctx, snap);
+	site_uid = pd_h_site_uid(snap, site);
 	arr = json_array();
 	for (size_t i = 0; arr && i < snap->n; i++) {
 		const struct pd_proc_entry *e = &snap->procs[i];
@@ -231,25 +224,6 @@ int h_mon_processes(struct pd_req *r)
 	return pd_h_reply(r, arr, "Processes");
 }
 
-static json_t *command_line(struct pd_proc *p)
-{
-	struct pd_strv sv = PD_STRV_INIT;
-	struct strbuf sb = STRBUF_INIT;
-	json_t *j = NULL;
-
-	if (pd_proc_cmdline(p, &sv) == 0 && sv.n > 0) {
-		bool ok = true;
-
-		for (size_t i = 0; ok && i < sv.n; i++)
-			ok = !(i && strbuf_addch(&sb, ' ') < 0) && strbuf_add(&sb, sv.v[i], sv.len[i]) == 0;
-		if (ok)
-			j = pd_json_bytes(sb.buf, sb.len);
-	}
-	pd_strv_release(&sv);
-	strbuf_release(&sb);
-	return j ? j : json_null();
-}
-
 int h_mon_process(struct pd_req *r)
 {
 	struct pd_proc p;
@@ -260,7 +234,7 @@ int h_mon_process(struct pd_req *r)
 		return 0;
 	o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
 		      uid_json(p.pid, p.stat.starttime), "name",
-		      pd_json_bytes(p.stat.comm, p.stat.comm_len), "commandLine", command_line(&p),
+		      pd_json_bytes(p.stat.comm, p.stat.comm_len), "commandLine", pd_cmdline_json(&p),
 		      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch));
 	pd_proc_close(&p);
 	if (!o)

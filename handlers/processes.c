@@ -197,14 +197,18 @@ bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t s
 	return all || e->uid == self_uid || e->uid == site_uid;
 }
 
-uid_t pd_h_site_uid(const struct pd_context *ctx, const struct pd_snapshot *snap)
+uid_t pd_h_site_uid(const struct pd_snapshot *snap, int site_pid)
 {
-	const struct pd_proc_entry *se;
-	int site_pid;
+	const struct pd_proc_entry *se = site_pid > 0 ? pd_snapshot_find(snap, site_pid) : NULL;
 
-	if (pd_context_site_pid(ctx, &site_pid) == 0 && (se = pd_snapshot_find(snap, site_pid)))
-		return se->uid;
-	return getuid();
+	return se ? se->uid : getuid();
+}
+
+int pd_h_site_pid(const struct pd_context *ctx)
+{
+	int pid;
+
+	return pd_context_site_pid(ctx, &pid) == 0 ? pid : 0;
 }
 
 /* The listed entries of snap (pointers into it), sorted as the list is;
@@ -313,7 +317,7 @@ int h_process_list(struct pd_req *r)
 	if (rc < 0)
 		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
 	if (!all)
-		site_uid = pd_h_site_uid(ctx, snap);
+		site_uid = pd_h_site_uid(snap, pd_h_site_pid(ctx));
 	if (strbuf_addf(&key, "%s%s %d %u", pd_req_origin(r), pd_req_base(r), all,
 			(unsigned)site_uid) < 0)
 		goto oom;
@@ -388,12 +392,6 @@ int h_process_kill(struct pd_req *r)
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	if (pd_proc_is_protected(pid)) {
-		pd_proc_close(&p);
-		return pd_resp_problem(r, 403, "id",
-				       "Process %d is protected: it is pid 1, procdiag itself or one "
-				       "of its ancestors.", pid);
-	}
 	if (pd_stat_is_kthread(&p.stat)) {
 		pd_proc_close(&p);
 		return pd_resp_problem(r, 403, "id",
@@ -420,9 +418,11 @@ int h_process_kill(struct pd_req *r)
 	case -ESRCH:
 		pd_kill_result_release(&res);
 		return not_running(r, pid);
-	case -EPERM:
+	case -EPERM: /* refused before anything was signalled */
 		pd_kill_result_release(&res);
-		return pd_resp_problem(r, 403, "id", "Process %d is protected.", pid);
+		return pd_resp_problem(r, 403, "id",
+				       "Process %d is protected: it is pid 1, procdiag itself or one "
+				       "of its ancestors.", pid);
 	case -EBUSY: {
 		struct strbuf sb = STRBUF_INIT;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/numparse.h"
 #include "common/strbuf.h"
 #include "fcgi/request.h"
 #include "handlers/context.h"
@@ -133,8 +134,7 @@ static json_t *build_id_json(const struct pd_module *m)
 
 	if (!m->build_id_len)
 		return json_null();
-	for (size_t i = 0; i < m->build_id_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", m->build_id[i]);
+	hex_encode(m->build_id, m->build_id_len, hex);
 	return json_string(hex);
 }
 
@@ -211,21 +211,56 @@ static json_t *parent_json(struct pd_req *r, const struct pd_snapshot *snap, int
 	return pd_json_href(r, "/%d", ppid);
 }
 
+json_t *pd_threads_json(struct pd_req *r, int pid, const struct pd_tasks *tasks)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < tasks->n; i++) {
+		if (json_array_append_new(arr, pd_thread_json(r, pid, &tasks->v[i], false)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+json_t *pd_modules_json(struct pd_req *r, int pid, const struct pd_modules *mods)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < mods->n; i++) {
+		if (json_array_append_new(arr, pd_module_json(r, pid, &mods->v[i], false)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+json_t *pd_cmdline_json(struct pd_proc *p)
+{
+	struct pd_strv sv = PD_STRV_INIT;
+	json_t *j;
+
+	/* A kernel thread or a zombie has an empty cmdline: no command line. */
+	if (pd_proc_cmdline(p, &sv) == 0 && sv.n > 0)
+		j = strv_joined(&sv);
+	else
+		j = json_null();
+	pd_strv_release(&sv);
+	return j;
+}
+
 static void add_threads(struct pd_req *r, struct pd_proc *p, json_t *o, bool *ok)
 {
 	struct pd_tasks tasks = PD_TASKS_INIT;
-	json_t *arr;
 
 	if (pd_proc_tasks(p, &tasks) < 0) {
 		put(o, "threads", json_null(), ok);
 		put(o, "thread_count", json_null(), ok);
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; arr && i < tasks.n; i++)
-		if (json_array_append_new(arr, pd_thread_json(r, p->pid, &tasks.v[i], false)) < 0)
-			*ok = false;
-	put(o, "threads", arr, ok);
+	put(o, "threads", pd_threads_json(r, p->pid, &tasks), ok);
 	put(o, "thread_count", json_integer((json_int_t)tasks.n), ok);
 	pd_tasks_release(&tasks);
 }
@@ -252,25 +287,19 @@ static void add_fds(struct pd_proc *p, json_t *o, bool *ok)
 static void add_modules(struct pd_req *r, struct pd_proc *p, json_t *o, bool *ok)
 {
 	struct pd_modules mods = PD_MODULES_INIT;
-	json_t *arr;
 
 	if (pd_proc_modules(p, NULL, false, &mods) < 0) {
 		put(o, "modules", json_null(), ok);
 		put(o, "module_count", json_null(), ok);
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; arr && i < mods.n; i++)
-		if (json_array_append_new(arr, pd_module_json(r, p->pid, &mods.v[i], false)) < 0)
-			*ok = false;
-	put(o, "modules", arr, ok);
+	put(o, "modules", pd_modules_json(r, p->pid, &mods), ok);
 	put(o, "module_count", json_integer((json_int_t)mods.n), ok);
 	pd_modules_release(&mods);
 }
 
 static void add_strv(struct pd_proc *p, json_t *o, bool *ok)
 {
-	struct pd_strv sv = PD_STRV_INIT;
 	struct strbuf sb = STRBUF_INIT;
 
 	if (pd_proc_exe(p, &sb) == 0)
@@ -278,12 +307,7 @@ static void add_strv(struct pd_proc *p, json_t *o, bool *ok)
 	else
 		put(o, "file_name", json_null(), ok);
 	strbuf_release(&sb);
-	/* A kernel thread or a zombie has an empty cmdline: no command line. */
-	if (pd_proc_cmdline(p, &sv) == 0 && sv.n > 0)
-		put(o, "command_line", strv_joined(&sv), ok);
-	else
-		put(o, "command_line", json_null(), ok);
-	pd_strv_release(&sv);
+	put(o, "command_line", pd_cmdline_json(p), ok);
 }
 
 static void add_memory(struct pd_proc *p, json_t *o, bool *ok)

@@ -19,6 +19,12 @@ json_t *pd_proc_detail_json(struct pd_req *r, struct pd_proc *p, const struct pd
 json_t *pd_thread_json(struct pd_req *r, int pid, const struct pd_stat *t, bool detail);
 /* Module short form {base_address, file_name, href}, or the detail form. */
 json_t *pd_module_json(struct pd_req *r, int pid, const struct pd_module *m, bool detail);
+/* Arrays of the short forms. NULL when out of memory. */
+json_t *pd_threads_json(struct pd_req *r, int pid, const struct pd_tasks *tasks);
+json_t *pd_modules_json(struct pd_req *r, int pid, const struct pd_modules *mods);
+/* The command line, arguments joined by spaces; JSON null when it is empty
+ * (kernel thread, zombie) or unreadable; NULL when out of memory. */
+json_t *pd_cmdline_json(struct pd_proc *p);
 /* Environment as a flat name -> value object; filter NULL for all, else a
  * case-insensitive substring of the name. The first of duplicate names wins. */
 json_t *pd_environ_json(const struct pd_strv *env, const char *filter);

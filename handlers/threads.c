@@ -24,15 +24,11 @@ int h_thread_list(struct pd_req *r)
 	pid = p.pid;
 	rc = pd_proc_tasks(&p, &tasks);
 	pd_proc_close(&p);
+	if (rc == -ENOMEM)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	if (rc < 0)
 		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
-	arr = json_array();
-	for (size_t i = 0; arr && i < tasks.n; i++) {
-		if (json_array_append_new(arr, pd_thread_json(r, pid, &tasks.v[i], false)) < 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
+	arr = pd_threads_json(r, pid, &tasks);
 	pd_tasks_release(&tasks);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");

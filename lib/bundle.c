@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "common/numparse.h"
 #include "common/jsonstr.h"
 #include "common/strbuf.h"
 #include "common/utf8.h"
@@ -108,13 +109,6 @@ static char *xasprintf(const char *fmt, ...)
 	n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	return n < 0 ? NULL : s;
-}
-
-static void hex(char *out, const unsigned char *id, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		sprintf(out + 2 * i, "%02x", id[i]);
-	out[2 * len] = '\0';
 }
 
 /* ---- entry names ------------------------------------------------------------ */
@@ -656,7 +650,7 @@ static int add_debug(struct ctx *x, struct bmod *b, int binfd, const struct stat
 	int rc = 0;
 
 	if (b->file_id_len >= 2) {
-		hex(idhex, b->file_id, b->file_id_len);
+		hex_encode(b->file_id, b->file_id_len, idhex);
 		if (strbuf_addf(&rel, "/" DEBUG_DIR "/.build-id/%.2s/%s.debug", idhex, idhex + 2) <
 			    0 ||
 		    strbuf_addf(&name, "root%s", rel.buf) < 0) {
@@ -905,8 +899,8 @@ static int add_module(struct ctx *x, struct bmod *b)
 	rc = 0;
 	if (b->core_id_len &&
 	    (b->file_id_len != b->core_id_len || memcmp(b->file_id, b->core_id, b->core_id_len))) {
-		hex(fhex, b->file_id, b->file_id_len);
-		hex(chex, b->core_id, b->core_id_len);
+		hex_encode(b->file_id, b->file_id_len, fhex);
+		hex_encode(b->core_id, b->core_id_len, chex);
 		close(fd);
 		b->reason = xasprintf("build-id of the file (%s) differs from the core's (%s)",
 				      b->file_id_len ? fhex : "none", chex);
@@ -970,7 +964,7 @@ static json_t *module_json(const struct bmod *b)
 		json_decref(names);
 		return NULL;
 	}
-	hex(idhex, id, idlen);
+	hex_encode(id, idlen, idhex);
 	json_object_set_new(o, "path", pd_json_cstr(b->path));
 	if (b->lm_name)
 		json_object_set_new(o, "link_map_name", pd_json_cstr(b->lm_name));

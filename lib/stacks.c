@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/numparse.h"
 #include "common/errbuf.h"
 #include "common/jsonstr.h"
 #include "common/strbuf.h"
@@ -585,10 +586,8 @@ static json_t *frame_json(struct proc_entry *pe, const struct raw_frame *fr, boo
 			modname = "[vdso]";
 		idlen = dwfl_module_build_id(pi->mod, &id, &id_vaddr);
 	}
-	if (idlen > 0 && idlen <= 64) {
-		for (int i = 0; i < idlen; i++)
-			snprintf(hex + 2 * i, 3, "%02x", id[i]);
-	}
+	if (idlen > 0 && idlen <= 64)
+		hex_encode(id, (size_t)idlen, hex);
 	ok = ok && jset(o, "pc", json_string(pc));
 	ok = ok && jset(o, "module", pd_json_cstr(modname));
 	ok = ok && jset(o, "build_id", idlen > 0 && idlen <= 64 ? json_string(hex) : json_null());

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-PUBLIC = ("serve", "genkey", "ps", "kill")
+PUBLIC = ("serve", "genkey", "ps", "dump", "stacks", "kill")
 
 
 def run(*args, timeout=60):

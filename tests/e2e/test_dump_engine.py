@@ -407,6 +407,16 @@ def test_churning_target_never_left_stopped():
 def test_zombie_leader_dumped_through_a_live_thread():
     t = DumpTarget("threads", 2, "zombie-leader", settle=False)
     h.wait_until(lambda: h.proc_stat(t.pid)["state"] == "Z", 5, "the leader to exit")
+
+    def parked():
+        # Both threads asleep in their park functions (not still on the way).
+        states = []
+        for tid in os.listdir("/proc/%d/task" % t.pid):
+            st = h.proc_stat(int(tid))
+            if st and int(tid) != t.pid:
+                states.append(st["state"])
+        return len(states) == 2 and all(s == "S" for s in states)
+    h.wait_until(parked, 5, "the two threads to park")
     hp = dump(t.pid, 0, start_time=t.starttime)
     assert hp.final["threads"] == 2, hp.final
     out = gdb(hp.path, "thread apply all bt")
