@@ -22,7 +22,8 @@ static void kill_usage(FILE *out)
 		"waits until they are gone. Each pid's start time is checked before it is\n"
 		"signalled, so a reused pid is never hit. pid 1, procdiag itself, its\n"
 		"ancestors and kernel threads are refused.\n\n"
-		"  -p, --process-id PID   the process\n"
+		"  -p, --process-id, --pid PID\n"
+		"                         the process\n"
 		"      --wait-ms N        how long to wait for the tree to exit (default 2000)\n"
 		"  -h, --help             this text\n\n"
 		"Exit status: 0 all gone, 1 some left alive or not permitted, 2 usage\n"
@@ -33,6 +34,7 @@ int cmd_kill(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "process-id", required_argument, NULL, 'p' },
+		{ "pid", required_argument, NULL, 'p' },
 		{ "wait-ms", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },

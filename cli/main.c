@@ -35,7 +35,8 @@ static void usage(FILE *out)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\n'procdiag COMMAND --help' describes a command's options;\n"
 		     "'procdiag --version' (or COMMAND --version) prints the version.\n"
-		     "Exit status: 0 success, 1 failure, 2 usage error (docs/cli.md).\n");
+		     "Exit status: 0 success, 1 failure, 2 usage error; kill: 3 no such\n"
+		     "process (docs/cli.md).\n");
 }
 
 int main(int argc, char **argv)

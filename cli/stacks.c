@@ -23,7 +23,8 @@ static void stacks_usage(FILE *out)
 		"first, like eu-stack: module, symbol+offset, and source file:line where\n"
 		"debug info is installed. The process is stopped (ptrace) only while its\n"
 		"stacks are unwound.\n\n"
-		"  -p, --process-id PID  the process\n"
+		"  -p, --process-id, --pid PID\n"
+		"                        the process\n"
 		"  --json                the JSON document of GET /{id}/stacks (docs/API.md)\n"
 		"  --no-source           skip source lines (no DWARF is loaded)\n"
 		"  --deadline-ms MS      how long to wait for every thread to stop (2000)\n\n"
@@ -42,6 +43,7 @@ int cmd_stacks(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "process-id", required_argument, NULL, 'p' },
+		{ "pid", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-source", no_argument, NULL, 'S' },
 		{ "deadline-ms", required_argument, NULL, 'd' },
