@@ -101,20 +101,6 @@ void pd_proc_close(struct pd_proc *p)
 	p->dirfd = -1;
 }
 
-int pd_proc_refresh(struct pd_proc *p)
-{
-	struct pd_stat st;
-	int rc;
-
-	rc = pd_read_stat_at(p->dirfd, "stat", &st);
-	if (rc < 0)
-		return rc;
-	if (st.starttime != p->stat.starttime)
-		return -ESRCH;
-	p->stat = st;
-	return 0;
-}
-
 int pd_proc_status(struct pd_proc *p, struct pd_status *out)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -303,35 +289,6 @@ err:
 	closedir(d);
 	strbuf_release(&sb);
 	pd_fds_release(out);
-	return rc;
-}
-
-int pd_proc_fd_count(struct pd_proc *p, size_t *out)
-{
-	struct dirent *de;
-	struct stat st;
-	size_t n = 0;
-	int rc = 0;
-	DIR *d;
-
-	d = open_subdir(p, "fd", &rc);
-	if (!d)
-		return rc;
-	/* Since Linux 6.2 the size of /proc/PID/fd is the number of open fds;
-	 * older kernels say 0 and we count. Opening the directory above did
-	 * the kernel's access check either way. */
-	if (fstat(dirfd(d), &st) == 0 && st.st_size > 0) {
-		*out = (size_t)st.st_size;
-		closedir(d);
-		return 0;
-	}
-	while ((errno = 0, de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	rc = errno ? -errno : 0;
-	closedir(d);
-	if (rc == 0)
-		*out = n;
 	return rc;
 }
 

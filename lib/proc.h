@@ -33,8 +33,6 @@ int pd_proc_open(int pid, struct pd_proc *p);
  * or an absolute path with AT_FDCWD); -ESRCH when the process is gone. */
 int pd_read_stat_at(int dirfd, const char *path, struct pd_stat *out);
 void pd_proc_close(struct pd_proc *p);
-/* Re-reads stat and checks the start time is unchanged (-ESRCH otherwise). */
-int pd_proc_refresh(struct pd_proc *p);
 
 int pd_proc_status(struct pd_proc *p, struct pd_status *out);
 int pd_proc_rollup(struct pd_proc *p, struct pd_rollup *out);
@@ -56,8 +54,6 @@ struct pd_fds {
 };
 #define PD_FDS_INIT { 0, NULL }
 int pd_proc_fds(struct pd_proc *p, struct pd_fds *out);
-/* Number of open fds only (cheaper: no readlink). */
-int pd_proc_fd_count(struct pd_proc *p, size_t *out);
 void pd_fds_release(struct pd_fds *f);
 
 /* Threads: the stat of each task (comm = the thread's name), sorted by tid.

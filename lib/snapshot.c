@@ -305,16 +305,3 @@ const struct pd_proc_entry *pd_snapshot_find(const struct pd_snapshot *s, int pi
 	return NULL;
 }
 
-size_t pd_snapshot_children(const struct pd_snapshot *s, int pid, int *out, size_t max)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->procs[i].ppid != pid || s->procs[i].pid == pid)
-			continue;
-		if (n < max)
-			out[n] = s->procs[i].pid;
-		n++;
-	}
-	return n;
-}

@@ -48,8 +48,5 @@ void pd_snapshot_ref(struct pd_snapshot *s);
 void pd_snapshot_unref(struct pd_snapshot *s);
 /* Binary search by pid; NULL when absent. */
 const struct pd_proc_entry *pd_snapshot_find(const struct pd_snapshot *s, int pid);
-/* Direct children of pid, in pid order: fills up to max pids into out and
- * returns how many children there are (may exceed max). */
-size_t pd_snapshot_children(const struct pd_snapshot *s, int pid, int *out, size_t max);
 
 #endif
