@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/numparse.h"
@@ -167,10 +166,12 @@ static const struct pd_map *map_at(uint64_t base)
 	return NULL;
 }
 
+/* The file is the mapped one. Only the inode is compared, as
+ * lib/modules.c does: on overlayfs (containers) the device in maps and the
+ * one stat reports differ, and the Elf cache would be bypassed. */
 static bool same_inode(const struct stat *st, const struct pd_map *m)
 {
-	return m && st->st_ino == m->inode && major(st->st_dev) == m->dev_major &&
-	       minor(st->st_dev) == m->dev_minor;
+	return m && st->st_ino == m->inode;
 }
 
 /* Dwfl_Callbacks.find_elf: the ELF of a file-backed module, through the
