@@ -28,6 +28,7 @@ struct tree {
 	int *wait_pid;		      /* their pids, same index */
 	size_t nwait;
 	struct pd_kill_result *res;
+	struct pd_protected prot; /* read once per kill */
 };
 
 static int cmp_by_parent(const void *a, const void *b, void *arg)
@@ -105,7 +106,7 @@ static int collect(struct tree *t, size_t target)
 		if (seen[c])
 			continue;
 		seen[c] = true;
-		if (pd_proc_is_protected(s->procs[c].pid)) {
+		if (pd_protected_has(&t->prot, s->procs[c].pid)) {
 			t->res->skipped[t->res->nskipped++] = s->procs[c].pid;
 			continue;
 		}
@@ -232,7 +233,7 @@ static int check_target(const struct tree *t, const struct pd_proc_entry *e, uin
 	/* Out of scope must look like nonexistent. */
 	if (!in_scope(t, e->uid))
 		return -ESRCH;
-	if (pd_proc_is_protected(e->pid))
+	if (pd_protected_has(&t->prot, e->pid))
 		return -EPERM;
 	return 0;
 }
@@ -246,6 +247,7 @@ int pd_kill_tree(const struct pd_snapshot *snap, int pid, uint64_t starttime,
 	int tfd, rc;
 
 	memset(res, 0, sizeof(*res));
+	pd_protected_read(&t.prot);
 	rc = check_target(&t, te, starttime);
 	if (rc < 0)
 		return rc;

@@ -381,27 +381,43 @@ void pd_tasks_release(struct pd_tasks *t)
 	t->v = NULL;
 }
 
-bool pd_proc_is_protected(int pid)
+void pd_protected_read(struct pd_protected *pr)
 {
-	int cur = getpid();
+	int cur = getppid();
 
-	/* 0 and negative pids mean process groups or "everyone" to kill(2):
-	 * never a target. */
-	if (pid <= 1 || pid == cur)
-		return true;
-	/* Walk our ancestry through /proc each time: a cache could miss a
-	 * reparenting. The bound stops a loop on an inconsistent read. */
-	cur = getppid();
-	for (int depth = 0; cur > 0 && depth < 4096; depth++) {
+	pr->n = 0;
+	pr->pid[pr->n++] = getpid();
+	/* The bound stops a loop on an inconsistent read. */
+	while (cur > 1 && pr->n < PD_ANCESTORS_MAX) {
 		char path[32];
 		struct pd_stat st;
 
-		if (cur == pid)
-			return true;
+		pr->pid[pr->n++] = cur;
 		snprintf(path, sizeof(path), "/proc/%d/stat", cur);
 		if (pd_read_stat_at(AT_FDCWD, path, &st) < 0)
 			break;
 		cur = st.ppid;
 	}
+}
+
+bool pd_protected_has(const struct pd_protected *pr, int pid)
+{
+	/* 0 and negative pids mean process groups or "everyone" to kill(2):
+	 * never a target. */
+	if (pid <= 1)
+		return true;
+	for (int i = 0; i < pr->n; i++)
+		if (pr->pid[i] == pid)
+			return true;
 	return false;
+}
+
+bool pd_proc_is_protected(int pid)
+{
+	struct pd_protected pr;
+
+	if (pid <= 1)
+		return true;
+	pd_protected_read(&pr);
+	return pd_protected_has(&pr, pid);
 }

@@ -68,8 +68,17 @@ int pd_proc_tasks(struct pd_proc *p, struct pd_tasks *out);
 int pd_proc_task(struct pd_proc *p, int tid, struct pd_stat *out);
 void pd_tasks_release(struct pd_tasks *t);
 
-/* Is pid protected from kill: pid 1, the calling process, or one of its
- * ancestors. */
+/* The pids never to signal: pid 1 (and 0, negative: groups to kill(2)), the
+ * calling process and its ancestors, read from /proc when asked (a cache
+ * could miss a reparenting). A kill of a tree reads them once. */
+#define PD_ANCESTORS_MAX 1024
+struct pd_protected {
+	int n;
+	int pid[PD_ANCESTORS_MAX]; /* us, our parent, ... */
+};
+void pd_protected_read(struct pd_protected *pr);
+bool pd_protected_has(const struct pd_protected *pr, int pid);
+/* pd_protected_read() then pd_protected_has(). */
 bool pd_proc_is_protected(int pid);
 
 #endif
