@@ -18,6 +18,7 @@
 
 #include "fuzz/fuzz.h"
 #include "lib/coreread.h"
+#include "lib/modules.h"
 
 static void check_core(const struct pd_core *c, const uint8_t *data, size_t size)
 {

@@ -3,7 +3,6 @@
 #include "lib/coreread.h"
 
 #include <elf.h>
-#include <elfutils/libdwelf.h>
 #include <errno.h>
 #include <gelf.h>
 #include <pthread.h>
@@ -20,16 +19,16 @@
 #error "procdiag reads cores of x86_64 and aarch64 only"
 #endif
 
-#ifndef NT_FILE
-#define NT_FILE 0x46494c45
-#endif
-
 static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
 
 static void elf_init(void)
 {
 	elf_version(EV_CURRENT);
 }
+
+#ifndef NT_FILE
+#define NT_FILE 0x46494c45
+#endif
 
 static int cmp_load(const void *a, const void *b)
 {
@@ -237,38 +236,4 @@ int pd_core_auxv(const struct pd_core *c, uint64_t type, uint64_t *val)
 		}
 	}
 	return -ENOENT;
-}
-
-int pd_mem_build_id(const void *buf, size_t len, unsigned char *id, size_t idmax, size_t *idlen)
-{
-	const void *bits;
-	ssize_t n;
-	Elf *elf;
-	int rc;
-
-	pthread_once(&elf_once, elf_init);
-	*idlen = 0;
-	/* elf_memory() wants a writable image but does not write to it unless
-	 * asked to (ELF_C_READ_MMAP semantics). */
-	elf = elf_memory((char *)buf, len);
-	if (!elf)
-		return -EINVAL;
-	if (elf_kind(elf) != ELF_K_ELF) {
-		elf_end(elf);
-		return -EINVAL;
-	}
-	n = dwelf_elf_gnu_build_id(elf, &bits);
-	if (n < 0)
-		rc = -EINVAL;
-	else if (n == 0)
-		rc = -ENOENT;
-	else if ((size_t)n > idmax)
-		rc = -EINVAL;
-	else {
-		memcpy(id, bits, (size_t)n);
-		*idlen = (size_t)n;
-		rc = 0;
-	}
-	elf_end(elf);
-	return rc;
 }

@@ -58,8 +58,5 @@ int pd_core_auxv(const struct pd_core *c, uint64_t type, uint64_t *val);
 /* The PT_LOAD covering vaddr, or NULL. */
 const struct pd_core_load *pd_core_load_at(const struct pd_core *c, uint64_t vaddr);
 
-/* The GNU build-id of an ELF image that starts at buf (the first page(s) of
- * a mapping at file offset 0): 0, -ENOENT (no note within len), -EINVAL. */
-int pd_mem_build_id(const void *buf, size_t len, unsigned char *id, size_t idmax, size_t *idlen);
 
 #endif

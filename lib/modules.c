@@ -228,6 +228,23 @@ static int file_build_id(struct pd_proc *p, const struct pd_map *m, unsigned cha
 	return -ENOENT;
 }
 
+int pd_mem_build_id(const void *buf, size_t len, unsigned char *id, size_t idmax, size_t *idlen)
+{
+	Elf *elf;
+	int rc;
+
+	pthread_once(&elf_once, elf_init);
+	*idlen = 0;
+	/* elf_memory() wants a writable image but does not write to it unless
+	 * asked to (ELF_C_READ_MMAP semantics). */
+	elf = elf_memory((char *)buf, len);
+	if (!elf)
+		return -EINVAL;
+	rc = elf_build_id(elf, id, idmax, idlen);
+	elf_end(elf);
+	return rc;
+}
+
 /* The vDSO is no file: its image is read from the process's memory (which
  * needs the same ptrace access as maps). It is a page or two. */
 static int vdso_build_id(struct pd_proc *p, uint64_t start, uint64_t end, unsigned char *id,
@@ -236,12 +253,10 @@ static int vdso_build_id(struct pd_proc *p, uint64_t start, uint64_t end, unsign
 	size_t len = end - start;
 	char *img;
 	ssize_t n;
-	Elf *elf;
 	int fd, rc;
 
 	if (end <= start || len > (1u << 20) || start > INT64_MAX)
 		return -EINVAL;
-	pthread_once(&elf_once, elf_init);
 	fd = openat(p->dirfd, "mem", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -255,12 +270,8 @@ static int vdso_build_id(struct pd_proc *p, uint64_t start, uint64_t end, unsign
 	close(fd);
 	if (rc == 0 && (size_t)n != len)
 		rc = -EIO;
-	if (rc == 0) {
-		elf = elf_memory(img, len);
-		rc = elf ? elf_build_id(elf, id, idmax, idlen) : -EINVAL;
-		if (elf)
-			elf_end(elf);
-	}
+	if (rc == 0)
+		rc = pd_mem_build_id(img, len, id, idmax, idlen);
 	free(img);
 	return rc;
 }

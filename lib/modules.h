@@ -43,5 +43,9 @@ void pd_modules_release(struct pd_modules *m);
 /* Reads the GNU build-id note of the ELF file open at fd. 0, -ENOENT (no
  * note), -EINVAL (not ELF). */
 int pd_elf_build_id(int fd, unsigned char *id, size_t idmax, size_t *idlen);
+/* The same for an ELF image that starts at buf (the first page(s) of a
+ * mapping at file offset 0): -ENOENT also when the note is not within len,
+ * -EINVAL for a note longer than idmax. */
+int pd_mem_build_id(const void *buf, size_t len, unsigned char *id, size_t idmax, size_t *idlen);
 
 #endif
