@@ -165,7 +165,7 @@ static int pid_by_name(const char *name, int *pid)
 		rc = 1;
 	} else if (n > 1) {
 		fprintf(stderr, "procdiag: %zu processes are named '%s' (%s): choose one with -p\n",
-			n, name, all.buf ? all.buf : "");
+			n, name, all.buf);
 		rc = 1;
 	}
 	strbuf_release(&all);

@@ -152,7 +152,7 @@ int cmd_ps(int argc, char **argv)
 			snprintf(user, sizeof(user), "%u", (unsigned)e->uid);
 		if (json) {
 			json_t *o = json_pack("{s:i, s:i, s:s, s:s, s:o, s:f, s:o, s:o}", "pid", e->pid,
-					      "ppid", e->ppid, "name", name.buf ? name.buf : "", "user",
+					      "ppid", e->ppid, "name", name.buf, "user",
 					      user, "rss",
 					      e->rss_pages >= 0 && !kthread
 						      ? json_integer(e->rss_pages * page)
@@ -161,7 +161,7 @@ int cmd_ps(int argc, char **argv)
 					      (double)pd_ticks_to_ns(e->utime + e->stime) / 1e9,
 					      "executable",
 					      exe.len ? json_string(exe.buf) : json_null(), "arguments",
-					      have_args ? json_string(args.buf ? args.buf : "")
+					      have_args ? json_string(args.buf)
 							: json_null());
 
 			if (o)
@@ -173,7 +173,7 @@ int cmd_ps(int argc, char **argv)
 			one_line(&args);
 			printf("%7d %-10.10s %10lld %9s  %-15s %s  %s\n", e->pid, user,
 			       (long long)(e->rss_pages >= 0 ? e->rss_pages * page / 1024 : 0), tm,
-			       name.buf ? name.buf : "", exe.len ? exe.buf : "-",
+			       name.buf, exe.len ? exe.buf : "-",
 			       args.len ? args.buf : "");
 		}
 		strbuf_release(&name);

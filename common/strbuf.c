@@ -16,6 +16,7 @@ void strbuf_init(struct strbuf *sb)
 	sb->alloc = 0;
 	sb->len = 0;
 	sb->buf = strbuf_empty;
+	sb->failed = 0;
 }
 
 void strbuf_release(struct strbuf *sb)
@@ -45,8 +46,10 @@ int strbuf_grow(struct strbuf *sb, size_t extra)
 	size_t want, alloc;
 	char *nbuf;
 
-	if (extra > SIZE_MAX - sb->len - 1)
+	if (extra > SIZE_MAX - sb->len - 1) {
+		sb->failed = 1;
 		return -ENOMEM;
+	}
 	want = sb->len + extra + 1;
 	if (want <= sb->alloc)
 		return 0;
@@ -54,8 +57,10 @@ int strbuf_grow(struct strbuf *sb, size_t extra)
 	while (alloc < want)
 		alloc = alloc > SIZE_MAX / 2 ? want : alloc * 2;
 	nbuf = realloc(sb->alloc ? sb->buf : NULL, alloc);
-	if (!nbuf)
+	if (!nbuf) {
+		sb->failed = 1;
 		return -ENOMEM;
+	}
 	if (!sb->alloc)
 		nbuf[0] = 0;
 	sb->buf = nbuf;

@@ -4,7 +4,9 @@
  * so it can be handed to string functions even when it holds binary data.
  * STRBUF_INIT needs no allocation; strbuf_release() frees and re-inits.
  * Every function that grows the buffer returns 0 or -ENOMEM and leaves the
- * previous contents intact on failure. */
+ * previous contents intact on failure; it also sets `failed`, so a buffer
+ * built by many appends (a page) is checked once at the end. buf is never
+ * NULL. */
 #ifndef PD_STRBUF_H
 #define PD_STRBUF_H
 
@@ -15,10 +17,11 @@ struct strbuf {
 	size_t alloc; /* 0 while buf points at the shared empty string */
 	size_t len;
 	char *buf;
+	int failed; /* an append ran out of memory since init/release */
 };
 
 extern char strbuf_empty[];
-#define STRBUF_INIT { 0, 0, strbuf_empty }
+#define STRBUF_INIT { 0, 0, strbuf_empty, 0 }
 
 void strbuf_init(struct strbuf *sb);
 void strbuf_release(struct strbuf *sb);

@@ -89,8 +89,10 @@ static int page_send(struct pd_req *r, struct strbuf *sb)
 	int rc;
 
 	strbuf_addstr(sb, "</main></body></html>\n");
-	if (!sb->buf) /* nothing could be allocated */
+	if (sb->failed) { /* a part of the page is missing */
+		strbuf_release(sb);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
 	pd_resp_header(r, "Content-Security-Policy", PD_HTML_CSP);
 	rc = pd_resp_bytes(r, 200, "text/html; charset=utf-8", sb->buf, sb->len);
 	strbuf_release(sb);
@@ -247,11 +249,11 @@ static void action(struct pd_req *r, struct strbuf *sb, int pid, const char *tai
 
 	process_href(r, &href, pid, tail);
 	strbuf_addstr(sb, "<a href=\"");
-	if (href.buf)
-		esc(sb, href.buf);
+	esc(sb, href.buf);
 	strbuf_addstr(sb, "\">");
 	strbuf_addstr(sb, label);
 	strbuf_addstr(sb, "</a>");
+	sb->failed |= href.failed; /* the page is incomplete without it */
 	strbuf_release(&href);
 }
 
@@ -264,7 +266,7 @@ int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 		return pd_resp_json(r, 200, doc);
 	name = json_string_value(json_object_get(doc, "name"));
 	strbuf_addf(&title, "%s (%d)", name ? name : "?", pid);
-	page_begin(r, &sb, title.buf ? title.buf : "process");
+	page_begin(r, &sb, title.buf);
 	strbuf_addstr(&sb, "<nav class=\"actions\">");
 	action(r, &sb, pid, "/stacks", "Stacks");
 	action(r, &sb, pid, "/threads", "Threads");
@@ -279,16 +281,15 @@ int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 	 * a page's form with a redirect to the list. */
 	process_href(r, &stop, pid, "/stop");
 	strbuf_addstr(&sb, "<form method=\"post\" action=\"");
-	if (stop.buf)
-		esc(&sb, stop.buf);
+	esc(&sb, stop.buf);
 	strbuf_addstr(&sb, "\" data-msg=\"Kill ");
-	if (title.buf)
-		esc(&sb, title.buf);
+	esc(&sb, title.buf);
 	strbuf_addstr(&sb, " and all its descendants?\" onsubmit=\"return confirm(this.dataset.msg)\">"
 			   "<button class=\"kill\" type=\"submit\">Kill&hellip;</button></form>");
 	strbuf_addstr(&sb, "</nav>");
 	render(r, &sb, doc, 0);
 	json_decref(doc);
+	sb.failed |= title.failed | stop.failed;
 	strbuf_release(&title);
 	strbuf_release(&stop);
 	return page_send(r, &sb);
@@ -344,13 +345,13 @@ static void tree_node(struct pd_req *r, struct strbuf *sb, const struct pd_h_tre
 
 	process_href(r, &href, e->pid, "");
 	strbuf_addstr(sb, "<li><a href=\"");
-	if (href.buf)
-		esc(sb, href.buf);
+	esc(sb, href.buf);
 	strbuf_addstr(sb, "\">");
 	pd_html_escape(sb, e->name, e->name_len);
 	strbuf_addf(sb, "</a> <span class=\"pid\">%d</span> <span class=\"u\">", e->pid);
 	esc(sb, e->user);
 	strbuf_addstr(sb, "</span>");
+	sb->failed |= href.failed; /* the page is incomplete without it */
 	strbuf_release(&href);
 }
 
@@ -419,8 +420,10 @@ int pd_h_redirect_to_list(struct pd_req *r)
 
 	strbuf_addstr(&loc, pd_req_origin(r));
 	strbuf_addstr(&loc, pd_req_base(r));
-	if (!loc.buf)
+	if (loc.failed) {
+		strbuf_release(&loc);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
 	pd_resp_header(r, "Location", loc.buf);
 	rc = pd_resp_bytes(r, 303, "text/html; charset=utf-8", body, sizeof(body) - 1);
 	strbuf_release(&loc);

@@ -286,7 +286,7 @@ static int list_page(struct pd_req *r, const struct list_item *items, size_t n, 
 		utf8_escape(&names[i], e->comm, e->comm_len);
 		if (pd_user_name(e->uid, users[i], sizeof(users[i])) < 0)
 			snprintf(users[i], sizeof(users[i]), "%u", (unsigned)e->uid);
-		nodes[i] = (struct pd_h_tree_node){e->pid, e->ppid, names[i].buf ? names[i].buf : "",
+		nodes[i] = (struct pd_h_tree_node){e->pid, e->ppid, names[i].buf,
 						   names[i].len, users[i]};
 	}
 	rc = pd_h_reply_tree(r, nodes, n, all);

@@ -148,13 +148,19 @@ static void test_grow_overflow_is_enomem(void **state)
 
 	(void)state;
 	assert_int_equal(strbuf_addstr(&sb, "keep"), 0);
+	assert_false(sb.failed);
 	assert_int_equal(strbuf_grow(&sb, SIZE_MAX), -ENOMEM);
+	/* The failure is remembered, for callers that check once at the end. */
+	assert_true(sb.failed);
+	assert_int_equal(strbuf_addstr(&sb, ""), 0);
+	assert_true(sb.failed);
 	assert_int_equal(strbuf_grow(&sb, SIZE_MAX - 2), -ENOMEM);
 	assert_int_equal(strbuf_add(&sb, "x", SIZE_MAX), -ENOMEM);
 	/* Failure leaves the previous contents intact. */
 	assert_int_equal(sb.len, 4);
 	assert_string_equal(sb.buf, "keep");
 	strbuf_release(&sb);
+	assert_false(sb.failed);
 }
 
 /* A pipe with n bytes written and the write end closed. */
