@@ -27,17 +27,14 @@
 /* Who holds the process under ptrace (TracerPid of status), 0: nobody. */
 static int tracer_of(int pid)
 {
-	struct strbuf sb = STRBUF_INIT;
+	struct pd_status st;
 	struct pd_proc p;
-	const char *t;
 	int tracer = 0;
 
 	if (pd_proc_open(pid, &p) < 0)
 		return 0;
-	if (pd_read_file_at(p.dirfd, "status", &sb, 65536) == 0 &&
-	    (t = strstr(sb.buf, "\nTracerPid:")) != NULL)
-		tracer = atoi(t + 11);
-	strbuf_release(&sb);
+	if (pd_proc_status(&p, &st) == 0 && st.tracer_pid > 0)
+		tracer = (int)st.tracer_pid;
 	pd_proc_close(&p);
 	return tracer;
 }

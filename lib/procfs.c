@@ -214,6 +214,7 @@ static const struct status_key {
 	{"VmPTE", offsetof(struct pd_status, vm_pte), KB},
 	{"VmSwap", offsetof(struct pd_status, vm_swap), KB},
 	{"Threads", offsetof(struct pd_status, threads), PLAIN},
+	{"TracerPid", offsetof(struct pd_status, tracer_pid), PLAIN},
 	{"voluntary_ctxt_switches", offsetof(struct pd_status, voluntary_ctxt_switches), PLAIN},
 	{"nonvoluntary_ctxt_switches", offsetof(struct pd_status, nonvoluntary_ctxt_switches),
 	 PLAIN},

@@ -69,6 +69,7 @@ struct pd_status {
 	int64_t vm_data, vm_stk, vm_exe, vm_lib, vm_pte, vm_swap;
 	int64_t threads;
 	int64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
+	int64_t tracer_pid; /* who holds it under ptrace, 0: nobody */
 };
 int pd_parse_status(const char *buf, size_t len, struct pd_status *out);
 

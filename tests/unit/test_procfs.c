@@ -312,7 +312,7 @@ static const char status_text[] = "Name:\tnginx\n"
 				  "Tgid:\t812\n"
 				  "Pid:\t812\n"
 				  "PPid:\t1\n"
-				  "TracerPid:\t0\n"
+				  "TracerPid:\t4711\n"
 				  "Uid:\t33\t33\t33\t34\n"
 				  "Gid:\t33\t35\t33\t33\n"
 				  "FDSize:\t64\n"
@@ -375,6 +375,7 @@ static void test_status_fields(void **state)
 	assert_true(st.vm_pte == 60 * 1024);
 	assert_true(st.vm_swap == 7 * 1024);
 	assert_true(st.threads == 4);
+	assert_true(st.tracer_pid == 4711);
 	assert_true(st.voluntary_ctxt_switches == 150);
 	assert_true(st.nonvoluntary_ctxt_switches == 3);
 }
