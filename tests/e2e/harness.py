@@ -182,6 +182,16 @@ def alive(pid, starttime=None):
     return starttime is None or st["starttime"] == starttime
 
 
+def sleep_as_nobody():
+    """A `sleep 60` running as uid 65534: a process outside the default scope
+    (procdiag's own uid). Spawned, so it is killed at exit."""
+    p = spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
+              stdout=subprocess.DEVNULL)
+    wait_until(lambda: proc_uid(p.pid) == 65534 and (proc_stat(p.pid) or {}).get("comm") == b"sleep",
+               5, "sleep as nobody")
+    return p
+
+
 def unused_pid():
     """A pid no process has now (counting down from pid_max)."""
     with open("/proc/sys/kernel/pid_max") as f:

@@ -6,13 +6,9 @@ space and file descriptors it leaves behind (none), the target by its state
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,10 +38,7 @@ def test_bad_format_is_400_naming_it():
 
 def test_unknown_and_out_of_scope_are_404():
     s = h.shared()
-    nobody = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                      "sleep", "60"], stdout=subprocess.DEVNULL)
-    h.wait_until(lambda: h.proc_uid(nobody.pid) == 65534 and
-                 h.proc_stat(nobody.pid)["comm"] == b"sleep", 5, "sleep as nobody")
+    nobody = h.sleep_as_nobody()
     a = s.get(dump_url(nobody.pid))
     h.assert_problem(a, 404)
     b = s.get(dump_url(h.unused_pid()))

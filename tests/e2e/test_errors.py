@@ -5,19 +5,10 @@ route; every href absolute."""
 import os
 import re
 import socket
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-
-def sleep_as_nobody():
-    p = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
-                stdout=subprocess.DEVNULL)
-    h.wait_until(lambda: h.proc_uid(p.pid) == 65534 and
-                 h.proc_stat(p.pid)["comm"] == b"sleep", 5, "sleep as nobody")
-    return p
 
 
 def get_routes(pid, tid, base):
@@ -63,7 +54,7 @@ def test_out_of_scope_pid_looks_like_a_missing_one():
     (with or without allUsers), and every route answers the same 404 body
     as for a pid that does not exist."""
     s = h.shared()
-    p = sleep_as_nobody()
+    p = h.sleep_as_nobody()
     missing = h.unused_pid()
     for q in ("", "?allUsers=true"):
         assert p.pid not in {it["id"] for it in s.json("/api/processes" + q)}, q

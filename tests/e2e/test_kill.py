@@ -2,7 +2,6 @@
 """DELETE /{id} and POST /{id}/stop: whole trees, nothing left, nothing
 protected touched."""
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,10 +119,7 @@ def test_protected_processes_are_403():
 
 def test_kill_unknown_and_out_of_scope_is_404():
     s = h.shared()
-    nobody = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                      "sleep", "60"], stdout=subprocess.DEVNULL)
-    h.wait_until(lambda: h.proc_uid(nobody.pid) == 65534 and
-                 h.proc_stat(nobody.pid)["comm"] == b"sleep", 5, "sleep as nobody")
+    nobody = h.sleep_as_nobody()
     for method, path in (("DELETE", "/api/processes/%d"), ("POST", "/api/processes/%d/stop")):
         h.assert_problem(s.request(method, path % nobody.pid), 404)
         h.assert_problem(s.request(method, path % h.unused_pid()), 404)

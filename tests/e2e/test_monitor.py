@@ -112,9 +112,7 @@ def test_selection_errors():
                      ("uid=xyz", "uid"), ("uid=%s" % other[:-1], "uid")):
         h.assert_problem(s.get("/process?" + q), 400, param)
     # Out of scope answers like nonexistent.
-    nobody = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                      "sleep", "60"], stdout=subprocess.DEVNULL)
-    h.wait_until(lambda: h.proc_uid(nobody.pid) == 65534, 5, "sleep as nobody")
+    nobody = h.sleep_as_nobody()
     h.assert_problem(s.get("/process?pid=%d" % nobody.pid), 404, "pid")
     assert nobody.pid not in [p["pid"] for p in s.json("/processes")]
 

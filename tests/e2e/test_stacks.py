@@ -249,9 +249,7 @@ def test_errors():
     h.assert_problem(s.get("/api/processes/%d/stacks" % gone.pid), 404)
     h.assert_problem(s.get("/stacks?pid=%d" % gone.pid), 404)
     # Out of scope answers like a missing process.
-    p = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"],
-                stdout=subprocess.DEVNULL)
-    h.wait_until(lambda: h.proc_uid(p.pid) == 65534, 5, "sleep as nobody")
+    p = h.sleep_as_nobody()
     h.assert_problem(s.get("/api/processes/%d/stacks" % p.pid), 404)
     h.assert_problem(s.get("/stacks?pid=%d" % p.pid), 404)
     # A zombie and a kernel thread have no stacks: 409.
