@@ -295,7 +295,6 @@ int cmd_dump(int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	pg.bar = !quiet && isatty(STDERR_FILENO);
 	struct pd_dumprun_opts o = {
-		.helper = getenv("PD_DUMP_HELPER"),
 		.pid = pid,
 		.start_time = p.stat.starttime,
 		.content = type.content,

@@ -4,11 +4,13 @@
  *
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK \
  *                        --out-fd N --status-fd M [--deadline-ms MS] [--mem-budget BYTES]
+ *                        [--trace]
  *
  * fd N receives the core, fd M newline-terminated JSON events. Internal: not
  * listed in `procdiag --help`. Exit 0 after "done", 1 after "error", 2 for
- * bad arguments. Test hook: PD_TEST_FROZEN_SLEEP_MS (read here only) keeps the
- * target frozen that long, so tests can kill things mid-freeze. */
+ * bad arguments. --trace prints each phase and its time on stderr (for
+ * whoever profiles the engine; the server never passes it). It reads no
+ * environment variable: the test build's hooks are in lib/testhooks.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include "cli/cli.h"
 #include "common/numparse.h"
 #include "lib/corefile.h"
+#include "lib/testhooks.h"
 
 #define CONTENT_ALL (PD_DC_FILE_DATA | PD_DC_ANON | PD_DC_SHARED | PD_DC_FULL)
 
@@ -86,7 +89,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
 			"                            --out-fd N --status-fd M [--deadline-ms MS]\n"
-			"                            [--mem-budget BYTES]\n"
+			"                            [--mem-budget BYTES] [--trace]\n"
 			"(internal: run by procdiag itself; see docs/DUMPS.md)\n");
 	return 2;
 }
@@ -108,18 +111,17 @@ int cmd_dump_helper(int argc, char **argv)
 		{"status-fd", required_argument, NULL, 'S'},
 		{"deadline-ms", required_argument, NULL, 'd'},
 		{"mem-budget", required_argument, NULL, 'm'},
+		{"trace", no_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pd_core_opts o;
 	struct pd_core_result res;
 	uint64_t v, seen = 0;
 	char err[512];
-	const char *env;
 	int c, rc, pid = -1;
 
 	memset(&o, 0, sizeof(o));
 	o.out_fd = -1;
-	o.trace = getenv("PD_DUMP_TRACE") != NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		const char *a = optarg;
@@ -157,6 +159,7 @@ int cmd_dump_helper(int argc, char **argv)
 			if (parse_u64(a, n, UINT64_MAX, &o.mem_budget) < 0)
 				return usage();
 			break;
+		case 't': o.trace = true; break;
 		default: return usage();
 		}
 		seen |= 1u << (c & 31);
@@ -172,9 +175,7 @@ int cmd_dump_helper(int argc, char **argv)
 	 * parent died before the prctl, we notice it here. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
-	env = getenv("PD_TEST_FROZEN_SLEEP_MS");
-	if (env && parse_u64(env, strlen(env), 600000, &v) == 0)
-		o.test_frozen_sleep_ms = (unsigned)v;
+	o.mem_budget = pd_hook_mem_budget(o.mem_budget);
 
 	rc = pd_core_dump(&o, &res, err, sizeof(err));
 	if (rc < 0) {

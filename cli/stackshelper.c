@@ -8,8 +8,8 @@
  *   <- {"ok":true,"stacks":{...the document of lib/stacks.h...}}
  *   <- {"ok":false,"error":CODE,"detail":"text"}   CODE: pd_stacks_error_code()
  * EOF on fd N ends it (exit 0). Internal: not listed in `procdiag --help`.
- * Exit 2 for bad arguments. Test hook: PD_TEST_STACKS_FROZEN_SLEEP_MS keeps
- * each target frozen that long. */
+ * Exit 2 for bad arguments. It reads no environment variable (the test
+ * build's hooks are in lib/testhooks.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -57,7 +57,7 @@ static int send_line(int fd, json_t *obj)
 	return rc;
 }
 
-static json_t *handle(struct pd_stacks_cache *cache, const char *line, unsigned test_sleep)
+static json_t *handle(struct pd_stacks_cache *cache, const char *line)
 {
 	struct pd_stacks_opts o = { 0 };
 	json_error_t jerr;
@@ -76,7 +76,6 @@ static json_t *handle(struct pd_stacks_cache *cache, const char *line, unsigned 
 	json_decref(req);
 	o.deadline_ms = (unsigned)deadline;
 	o.no_source = no_source;
-	o.test_frozen_sleep_ms = test_sleep;
 	rc = pd_stacks_collect(cache, (pid_t)pid, (uint64_t)start, &o, &doc, err, sizeof(err));
 	if (rc < 0)
 		return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", pd_stacks_error_code(rc), "detail",
@@ -93,8 +92,6 @@ int cmd_stacks_helper(int argc, char **argv)
 	};
 	struct pd_stacks_cache *cache;
 	struct strbuf in = STRBUF_INIT;
-	unsigned test_sleep = 0;
-	const char *env;
 	struct stat st;
 	uint64_t v;
 	int c, fd = -1;
@@ -111,9 +108,6 @@ int cmd_stacks_helper(int argc, char **argv)
 	 * target we froze: PTRACE_SEIZE). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
-	env = getenv("PD_TEST_STACKS_FROZEN_SLEEP_MS");
-	if (env && parse_u64(env, strlen(env), 600000, &v) == 0)
-		test_sleep = (unsigned)v;
 	cache = pd_stacks_cache_new();
 	if (!cache)
 		return 1;
@@ -127,7 +121,7 @@ int cmd_stacks_helper(int argc, char **argv)
 			json_t *resp;
 
 			*nl = 0;
-			resp = handle(cache, in.buf, test_sleep);
+			resp = handle(cache, in.buf);
 			memmove(in.buf, in.buf + used, in.len - used);
 			strbuf_setlen(&in, in.len - used);
 			if (send_line(fd, resp) < 0)

@@ -19,8 +19,6 @@ int pd_context_init(struct pd_context *ctx, const struct pd_config *config, int 
 	if (ctx->max_dumps >= threads)
 		ctx->max_dumps = threads > 1 ? threads - 1 : 1;
 	atomic_init(&ctx->dumps_running, 0);
-	/* For developing procdiag only: run another build's helper. */
-	ctx->dump_helper = getenv("PD_DUMP_HELPER");
 	ctx->self_pid = getpid();
 	if (gethostname(ctx->machine_name, sizeof(ctx->machine_name) - 1) < 0)
 		strcpy(ctx->machine_name, "localhost");

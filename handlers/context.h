@@ -16,7 +16,6 @@ struct pd_context {
 	 * list, detail and kill routes keep answering while dumps run. */
 	int max_dumps;
 	atomic_int dumps_running;
-	const char *dump_helper; /* NULL: /proc/self/exe; see handlers/dump.c */
 };
 
 /* threads: the server's worker threads (max_dumps is kept below it). */

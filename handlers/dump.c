@@ -260,7 +260,6 @@ static void dump_failed(struct dump_req *d, int rc)
 static int take_dump(struct dump_req *d)
 {
 	struct pd_dumprun_opts o = {
-		.helper = d->ctx->dump_helper,
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
 		.content = d->type.content,

@@ -25,6 +25,7 @@
 #include "lib/proc.h"
 #include "lib/procfs.h"
 #include "lib/sysclock.h"
+#include "lib/testhooks.h"
 
 #define SMAPS_MAX      (256u << 20)
 #define FILE_MAX       (4u << 20)
@@ -816,7 +817,7 @@ out:
 	return rc == -ENOENT ? -ESRCH : rc;
 }
 
-/* Phase timings for whoever profiles the engine (PD_DUMP_TRACE). */
+/* Phase timings for whoever profiles the engine (dump-helper --trace). */
 static void trace(struct dump *d, const char *what)
 {
 	uint64_t now = pd_mono_ns();
@@ -1254,13 +1255,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		fail(&d, rc, "freezing process %d: %s", (int)o->pid, errtext(rc));
 		goto out;
 	}
-	if (o->test_frozen_sleep_ms) {
-		struct timespec ts = {o->test_frozen_sleep_ms / 1000,
-				      (long)(o->test_frozen_sleep_ms % 1000) * 1000000};
-
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
+	pd_hook_frozen(PD_HOOK_DUMP);
 	rc = plan(&d);
 	if (rc < 0)
 		goto out;
@@ -1308,6 +1303,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	if (!res->in_ram && !d.map) {
 		bool wf;
 
+		trace(&d, "direct");
 		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes,
 				    &pr, &wf);
 		if (rc < 0) {

@@ -35,7 +35,6 @@ struct pd_core_opts {
 	uint64_t mem_budget;	       /* copy into RAM up to this many bytes while
 					  stopped; 0: half of MemAvailable */
 	int out_fd;		       /* seekable; receives the core from offset 0 */
-	unsigned test_frozen_sleep_ms; /* tests only: stay frozen this long */
 	bool trace;		       /* one line per phase and its time on stderr */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;

@@ -21,7 +21,9 @@
 #include "lib/proc.h"
 
 struct pd_dumprun_opts {
-	/* The binary to run; NULL: /proc/self/exe (the normal case). */
+	/* The binary to run; NULL: /proc/self/exe, the running binary's own
+	 * inode whatever is now at its path. The server and the CLI always
+	 * pass NULL; only the unit tests name another (a helper that fails). */
 	const char *helper;
 	pid_t pid;
 	uint64_t start_time;  /* field 22 of /proc/PID/stat; 0: not checked */

@@ -21,6 +21,7 @@
 #include "lib/proc.h"
 #include "lib/procfs.h"
 #include "lib/sysclock.h"
+#include "lib/testhooks.h"
 
 #define DEFAULT_DEADLINE   2000u
 #define XSTATE_PROBE_BYTES (64u << 10)
@@ -315,11 +316,11 @@ int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms)
 	sigprocmask(SIG_BLOCK, &chld, &old);
 	fz->frozen = true;
 
-	for (unsigned round = 0;; round++) {
+	for (unsigned round = 0, max_rounds = pd_hook_freeze_rounds(MAX_ROUNDS);; round++) {
 		pid_t *tids = NULL;
 		size_t ntids = 0, added = 0;
 
-		if (round == MAX_ROUNDS) {
+		if (round == max_rounds) {
 			rc = -ETIMEDOUT;
 			goto fail;
 		}

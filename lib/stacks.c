@@ -22,6 +22,7 @@
 #include "lib/proc.h"
 #include "lib/procfs.h"
 #include "lib/sysclock.h"
+#include "lib/testhooks.h"
 
 #define MAX_PROCS      8   /* Dwfls kept (one per process instance) */
 #define MAX_ELFS       512 /* Elf handles kept across processes */
@@ -761,8 +762,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 				t->error = NULL;
 		}
 	}
-	if (o.test_frozen_sleep_ms)
-		usleep(o.test_frozen_sleep_ms * 1000u);
+	pd_hook_frozen(PD_HOOK_STACKS);
 	if (pd_freeze_gone(&fz)) {
 		pd_freeze_thaw(&fz);
 		rc = freeze_error(-ESRCH, pid, 0, err, errlen);

@@ -66,7 +66,6 @@ struct pd_stacks_opts {
 	unsigned deadline_ms; /* for threads to stop; 0: the freeze's default */
 	unsigned max_frames;  /* per thread; 0: 256 (eu-stack's default) */
 	bool no_source;       /* skip file:line (no DWARF loading) */
-	unsigned test_frozen_sleep_ms; /* tests only: stay frozen this long */
 };
 
 /* NULL on allocation failure. */

@@ -26,7 +26,8 @@
 
 #include "lib/stacks.h"
 
-/* helper: the procdiag binary (NULL: /proc/self/exe). timeout_ms: 0 = 60 s. */
+/* helper: the procdiag binary; NULL (the server always): /proc/self/exe.
+ * timeout_ms: 0 = 60 s. */
 int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 		 const struct pd_stacks_opts *opts, unsigned timeout_ms, json_t **out, char *err,
 		 size_t errlen);

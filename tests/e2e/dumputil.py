@@ -174,19 +174,21 @@ def start_download(stack, path):
     return sock, status, head
 
 
-# The engine's test-only knob: the helper keeps the target frozen this long.
+# The test build's knob (lib/testhooks.h): the helper keeps the target frozen
+# this long.
 SLOW_FREEZE = "PD_TEST_FROZEN_SLEEP_MS"
 
 
 class started:
-    """A Stack whose responder (and so its helpers) has env added; as a
-    context manager it stops the stack and reports its problems."""
+    """A Stack of the test build (its hooks read env; hooked=False: of
+    procdiag itself) whose responder (and so its helpers) has env added; as
+    a context manager it stops the stack and reports its problems."""
 
-    def __init__(self, env, **kw):
+    def __init__(self, env, hooked=True, **kw):
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            self.stack = h.Stack(**kw).start()
+            self.stack = h.Stack(hooked=hooked, **kw).start()
         finally:
             for k, v in old.items():
                 if v is None:

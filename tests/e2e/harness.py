@@ -16,7 +16,10 @@ Environment (set by `make check`; defaults suit running a file by hand from
 the top of a built tree): PD_BUILDDIR (where procdiag and
 tests/targets/pdtarget are), PD_SRCDIR (where nginx/ is), PD_NGINX (default
 /usr/sbin/nginx), PD_PROCDIAG (the procdiag binary; default
-PD_BUILDDIR/procdiag).
+PD_BUILDDIR/procdiag). PROCDIAG_HOOKED is the test build of it
+(tests/procdiag-hooked, with lib/testhooks.h's hooks; docs/TESTING.md): a
+test that steers the engine through a PD_TEST_* variable runs that one
+(Stack(hooked=True)); procdiag itself ignores them.
 
 Installed mode (packaging/package-test.sh, run by ./dev test): with
 PD_E2E_TARGET=installed the tests talk to an already running, installed
@@ -61,6 +64,7 @@ SRCDIR = os.environ.get("PD_SRCDIR") or os.path.normpath(os.path.join(HERE, ".."
 BUILDDIR = os.environ.get("PD_BUILDDIR") or SRCDIR
 NGINX = os.environ.get("PD_NGINX") or "/usr/sbin/nginx"
 PROCDIAG = os.environ.get("PD_PROCDIAG") or os.path.join(BUILDDIR, "procdiag")
+PROCDIAG_HOOKED = os.path.join(BUILDDIR, "tests", "procdiag-hooked")
 INSTALLED = os.environ.get("PD_E2E_TARGET") == "installed"
 # Installed mode's settings, taken out of the environment so that the
 # targets the tests start do not inherit them (test_detail filters the
@@ -466,9 +470,12 @@ class _Installed:
 class Stack:
     """procdiag serve + nginx in a temp dir. Use as a context manager, or
     start()/stop(). Attributes: port, base ("http://127.0.0.1:PORT"), key,
-    sock, dir, pd (Popen of the responder), nginx (Popen)."""
+    sock, dir, pd (Popen of the responder), nginx (Popen). hooked=True runs
+    the test build (PROCDIAG_HOOKED) as the responder."""
 
-    def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=()):
+    def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=(),
+                 hooked=False):
+        self.binary = PROCDIAG_HOOKED if hooked else PROCDIAG
         self.config_files = list(config_files)  # more --config files, read after the first
         self.attach = False  # installed mode: shared() attaches to the installed responder
         self.no_auth = no_auth
@@ -537,7 +544,7 @@ class Stack:
     def start(self):
         if INSTALLED:
             return self._attach_installed()
-        for tool in (PROCDIAG, NGINX):
+        for tool in (self.binary, NGINX):
             if not os.access(tool, os.X_OK):
                 raise AssertionError("%s is missing (./dev test builds and installs it)" % tool)
         self.dir = self._tmpdir()
@@ -556,7 +563,7 @@ class Stack:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-        argv = [PROCDIAG, "serve", "--listen", "unix:" + self.sock, "--config", self.conf]
+        argv = [self.binary, "serve", "--listen", "unix:" + self.sock, "--config", self.conf]
         for i, text in enumerate(self.config_files):
             path = os.path.join(self.dir, "extra-%d.conf" % i)
             with open(path, "w") as f:

@@ -313,7 +313,7 @@ def test_helper_killed_mid_freeze():
     is served by a new helper."""
     os.environ["PD_TEST_STACKS_FROZEN_SLEEP_MS"] = "3000"
     try:
-        s = h.Stack().start()
+        s = h.Stack(hooked=True).start()
     finally:
         del os.environ["PD_TEST_STACKS_FROZEN_SLEEP_MS"]
     try:

@@ -1,0 +1,52 @@
+/* Test hooks: the one place that knows them (docs/TESTING.md, "The test
+ * build").
+ *
+ * They exist only when PD_TEST_HOOKS is defined, which Makefile.am does for
+ * one check program, tests/procdiag-hooked, built from the same sources as
+ * procdiag. The procdiag binary and the package never define it: there every
+ * hook below is an empty inline function, no environment variable is read,
+ * and a test that sets one changes nothing (tests/e2e/test_hostile_env.py).
+ *
+ * In the test build each hook reads its environment variable when called:
+ *   pd_hook_frozen(PD_HOOK_DUMP)    after the dump helper froze its target:
+ *       PD_TEST_FROZEN_WAIT=PATH    opens the FIFO PATH and reads until EOF
+ *                                   (the test writes when it is done), else
+ *       PD_TEST_FROZEN_SLEEP_MS=MS  sleeps that long, target frozen
+ *   pd_hook_frozen(PD_HOOK_STACKS)  after the stacks helper froze its target:
+ *       PD_TEST_STACKS_FROZEN_SLEEP_MS=MS
+ *   pd_hook_mem_budget(budget)      the dump helper's --mem-budget when the
+ *       PD_TEST_MEM_BUDGET=BYTES    caller gave none (the server never does):
+ *                                   a small one takes the direct-write path
+ *   pd_hook_freeze_rounds(max)      the freeze's retry limit (lib/freeze.c):
+ *       PD_TEST_FREEZE_ROUNDS=N     1 gives up after the first round, as
+ *                                   for a target whose threads never stop
+ *                                   appearing */
+#ifndef PD_TESTHOOKS_H
+#define PD_TESTHOOKS_H
+
+#include <stdint.h>
+
+enum pd_hook_point { PD_HOOK_DUMP, PD_HOOK_STACKS };
+
+#ifdef PD_TEST_HOOKS
+void pd_hook_frozen(enum pd_hook_point where);
+uint64_t pd_hook_mem_budget(uint64_t budget);
+unsigned pd_hook_freeze_rounds(unsigned max);
+#else
+static inline void pd_hook_frozen(enum pd_hook_point where)
+{
+	(void)where;
+}
+
+static inline uint64_t pd_hook_mem_budget(uint64_t budget)
+{
+	return budget;
+}
+
+static inline unsigned pd_hook_freeze_rounds(unsigned max)
+{
+	return max;
+}
+#endif
+
+#endif
