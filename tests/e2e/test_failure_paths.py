@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Failure paths of kill, dump and stacks that only odd conditions reach,
+made for real where the kernel lets a test make them (a tracer that holds a
+killed process at its exit, a descendant of another uid, a tracer that is
+already there), and with the test build's hooks (lib/testhooks.h,
+tests/procdiag-hooked) where it does not (a disk that fills while the
+target is frozen, a freeze that never converges). Each test names what it
+proves; in every case the target ends up running (or gone, for a kill) and
+the responder keeps answering."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from dumputil import *  # noqa: E402,F401,F403
+
+DUMPTARGET = os.path.join(h.BUILDDIR, "tests", "targets", "dumptarget")
+
+# A second tracer, as a debugger would be: seizes argv[1] with the ptrace
+# options argv[2], says "ready", and once a line (or EOF) comes on stdin
+# resumes every stop of its tracee until the tracee is gone.
+TRACER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+pid, opts = int(sys.argv[1]), int(sys.argv[2])
+if libc.ptrace(0x4206, pid, None, ctypes.c_void_p(opts)) != 0:  # PTRACE_SEIZE
+    print("seize failed: errno %d" % ctypes.get_errno(), flush=True)
+    sys.exit(1)
+print("ready", flush=True)
+sys.stdin.readline()
+while True:
+    try:
+        _, st = os.waitpid(pid, 0x40000000)  # __WALL
+    except ChildProcessError:
+        break
+    if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+        break
+    libc.ptrace(7, pid, None, None)  # PTRACE_CONT
+"""
+PTRACE_O_TRACEEXIT = 0x40
+
+
+def tracer(pid, opts=0):
+    """A TRACER process holding pid; .stdin releases it."""
+    p = subprocess.Popen([sys.executable, "-c", TRACER, str(pid), str(opts)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+    h._spawned.append(p)
+    line = h.read_line(p)
+    assert line == "ready\n", line
+    h.wait_until(lambda: h.proc_status(pid).get("TracerPid") == str(p.pid), 5, "the tracer")
+    return p
+
+
+def release(tr):
+    tr.stdin.write(b"go\n")
+    tr.stdin.close()
+
+
+def state(pid):
+    st = h.proc_stat(pid)
+    return st["state"] if st else None
+
+
+# -- kill -------------------------------------------------------------------
+
+def test_kill_that_leaves_a_process_alive_is_500_naming_it():
+    """Proves: when SIGKILL does not end a process within the wait (here a
+    tracer with PTRACE_O_TRACEEXIT holds it at its exit, as a debugger
+    can), DELETE answers 500 with `alive` listing it, instead of a 204 for
+    a tree that is not gone; once the tracer lets go, it is gone."""
+    s = h.shared()
+    t = h.target("tree", 2)
+    top, leaf = t.chain
+    tr = tracer(leaf, PTRACE_O_TRACEEXIT)
+    r = s.delete("/api/processes/%d" % top)
+    doc = h.assert_problem(r, 500)
+    assert doc["alive"] == [leaf], doc
+    assert str(leaf) in doc["detail"], doc
+    # The rest of the tree is gone; the held one sits at its exit, killed.
+    assert not h.wait_gone([(top, t.starttimes[top])]), "the top survived"
+    assert state(leaf) == "t", h.proc_stat(leaf)
+    release(tr)
+    assert not h.wait_gone([(leaf, t.starttimes[leaf])]), "still there once released"
+
+
+def test_kill_skips_descendants_outside_the_scope():
+    """Proves: a kill signals only the in-scope part of a tree: a child
+    running as another uid (nobody) under an in-scope parent is skipped
+    (logged as skipped=1), keeps running, and the answer is still 204."""
+    s = h.shared()
+    parent = h.spawn([sys.executable, "-c",
+                      "import subprocess, sys, time\n"
+                      "c = subprocess.Popen(['setpriv', '--reuid=65534', '--regid=65534',"
+                      " '--clear-groups', 'sleep', '600'])\n"
+                      "print('ready', c.pid, flush=True)\n"
+                      "time.sleep(600)\n"])
+    words = h.read_line(parent).split()
+    assert words[0] == "ready", words
+    child = int(words[1])
+    h.wait_until(lambda: h.proc_uid(child) == 65534 and
+                 (h.proc_stat(child) or {}).get("comm") == b"sleep", 5, "the child as nobody")
+    child_start = h.proc_stat(child)["starttime"]
+    try:
+        r = s.delete("/api/processes/%d" % parent.pid)
+        assert r.status == 204, r
+        parent.wait(timeout=5)
+        assert parent.returncode == -signal.SIGKILL, parent.returncode
+        assert h.alive(child, child_start), "the out-of-scope child was killed"
+        assert h.proc_uid(child) == 65534
+        if not h.INSTALLED:
+            h.wait_until(lambda: "killed=1 skipped=1" in s.stderr(), 5, "the request log")
+    finally:
+        os.kill(child, signal.SIGKILL)
+        h.wait_gone([(child, child_start)])
+
+
+# -- the kernel refuses ptrace -----------------------------------------------
+
+def test_target_held_by_another_tracer():
+    """Proves: a process another tracer already holds cannot be seized
+    (the kernel refuses PTRACE_SEIZE): a dump answers 403 (parameter id),
+    stacks 409 naming the tracer, as docs/API.md says; the process is never
+    stopped by procdiag, runs on under its tracer, and no helper is left."""
+    s = h.shared()
+    t = h.target("threads", 2)
+    tr = tracer(t.pid)
+    doc = h.assert_problem(s.get(dump_url(t.pid, "dumpType=0")), 403, "id")
+    assert "trace" in doc["detail"], doc
+    doc = h.assert_problem(s.get("/api/processes/%d/stacks" % t.pid), 409)
+    assert str(tr.pid) in doc["detail"], doc
+    assert_resumed(t.pid)
+    assert h.proc_status(t.pid)["TracerPid"] == str(tr.pid)
+    if not h.INSTALLED:
+        assert not [p for p in helper_children(s.pd.pid) if state(p) == "Z"]
+    release(tr)
+    tr.kill()
+    tr.wait()
+    h.wait_until(lambda: h.proc_status(t.pid)["TracerPid"] == "0", 5, "the tracer to go")
+    # Without the other tracer the same dump works.
+    assert s.get(dump_url(t.pid, "dumpType=0")).status == 200
+    assert_resumed(t.pid)
+
+
+# -- the freeze never converges ----------------------------------------------
+
+def churn_target():
+    p = h.spawn([DUMPTARGET, "threads", "2", "churn"])
+    line = h.read_line(p)
+    assert line.startswith("ready "), line
+    return p, int(line.split()[1])
+
+
+def test_freeze_retry_limit_gives_up_and_resumes():
+    """Proves: a freeze that runs out of rounds (lib/freeze.c MAX_ROUNDS,
+    reached in the test build by PD_TEST_FREEZE_ROUNDS=1: what a target
+    whose threads never stop appearing does) gives up: a dump answers 409
+    ("could not be stopped"), stacks 503 with Retry-After; the churning
+    target runs on, no helper and no thread of it is left a zombie or
+    stopped, and the next request works as usual."""
+    with started({"PD_TEST_FREEZE_ROUNDS": "1"}) as s:
+        p, pid = churn_target()
+        doc = h.assert_problem(s.get(dump_url(pid, "dumpType=0")), 409)
+        assert "could not be stopped" in doc["detail"], doc
+        assert_resumed(pid)
+        r = s.get("/api/processes/%d/stacks" % pid)
+        h.assert_problem(r, 503)
+        assert r.header("Retry-After") == "1", r.headers
+        assert_resumed(pid)
+        h.wait_until(lambda: not [c for c in helper_children(s.pd.pid)
+                                  if "dump-helper" in open("/proc/%d/cmdline" % c).read()],
+                     5, "the dump helper to be reaped")
+        assert all(state(c) != "Z" for c in helper_children(s.pd.pid))
+        tasks = os.listdir("/proc/%d/task" % pid)
+        assert all(state(int(x)) not in ("Z", "t", "T", None) for x in tasks
+                   if os.path.exists("/proc/%d/task/%s" % (pid, x))), tasks
+        h.kill_tree(p)
+    # The same target under procdiag itself, without the hook, is dumped.
+    s = h.shared()
+    p, pid = churn_target()
+    assert s.get(dump_url(pid, "dumpType=0")).status == 200
+    assert_resumed(pid)
+    h.kill_tree(p)
+
+
+# -- the disk fills while the target is frozen -------------------------------
+
+def test_disk_filling_after_the_freeze_is_507_and_nothing_left():
+    """Proves: the spool filling up after the room check and the freeze (a
+    neighbour takes the space while the target is frozen; the helper then
+    writes memory straight to the spool, the direct mode of a target past
+    the memory budget) ends in 507, not a truncated core: the target runs
+    on, no helper and no spool file or space is left, and the responder
+    answers. Test build: PD_TEST_MEM_BUDGET picks the direct mode,
+    PD_TEST_FROZEN_WAIT holds the freeze until the disk is full."""
+    with Tmpfs("64m") as spool:
+        fifo = os.path.join(h.BUILDDIR, "_test", "frozen-%d.fifo" % os.getpid())
+        os.mkfifo(fifo)
+        env = {"PD_TEST_MEM_BUDGET": "4096", "PD_TEST_FROZEN_WAIT": fifo}
+        lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
+        try:
+            with started(env, config_lines=lines) as s:
+                proc, pid = heap_target(8)
+                baseline = used_bytes(spool.path)
+                res = {}
+                th = threading.Thread(
+                    target=lambda: res.update(r=s.get(dump_url(pid, "dumpType=2"))))
+                th.start()
+
+                def writer_end():
+                    # Succeeds once the frozen helper waits on the FIFO; held
+                    # open, it keeps the helper waiting (no EOF yet).
+                    try:
+                        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    except OSError:
+                        assert th.is_alive(), "the dump ended before the freeze: %r" % res
+                        return None
+                wfd = h.wait_until(writer_end, 30, "the helper to freeze the target")
+                assert frozen(pid), "the helper waits, the target runs"
+                # The disk fills now.
+                filler = os.path.join(spool.path, "filler")
+                with open(filler, "wb") as f:
+                    chunk = b"\xa5" * (1 << 20)
+                    try:
+                        while True:
+                            f.write(chunk)
+                            f.flush()
+                    except OSError:
+                        pass
+                assert os.statvfs(spool.path).f_bavail == 0
+                os.close(wfd)  # EOF: the helper goes on, into a full disk
+                th.join(60)
+                doc = h.assert_problem(res["r"], 507)
+                assert "ran out of space" in doc["detail"], doc
+                assert_resumed(pid)
+                os.unlink(filler)
+                assert_nothing_left(s, spool.path, baseline)
+                assert s.get("/api/processes").status == 200
+                h.kill_tree(proc)
+        finally:
+            os.unlink(fifo)
+
+
+if __name__ == "__main__":
+    h.main(globals())
