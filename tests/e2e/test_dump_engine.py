@@ -100,13 +100,14 @@ def assert_running(pid, within=1.0):
 
 class Helper:
     """One `procdiag dump-helper` run: .rc, .events (parsed JSON lines),
-    .final, .path (the core), .stderr."""
+    .final, .path (the core), .stderr. With env (a PD_TEST_* hook) it
+    runs the test build, which alone reads them."""
 
     def __init__(self, pid, content=0, start_time=0, env=None, extra=(), name=None):
         self.path = os.path.join(tmpdir(), name or "core.%d.%d" % (pid, content))
         out = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         r, w = os.pipe2(os.O_CLOEXEC)
-        argv = [h.PROCDIAG, "dump-helper", "--pid", str(pid), "--start-time", str(start_time),
+        argv = [h.PROCDIAG_HOOKED if env else h.PROCDIAG, "dump-helper", "--pid", str(pid), "--start-time", str(start_time),
                 "--content", str(content), "--out-fd", str(out), "--status-fd", str(w)]
         argv += list(extra)
         e = dict(os.environ)
@@ -442,6 +443,34 @@ def test_helper_dumps_its_own_parent():
     out = gdb(hp.path, "info threads", exe=sys.executable)
     assert "LWP %d" % os.getpid() in out, out
     assert none_traced_stopped(os.getpid())
+
+
+def test_direct_write_past_the_memory_budget():
+    """Proves: past the memory budget (--mem-budget; the server's is half of
+    MemAvailable) the helper copies memory straight from the stopped target
+    into the output (the direct mode, traced as "direct"), and that core is
+    as complete as the others: gdb finds every thread and function, the
+    global and the heap, and eu-readelf sees a CORE file."""
+    t, hp = mini_of_shared_target()
+    d = dump(t.pid, 8, start_time=t.starttime, extra=("--mem-budget", "4096", "--trace"),
+             name="core.direct")
+    assert re.search(r"^dump-trace direct ", d.stderr, re.M), d.stderr
+    assert d.final["dumped_bytes"] > 4096, d.final
+    assert_running(t.pid)
+    out = gdb(d.path, "thread apply all bt")
+    bts = bt_by_lwp(out)
+    assert sorted(bts) == t.tids(), "gdb threads %s, target %s\n%s" % (sorted(bts), t.tids(), out)
+    for fn in expected_functions():
+        assert sum(fn in frames for frames in bts.values()) == 1, "%s not in one bt:\n%s" % (
+            fn, out)
+    assert "PDGLOBAL-%d" % t.pid in gdb(d.path, "print pd_global")
+    s = gdb_string(d.path, t.heap_addr)
+    assert s.startswith('"' + t.pattern), s
+    # The same target's full dump through the RAM or mapped path has the
+    # same layout.
+    full = dump(t.pid, 8, start_time=t.starttime, name="core.full")
+    assert full.final["size"] == d.final["size"], (full.final, d.final)
+    assert not re.search(r"^dump-trace", full.stderr, re.M), full.stderr
 
 
 def test_zzz_cleanup():
