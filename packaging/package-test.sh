@@ -24,7 +24,7 @@ JOBS=${JOBS:-2}
 # sockets inherited in a binary upgrade, and would log [emerg] at each start)
 NGINX=${PD_NGINX:-/usr/sbin/nginx}
 export -n NGINX
-E2E_FILES=(test_list test_detail test_kill test_auth test_errors test_monitor test_dump)
+E2E_FILES=(test_list test_detail test_kill test_auth test_errors test_monitor test_dump test_hostile_env)
 
 say() { printf 'package-test: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }

@@ -183,7 +183,7 @@ def test_every_error_is_problem_json():
     assert doc["type"] == "about:blank" or doc["type"].startswith("http"), doc
     assert doc["title"] == "Not Found", doc
     assert doc.get("instance") in (None, "/api/processes/%d/nothing" % t.pid), doc
-    # (500, a kill that leaves a process alive, is in test_kill.py.)
+    # (500, a kill that leaves a process alive, is in test_failure_paths.py.)
 
 
 def test_every_href_is_absolute():
