@@ -137,6 +137,29 @@ def test_cli_ignores_every_hostile_variable():
         hostile.assert_obeyed_nothing(r.stderr.decode("utf-8", "replace"))
 
 
+def test_helper_is_the_running_binary_even_once_replaced():
+    """Proves: the helpers are the inode the server runs from, not what is
+    at its path now: with the server's binary replaced on disk by a script
+    (as an upgrade or an attacker with write access to it would), a dump
+    and stacks still work and the script never runs."""
+    with Hostile() as hostile:
+        binary = os.path.join(hostile.dir, "procdiag")
+        shutil.copy2(h.PROCDIAG, binary)
+        s = h.Stack()
+        s.binary = binary
+        with s:
+            new = binary + ".new"
+            shutil.copy2(hostile.script, new)
+            os.rename(new, binary)
+            t = h.target("threads", 2)
+            r = s.get(dump_url(t.pid, "dumpType=0"))
+            assert r.status == 200 and r.body[:4] == b"\x7fELF", r
+            doc = s.json("/api/processes/%d/stacks" % t.pid)
+            assert len(doc["threads"]) == 3, doc
+            assert_resumed(t.pid)
+            hostile.assert_obeyed_nothing(s.stderr())
+
+
 def test_production_binary_has_no_hooks():
     """Proves: the hooks' variable names are compiled out of procdiag (the
     installed one too, in installed mode), and into the test build only."""
