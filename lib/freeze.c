@@ -24,6 +24,9 @@
 
 #define DEFAULT_DEADLINE   2000u
 #define XSTATE_PROBE_BYTES (64u << 10)
+#ifndef NT_X86_SHSTK
+#define NT_X86_SHSTK 0x204
+#endif
 /* A process adding threads faster than we can seize them would keep the
  * listing from ever being stable; give up (as a timeout) after this many
  * rounds. */
@@ -268,7 +271,31 @@ static int read_regs(struct pd_thread *t, void *xbuf)
 		memcpy(t->xstate, xbuf, iov.iov_len);
 		t->xstate_size = iov.iov_len;
 	}
+	/* The kernel's core has these two only where the thread uses them
+	 * (arch/x86/kernel/ptrace.c: ioperm_active, ssp_active), and
+	 * GETREGSET fails exactly there (-ENXIO, -ENODEV; -EINVAL where the
+	 * kernel has no such regset). */
+	iov.iov_base = xbuf;
+	iov.iov_len = XSTATE_PROBE_BYTES;
+	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_386_IOPERM, &iov) == 0 && iov.iov_len) {
+		t->ioperm = malloc(iov.iov_len);
+		if (!t->ioperm)
+			return -ENOMEM;
+		memcpy(t->ioperm, xbuf, iov.iov_len);
+		t->ioperm_size = iov.iov_len;
+	}
+	iov.iov_base = &t->ssp;
+	iov.iov_len = sizeof(t->ssp);
+	t->have_ssp = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_SHSTK, &iov) == 0 &&
+		      iov.iov_len == sizeof(t->ssp);
 	return 0;
+}
+
+static void free_regs(struct pd_thread *t)
+{
+	free(t->xstate);
+	free(t->ioperm);
+	t->xstate = t->ioperm = NULL;
 }
 
 static int cmp_thread(const void *a, const void *b, void *arg)
@@ -294,7 +321,7 @@ static void compact(struct pd_freeze *fz)
 		if (fz->threads[i].stopped && !fz->threads[i].gone)
 			fz->threads[k++] = fz->threads[i];
 		else
-			free(fz->threads[i].xstate);
+			free_regs(&fz->threads[i]);
 	}
 	fz->n = k;
 	qsort_r(fz->threads, fz->n, sizeof(*fz->threads), cmp_thread, &fz->pid);
@@ -514,7 +541,7 @@ void pd_freeze_close(struct pd_freeze *fz)
 {
 	pd_freeze_thaw(fz);
 	for (size_t i = 0; i < fz->n; i++)
-		free(fz->threads[i].xstate);
+		free_regs(&fz->threads[i]);
 	free(fz->threads);
 	fz->threads = NULL;
 	fz->n = fz->alloc = 0;
