@@ -129,9 +129,9 @@ def save(body, d, name="core"):
 
 def readelf_type(path):
     r = subprocess.run([EU_READELF, "-h", path], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=60)
+                       stderr=subprocess.PIPE, timeout=60)
     m = re.search(r"^\s*Type:\s*(.*)$", r.stdout.decode("utf-8", "replace"), re.M)
-    assert m, r.stdout[:2000]
+    assert r.returncode == 0 and m, (r.stdout[:2000], r.stderr[:2000])
     return m.group(1).strip()
 
 
@@ -325,9 +325,9 @@ def core_notes(path):
 def readelf_notes(path):
     """[(owner, size)] of every note as eu-readelf -n lists them."""
     r = subprocess.run([EU_READELF, "-n", path], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=60)
+                       stderr=subprocess.PIPE, timeout=60)
     out = r.stdout.decode("utf-8", "replace")
-    assert r.returncode == 0, out[-2000:]
+    assert r.returncode == 0, (out[-2000:], r.stderr[-2000:])
     return [(m.group(1), int(m.group(2))) for m in
             re.finditer(r"^  (\S+)\s+(\d+)\s+\S", out, re.M)]
 

@@ -199,8 +199,9 @@ def test_mini_gdb_shows_every_thread_and_function():
 
 def test_mini_eu_stack_agrees():
     t, hp = mini_of_shared_target()
+    # stdout only: eu-stack's complaints (stderr) must not split its lines.
     r = subprocess.run(["eu-stack", "--core", hp.path, "-e", DUMPTARGET],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     out = r.stdout.decode("utf-8", "replace")
     tids = sorted(int(x) for x in re.findall(r"^TID (\d+):", out, re.M))
     assert tids == t.tids(), out

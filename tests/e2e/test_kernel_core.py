@@ -133,8 +133,9 @@ def only(notes, ntype):
 def test_notes_match_the_kernels_own_core():
     if not os.access(DUMPTARGET, os.X_OK):
         raise AssertionError("%s is not built (make check builds it)" % DUMPTARGET)
-    work = tempfile.mkdtemp(prefix="kernel-core-", dir=os.path.join(h.BUILDDIR, "_test")
-                            if os.path.isdir(os.path.join(h.BUILDDIR, "_test")) else None)
+    base = os.path.join(h.BUILDDIR, "_test")
+    os.makedirs(base, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="kernel-core-", dir=base)
     scratch = os.path.join(work, "cwd")  # the target's cwd: the kernel's core alone
     os.mkdir(scratch)
     ours_path = os.path.join(work, "procdiag.core")
