@@ -709,7 +709,8 @@ static int note_xsave_layout(struct dump *d)
 		rc = strbuf_add(&desc, rec, sizeof(rec));
 	}
 	if (rc == 0)
-		rc = note(&d->notes, "LINUX", NT_X86_XSAVE_LAYOUT, desc.buf ? desc.buf : "", desc.len);
+		rc = note(&d->notes, "LINUX", NT_X86_XSAVE_LAYOUT, desc.buf ? desc.buf : "",
+			  desc.len);
 	strbuf_release(&desc);
 	return rc < 0 ? -ENOMEM : 0;
 }
@@ -721,7 +722,8 @@ static int build_notes(struct dump *d)
 	    note_file(d) < 0 || note_regsets(d, &d->fz.threads[0]) < 0)
 		return -ENOMEM;
 	for (size_t i = 1; i < d->fz.n; i++)
-		if (note_prstatus(d, &d->fz.threads[i]) < 0 || note_regsets(d, &d->fz.threads[i]) < 0)
+		if (note_prstatus(d, &d->fz.threads[i]) < 0 ||
+		    note_regsets(d, &d->fz.threads[i]) < 0)
 			return -ENOMEM;
 	return note_xsave_layout(d);
 }

@@ -250,6 +250,22 @@ static int wait_stopped(struct pd_freeze *fz, uint64_t deadline_ns)
 	}
 }
 
+/* A regset of variable size, read into xbuf (XSTATE_PROBE_BYTES) and kept
+ * in a malloc'd copy: *out stays NULL when the kernel has none for tid. */
+static int read_regset(pid_t tid, int type, void *xbuf, void **out, size_t *size)
+{
+	struct iovec iov = {xbuf, XSTATE_PROBE_BYTES};
+
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)(long)type, &iov) < 0 || !iov.iov_len)
+		return 0;
+	*out = malloc(iov.iov_len);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, xbuf, iov.iov_len);
+	*size = iov.iov_len;
+	return 0;
+}
+
 static int read_regs(struct pd_thread *t, void *xbuf)
 {
 	struct iovec iov;
@@ -262,28 +278,13 @@ static int read_regs(struct pd_thread *t, void *xbuf)
 	iov.iov_len = sizeof(t->fpregs);
 	t->have_fpregs = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRFPREG, &iov) == 0 &&
 			 iov.iov_len == sizeof(t->fpregs);
-	iov.iov_base = xbuf;
-	iov.iov_len = XSTATE_PROBE_BYTES;
-	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_XSTATE, &iov) == 0 && iov.iov_len) {
-		t->xstate = malloc(iov.iov_len);
-		if (!t->xstate)
-			return -ENOMEM;
-		memcpy(t->xstate, xbuf, iov.iov_len);
-		t->xstate_size = iov.iov_len;
-	}
-	/* The kernel's core has these two only where the thread uses them
-	 * (arch/x86/kernel/ptrace.c: ioperm_active, ssp_active), and
-	 * GETREGSET fails exactly there (-ENXIO, -ENODEV; -EINVAL where the
-	 * kernel has no such regset). */
-	iov.iov_base = xbuf;
-	iov.iov_len = XSTATE_PROBE_BYTES;
-	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_386_IOPERM, &iov) == 0 && iov.iov_len) {
-		t->ioperm = malloc(iov.iov_len);
-		if (!t->ioperm)
-			return -ENOMEM;
-		memcpy(t->ioperm, xbuf, iov.iov_len);
-		t->ioperm_size = iov.iov_len;
-	}
+	/* The kernel's core has NT_386_IOPERM and NT_X86_SHSTK only where the
+	 * thread uses them (arch/x86/kernel/ptrace.c: ioperm_active,
+	 * ssp_active), and GETREGSET fails exactly there (-ENXIO, -ENODEV;
+	 * -EINVAL where the kernel has no such regset). */
+	if (read_regset(t->tid, NT_X86_XSTATE, xbuf, &t->xstate, &t->xstate_size) < 0 ||
+	    read_regset(t->tid, NT_386_IOPERM, xbuf, &t->ioperm, &t->ioperm_size) < 0)
+		return -ENOMEM;
 	iov.iov_base = &t->ssp;
 	iov.iov_len = sizeof(t->ssp);
 	t->have_ssp = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_SHSTK, &iov) == 0 &&

@@ -74,7 +74,7 @@ class kernel_cores:
         self.force = force
 
     def __enter__(self):
-        self.lock = open(LOCK, "a")
+        self.lock = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
             orig = _read_pattern()
@@ -102,7 +102,7 @@ class kernel_cores:
             _restore()
         finally:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
-            self.lock.close()
+            os.close(self.lock)
         return False
 
 
@@ -130,83 +130,97 @@ def only(notes, ntype):
     return found[0] if found else None
 
 
+class TwoCores:
+    """dumptarget with NTHREADS threads and ioperm, dumped by procdiag
+    (.ours) and then killed so that the kernel writes its own core
+    (.kern). .pid, .tids, .have_ioperm."""
+
+    def __init__(self, work):
+        scratch = os.path.join(work, "cwd")  # the target's cwd: the kernel's core alone
+        os.mkdir(scratch)
+        self.ours = os.path.join(work, "procdiag.core")
+        p = None
+        try:
+            with kernel_cores():
+                # ioperm: the leader alone has an I/O bitmap, so its notes
+                # differ from the other threads' (NT_386_IOPERM).
+                p = subprocess.Popen([DUMPTARGET, "threads", str(NTHREADS), "ioperm"],
+                                     cwd=scratch, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, start_new_session=True)
+                line = h.read_line(p)
+                assert line.startswith("ready %d " % p.pid), line
+                self.pid = p.pid
+                self.have_ioperm = line.split()[-1] == "ioperm=1"
+                h.settle(self.pid)
+                self.tids = sorted(int(x) for x in os.listdir("/proc/%d/task" % self.pid))
+                r = subprocess.run([h.PROCDIAG, "dump", "-p", str(self.pid), "--type", "Mini",
+                                    "-q", "-o", self.ours], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=120)
+                assert r.returncode == 0, r.stderr.decode(errors="replace")
+                du.assert_resumed(self.pid)
+                self.crash(p, scratch)
+        finally:
+            if p is not None and p.returncode is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        files = os.listdir(scratch)
+        assert len(files) == 1, "want the kernel's core alone in %s: %s" % (scratch, files)
+        self.kern = os.path.join(scratch, files[0])
+
+    def crash(self, p, scratch):
+        """No core size limit, no memory in the core (the notes do not
+        depend on coredump_filter), and SIGABRT sent to the leader itself:
+        the leader is the dumping thread, whose notes come first, as ours."""
+        resource.prlimit(self.pid, resource.RLIMIT_CORE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        with open("/proc/%d/coredump_filter" % self.pid, "w") as f:
+            f.write("0")
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(self.pid, self.pid, signal.SIGABRT) == 0, \
+            os.strerror(ctypes.get_errno())
+        _, status = os.waitpid(self.pid, 0)
+        p.returncode = -signal.SIGABRT
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGABRT, status
+        assert os.WCOREDUMP(status), "the kernel wrote no core (core_pattern %r, files %s)" % (
+            _read_pattern(), os.listdir(scratch))
+
+
+def readable(notes):
+    return [(o, du.NOTE_NAMES.get(t, hex(t)), n) for o, t, n in shape(notes)]
+
+
 def test_notes_match_the_kernels_own_core():
     if not os.access(DUMPTARGET, os.X_OK):
         raise AssertionError("%s is not built (make check builds it)" % DUMPTARGET)
     base = os.path.join(h.BUILDDIR, "_test")
     os.makedirs(base, exist_ok=True)
     work = tempfile.mkdtemp(prefix="kernel-core-", dir=base)
-    scratch = os.path.join(work, "cwd")  # the target's cwd: the kernel's core alone
-    os.mkdir(scratch)
-    ours_path = os.path.join(work, "procdiag.core")
-    p = None
     try:
-        with kernel_cores():
-            # ioperm: the leader alone has an I/O bitmap, so its notes
-            # differ from the other threads' (NT_386_IOPERM).
-            p = subprocess.Popen([DUMPTARGET, "threads", str(NTHREADS), "ioperm"], cwd=scratch,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 start_new_session=True)
-            line = h.read_line(p)
-            assert line.startswith("ready %d " % p.pid), line
-            have_ioperm = line.split()[-1] == "ioperm=1"
-            pid = p.pid
-            h.settle(pid)
-            tids = sorted(int(x) for x in os.listdir("/proc/%d/task" % pid))
-            r = subprocess.run([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Mini", "-q",
-                                "-o", ours_path], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=120)
-            assert r.returncode == 0, r.stderr.decode(errors="replace")
-            du.assert_resumed(pid)
-            # The kernel's turn: no core size limit, no memory in it (the
-            # notes do not depend on coredump_filter), and SIGABRT sent to
-            # the leader itself, so that the leader is the dumping thread
-            # whose notes come first, as ours.
-            resource.prlimit(pid, resource.RLIMIT_CORE,
-                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-            with open("/proc/%d/coredump_filter" % pid, "w") as f:
-                f.write("0")
-            libc = ctypes.CDLL(None, use_errno=True)
-            assert libc.tgkill(pid, pid, signal.SIGABRT) == 0, os.strerror(ctypes.get_errno())
-            _, status = os.waitpid(pid, 0)
-            p.returncode = -signal.SIGABRT
-            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGABRT, status
-            assert os.WCOREDUMP(status), \
-                "the kernel wrote no core (core_pattern %r, files %s)" % (
-                    _read_pattern(), os.listdir(scratch))
-        files = os.listdir(scratch)
-        assert len(files) == 1, "want the kernel's core alone in %s: %s" % (scratch, files)
-        kern_path = os.path.join(scratch, files[0])
-
-        kern, ours = du.core_notes(kern_path), du.core_notes(ours_path)
+        c = TwoCores(work)
+        kern, ours = du.core_notes(c.kern), du.core_notes(c.ours)
         # The note reader agrees with eu-readelf on both files.
-        for path, notes in ((kern_path, kern), (ours_path, ours)):
+        for path, notes in ((c.kern, kern), (c.ours, ours)):
             assert du.readelf_notes(path) == [(o, len(d)) for o, _, d in notes], path
-        names = lambda ns: [(o, du.NOTE_NAMES.get(t, hex(t)), n) for o, t, n in shape(ns)]
-        h.diag("kernel %s notes: %s" % (os.uname().release, names(kern)))
+        h.diag("kernel %s notes: %s" % (os.uname().release, readable(kern)))
         # Owner, type, size and order of every note; per thread too.
-        assert shape(ours) == shape(kern), "procdiag:\n%s\nkernel:\n%s" % (names(ours),
-                                                                            names(kern))
+        assert shape(ours) == shape(kern), "procdiag:\n%s\nkernel:\n%s" % (readable(ours),
+                                                                            readable(kern))
         kt, ot = by_thread(kern), by_thread(ours)
-        assert sorted(kt) == sorted(ot) == tids, (sorted(kt), sorted(ot), tids)
-        assert kern[0][1] == ours[0][1] == NT_PRSTATUS
-        assert list(kt)[0] == list(ot)[0] == pid, "the leader's notes come first"
-        for tid in tids:
+        assert sorted(kt) == sorted(ot) == c.tids, (sorted(kt), sorted(ot), c.tids)
+        assert list(kt)[0] == list(ot)[0] == c.pid, "the leader's notes come first"
+        for tid in c.tids:
             assert ot[tid] == kt[tid], (tid, ot[tid], kt[tid])
         # NT_386_IOPERM: the leader's only, where the kernel has ioperm(2).
-        with_io = [tid for tid in tids if any(t == NT_386_IOPERM for _, t, _ in kt[tid])]
-        assert with_io == ([pid] if have_ioperm else []), (have_ioperm, kt)
-        if not have_ioperm:
+        with_io = [tid for tid in c.tids if any(t == NT_386_IOPERM for _, t, _ in kt[tid])]
+        assert with_io == ([c.pid] if c.have_ioperm else []), (c.have_ioperm, kt)
+        if not c.have_ioperm:
             h.diag("this kernel has no ioperm(2): NT_386_IOPERM not exercised")
-        # What must be equal byte for byte: auxv, the file table, the
-        # xsave layout (CPUID leaf 0xD, Linux 6.12 on).
+        # Equal byte for byte: auxv, the file table, the xsave layout
+        # (CPUID leaf 0xD; Linux 6.12 on).
         for ntype in (NT_AUXV, NT_FILE, NT_X86_XSAVE_LAYOUT):
             assert only(ours, ntype) == only(kern, ntype), "note %#x differs" % ntype
         assert (only(kern, NT_X86_XSAVE_LAYOUT) is not None) == (du.kernel_version() >= (6, 12))
     finally:
-        if p is not None and p.returncode is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
