@@ -70,7 +70,8 @@ static int entry_name(const struct pd_context *ctx, const struct pd_proc_entry *
 	struct pd_proc p;
 	int rc;
 
-	if (pd_comm_may_be_cut(e->comm_len) && pd_h_open_visible(ctx, e->pid, e->starttime, &p) == 0) {
+	if (pd_comm_may_be_cut(e->comm_len) &&
+	    pd_h_open_visible(ctx, e->pid, e->starttime, &p) == 0) {
 		rc = pd_proc_cmd_name(&p, sb);
 		pd_proc_close(&p);
 		if (rc != -ESRCH)
@@ -102,17 +103,19 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 	if (rc == -ENOMEM)
 		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
 	if (rc < 0)
-		return pd_resp_problem(r, 400, "pid", "Unable to discover a target process: no process has pid %d.",
-				       pid),
+		return pd_resp_problem(
+			       r, 400, "pid",
+			       "Unable to discover a target process: no process has pid %d.", pid),
 		       -1;
 	if (uid) {
 		pd_instance_uid(p->pid, p->stat.starttime, have_uid);
 		if (strcasecmp(uid, have_uid)) {
 			pd_proc_close(p);
-			return pd_resp_problem(r, 400, "uid",
-					       "Unable to discover a target process: process %d is not "
-					       "the instance with uid %s.",
-					       pid, uid),
+			return pd_resp_problem(
+				       r, 400, "uid",
+				       "Unable to discover a target process: process %d is not "
+				       "the instance with uid %s.",
+				       pid, uid),
 			       -1;
 		}
 	}
@@ -125,10 +128,11 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 			pd_proc_close(p);
 			if (rc == -ENOMEM)
 				return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
-			return pd_resp_problem(r, 400, "name",
-					       "Unable to discover a target process: process %d is not "
-					       "named '%s'.",
-					       pid, name),
+			return pd_resp_problem(
+				       r, 400, "name",
+				       "Unable to discover a target process: process %d is not "
+				       "named '%s'.",
+				       pid, name),
 			       -1;
 		}
 	}
@@ -190,11 +194,12 @@ static int select_by_uid_or_name(struct pd_req *r, const char *uid, const char *
 		json_decref(list);
 		strbuf_release(&pids);
 		if (uid)
-			return pd_resp_problem(r, 400, "uid",
-					       "Unable to discover a target process: no process has "
-					       "uid %s%s%s%s.",
-					       uid, name ? " and is named '" : "", name ? name : "",
-					       name ? "'" : ""),
+			return pd_resp_problem(
+				       r, 400, "uid",
+				       "Unable to discover a target process: no process has "
+				       "uid %s%s%s%s.",
+				       uid, name ? " and is named '" : "", name ? name : "",
+				       name ? "'" : ""),
 			       -1;
 		return pd_resp_problem(r, 400, "name",
 				       "Unable to discover a target process: no process is named "
@@ -283,7 +288,8 @@ int h_mon_processes(struct pd_req *r)
 		if (entry_name(ctx, e, &name) == 0)
 			o = json_pack("{s:i, s:o, s:o, s:b}", "pid", e->pid, "uid",
 				      uid_json(e->pid, e->starttime), "name",
-				      pd_json_bytes(name.buf, name.len), "isDefault", e->pid == site);
+				      pd_json_bytes(name.buf, name.len), "isDefault",
+				      e->pid == site);
 		if (!o || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			arr = NULL;
@@ -316,7 +322,8 @@ int h_mon_process(struct pd_req *r)
 		o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
 			      uid_json(p.pid, p.stat.starttime), "name",
 			      pd_json_bytes(name.buf, name.len), "commandLine", pd_cmdline_json(&p),
-			      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch));
+			      "operatingSystem", "linux", "processArchitecture",
+			      pd_json_cstr(arch));
 	pd_proc_close(&p);
 	strbuf_release(&name);
 	if (!o)
@@ -364,8 +371,8 @@ static json_t *capabilities(void)
 		const char *name;
 		bool enabled;
 	} caps[] = {
-		{ "exceptions", false }, { "parameters", false }, { "call_stacks", true },
-		{ "metrics", false },	 { "http_egress", false },
+		{"exceptions", false}, {"parameters", false},  {"call_stacks", true},
+		{"metrics", false},    {"http_egress", false},
 	};
 	json_t *arr = json_array();
 
@@ -385,11 +392,11 @@ static json_t *capabilities(void)
 int h_mon_info(struct pd_req *r)
 {
 	const char *arch = architecture();
-	json_t *o = json_pack("{s:s, s:n, s:s, s:n, s:o, s:s, s:o, s:o}", "version", PACKAGE_VERSION,
-			      "runtimeVersion", "diagnosticPortMode", "Connect", "diagnosticPortName",
-			      "capabilities", capabilities(), "operatingSystem", "linux",
-			      "processArchitecture", pd_json_cstr(arch), "machineName",
-			      json_string(ctx_of(r)->machine_name));
+	json_t *o = json_pack("{s:s, s:n, s:s, s:n, s:o, s:s, s:o, s:o}", "version",
+			      PACKAGE_VERSION, "runtimeVersion", "diagnosticPortMode", "Connect",
+			      "diagnosticPortName", "capabilities", capabilities(),
+			      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch),
+			      "machineName", json_string(ctx_of(r)->machine_name));
 
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");

@@ -73,7 +73,8 @@ static int thread_title(const json_t *t, struct strbuf *sb)
 {
 	const char *name = str(t, "name");
 
-	strbuf_addf(sb, "Thread: (0x%llX)", (unsigned long long)json_integer_value(json_object_get(t, "id")));
+	strbuf_addf(sb, "Thread: (0x%llX)",
+		    (unsigned long long)json_integer_value(json_object_get(t, "id")));
 	if (name && *name)
 		strbuf_addf(sb, " %s", name);
 	return sb->failed ? -1 : 0;
@@ -90,9 +91,10 @@ static bool put(json_t *o, const char *key, json_t *v)
 static json_t *frame_json(const json_t *f)
 {
 	const json_t *line = json_object_get(f, "line");
-	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:b}", "methodName", method_name(f),
-			      "methodToken", 0, "typeName", "", "moduleName", module_name(f),
-			      "moduleVersionId", "00000000-0000-0000-0000-000000000000", "hidden", 0);
+	json_t *o =
+		json_pack("{s:s, s:i, s:s, s:s, s:s, s:b}", "methodName", method_name(f),
+			  "methodToken", 0, "typeName", "", "moduleName", module_name(f),
+			  "moduleVersionId", "00000000-0000-0000-0000-000000000000", "hidden", 0);
 	bool ok = o != NULL;
 
 	ok = ok && put(o, "pc", str(f, "pc") ? json_string(str(f, "pc")) : NULL);
@@ -120,7 +122,8 @@ static json_t *callstacks_json(const json_t *doc)
 
 	if (!res)
 		return NULL;
-	json_array_foreach(json_object_get(doc, "threads"), i, t) {
+	json_array_foreach(json_object_get(doc, "threads"), i, t)
+	{
 		json_t *frames = json_array();
 		json_t *o = json_pack("{s:I, s:s, s:o}", "threadId",
 				      json_integer_value(json_object_get(t, "id")), "threadName",
@@ -128,9 +131,9 @@ static json_t *callstacks_json(const json_t *doc)
 
 		if (!o || json_array_append_new(stacks, o) < 0)
 			goto oom;
-		json_array_foreach(json_object_get(t, "frames"), k, f)
-			if (json_array_append_new(frames, frame_json(f)) < 0)
-				goto oom;
+		json_array_foreach(json_object_get(t, "frames"), k,
+				   f) if (json_array_append_new(frames, frame_json(f)) <
+					  0) goto oom;
 		if (str(t, "error") && !put(o, "error", json_string(str(t, "error"))))
 			goto oom;
 	}
@@ -147,7 +150,8 @@ static int stacks_text(const json_t *doc, struct strbuf *sb)
 	const json_t *t, *f;
 	size_t i, k;
 
-	json_array_foreach(json_object_get(doc, "threads"), i, t) {
+	json_array_foreach(json_object_get(doc, "threads"), i, t)
+	{
 		thread_title(t, sb);
 		strbuf_addch(sb, '\n');
 		json_array_foreach(json_object_get(t, "frames"), k, f)
@@ -178,7 +182,8 @@ static json_int_t shared_frame(json_t *frames, json_t *index, const json_t *f)
 			o = NULL;
 		}
 		if (json_array_append_new(frames, o) == 0 &&
-		    json_object_set_new(index, name.buf, json_integer((json_int_t)json_array_size(frames) - 1)) == 0)
+		    json_object_set_new(index, name.buf,
+					json_integer((json_int_t)json_array_size(frames) - 1)) == 0)
 			at = (json_int_t)json_array_size(frames) - 1;
 	}
 	strbuf_release(&name);
@@ -198,23 +203,26 @@ static json_t *thread_profile(const json_t *t, json_t *frames, json_t *index)
 	prof = thread_title(t, &title) < 0
 		       ? NULL
 		       : json_pack("{s:s, s:s%, s:s, s:i, s:i, s:o}", "type", "evented", "name",
-				   title.buf, title.len, "unit", "none", "startValue", 0, "endValue", 1,
-				   "events", events);
+				   title.buf, title.len, "unit", "none", "startValue", 0,
+				   "endValue", 1, "events", events);
 	strbuf_release(&title);
 	if (!prof)
 		goto oom;
-	json_array_foreach(json_object_get(t, "frames"), k, f) {
+	json_array_foreach(json_object_get(t, "frames"), k, f)
+	{
 		json_int_t at = shared_frame(frames, index, f);
 
-		if (at < 0 || json_array_append_new(events, json_pack("{s:s, s:I, s:i}", "type", "O",
-								       "frame", at, "at", 0)) < 0)
+		if (at < 0 ||
+		    json_array_append_new(events, json_pack("{s:s, s:I, s:i}", "type", "O", "frame",
+							    at, "at", 0)) < 0)
 			goto oom;
 	}
 	for (n = json_array_size(events); n > 0; n--) {
-		json_int_t at = json_integer_value(json_object_get(json_array_get(events, n - 1), "frame"));
+		json_int_t at =
+			json_integer_value(json_object_get(json_array_get(events, n - 1), "frame"));
 
-		if (json_array_append_new(events, json_pack("{s:s, s:I, s:i}", "type", "C", "frame", at,
-							     "at", 1)) < 0)
+		if (json_array_append_new(events, json_pack("{s:s, s:I, s:i}", "type", "C", "frame",
+							    at, "at", 1)) < 0)
 			goto oom;
 	}
 	return prof;
@@ -230,15 +238,17 @@ static json_t *speedscope_json(const json_t *doc)
 	json_t *res = json_pack("{s:s, s:s, s:s, s:i, s:o, s:{s:o}}", "$schema",
 				"https://www.speedscope.app/file-format-schema.json", "exporter",
 				"procdiag@" PACKAGE_VERSION, "name", "speedscope.json",
-				"activeProfileIndex", 0, "profiles", profiles, "shared", "frames", frames);
+				"activeProfileIndex", 0, "profiles", profiles, "shared", "frames",
+				frames);
 	const json_t *t;
 	size_t i;
 
 	if (!res || !index)
 		goto oom;
-	json_array_foreach(json_object_get(doc, "threads"), i, t)
-		if (json_array_append_new(profiles, thread_profile(t, frames, index)) < 0)
-			goto oom;
+	json_array_foreach(
+		json_object_get(doc, "threads"), i,
+		t) if (json_array_append_new(profiles, thread_profile(t, frames, index)) <
+		       0) goto oom;
 	json_decref(index);
 	return res;
 oom:

@@ -107,14 +107,17 @@ static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
 	return -1;
 }
 
-/* The stacks document of pid; NULL after answering an error. */
-static json_t *collect(struct pd_req *r, int pid, uint64_t start_time)
+/* The stacks document of p (open; closed here: the helper opens the
+ * process itself, checking its start time); NULL after answering an error. */
+static json_t *collect(struct pd_req *r, struct pd_proc *p)
 {
 	struct pd_stacks_opts o = { 0 };
+	uint64_t start_time = p->stat.starttime;
+	int pid = p->pid, rc;
 	json_t *doc = NULL;
 	char err[512];
-	int rc;
 
+	pd_proc_close(p);
 	if (parse_source(r, &o) < 0)
 		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
@@ -132,16 +135,13 @@ int h_process_stacks(struct pd_req *r)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct pd_proc p;
-	uint64_t start;
 	json_t *doc;
 	int pid, rc;
 
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	start = p.stat.starttime;
-	pd_proc_close(&p);
-	doc = collect(r, pid, start);
+	doc = collect(r, &p);
 	if (!doc)
 		return 0;
 	if (pd_req_accepts(r, "text/plain")) {
@@ -169,7 +169,6 @@ int h_stacks_query(struct pd_req *r)
 {
 	struct pd_proc p;
 	char stamp[32];
-	uint64_t start;
 	json_t *doc;
 	int pid;
 
@@ -178,9 +177,7 @@ int h_stacks_query(struct pd_req *r)
 	if (pd_h_select_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	start = p.stat.starttime;
-	pd_proc_close(&p);
-	doc = collect(r, pid, start);
+	doc = collect(r, &p);
 	if (!doc)
 		return 0;
 	return pd_h_mon_stacks_reply(r, doc, pid, stamp);

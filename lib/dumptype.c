@@ -63,7 +63,7 @@ static const struct {
 
 /* dotnet-monitor's DumpType, in the enum's order (Full = 1, ...), and the
  * names above that give their content. */
-static const char *const monitor_types[] = { "Full", "Mini", "WithHeap", "Triage" };
+static const char *const monitor_types[] = {"Full", "Mini", "WithHeap", "Triage"};
 
 const struct pd_dumpbit *pd_dumpbits(size_t *n)
 {

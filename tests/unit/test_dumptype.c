@@ -171,13 +171,20 @@ static void test_monitor_types(void **state)
 		const char *in, *name;
 		uint32_t bits;
 	} cases[] = {
-		{ NULL, "WithHeap", 0x201 }, { "", "WithHeap", 0x201 },  { "1", "Full", 0x2 },
-		{ "2", "Mini", 0 },	     { "3", "WithHeap", 0x201 }, { "4", "Triage", 0x100000 },
-		{ "full", "Full", 0x2 },     { "MINI", "Mini", 0 },	 { "withHeap", "WithHeap", 0x201 },
-		{ "Triage", "Triage", 0x100000 },
+		{NULL, "WithHeap", 0x201},
+		{"", "WithHeap", 0x201},
+		{"1", "Full", 0x2},
+		{"2", "Mini", 0},
+		{"3", "WithHeap", 0x201},
+		{"4", "Triage", 0x100000},
+		{"full", "Full", 0x2},
+		{"MINI", "Mini", 0},
+		{"withHeap", "WithHeap", 0x201},
+		{"Triage", "Triage", 0x100000},
 	};
-	static const char *const refused[] = { "0", "5", "0x2", "Heap", "Normal", "-1", " 1",
-					       "1.0", "Full,Mini", "18446744073709551617" };
+	static const char *const refused[] = {
+		"0",  "5",  "0x2", "Heap",	"Normal",
+		"-1", " 1", "1.0", "Full,Mini", "18446744073709551617"};
 	struct pd_dumptype t;
 
 	(void)state;
