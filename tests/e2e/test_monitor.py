@@ -166,6 +166,19 @@ def test_name_is_the_executable_not_comm():
         assert env.get("PATH") == os.environ.get("PATH"), sorted(env)
         # A short comm is the whole name.
         assert listed[s.pd.pid]["name"] == "procdiag", listed[s.pd.pid]
+        # A command line rewritten as a title (php-fpm's "php-fpm: pool www")
+        # names nothing: the comm stays the name, cut or not.
+        titled = h.spawn(["sleep: pdmon pool www", "60"], executable="/bin/sleep",
+                         stdout=subprocess.DEVNULL)
+        other = h.spawn(["pdmon-other-argv0", "threads", "1"],
+                        executable=os.path.join(tmp, LONGNAME))
+        h.read_line(other)
+        for p, comm in ((titled, "sleep"), (other, LONGNAME[:15])):
+            h.wait_until(lambda p=p, comm=comm: (h.proc_stat(p.pid) or {}).get("comm") ==
+                         comm.encode(), 5, comm)
+            assert s.json("/process?pid=%d" % p.pid)["name"] == comm, comm
+            listed = {x["pid"]: x for x in s.json("/processes")}
+            assert listed[p.pid]["name"] == comm, listed[p.pid]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
