@@ -256,8 +256,9 @@ static int parse_q(const char *s, size_t len)
 }
 
 /* The q the Accept header gives mime: that of the most specific range
- * that matches it (RFC 9110 12.5.1), 0 when none does. */
-static int accept_q(const char *accept, const char *mime, size_t mlen)
+ * that matches it (RFC 9110 12.5.1), 0 when none does; *spec gets that
+ * range's range_match(). */
+static int accept_q(const char *accept, const char *mime, size_t mlen, int *spec_out)
 {
 	int best_spec = 0, best_q = 0;
 	const char *p = accept;
@@ -292,18 +293,30 @@ static int accept_q(const char *accept, const char *mime, size_t mlen)
 			best_q = q;
 		}
 	}
+	*spec_out = best_spec;
 	return best_q;
 }
 
 bool pd_req_accepts(const struct pd_req *r, const char *mime)
 {
 	const char *accept = pd_req_env(r, "HTTP_ACCEPT");
+	int spec;
 
 	if (!accept || !mime)
 		return false;
 	/* JSON wins ties: no Accept, or only the full wildcard, means JSON. */
-	return accept_q(accept, mime, strcspn(mime, "; ")) >
-	       accept_q(accept, "application/json", 16);
+	return accept_q(accept, mime, strcspn(mime, "; "), &spec) >
+	       accept_q(accept, "application/json", 16, &spec);
+}
+
+int pd_req_accept_match(const struct pd_req *r, const char *mime)
+{
+	const char *accept = pd_req_env(r, "HTTP_ACCEPT");
+	int spec;
+
+	if (!accept || !mime)
+		return 0;
+	return accept_q(accept, mime, strlen(mime), &spec) > 0 ? spec : 0;
 }
 
 /* Undoes what nginx would have done for DOCUMENT_URI: the path part of

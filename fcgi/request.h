@@ -26,6 +26,11 @@ const char *pd_req_base(const struct pd_req *r);
 const char *pd_req_origin(const struct pd_req *r);
 /* Does the Accept header prefer mime (e.g. "text/plain") over JSON? */
 bool pd_req_accepts(const struct pd_req *r, const char *mime);
+/* How the Accept header names mime, whatever the q (unless 0): 3 by a range
+ * of exactly that type, 2 by "type/" and a star, 1 by the full wildcard,
+ * 0 not at all (also with no Accept header). For negotiation that, like
+ * dotnet-monitor's, ranks by how a type is named rather than by q. */
+int pd_req_accept_match(const struct pd_req *r, const char *mime);
 /* The opaque pointer the server was given (the handlers' context). */
 void *pd_req_app(const struct pd_req *r);
 /* Has the client gone away? True once a write failed, or when the web

@@ -41,6 +41,7 @@ struct dump_req {
 	int core_fd, zip_fd;
 	bool slot; /* holds one of max_dumps */
 	struct pd_dumprun_result res;
+	char mon_name[48]; /* dotnet-monitor's route: its file name */
 };
 
 static void release_slot(struct dump_req *d)
@@ -65,45 +66,50 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
-/* param: the query parameter naming the type (Kudu's dumpType,
- * dotnet-monitor's type); dflt: the type when it is absent (NULL: mini). */
-static int parse_params(struct dump_req *d, const char *param, const char *dflt)
+static int parse_format(struct dump_req *d)
+{
+	const char *fmt = pd_req_query(d->r, "format");
+
+	if (!fmt || !*fmt || !strcasecmp(fmt, "raw")) {
+		d->zip = false;
+	} else if (!strcasecmp(fmt, "zip")) {
+		d->zip = true;
+	} else {
+		pd_resp_problem(d->r, 400, "format", "format must be raw or zip, not '%s'.", fmt);
+		return -1;
+	}
+	return 0;
+}
+
+/* Kudu's dumpType (MINIDUMP_TYPE bits or a name; mini when absent) and
+ * format. */
+static int parse_params(struct dump_req *d)
 {
 	struct pd_req *r = d->r;
-	const char *dt = pd_req_query(r, param), *fmt = pd_req_query(r, "format");
+	const char *dt = pd_req_query(r, "dumpType");
 	uint32_t bad = 0;
 	int rc;
 
-	if ((!dt || !*dt) && dflt)
-		dt = dflt;
 	rc = pd_dumptype_parse(dt, &d->type, &bad);
 	if (rc == -ERANGE) {
 		char hex[16];
 
 		snprintf(hex, sizeof(hex), "0x%x", bad);
 		pd_resp_problem_ext(
-			r, 400, param, json_pack("{s:s}", "undefinedBits", hex),
-			"%s %s has bits no MINIDUMP_TYPE defines (%s); the defined "
+			r, 400, "dumpType", json_pack("{s:s}", "undefinedBits", hex),
+			"dumpType %s has bits no MINIDUMP_TYPE defines (%s); the defined "
 			"bits are 0x%x.",
-			param, dt, hex, PD_MINIDUMP_VALID);
+			dt, hex, PD_MINIDUMP_VALID);
 		return -1;
 	}
 	if (rc < 0) {
-		pd_resp_problem(r, 400, param,
-				"%s must be a MINIDUMP_TYPE number (0, 1, 2, 0x200, ...) or "
+		pd_resp_problem(r, 400, "dumpType",
+				"dumpType must be a MINIDUMP_TYPE number (0, 1, 2, 0x200, ...) or "
 				"one of Mini, Triage, Heap, WithHeap, Full, not '%s'.",
-				param, dt);
+				dt);
 		return -1;
 	}
-	if (!fmt || !*fmt || !strcasecmp(fmt, "raw")) {
-		d->zip = false;
-	} else if (!strcasecmp(fmt, "zip")) {
-		d->zip = true;
-	} else {
-		pd_resp_problem(r, 400, "format", "format must be raw or zip, not '%s'.", fmt);
-		return -1;
-	}
-	return 0;
+	return parse_format(d);
 }
 
 /* A name safe in a header and a file name: [A-Za-z0-9._-], others '_'. */
@@ -138,6 +144,9 @@ static int set_headers(struct dump_req *d)
 	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%SZ", &tm);
 	snprintf(value, sizeof(value), "attachment; filename=\"core_%s_%d_%s%s\"", d->comm,
 		 d->p.pid, stamp, d->zip ? ".zip" : "");
+	if (d->mon_name[0])
+		snprintf(value, sizeof(value), "attachment; filename=\"%s%s\"", d->mon_name,
+			 d->zip ? ".zip" : "");
 	rc = pd_resp_header(r, "Content-Disposition", value);
 	snprintf(value, sizeof(value), "0x%x", d->type.bits);
 	rc = rc ? rc : pd_resp_header(r, "X-Dump-Type", value);
@@ -460,7 +469,7 @@ int h_process_dump(struct pd_req *r)
 {
 	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
 
-	if (parse_params(&d, "dumpType", NULL) < 0)
+	if (parse_params(&d) < 0)
 		return 0;
 	if (pd_h_open_process(r, &d.p) < 0)
 		return 0;
@@ -468,13 +477,25 @@ int h_process_dump(struct pd_req *r)
 }
 
 /* dotnet-monitor's GET /dump?pid=&uid=&name=&type=: the same dump, the
- * process chosen as /process chooses it, the type named `type` and
- * WithHeap by default, as theirs. */
+ * process chosen as /process chooses it, `type` its DumpType (WithHeap by
+ * default), the file named as DumpOperation names it: core_{stamp}, the
+ * time the request was taken. */
 int h_mon_dump(struct pd_req *r)
 {
 	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+	const char *type = pd_req_query(r, "type");
+	char stamp[32];
 
-	if (parse_params(&d, "type", "WithHeap") < 0)
+	pd_h_mon_stamp(stamp, sizeof(stamp));
+	snprintf(d.mon_name, sizeof(d.mon_name), "core_%s", stamp);
+	if (pd_dumptype_parse_monitor(type, &d.type) < 0) {
+		pd_resp_problem(r, 400, "type",
+				"type must be a DumpType: Full, Mini, WithHeap or Triage (any "
+				"case), or its number 1 to 4, not '%s'.",
+				type);
+		return 0;
+	}
+	if (parse_format(&d) < 0)
 		return 0;
 	if (pd_h_select_process(r, &d.p) < 0)
 		return 0;

@@ -30,6 +30,13 @@ int h_module_detail(struct pd_req *r);
 /* stacks.c */
 int h_process_stacks(struct pd_req *r);
 int h_stacks_query(struct pd_req *r);
+/* monstacks.c: a stacks document (lib/stacks.h; stolen) in the format the
+ * Accept header chooses as dotnet-monitor's /stacks does: text/plain (also
+ * with no Accept or the full wildcard), application/json (CallStackResult) or
+ * application/speedscope+json; an attachment named
+ * {stamp}_{pid}.stacks.{txt|json}, stamp as pd_h_mon_stamp. */
+struct json_t;
+int pd_h_mon_stacks_reply(struct pd_req *r, struct json_t *doc, int pid, const char *stamp);
 /* environ.c */
 int h_environment(struct pd_req *r);
 /* dump.c */
@@ -60,10 +67,14 @@ int pd_h_site_pid(const struct pd_context *ctx);
 uid_t pd_h_site_uid(const struct pd_snapshot *snap, int site_pid);
 
 /* monitor.c: dotnet-monitor's process selection by the query parameters
- * pid, uid and name (none: the site process, id 0). At most one process may
- * match: none is a 404, several a 400 naming them. On failure it has already
- * answered and returns -1; else 0 with p open (caller closes it). */
+ * pid, uid and name (none: the site process, id 0). Exactly one process
+ * must match: none or several is a 400 naming the parameter, as
+ * dotnet-monitor answers. On failure it has already answered and returns
+ * -1; else 0 with p open (caller closes it). */
 int pd_h_select_process(struct pd_req *r, struct pd_proc *p);
+/* monitor.c: the UTC time now as dotnet-monitor stamps its file names
+ * (yyyyMMdd_HHmmss_fff, Utilities.GetFileNameTimeStampUtcNow). len >= 24. */
+void pd_h_mon_stamp(char *buf, size_t len);
 /* monitor.c: the dotnet-monitor-style routes */
 int h_mon_processes(struct pd_req *r);
 int h_mon_process(struct pd_req *r);

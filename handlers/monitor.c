@@ -1,13 +1,15 @@
 /* The dotnet-monitor-style routes: GET /processes, /process, /env, /info
- * (and the selection that /dump and /stacks share). Their field names are
- * dotnet-monitor's (camelCase); their errors are this API's: no match is a
- * 404 and an ambiguous name a 400 naming the candidates, where dotnet-monitor
- * answers 400 for both. */
+ * (and the selection that /dump and /stacks share). Their field names, their
+ * process names and their errors are dotnet-monitor's: a selection that
+ * matches no process, or several, is a 400 naming the parameter, as
+ * dotnet-monitor's DiagnosticServices answers (ProcessTests.cs). */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -59,9 +61,29 @@ static json_t *uid_json(int pid, uint64_t starttime)
 	return json_string(uid);
 }
 
-static bool name_is(const struct pd_proc_entry *e, const char *name)
+/* e's name as dotnet-monitor gives it (pd_proc_cmd_name) into sb. comm
+ * needs no read; a cut one does, and falls back to comm if the process is
+ * gone. 0 or -ENOMEM. */
+static int entry_name(const struct pd_context *ctx, const struct pd_proc_entry *e,
+		      struct strbuf *sb)
 {
-	return strlen(name) == e->comm_len && !memcmp(e->comm, name, e->comm_len);
+	struct pd_proc p;
+	int rc;
+
+	if (pd_comm_may_be_cut(e->comm_len) &&
+	    pd_h_open_visible(ctx, e->pid, e->starttime, &p) == 0) {
+		rc = pd_proc_cmd_name(&p, sb);
+		pd_proc_close(&p);
+		if (rc != -ESRCH)
+			return rc;
+	}
+	return strbuf_add(sb, e->comm, e->comm_len);
+}
+
+/* DiagProcessFilter compares names with OrdinalIgnoreCase. */
+static bool same_name(const struct strbuf *have, const char *want)
+{
+	return have->len == strlen(want) && !strncasecmp(have->buf, want, have->len);
 }
 
 /* A process chosen by pid (and checked against uid and name when given). */
@@ -69,7 +91,8 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 			 struct pd_proc *p)
 {
 	const struct pd_context *ctx = ctx_of(r);
-	char have[PD_UID_LEN + 1];
+	struct strbuf have = STRBUF_INIT;
+	char have_uid[PD_UID_LEN + 1];
 	int pid, rc;
 
 	if (parse_pid(spid, strlen(spid), &pid) < 0 || pid == 0)
@@ -80,21 +103,130 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 	if (rc == -ENOMEM)
 		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
 	if (rc < 0)
-		return pd_resp_problem(r, 404, "pid", "No process has pid %d.", pid), -1;
+		return pd_resp_problem(
+			       r, 400, "pid",
+			       "Unable to discover a target process: no process has pid %d.", pid),
+		       -1;
 	if (uid) {
-		pd_instance_uid(p->pid, p->stat.starttime, have);
-		if (strcasecmp(uid, have)) {
+		pd_instance_uid(p->pid, p->stat.starttime, have_uid);
+		if (strcasecmp(uid, have_uid)) {
 			pd_proc_close(p);
-			return pd_resp_problem(r, 404, "uid",
-					       "Process %d is not the instance with uid %s.", pid, uid),
+			return pd_resp_problem(
+				       r, 400, "uid",
+				       "Unable to discover a target process: process %d is not "
+				       "the instance with uid %s.",
+				       pid, uid),
 			       -1;
 		}
 	}
-	if (name && (strlen(name) != p->stat.comm_len ||
-		     memcmp(name, p->stat.comm, p->stat.comm_len))) {
-		pd_proc_close(p);
-		return pd_resp_problem(r, 404, "name", "Process %d is not named '%s'.", pid, name), -1;
+	if (name) {
+		rc = pd_proc_cmd_name(p, &have);
+		if (rc == 0 && !same_name(&have, name))
+			rc = -ESRCH;
+		strbuf_release(&have);
+		if (rc < 0) {
+			pd_proc_close(p);
+			if (rc == -ENOMEM)
+				return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
+			return pd_resp_problem(
+				       r, 400, "name",
+				       "Unable to discover a target process: process %d is not "
+				       "named '%s'.",
+				       pid, name),
+			       -1;
+		}
 	}
+	return 0;
+}
+
+/* The one in-scope process that has uid and/or name; -1 after answering. */
+static int select_by_uid_or_name(struct pd_req *r, const char *uid, const char *name,
+				 struct pd_proc *p)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	const char *param = uid ? "uid" : "name";
+	struct pd_snapshot *snap = NULL;
+	struct strbuf pids = STRBUF_INIT, have = STRBUF_INIT;
+	json_t *list;
+	size_t n = 0;
+	uint64_t found_start = 0;
+	int found = 0, rc;
+
+	rc = pd_snapshot_get(&snap);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc)), -1;
+	list = json_array();
+	for (size_t i = 0; list && i < snap->n; i++) {
+		const struct pd_proc_entry *e = &snap->procs[i];
+		char have_uid[PD_UID_LEN + 1];
+
+		if (!pd_scope_has(&ctx->config->scope, e->uid))
+			continue;
+		if (uid) {
+			pd_instance_uid(e->pid, e->starttime, have_uid);
+			if (strcasecmp(uid, have_uid))
+				continue;
+		}
+		if (name) {
+			strbuf_reset(&have);
+			if (entry_name(ctx, e, &have) < 0) {
+				json_decref(list);
+				list = NULL;
+				break;
+			}
+			if (!same_name(&have, name))
+				continue;
+		}
+		found = e->pid;
+		found_start = e->starttime;
+		n++;
+		json_array_append_new(list, json_integer(e->pid));
+		strbuf_addf(&pids, "%s%d", n > 1 ? ", " : "", e->pid);
+	}
+	pd_snapshot_unref(snap);
+	strbuf_release(&have);
+	if (!list || pids.failed) {
+		json_decref(list);
+		strbuf_release(&pids);
+		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
+	}
+	if (n == 0) {
+		json_decref(list);
+		strbuf_release(&pids);
+		if (uid)
+			return pd_resp_problem(
+				       r, 400, "uid",
+				       "Unable to discover a target process: no process has "
+				       "uid %s%s%s%s.",
+				       uid, name ? " and is named '" : "", name ? name : "",
+				       name ? "'" : ""),
+			       -1;
+		return pd_resp_problem(r, 400, "name",
+				       "Unable to discover a target process: no process is named "
+				       "'%s'.",
+				       name),
+		       -1;
+	}
+	if (n > 1) {
+		/* Only a name can match several. */
+		pd_resp_problem_ext(r, 400, param, json_pack("{s:o}", "pids", list),
+				    "Unable to select a single target process: %zu processes are "
+				    "named '%s' (pids %s); choose one with pid or uid.",
+				    n, name, pids.buf);
+		strbuf_release(&pids);
+		return -1;
+	}
+	json_decref(list);
+	strbuf_release(&pids);
+	/* The process the scan matched, not a later one under its pid. */
+	rc = pd_h_open_visible(ctx, found, found_start, p);
+	if (rc == -ENOMEM)
+		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
+	if (rc < 0)
+		return pd_resp_problem(r, 400, param,
+				       "Unable to discover a target process: process %d exited.",
+				       found),
+		       -1;
 	return 0;
 }
 
@@ -103,14 +235,9 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 	const struct pd_context *ctx = ctx_of(r);
 	const char *spid = pd_req_query(r, "pid"), *uid = pd_req_query(r, "uid");
 	const char *name = pd_req_query(r, "name");
-	const char *param = uid ? "uid" : "name";
-	struct pd_snapshot *snap = NULL;
-	struct strbuf pids = STRBUF_INIT;
-	json_t *list;
-	size_t n = 0;
-	uint64_t found_start = 0;
-	int found = 0, rc;
+	int site;
 
+	/* An empty parameter is an absent one (dotnet-monitor's GetProcessKey). */
 	if (spid && !*spid)
 		spid = NULL;
 	if (uid && !*uid)
@@ -125,76 +252,23 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 		       -1;
 	if (spid)
 		return select_by_pid(r, spid, uid, name, p);
-	if (!uid && !name) {
-		int site = pd_h_site_pid(ctx);
-
-		if (!site)
-			return pd_resp_problem(r, 404, NULL,
-					       "No process given (pid, uid or name), and the site "
-					       "process (site_pid_file) is not running."),
-			       -1;
-		if (pd_h_open_visible(ctx, site, 0, p) == 0)
-			return 0;
-		return pd_resp_problem(r, 404, NULL, "The site process %d is not running.", site), -1;
-	}
-
-	/* By uid or name: every process in scope is a candidate. */
-	rc = pd_snapshot_get(&snap);
-	if (rc < 0)
-		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc)), -1;
-	list = json_array();
-	for (size_t i = 0; list && i < snap->n; i++) {
-		const struct pd_proc_entry *e = &snap->procs[i];
-		char have[PD_UID_LEN + 1];
-
-		if (!pd_scope_has(&ctx->config->scope, e->uid))
-			continue;
-		if (name && !name_is(e, name))
-			continue;
-		if (uid) {
-			pd_instance_uid(e->pid, e->starttime, have);
-			if (strcasecmp(uid, have))
-				continue;
-		}
-		found = e->pid;
-		found_start = e->starttime;
-		n++;
-		json_array_append_new(list, json_integer(e->pid));
-		strbuf_addf(&pids, "%s%d", n > 1 ? ", " : "", e->pid);
-	}
-	pd_snapshot_unref(snap);
-	if (!list) {
-		strbuf_release(&pids);
-		return pd_resp_problem(r, 500, NULL, "Out of memory."), -1;
-	}
-	if (n == 0) {
-		json_decref(list);
-		strbuf_release(&pids);
-		if (uid)
-			return pd_resp_problem(r, 404, "uid", "No process has uid %s.", uid), -1;
-		return pd_resp_problem(r, 404, "name", "No process is named '%s'.", name), -1;
-	}
-	if (n > 1) {
-		/* Only a name can match several. */
-		pd_resp_problem_ext(r, 400, param, json_pack("{s:o}", "pids", list),
-				    "%zu processes are named '%s' (pids %s): choose one with pid or uid.",
-				    n, name, pids.buf);
-		strbuf_release(&pids);
-		return -1;
-	}
-	json_decref(list);
-	strbuf_release(&pids);
-	/* The process the scan matched, not a later one under its pid. */
-	rc = pd_h_open_visible(ctx, found, found_start, p);
-	if (rc < 0)
-		return pd_resp_problem(r, 404, param, "Process %d exited.", found), -1;
-	return 0;
+	if (uid || name)
+		return select_by_uid_or_name(r, uid, name, p);
+	site = pd_h_site_pid(ctx);
+	if (site && pd_h_open_visible(ctx, site, 0, p) == 0)
+		return 0;
+	return pd_resp_problem(r, 400, NULL,
+			       "Unable to discover a target process: none was given (pid, uid or "
+			       "name) and the default process, the site process (site_pid_file), "
+			       "is not running."),
+	       -1;
 }
 
 int h_mon_processes(struct pd_req *r)
 {
 	const struct pd_context *ctx = ctx_of(r);
 	struct pd_snapshot *snap = NULL;
+	struct strbuf name = STRBUF_INIT;
 	uid_t self_uid = getuid(), site_uid;
 	int site = pd_h_site_pid(ctx), rc;
 	json_t *arr;
@@ -206,19 +280,23 @@ int h_mon_processes(struct pd_req *r)
 	arr = json_array();
 	for (size_t i = 0; arr && i < snap->n; i++) {
 		const struct pd_proc_entry *e = &snap->procs[i];
-		json_t *o;
+		json_t *o = NULL;
 
 		if (!pd_h_listed(ctx, false, self_uid, site_uid, e))
 			continue;
-		o = json_pack("{s:i, s:o, s:o, s:b}", "pid", e->pid, "uid",
-			      uid_json(e->pid, e->starttime), "name",
-			      pd_json_bytes(e->comm, e->comm_len), "isDefault", e->pid == site);
+		strbuf_reset(&name);
+		if (entry_name(ctx, e, &name) == 0)
+			o = json_pack("{s:i, s:o, s:o, s:b}", "pid", e->pid, "uid",
+				      uid_json(e->pid, e->starttime), "name",
+				      pd_json_bytes(name.buf, name.len), "isDefault",
+				      e->pid == site);
 		if (!o || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			arr = NULL;
 		}
 	}
 	pd_snapshot_unref(snap);
+	strbuf_release(&name);
 	if (!arr)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, arr, "Processes");
@@ -226,17 +304,28 @@ int h_mon_processes(struct pd_req *r)
 
 int h_mon_process(struct pd_req *r)
 {
+	struct strbuf name = STRBUF_INIT;
 	struct pd_proc p;
 	const char *arch = architecture();
-	json_t *o;
+	json_t *o = NULL;
+	int rc, pid;
 
 	if (pd_h_select_process(r, &p) < 0)
 		return 0;
-	o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
-		      uid_json(p.pid, p.stat.starttime), "name",
-		      pd_json_bytes(p.stat.comm, p.stat.comm_len), "commandLine", pd_cmdline_json(&p),
-		      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch));
+	pid = p.pid;
+	rc = pd_proc_cmd_name(&p, &name);
+	if (rc == -ESRCH) {
+		pd_proc_close(&p);
+		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+	}
+	if (rc == 0)
+		o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
+			      uid_json(p.pid, p.stat.starttime), "name",
+			      pd_json_bytes(name.buf, name.len), "commandLine", pd_cmdline_json(&p),
+			      "operatingSystem", "linux", "processArchitecture",
+			      pd_json_cstr(arch));
 	pd_proc_close(&p);
+	strbuf_release(&name);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "Process");
@@ -273,19 +362,55 @@ int h_mon_env(struct pd_req *r)
 	return pd_h_reply(r, o, "Environment");
 }
 
+/* dotnet-monitor's capability names (MonitorCapabilityConstants), all of
+ * them, as its /info lists them: a client looks a name up. procdiag has the
+ * call stacks; the others are in-process .NET features it does not have. */
+static json_t *capabilities(void)
+{
+	static const struct {
+		const char *name;
+		bool enabled;
+	} caps[] = {
+		{"exceptions", false}, {"parameters", false},  {"call_stacks", true},
+		{"metrics", false},    {"http_egress", false},
+	};
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < sizeof(caps) / sizeof(caps[0]); i++) {
+		if (json_array_append_new(arr, json_pack("{s:s, s:b}", "name", caps[i].name,
+							 "enabled", caps[i].enabled)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+/* DotnetMonitorInfo: no .NET runtime, so no runtimeVersion; procdiag goes
+ * to the processes as dotnet-monitor's Connect mode does, with no port
+ * name. */
 int h_mon_info(struct pd_req *r)
 {
 	const char *arch = architecture();
-	json_t *caps = json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
-				 "name", "processes", "enabled", 1, "name", "environment", "enabled", 1,
-				 "name", "kill", "enabled", 1, "name", "dumps", "enabled", 1, "name",
-				 "stacks", "enabled", 1, "name", "zip", "enabled", 1);
-	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "version", PACKAGE_VERSION,
+	json_t *o = json_pack("{s:s, s:n, s:s, s:n, s:o, s:s, s:o, s:o}", "version",
+			      PACKAGE_VERSION, "runtimeVersion", "diagnosticPortMode", "Connect",
+			      "diagnosticPortName", "capabilities", capabilities(),
 			      "operatingSystem", "linux", "processArchitecture", pd_json_cstr(arch),
-			      "machineName", json_string(ctx_of(r)->machine_name), "capabilities",
-			      caps);
+			      "machineName", json_string(ctx_of(r)->machine_name));
 
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "procdiag");
+}
+
+void pd_h_mon_stamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char secs[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(secs, sizeof(secs), "%Y%m%d_%H%M%S", &tm);
+	snprintf(buf, len, "%s_%03ld", secs, ts.tv_nsec / 1000000);
 }

@@ -1,7 +1,9 @@
 /* GET /processes/{id}/stacks (three prefixes) and GET /stacks?pid=
  * (dotnet-monitor style): native stacks of every thread, unwound by the
- * stacks helper (lib/stacksrun.h). JSON by default, eu-stack-like text for
- * Accept: text/plain. docs/API.md, "Stacks". */
+ * stacks helper (lib/stacksrun.h). The Kudu-side routes answer procdiag's
+ * own document (JSON by default, eu-stack-like text for Accept: text/plain);
+ * /stacks answers dotnet-monitor's formats (monstacks.c). docs/API.md,
+ * "Stacks". */
 #include "config.h"
 
 #include <errno.h>
@@ -74,8 +76,8 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 }
 
 /* State letters become the words of the threads routes; the process gets
- * its link. */
-static int decorate(struct pd_req *r, json_t *doc, bool kudu, int pid)
+ * its link, under the prefix the client used. */
+static int decorate(struct pd_req *r, json_t *doc, int pid)
 {
 	json_t *threads = json_object_get(doc, "threads"), *t;
 	size_t i;
@@ -86,9 +88,7 @@ static int decorate(struct pd_req *r, json_t *doc, bool kudu, int pid)
 		if (st && json_object_set_new(t, "state", json_string(pd_state_name(st[0]))) < 0)
 			return -ENOMEM;
 	}
-	/* The Kudu routes link under the prefix the client used. */
-	return json_object_set_new(doc, "process", kudu ? pd_json_href(r, "/%d", pid)
-							: pd_json_href(r, "/api/processes/%d", pid));
+	return json_object_set_new(doc, "process", pd_json_href(r, "/%d", pid));
 }
 
 /* ?source=false: no file:line (no DWARF is loaded: a cold request costs
@@ -107,22 +107,43 @@ static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
 	return -1;
 }
 
-static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
+/* The stacks document of p (open; closed here: the helper opens the
+ * process itself, checking its start time); NULL after answering an error. */
+static json_t *collect(struct pd_req *r, struct pd_proc *p)
 {
 	struct pd_stacks_opts o = { 0 };
-	struct strbuf sb = STRBUF_INIT;
+	uint64_t start_time = p->stat.starttime;
+	int pid = p->pid, rc;
 	json_t *doc = NULL;
 	char err[512];
-	int rc;
 
+	pd_proc_close(p);
 	if (parse_source(r, &o) < 0)
-		return 0;
+		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
-	if (rc < 0)
-		return problem(r, rc, pid, err);
+	if (rc < 0) {
+		problem(r, rc, pid, err);
+		return NULL;
+	}
 	pd_req_log_note(r, "stopped_us=%lld cached_modules=%lld",
 			(long long)json_integer_value(json_object_get(doc, "stopped_us")),
 			(long long)json_integer_value(json_object_get(doc, "cached_modules")));
+	return doc;
+}
+
+int h_process_stacks(struct pd_req *r)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_proc p;
+	json_t *doc;
+	int pid, rc;
+
+	if (pd_h_open_process(r, &p) < 0)
+		return 0;
+	pid = p.pid;
+	doc = collect(r, &p);
+	if (!doc)
+		return 0;
 	if (pd_req_accepts(r, "text/plain")) {
 		rc = pd_stacks_text(doc, pd_state_name, &sb);
 		json_decref(doc);
@@ -134,39 +155,30 @@ static int answer(struct pd_req *r, int pid, uint64_t start_time, bool kudu)
 		strbuf_release(&sb);
 		return rc;
 	}
-	if (decorate(r, doc, kudu, pid) < 0) {
+	if (decorate(r, doc, pid) < 0) {
 		json_decref(doc);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
 	return pd_h_reply(r, doc, "Stacks");
 }
 
-int h_process_stacks(struct pd_req *r)
-{
-	struct pd_proc p;
-	uint64_t start;
-	int pid;
-
-	if (pd_h_open_process(r, &p) < 0)
-		return 0;
-	pid = p.pid;
-	start = p.stat.starttime;
-	pd_proc_close(&p);
-	return answer(r, pid, start, true);
-}
-
 /* dotnet-monitor's GET /stacks?pid=&uid=&name=: the process chosen as
- * /process chooses it (none of them: the site process). */
+ * /process chooses it (none of them: the site process), the answer in
+ * dotnet-monitor's formats. */
 int h_stacks_query(struct pd_req *r)
 {
 	struct pd_proc p;
-	uint64_t start;
+	char stamp[32];
+	json_t *doc;
 	int pid;
 
+	/* dotnet-monitor names the file when the request is taken. */
+	pd_h_mon_stamp(stamp, sizeof(stamp));
 	if (pd_h_select_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	start = p.stat.starttime;
-	pd_proc_close(&p);
-	return answer(r, pid, start, false);
+	doc = collect(r, &p);
+	if (!doc)
+		return 0;
+	return pd_h_mon_stacks_reply(r, doc, pid, stamp);
 }

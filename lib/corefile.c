@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/procfs.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,12 @@
 #define MIN_HOLE_DISK  (1u << 20) /* see min_hole() */
 #define READAHEAD_MIN  (2u << 20) /* see map_output() */
 #define MAP_SLACK      (256u << 20) /* address space past the planned size */
+#ifndef NT_X86_SHSTK
+#define NT_X86_SHSTK 0x204
+#endif
+#ifndef NT_X86_XSAVE_LAYOUT
+#define NT_X86_XSAVE_LAYOUT 0x205
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -644,26 +651,82 @@ out:
 	return rc;
 }
 
-static int note_fpu(struct dump *d, const struct pd_thread *t)
+/* A thread's regsets after NT_PRSTATUS, in the order of the kernel's
+ * x86_64 regset table (arch/x86/kernel/ptrace.c): FP, IOPERM, XSTATE, SSP. */
+static int note_regsets(struct dump *d, const struct pd_thread *t)
 {
 	if (t->have_fpregs &&
 	    note(&d->notes, "CORE", NT_FPREGSET, &t->fpregs, sizeof(t->fpregs)) < 0)
 		return -ENOMEM;
+	if (t->ioperm && note(&d->notes, "LINUX", NT_386_IOPERM, t->ioperm, t->ioperm_size) < 0)
+		return -ENOMEM;
 	if (t->xstate && note(&d->notes, "LINUX", NT_X86_XSTATE, t->xstate, t->xstate_size) < 0)
 		return -ENOMEM;
+	if (t->have_ssp && note(&d->notes, "LINUX", NT_X86_SHSTK, &t->ssp, sizeof(t->ssp)) < 0)
+		return -ENOMEM;
 	return 0;
+}
+
+/* Linux 6.12 and later end the notes with NT_X86_XSAVE_LAYOUT (commit
+ * ba386777a30b; arch/x86/kernel/fpu/xstate.c, elf_coredump_extra_notes_write). */
+static bool kernel_writes_xsave_layout(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return false;
+	return major > 6 || (major == 6 && minor >= 12);
+}
+
+/* NT_X86_XSAVE_LAYOUT as the kernel writes it: for each extended user
+ * xfeature it enabled (fpu_user_cfg.max_features, which it also puts in
+ * every NT_X86_XSTATE at byte 464, the word gdb reads as XCR0), {type,
+ * size, offset, flags 0}, size and offset from CPUID leaf 0xD as the
+ * kernel reads them. Where the CPU has no XSAVE there is no NT_X86_XSTATE
+ * and no layout from us. */
+static int note_xsave_layout(struct dump *d)
+{
+	const struct pd_thread *t = &d->fz.threads[0];
+	struct strbuf desc = STRBUF_INIT;
+	uint64_t mask;
+	int rc = 0;
+
+	if (!t->xstate || t->xstate_size < 472 || !kernel_writes_xsave_layout())
+		return 0;
+	memcpy(&mask, (const char *)t->xstate + 464, sizeof(mask));
+	for (unsigned i = 2; i < 64 && rc == 0; i++) {
+		unsigned a, b, c, dd;
+		uint32_t rec[4];
+
+		if (!(mask & (1ull << i)))
+			continue;
+		if (!__get_cpuid_count(0xd, i, &a, &b, &c, &dd))
+			a = b = 0;
+		rec[0] = i;
+		rec[1] = a;
+		rec[2] = b;
+		rec[3] = 0;
+		rc = strbuf_add(&desc, rec, sizeof(rec));
+	}
+	if (rc == 0)
+		rc = note(&d->notes, "LINUX", NT_X86_XSAVE_LAYOUT, desc.buf ? desc.buf : "",
+			  desc.len);
+	strbuf_release(&desc);
+	return rc < 0 ? -ENOMEM : 0;
 }
 
 static int build_notes(struct dump *d)
 {
 	if (note_prstatus(d, &d->fz.threads[0]) < 0 || note_prpsinfo(d) < 0 ||
 	    note_siginfo(d) < 0 || note(&d->notes, "CORE", NT_AUXV, d->auxv.buf, d->auxv.len) < 0 ||
-	    note_file(d) < 0 || note_fpu(d, &d->fz.threads[0]) < 0)
+	    note_file(d) < 0 || note_regsets(d, &d->fz.threads[0]) < 0)
 		return -ENOMEM;
 	for (size_t i = 1; i < d->fz.n; i++)
-		if (note_prstatus(d, &d->fz.threads[i]) < 0 || note_fpu(d, &d->fz.threads[i]) < 0)
+		if (note_prstatus(d, &d->fz.threads[i]) < 0 ||
+		    note_regsets(d, &d->fz.threads[i]) < 0)
 			return -ENOMEM;
-	return 0;
+	return note_xsave_layout(d);
 }
 
 /* ---- layout -------------------------------------------------------------------------- */
@@ -1007,9 +1070,9 @@ static int provisional(struct dump *d)
 	pd_read_file_at(d->fz.procfd, "auxv", &d->auxv, 1 << 16);
 	if (mini_base(d) < 0 || build_segs(d) < 0 || note_file(d) < 0)
 		goto out;
-	notes = d->notes.len + d->auxv.len + 2048 +
+	notes = d->notes.len + d->auxv.len + 2048 + 1024 /* NT_X86_XSAVE_LAYOUT */ +
 		nthr * (sizeof(struct elf_prstatus) + sizeof(struct user_fpregs_struct) +
-			xstate_guess() + 64);
+			xstate_guess() + 64 + 32 /* NT_X86_SHSTK */);
 	off = sizeof(Elf64_Ehdr) + (d->nsegs + 17 + 4 * nthr) * sizeof(Elf64_Phdr) + notes;
 	d->data_off_min = (off + d->page - 1) / d->page * d->page;
 	layout(d);

@@ -11,10 +11,14 @@
  * dumped (a thread's stack from SP, pages around a PC) is split into several
  * PT_LOADs, each starting with the data it holds and ending with p_memsz >
  * p_filesz, as the kernel does for the first page of an ELF mapping.
- * Notes in the kernel's order: the first thread's NT_PRSTATUS, NT_PRPSINFO,
- * NT_SIGINFO, NT_AUXV, NT_FILE, its NT_FPREGSET and NT_X86_XSTATE, then for
- * each other thread NT_PRSTATUS, NT_FPREGSET, NT_X86_XSTATE. The first
- * thread is the thread-group leader (or the first live thread).
+ * Notes in the kernel's order (fs/binfmt_elf.c): the first thread's
+ * NT_PRSTATUS, NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE, its other regsets,
+ * then for each other thread NT_PRSTATUS and its other regsets; on Linux
+ * 6.12 and later NT_X86_XSAVE_LAYOUT last. A thread's other regsets are
+ * NT_FPREGSET, NT_386_IOPERM (after ioperm(2)), NT_X86_XSTATE (sized as
+ * this CPU's xsave area), NT_X86_SHSTK (shadow stack on): each exactly
+ * where the kernel's own core has it. The first thread is the thread-group
+ * leader (or the first live thread).
  * docs/DUMPS.md ("Engine") says what each content bit puts in the core. */
 #ifndef PD_COREFILE_H
 #define PD_COREFILE_H

@@ -61,6 +61,10 @@ static const struct {
 	{"Full", 0x00000002},
 };
 
+/* dotnet-monitor's DumpType, in the enum's order (Full = 1, ...), and the
+ * names above that give their content. */
+static const char *const monitor_types[] = {"Full", "Mini", "WithHeap", "Triage"};
+
 const struct pd_dumpbit *pd_dumpbits(size_t *n)
 {
 	*n = sizeof(bits) / sizeof(bits[0]);
@@ -116,6 +120,21 @@ int pd_dumptype_parse(const char *s, struct pd_dumptype *out, uint32_t *bad)
 	if (rc < 0)
 		return -EINVAL;
 	return pd_dumptype_from_bits((uint32_t)v, out, bad);
+}
+
+int pd_dumptype_parse_monitor(const char *s, struct pd_dumptype *out)
+{
+	size_t n = sizeof(monitor_types) / sizeof(monitor_types[0]);
+	uint64_t v;
+
+	if (!s || !*s)
+		s = "WithHeap";
+	if (parse_u64(s, strlen(s), n, &v) == 0 && v >= 1)
+		s = monitor_types[v - 1];
+	for (size_t i = 0; i < n; i++)
+		if (!strcasecmp(s, monitor_types[i]))
+			return pd_dumptype_parse(monitor_types[i], out, NULL);
+	return -EINVAL;
 }
 
 void pd_dumpbits_names(uint32_t v, char *buf, size_t len)

@@ -40,6 +40,11 @@ struct pd_dumptype {
  * Heap, WithHeap, Full. 0, -EINVAL (not a number or name), -ERANGE (a
  * number with bits outside PD_MINIDUMP_VALID; *bad gets them). */
 int pd_dumptype_parse(const char *s, struct pd_dumptype *out, uint32_t *bad);
+/* dotnet-monitor's `type` (Models/DumpType.cs): its enum by name, any
+ * case, or by number: Full = 1, Mini = 2, WithHeap = 3, Triage = 4 (not
+ * MINIDUMP_TYPE bits). NULL or empty is WithHeap, its default. out->name
+ * is the enum's name. 0 or -EINVAL. */
+int pd_dumptype_parse_monitor(const char *s, struct pd_dumptype *out);
 /* The same for a number already parsed. */
 int pd_dumptype_from_bits(uint32_t bits, struct pd_dumptype *out, uint32_t *bad);
 

@@ -25,6 +25,9 @@
 
 #define DEFAULT_DEADLINE   2000u
 #define XSTATE_PROBE_BYTES (64u << 10)
+#ifndef NT_X86_SHSTK
+#define NT_X86_SHSTK 0x204
+#endif
 /* A process adding threads faster than we can seize them would keep the
  * listing from ever being stable; give up (as a timeout) after this many
  * rounds. */
@@ -248,6 +251,22 @@ static int wait_stopped(struct pd_freeze *fz, uint64_t deadline_ns)
 	}
 }
 
+/* A regset of variable size, read into xbuf (XSTATE_PROBE_BYTES) and kept
+ * in a malloc'd copy: *out stays NULL when the kernel has none for tid. */
+static int read_regset(pid_t tid, int type, void *xbuf, void **out, size_t *size)
+{
+	struct iovec iov = {xbuf, XSTATE_PROBE_BYTES};
+
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)(long)type, &iov) < 0 || !iov.iov_len)
+		return 0;
+	*out = malloc(iov.iov_len);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, xbuf, iov.iov_len);
+	*size = iov.iov_len;
+	return 0;
+}
+
 static int read_regs(struct pd_thread *t, void *xbuf)
 {
 	struct iovec iov;
@@ -260,16 +279,25 @@ static int read_regs(struct pd_thread *t, void *xbuf)
 	iov.iov_len = sizeof(t->fpregs);
 	t->have_fpregs = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRFPREG, &iov) == 0 &&
 			 iov.iov_len == sizeof(t->fpregs);
-	iov.iov_base = xbuf;
-	iov.iov_len = XSTATE_PROBE_BYTES;
-	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_XSTATE, &iov) == 0 && iov.iov_len) {
-		t->xstate = malloc(iov.iov_len);
-		if (!t->xstate)
-			return -ENOMEM;
-		memcpy(t->xstate, xbuf, iov.iov_len);
-		t->xstate_size = iov.iov_len;
-	}
+	/* The kernel's core has NT_386_IOPERM and NT_X86_SHSTK only where the
+	 * thread uses them (arch/x86/kernel/ptrace.c: ioperm_active,
+	 * ssp_active), and GETREGSET fails exactly there (-ENXIO, -ENODEV;
+	 * -EINVAL where the kernel has no such regset). */
+	if (read_regset(t->tid, NT_X86_XSTATE, xbuf, &t->xstate, &t->xstate_size) < 0 ||
+	    read_regset(t->tid, NT_386_IOPERM, xbuf, &t->ioperm, &t->ioperm_size) < 0)
+		return -ENOMEM;
+	iov.iov_base = &t->ssp;
+	iov.iov_len = sizeof(t->ssp);
+	t->have_ssp = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_SHSTK, &iov) == 0 &&
+		      iov.iov_len == sizeof(t->ssp);
 	return 0;
+}
+
+static void free_regs(struct pd_thread *t)
+{
+	free(t->xstate);
+	free(t->ioperm);
+	t->xstate = t->ioperm = NULL;
 }
 
 static int cmp_thread(const void *a, const void *b, void *arg)
@@ -295,7 +323,7 @@ static void compact(struct pd_freeze *fz)
 		if (fz->threads[i].stopped && !fz->threads[i].gone)
 			fz->threads[k++] = fz->threads[i];
 		else
-			free(fz->threads[i].xstate);
+			free_regs(&fz->threads[i]);
 	}
 	fz->n = k;
 	qsort_r(fz->threads, fz->n, sizeof(*fz->threads), cmp_thread, &fz->pid);
@@ -515,7 +543,7 @@ void pd_freeze_close(struct pd_freeze *fz)
 {
 	pd_freeze_thaw(fz);
 	for (size_t i = 0; i < fz->n; i++)
-		free(fz->threads[i].xstate);
+		free_regs(&fz->threads[i]);
 	free(fz->threads);
 	fz->threads = NULL;
 	fz->n = fz->alloc = 0;

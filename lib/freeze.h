@@ -66,6 +66,11 @@ struct pd_thread {
 	bool have_fpregs;
 	void *xstate; /* NT_X86_XSTATE, malloc'd, or NULL */
 	size_t xstate_size;
+	/* Only where the thread uses them, as the kernel's core has them: */
+	void *ioperm; /* NT_386_IOPERM after ioperm(2), malloc'd, or NULL */
+	size_t ioperm_size;
+	bool have_ssp; /* NT_X86_SHSTK: shadow stack on (Linux 6.6 on) */
+	uint64_t ssp;
 };
 
 struct pd_freeze {

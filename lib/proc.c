@@ -163,6 +163,35 @@ int pd_proc_environ(struct pd_proc *p, struct pd_strv *out)
 	return read_strv(p, "environ", out);
 }
 
+int pd_proc_cmd_name(struct pd_proc *p, struct strbuf *sb)
+{
+	struct pd_strv argv = PD_STRV_INIT;
+	const char *name = p->stat.comm;
+	size_t len = p->stat.comm_len;
+	int rc;
+
+	if (!pd_comm_may_be_cut(len))
+		return strbuf_add(sb, name, len);
+	rc = pd_proc_cmdline(p, &argv);
+	if (rc == -ESRCH || rc == -ENOMEM) {
+		pd_strv_release(&argv);
+		return rc;
+	}
+	if (rc == 0 && argv.n > 0) {
+		const char *slash = memrchr(argv.v[0], '/', argv.len[0]);
+		const char *base = slash ? slash + 1 : argv.v[0];
+		size_t blen = argv.len[0] - (size_t)(base - argv.v[0]);
+
+		if (blen > len && !memcmp(base, name, len)) {
+			name = base;
+			len = blen;
+		}
+	}
+	rc = strbuf_add(sb, name, len);
+	pd_strv_release(&argv);
+	return rc;
+}
+
 /* readlinkat() into sb, growing until the target fits (readlink truncates
  * silently, so a full buffer means "try bigger"). */
 static int readlink_sb(int dirfd, const char *name, struct strbuf *sb)

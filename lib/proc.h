@@ -39,6 +39,23 @@ int pd_proc_rollup(struct pd_proc *p, struct pd_rollup *out);
 int pd_proc_maps(struct pd_proc *p, struct pd_maps *out);
 int pd_proc_cmdline(struct pd_proc *p, struct pd_strv *out);
 int pd_proc_environ(struct pd_proc *p, struct pd_strv *out);
+/* The process's name as dotnet-monitor gives it: the file name of the
+ * executable its command line starts with (ProcessInfoImpl takes argv[0]
+ * after its last '/'), so "peer-target-longname" where comm, cut by the
+ * kernel at 15 bytes, says "peer-target-lon". argv[0]'s file name is used
+ * only where it is the name the kernel knows (comm is cut and is its
+ * start); everywhere else comm is the name: a process that rewrote its
+ * command line ("php-fpm: pool www", "sshd: alice@pts/0", nginx's
+ * "nginx: worker process") would otherwise be named by its title, and a
+ * kernel thread or a zombie has no command line. Raw bytes appended to sb;
+ * 0, -ESRCH or -ENOMEM. */
+int pd_proc_cmd_name(struct pd_proc *p, struct strbuf *sb);
+/* Whether a comm of this length may have been cut by the kernel: only then
+ * does pd_proc_cmd_name() read the command line (comm is the name else). */
+static inline bool pd_comm_may_be_cut(size_t comm_len)
+{
+	return comm_len == 15; /* the kernel's TASK_COMM_LEN - 1 */
+}
 /* readlink of /proc/PID/exe into sb (raw bytes; " (deleted)" kept). */
 int pd_proc_exe(struct pd_proc *p, struct strbuf *sb);
 

@@ -1,5 +1,6 @@
 """Helpers shared by the dump tests (test_dump.py, test_faults.py): targets
 with a heap, the spool and helper checks, cores judged by eu-readelf and gdb."""
+import json
 import os
 import re
 import shutil
@@ -128,17 +129,80 @@ def save(body, d, name="core"):
 
 def readelf_type(path):
     r = subprocess.run([EU_READELF, "-h", path], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=60)
+                       stderr=subprocess.PIPE, timeout=60)
     m = re.search(r"^\s*Type:\s*(.*)$", r.stdout.decode("utf-8", "replace"), re.M)
-    assert m, r.stdout[:2000]
+    assert r.returncode == 0 and m, (r.stdout[:2000], r.stderr[:2000])
     return m.group(1).strip()
 
 
-def gdb_threads(exe, core):
-    r = subprocess.run([GDB, "-batch", "-nx", "-ex", "info threads", exe, core],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+# Run by gdb once the core is loaded: every thread's LWP, PC and the
+# function names of its frames, as one JSON line on stdout. A thread gdb
+# knows only from libthread_db (a dead leader) has no registers: pc None.
+_THREADS_PY = ("import json\n"
+               "out = {}\n"
+               "for t in gdb.selected_inferior().threads():\n"
+               "    t.switch()\n"
+               "    row = {'pc': None, 'frames': []}\n"
+               "    out[t.ptid[1]] = row\n"
+               "    try:\n"
+               "        f = gdb.newest_frame()\n"
+               "        row['pc'] = f.pc()\n"
+               "    except gdb.error as e:\n"
+               "        row['error'] = str(e)\n"
+               "        continue\n"
+               "    while f is not None:\n"
+               "        row['frames'].append(f.name())\n"
+               "        try:\n"
+               "            f = f.older()\n"
+               "        except gdb.error:\n"
+               "            break\n"
+               "print('PD-THREADS ' + json.dumps(out))\n")
+
+
+def gdb_core(exe, core, *cmds, pid=None, pre=(), cwd=None):
+    """gdb -batch on exe and core running cmds; returns what they printed
+    on stdout. Fails the test unless gdb loaded the core (the process id in
+    it is pid, when given) and exited 0: gdb says "not a core dump" and
+    still exits 0 when it cannot load one. gdb's warnings go to stderr and
+    are never parsed (gdb 13 warns about `.reg-xstate` on CPUs whose xsave
+    layout it does not know, for the kernel's cores too)."""
+    argv = [GDB, "-nx", "-batch", "-ex", "set auto-load safe-path /", "-ex", "set width 0",
+            "-ex", "set height 0"]
+    for c in list(pre) + list(cmds):
+        argv += ["-ex", c]
+    want = "== %d" % pid if pid is not None else "> 0"
+    argv += ["-ex", "python assert gdb.selected_inferior().pid %s, "
+             "'no core of the expected process loaded: pid %%d' %% gdb.selected_inferior().pid"
+             % want]
+    if exe is not None:
+        argv.append(exe)
+    if core is not None:
+        argv.append(core)
+    env = dict(os.environ)
+    env.pop("DEBUGINFOD_URLS", None)  # never the network
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                       timeout=120)
     out = r.stdout.decode("utf-8", "replace")
-    return len(re.findall(r"^\*?\s+\d+\s+(?:Thread 0x[0-9a-f]+ )?\(?LWP \d+", out, re.M)), out
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 0, "gdb exit %d on %s:\n%s\n--- stderr:\n%s" % (
+        r.returncode, core, out[-3000:], err[-3000:])
+    return out
+
+
+def gdb_thread_info(exe, core, pid=None):
+    """{lwp: {"pc": int or None, "frames": [function name or None,
+    innermost first]}} of every thread gdb finds in core, through gdb's Python API
+    (no parsing of gdb's layout)."""
+    out = gdb_core(exe, core, "python exec(%r)" % _THREADS_PY, pid=pid)
+    lines = [x for x in out.splitlines() if x.startswith("PD-THREADS ")]
+    assert len(lines) == 1, out[-3000:]
+    return {int(k): v for k, v in json.loads(lines[0][len("PD-THREADS "):]).items()}
+
+
+def gdb_threads(exe, core, pid=None):
+    """(number of threads gdb finds in core, their info as text)."""
+    info = gdb_thread_info(exe, core, pid)
+    return len(info), json.dumps(info, indent=1)
 
 
 def assert_core_response(r, pid, comm):
@@ -220,3 +284,57 @@ def reap_our_zombies(skip):
                     pass
 
 
+
+
+# Note types of an x86-64 core (include/uapi/linux/elf.h).
+NOTE_NAMES = {1: "PRSTATUS", 2: "FPREGSET", 3: "PRPSINFO", 6: "AUXV", 0x200: "386_TLS",
+              0x201: "386_IOPERM", 0x202: "X86_XSTATE", 0x204: "X86_SHSTK",
+              0x205: "X86_XSAVE_LAYOUT", 0x46494c45: "FILE", 0x53494749: "SIGINFO"}
+
+
+def core_notes(path):
+    """[(owner, type, desc bytes)] of every note in the PT_NOTE segments of
+    an ELF64 core, in file order: read here with struct, not by procdiag's
+    own reader (lib/coreread.c)."""
+    import struct
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        assert eh[:4] == b"\x7fELF" and eh[4] == 2, "not an ELF64 file: %s" % path
+        phoff, = struct.unpack_from("<Q", eh, 32)
+        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        f.seek(phoff)
+        phdrs = f.read(phentsize * phnum)
+        out = []
+        for i in range(phnum):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs,
+                                                                      i * phentsize)
+            if p_type != 4:  # PT_NOTE
+                continue
+            f.seek(p_offset)
+            data = f.read(p_filesz)
+            off = 0
+            while off + 12 <= len(data):
+                namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+                off += 12
+                name = data[off:off + namesz].rstrip(b"\0").decode()
+                off += (namesz + 3) & ~3
+                out.append((name, ntype, data[off:off + descsz]))
+                off += (descsz + 3) & ~3
+            assert off == len(data), "%s: notes end at %d of %d" % (path, off, len(data))
+    return out
+
+
+def readelf_notes(path):
+    """[(owner, size)] of every note as eu-readelf -n lists them."""
+    r = subprocess.run([EU_READELF, "-n", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, (out[-2000:], r.stderr[-2000:])
+    return [(m.group(1), int(m.group(2))) for m in
+            re.finditer(r"^  (\S+)\s+(\d+)\s+\S", out, re.M)]
+
+
+def kernel_version():
+    """(major, minor) of the running kernel."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return int(m.group(1)), int(m.group(2))

@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dumputil as du  # noqa: E402
 import harness as h  # noqa: E402
 
 PDBUNDLE = os.path.join(h.BUILDDIR, "tests", "tools", "pdbundle")
@@ -72,6 +73,49 @@ def build_id(path):
     return m.group(1) if m else None
 
 
+def core_modules(core):
+    """{base address: (build-id, name)} of the modules eu-unstrip finds in
+    the core's own memory (their ELF headers and build-id notes as the
+    process had them): a judge independent of procdiag's core reader."""
+    r = subprocess.run(["eu-unstrip", "-n", "--core", core], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    mods = {}
+    for line in out.splitlines():
+        # START+SIZE BUILDID@ADDR FILE DEBUGFILE NAME (NAME may have spaces)
+        where, bid, _, _, name = line.split(None, 4)
+        mods[int(where.split("+")[0], 16)] = (bid.split("@")[0] if bid != "-" else None, name)
+    assert mods, out
+    return mods
+
+
+def link_map_names(exe, core, pid):
+    """The link_map names of the shared libraries gdb finds in the core
+    (`info sharedlibrary` with the machine's own files)."""
+    out = du.gdb_core(exe, core, "info sharedlibrary", pid=pid)
+    names = re.findall(r"^(?:0x[0-9a-f]+\s+0x[0-9a-f]+)?\s+(?:Yes|No)\s*(?:\(\*\))?\s+(\S.*?)\s*$",
+                       out, re.M)
+    assert names, out
+    return names
+
+
+def assert_modules_as_the_core_says(man, core, exe, pid):
+    """Every build-id and link_map name the manifest takes from procdiag's
+    own core reader, judged again by eu-unstrip and gdb."""
+    inmem = core_modules(core)
+    mods = man["modules"]
+    for m in mods:
+        assert m["build_id"] and m["base"] in inmem, ("eu-unstrip finds no module at %#x"
+                                                      % m["base"], m, inmem)
+        assert inmem[m["base"]][0] == m["build_id"], (m, inmem[m["base"]])
+    vdso = {b for b, (_, name) in inmem.items() if name.startswith("linux-vdso")}
+    assert set(inmem) - vdso == {m["base"] for m in mods}, (inmem, [m["base"] for m in mods])
+    want = sorted(link_map_names(exe, core, pid))
+    have = sorted(m.get("link_map_name", m["path"]) for m in mods if not m.get("main_executable"))
+    assert have == want, (have, want)
+
+
 def check_zip(path):
     """unzip -t passes, zipfile reads every entry with a good CRC, no entry
     name is absolute or climbs; returns (ZipFile names, manifest)."""
@@ -99,15 +143,18 @@ def extract(path):
 
 def gdb_bundle(folder, cwd, script, *cmds):
     """gdb with nothing but the bundle: no ~/.gdbinit (HOME is empty), no
-    debuginfod; returns its output."""
+    debuginfod; returns its stdout (its warnings, on stderr, are never
+    parsed)."""
     home = tmpdir()
     argv = ["gdb", "-batch", "-x", script]
     for c in cmds:
         argv += ["-ex", c]
-    r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    # The script must have loaded the core (gdb exits 0 when it did not).
+    argv += ["-ex", "python assert gdb.selected_inferior().pid > 0, 'no core loaded'"]
+    r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        env=gdb_env(home), timeout=120)
     out = r.stdout.decode(errors="replace")
-    assert r.returncode == 0, out
+    assert r.returncode == 0, out + "\n--- stderr:\n" + r.stderr.decode(errors="replace")
     return out
 
 
@@ -156,7 +203,16 @@ def test_gcore_bundle_opens_in_gdb_with_symbols():
     assert lm["debug_entry"] == "sysroot/usr/lib/debug/.build-id/%s/%s.debug" % (
         lm["build_id"][:2], lm["build_id"][2:]), lm
 
+    assert_modules_as_the_core_says(man, core, h.PDTARGET, t.pid)
+
     folder = extract(out)
+    # The files in the bundle, read by eu-readelf: each binary has the
+    # build-id the core has for it, each debug file too.
+    for m in mods.values():
+        for e in m["entries"]:
+            assert build_id(os.path.join(folder, e)) == m["build_id"], (e, m)
+        if m["debug_included"]:
+            assert build_id(os.path.join(folder, m["debug_entry"])) == m["build_id"], m
     elsewhere = tmpdir()
     # From another directory, by the script's path ...
     bt = gdb_bundle(folder, elsewhere, os.path.join(folder, "open-core.gdb"),
@@ -219,6 +275,8 @@ def test_replaced_and_deleted_libraries_are_bundled_as_loaded():
         assert m["binary_included"] and m["build_id"] == loaded, m
     assert mods[deleted].get("deleted"), mods[deleted]
     assert mods[dotdot]["link_map_name"] == dotdot_name, mods[dotdot]
+    assert_modules_as_the_core_says(man, core, PDLIBTARGET, pid)
+    assert dotdot_name in link_map_names(PDLIBTARGET, core, pid)
     assert "sysroot%s/sub/" % libdir in names, names
     folder = extract(out)
     for path in (replaced, deleted, coreclr):

@@ -333,32 +333,5 @@ def test_cli_dump_long_command_line_in_psinfo():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_monitor_dump_route():
-    """The same dumps at dotnet-monitor's route: the process chosen by pid,
-    uid or name, `type` WithHeap by default (as theirs), its errors naming
-    the parameter."""
-    s = h.shared()
-    t = h.target("threads", 2)
-    r = s.get("/dump?pid=%d" % t.pid, timeout=120)
-    assert_core_response(r, t.pid, "pdtarget")
-    assert r.header("X-Dump-Type") == "0x201", r.headers
-    tmp = tempfile.mkdtemp(prefix="pd-e2e-mondump-")
-    try:
-        n, out = gdb_threads(h.PDTARGET, save(r.body, tmp))
-        assert n == 3, out[-2000:]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    uid = s.json("/process?pid=%d" % t.pid)["uid"]
-    r = s.get("/dump?uid=%s&type=Mini" % uid, timeout=120)
-    assert_core_response(r, t.pid, "pdtarget")
-    assert r.header("X-Dump-Type") == "0x0", r.headers
-    h.assert_problem(s.get("/dump?pid=abc"), 400, "pid")
-    h.assert_problem(s.get("/dump?pid=%d&type=Bogus" % t.pid), 400, "type")
-    h.assert_problem(s.get("/dump?pid=%d&format=tar" % t.pid), 400, "format")
-    h.assert_problem(s.get("/dump?pid=4194303"), 404, "pid")
-    h.assert_problem(s.get("/dump?name=no-such-process-here"), 404, "name")
-    assert_resumed(t.pid)
-
-
 if __name__ == "__main__":
     h.main(globals())

@@ -243,7 +243,8 @@ def test_snippet_routes_through_nginx():
     for path in ("/api/processes", "/api/diagnostics/processes", "/diagnostics/processes",
                  "/api/processes/0/dump?format=tar", "/processes", "/process", "/stacks", "/env",
                  "/info", "/dump?format=tar"):
-        r = s.get(path)
+        # (JSON asked for: /stacks answers text by default, as dotnet-monitor's.)
+        r = s.get(path, headers={"Accept": "application/json"})
         # procdiag answers (JSON or a problem), not nginx's own HTML pages.
         assert r.content_type in ("application/json", "application/problem+json"), (path, r)
         assert r.status != 502, (path, r)

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """GET /{id}/stacks and GET /stacks?pid= through real nginx, and the CLI's
-`procdiag stacks`; judged by /proc, eu-stack and eu-readelf."""
+`procdiag stacks`; judged by /proc, eu-stack and eu-readelf. /stacks is held
+to dotnet-monitor's formats (StacksTests, CallStackResults,
+TextStacksFormatter, speedscope's file format)."""
+import calendar
 import os
 import re
+import shutil
 import signal
+import tempfile
 import subprocess
 import sys
 import threading
@@ -177,24 +182,181 @@ def test_frames_match_eu_stack():
             tid, [(hex(p), n) for p, n in ours[tid]], [(hex(p), n) for p, n in theirs[tid]])
 
 
-def test_every_prefix_and_the_dotnet_route():
+def test_every_prefix():
     s = h.shared()
     t = StackTarget("park")
     for prefix in h.PREFIXES:
         doc = stacks(s, t.pid, prefix=prefix)
         check_parked(doc, t)
         assert doc["process"] == s.base + prefix + "/%d" % t.pid, doc["process"]
-    doc = s.json("/stacks?pid=%d" % t.pid)
-    check_parked(doc, t)
-    assert doc["process"] == s.base + "/api/processes/%d" % t.pid
-    r = s.get("/stacks?pid=%d" % t.pid, headers={"Accept": "text/plain"})
-    assert r.status == 200 and r.content_type == "text/plain" and b"alpha_parked_here" in r.body
     # ?source=false: the same frames, no source lines.
-    doc = s.json("/stacks?pid=%d&source=false" % t.pid)
+    doc = s.json("/api/processes/%d/stacks?source=false" % t.pid)
     assert all(f["file"] is None and f["line"] is None
                for th in doc["threads"] for f in th["frames"]), doc
     names = {th["name"]: th for th in doc["threads"]}
     assert is_subsequence(PARKED["pd-alpha"], symbols(names["pd-alpha"]))
+
+
+# --- dotnet-monitor's /stacks ----------------------------------------------
+
+MON_FRAME_KEYS = {"methodName": str, "methodToken": int, "typeName": str, "moduleName": str,
+                  "moduleVersionId": str, "hidden": bool}
+
+
+def mon_stacks(s, pid, accept, ext):
+    """GET /stacks?pid= with this Accept (None: no header); checks the
+    attachment name {yyyyMMdd_HHmmss_fff}_{pid}.stacks.{ext}, UTC."""
+    r = s.get("/stacks?pid=%d" % pid, headers={"Accept": accept} if accept else None)
+    assert r.status == 200, r
+    m = re.fullmatch(r'attachment; filename="(\d{8}_\d{6})_(\d{3})_(\d+)\.stacks\.%s"' % ext,
+                     r.header("Content-Disposition") or "")
+    assert m, r.headers
+    when = calendar.timegm(time.strptime(m.group(1), "%Y%m%d_%H%M%S"))
+    assert abs(when - time.time()) < 120 and int(m.group(3)) == pid, m.group(0)
+    return r
+
+
+def module_method(f):
+    """What dotnet-monitor's frame is made of, from procdiag's frame."""
+    mod = os.path.basename(f["module"]) if f["module"] else "UnknownModule"
+    return mod, f["symbol"] or "UnknownFunction"
+
+
+def test_dotnet_json_is_a_callstack_result():
+    """Accept: application/json gives CallStackResult: every thread with
+    its id and name, every frame with the model's members, the symbol as
+    methodName and the module's file name as moduleName, in the order of
+    procdiag's own document; extra members say where the frame is."""
+    s = h.shared()
+    t = StackTarget("park")
+    ours = stacks(s, t.pid)
+    r = mon_stacks(s, t.pid, "application/json", "json")
+    assert r.content_type == "application/json", r
+    doc = r.json()
+    assert set(doc) == {"stacks"}, sorted(doc)
+    by_id = {st["threadId"]: st for st in doc["stacks"]}
+    assert sorted(by_id) == task_ids(t.pid), sorted(by_id)
+    for th in ours["threads"]:
+        st = by_id[th["id"]]
+        assert st["threadName"] == th["name"], (st["threadName"], th["name"])
+        assert len(st["frames"]) == len(th["frames"]), th["id"]
+        for f, g in zip(th["frames"], st["frames"]):
+            for k, typ in MON_FRAME_KEYS.items():
+                assert isinstance(g[k], typ), (k, g)
+            assert (g["moduleName"], g["methodName"]) == module_method(f), (f, g)
+            assert g["typeName"] == "" and g["methodToken"] == 0 and g["hidden"] is False, g
+            assert g["pc"] == f["pc"] and g.get("file") == f["file"], (f, g)
+    alpha = by_id[t.tids[0]]
+    want = [("stacktarget", fn) for fn in PARKED["pd-alpha"]]
+    have = [(g["moduleName"], g["methodName"]) for g in alpha["frames"]]
+    assert is_subsequence(want, have), have
+    assert alpha["frames"][0]["moduleName"].startswith("libc.so"), alpha["frames"][0]
+    # StacksTests: a second capture works as the first.
+    again = mon_stacks(s, t.pid, "application/json", "json").json()
+    assert sorted(st["threadId"] for st in again["stacks"]) == task_ids(t.pid)
+
+
+def parse_text(text):
+    """{tid: (title, [frame lines])} from TextStacksFormatter's layout."""
+    out = {}
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        lines = block.split("\n")
+        m = re.fullmatch(r"Thread: \(0x([0-9A-F]+)\)(?: (.*))?", lines[0])
+        assert m, lines[0]
+        frames = [ln for ln in lines[1:] if ln]
+        assert all(ln.startswith("  ") and "!" in ln for ln in frames), frames
+        out[int(m.group(1), 16)] = (m.group(2), [ln.strip() for ln in frames])
+    return out
+
+
+def test_dotnet_text_is_the_default():
+    """No Accept header, */*, or a browser's Accept give text/plain, as
+    dotnet-monitor negotiates; text/plain wins over application/json when
+    both are named; each thread is `Thread: (0xTID) name` with its frames
+    indented as module!method, then an empty line."""
+    s = h.shared()
+    t = StackTarget("park")
+    ours = {th["id"]: th for th in stacks(s, t.pid)["threads"]}
+    for accept in (None, "*/*", "text/plain", "application/json, text/plain", "text/*",
+                   "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"):
+        r = mon_stacks(s, t.pid, accept, "txt")
+        assert r.content_type == "text/plain", (accept, r)
+        text = r.body.decode()
+        assert text.endswith("\n\n"), text[-50:]
+        got = parse_text(text)
+        assert sorted(got) == task_ids(t.pid), (accept, sorted(got))
+        for tid, th in ours.items():
+            title, frames = got[tid]
+            assert title == th["name"], (title, th["name"])
+            assert frames == ["%s!%s" % module_method(f) for f in th["frames"]], (tid, frames)
+        alpha = got[t.tids[0]][1]
+        assert is_subsequence(["stacktarget!" + fn for fn in PARKED["pd-alpha"]], alpha), alpha
+    assert "Thread: (0x%X) pd-alpha\n" % t.tids[0] in text
+    # A wildcard over application/ only: JSON.
+    r = mon_stacks(s, t.pid, "application/*", "json")
+    assert r.content_type == "application/json" and "stacks" in r.json(), r
+
+
+def check_speedscope(doc):
+    """The rules of speedscope's file-format-schema.json (draft-07) and of
+    its importer for evented profiles: $schema, shared.frames with names,
+    each profile evented with its unit and range, events opened and closed
+    in nesting order on frames that exist."""
+    assert doc["$schema"] == "https://www.speedscope.app/file-format-schema.json", doc
+    assert isinstance(doc["exporter"], str) and isinstance(doc["name"], str), doc
+    assert doc["activeProfileIndex"] == 0, doc
+    frames = doc["shared"]["frames"]
+    assert isinstance(frames, list), doc["shared"]
+    for f in frames:
+        assert isinstance(f["name"], str) and f["name"], f
+        assert set(f) <= {"name", "file", "line", "col"}, f
+        assert all(isinstance(f[k], str) for k in ("file",) if k in f), f
+    assert len({f["name"] for f in frames}) == len(frames), "a frame is shared twice"
+    for p in doc["profiles"]:
+        assert p["type"] == "evented" and p["unit"] == "none", p
+        assert isinstance(p["name"], str), p
+        assert p["startValue"] == 0 and p["endValue"] == 1, p
+        open_ = []
+        last = p["startValue"]
+        for e in p["events"]:
+            assert set(e) == {"type", "frame", "at"}, e
+            assert isinstance(e["frame"], int) and 0 <= e["frame"] < len(frames), e
+            assert last <= e["at"] <= p["endValue"], e
+            last = e["at"]
+            if e["type"] == "O":
+                open_.append(e["frame"])
+            else:
+                assert e["type"] == "C" and open_ and open_.pop() == e["frame"], e
+        assert not open_, p["name"]
+
+
+def test_dotnet_speedscope():
+    """Accept: application/speedscope+json gives a speedscope file: one
+    evented profile per thread named as the text's title, its frames
+    opened at 0 in the stack's order (innermost first, as dotnet-monitor's
+    SpeedscopeStacksFormatter does) and closed at 1 in reverse."""
+    s = h.shared()
+    t = StackTarget("park")
+    ours = {th["id"]: th for th in stacks(s, t.pid)["threads"]}
+    r = mon_stacks(s, t.pid, "application/speedscope+json", "json")
+    assert r.content_type == "application/speedscope+json", r
+    doc = r.json()
+    check_speedscope(doc)
+    names = [f["name"] for f in doc["shared"]["frames"]]
+    profiles = {p["name"]: p for p in doc["profiles"]}
+    assert len(profiles) == len(ours), sorted(profiles)
+    for tid, th in ours.items():
+        p = profiles["Thread: (0x%X) %s" % (tid, th["name"])]
+        opened = [names[e["frame"]] for e in p["events"] if e["type"] == "O"]
+        assert opened == ["%s!%s" % module_method(f) for f in th["frames"]], (tid, opened)
+        assert all(e["at"] == 0 for e in p["events"] if e["type"] == "O"), p
+        assert all(e["at"] == 1 for e in p["events"] if e["type"] == "C"), p
+    alpha = profiles["Thread: (0x%X) pd-alpha" % t.tids[0]]
+    i = names.index("stacktarget!alpha_parked_here")
+    assert doc["shared"]["frames"][i]["file"].endswith("stacktarget.c"), doc["shared"]["frames"][i]
+    assert i in [e["frame"] for e in alpha["events"]], alpha
 
 
 def test_second_request_is_served_from_the_cache():
@@ -241,17 +403,19 @@ def test_errors():
         h.assert_problem(s.get(path), 400, "pid")
     # No pid: the default process, as dotnet-monitor's routes choose it.
     for path in ("/stacks", "/stacks?pid="):
-        assert s.json(path)["id"] == s.pd.pid
+        r = s.get(path, headers={"Accept": "application/json"})
+        assert r.status == 200 and r.json()["stacks"][0]["threadId"] == s.pd.pid, r
     h.assert_problem(s.get("/api/processes/abc/stacks"), 400, "id")
     h.assert_problem(s.get("/api/processes/%d/stacks?source=maybe" % os.getpid()), 400, "source")
     gone = subprocess.Popen(["true"])
     gone.wait()
     h.assert_problem(s.get("/api/processes/%d/stacks" % gone.pid), 404)
-    h.assert_problem(s.get("/stacks?pid=%d" % gone.pid), 404)
+    # dotnet-monitor's route: a selection that finds nothing is a 400.
+    h.assert_problem(s.get("/stacks?pid=%d" % gone.pid), 400, "pid")
     # Out of scope answers like a missing process.
     p = h.sleep_as_nobody()
     h.assert_problem(s.get("/api/processes/%d/stacks" % p.pid), 404)
-    h.assert_problem(s.get("/stacks?pid=%d" % p.pid), 404)
+    h.assert_problem(s.get("/stacks?pid=%d" % p.pid), 400, "pid")
     # A zombie and a kernel thread have no stacks: 409.
     z = h.target("zombie")
     h.assert_problem(s.get("/api/processes/%d/stacks" % z.zombie), 409)

@@ -1,6 +1,6 @@
 /* dumptarget: a process for the dump tests to freeze and dump.
  *
- *   dumptarget [threads N] [churn] [zombie-leader] [vfork]
+ *   dumptarget [threads N] [churn] [zombie-leader] [vfork] [ioperm]
  *
  *   threads N      N extra threads (N <= 8), thread i blocked in its own
  *                  function park_thread_<i>() (names gdb must show)
@@ -10,6 +10,11 @@
  *                  thread-group leader is a zombie, the others run on
  *   vfork          one more thread vfork()s a child that never execs: that
  *                  thread sleeps uninterruptibly (it never stops for ptrace)
+ *   ioperm         the main thread alone (after the others started) calls
+ *                  ioperm(0x80, 1, 1): it has an I/O bitmap, and so the
+ *                  kernel's core an NT_386_IOPERM for it (needs root); the
+ *                  ready line ends " ioperm=1", or " ioperm=0" where the
+ *                  kernel has no ioperm(2) (ENOSYS)
  *
  * It fills a global (pd_global, .bss, written at run time) and a heap buffer
  * (pd_heap) with known patterns, then prints one line
@@ -22,11 +27,13 @@
  * "usr1 COUNT": a test checks that a signal sent during a freeze is
  * delivered once the target runs again. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/io.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -134,14 +141,15 @@ static void *vforker(void *arg)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: dumptarget [threads N] [churn] [zombie-leader] [vfork]\n");
+	fprintf(stderr, "usage: dumptarget [threads N] [churn] [zombie-leader] [vfork] [ioperm]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	long nthreads = 0;
-	int want_churn = 0, zombie_leader = 0, want_vfork = 0;
+	int want_churn = 0, zombie_leader = 0, want_vfork = 0, want_ioperm = 0;
+	int have_ioperm = 0;
 	pthread_t t;
 
 	for (int i = 1; i < argc; i++) {
@@ -155,6 +163,8 @@ int main(int argc, char **argv)
 			zombie_leader = 1;
 		} else if (!strcmp(argv[i], "vfork")) {
 			want_vfork = 1;
+		} else if (!strcmp(argv[i], "ioperm")) {
+			want_ioperm = 1;
 		} else {
 			usage();
 		}
@@ -174,8 +184,19 @@ int main(int argc, char **argv)
 		return 1;
 	if (want_vfork && pthread_create(&t, NULL, vforker, NULL) != 0)
 		return 1;
-	printf("ready %d global=%p heap=%p pattern=PDHEAP-%d\n", (int)getpid(), (void *)pd_global,
+	/* A kernel without CONFIG_X86_IOPL_IOPERM says ENOSYS: "ioperm=0". */
+	if (want_ioperm) {
+		have_ioperm = ioperm(0x80, 1, 1) == 0;
+		if (!have_ioperm && errno != ENOSYS) {
+			perror("ioperm");
+			return 1;
+		}
+	}
+	printf("ready %d global=%p heap=%p pattern=PDHEAP-%d", (int)getpid(), (void *)pd_global,
 	       (void *)pd_heap, (int)getpid());
+	if (want_ioperm)
+		printf(" ioperm=%d", have_ioperm);
+	printf("\n");
 	fflush(stdout);
 	if (zombie_leader)
 		pthread_exit(NULL);

@@ -164,12 +164,51 @@ static void test_bit_names(void **state)
 	assert_string_equal(buf, "");
 }
 
+/* dotnet-monitor's DumpType: its own numbers, not MINIDUMP_TYPE's. */
+static void test_monitor_types(void **state)
+{
+	static const struct {
+		const char *in, *name;
+		uint32_t bits;
+	} cases[] = {
+		{NULL, "WithHeap", 0x201},
+		{"", "WithHeap", 0x201},
+		{"1", "Full", 0x2},
+		{"2", "Mini", 0},
+		{"3", "WithHeap", 0x201},
+		{"4", "Triage", 0x100000},
+		{"full", "Full", 0x2},
+		{"MINI", "Mini", 0},
+		{"withHeap", "WithHeap", 0x201},
+		{"Triage", "Triage", 0x100000},
+	};
+	static const char *const refused[] = {
+		"0",  "5",  "0x2", "Heap",	"Normal",
+		"-1", " 1", "1.0", "Full,Mini", "18446744073709551617"};
+	struct pd_dumptype t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&t, 0xa5, sizeof(t));
+		assert_int_equal(pd_dumptype_parse_monitor(cases[i].in, &t), 0);
+		assert_string_equal(t.name, cases[i].name);
+		assert_int_equal(t.bits, cases[i].bits);
+	}
+	/* Mini is a mini dump here (type=2), Full all memory (type=1). */
+	assert_int_equal(pd_dumptype_parse_monitor("2", &t), 0);
+	assert_int_equal(t.content, 0);
+	assert_int_equal(pd_dumptype_parse_monitor("1", &t), 0);
+	assert_int_equal(t.content, PD_DC_FULL);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(pd_dumptype_parse_monitor(refused[i], &t), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kudu_numbers), cmocka_unit_test(test_ignored_and_base_bits),
 		cmocka_unit_test(test_names),	     cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_bit_names),
+		cmocka_unit_test(test_bit_names),    cmocka_unit_test(test_monitor_types),
 	};
 
 	return cmocka_run_group_tests_name("dumptype", tests, NULL, NULL);
