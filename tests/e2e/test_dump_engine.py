@@ -109,7 +109,8 @@ class Helper:
         out = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         r, w = os.pipe2(os.O_CLOEXEC)
         argv = [h.PROCDIAG_HOOKED if env else h.PROCDIAG, "dump-helper", "--pid", str(pid),
-                "--start-time", str(start_time), "--content", str(content), "--out-fd", str(out), "--status-fd", str(w)]
+                "--start-time", str(start_time), "--content", str(content), "--out-fd", str(out),
+                "--status-fd", str(w)]
         argv += list(extra)
         e = dict(os.environ)
         e.update(env or {})
