@@ -167,6 +167,15 @@ def expected_functions():
     return ["park_main"] + ["park_thread_%d" % i for i in range(NTHREADS)]
 
 
+def assert_every_thread_and_function(core, t):
+    """gdb finds every thread of t in core, each function in one backtrace."""
+    ths = threads(core, pid=t.pid)
+    assert sorted(ths) == t.tids(), "gdb threads %s, target %s\n%s" % (sorted(ths), t.tids(), ths)
+    for fn in expected_functions():
+        assert sum(fn in th["frames"] for th in ths.values()) == 1, "%s not in one bt:\n%s" % (
+            fn, ths)
+
+
 # --------------------------------------------------------------------------
 
 _mini = {}
@@ -186,11 +195,7 @@ def test_mini_gdb_shows_every_thread_and_function():
     assert hp.final["threads"] == NTHREADS + 1, hp.final
     assert hp.final["stopped_us"] > 0, hp.final
     assert_running(t.pid)
-    ths = threads(hp.path, pid=t.pid)
-    assert sorted(ths) == t.tids(), "gdb threads %s, target %s\n%s" % (sorted(ths), t.tids(), ths)
-    for fn in expected_functions():
-        assert sum(fn in th["frames"] for th in ths.values()) == 1, "%s not in one bt:\n%s" % (
-            fn, ths)
+    assert_every_thread_and_function(hp.path, t)
     # libthread_db worked on the mini core: threads are "Thread 0x... (LWP n)".
     out = gdb(hp.path, "info threads", pid=t.pid)
     assert len(re.findall(r"Thread 0x[0-9a-f]+ \(LWP \d+\)", out)) >= NTHREADS + 1, out
@@ -448,11 +453,7 @@ def test_direct_write_past_the_memory_budget():
     assert re.search(r"^dump-trace direct ", d.stderr, re.M), d.stderr
     assert d.final["dumped_bytes"] > 4096, d.final
     assert_running(t.pid)
-    ths = threads(d.path, pid=t.pid)
-    assert sorted(ths) == t.tids(), "gdb threads %s, target %s\n%s" % (sorted(ths), t.tids(), ths)
-    for fn in expected_functions():
-        assert sum(fn in th["frames"] for th in ths.values()) == 1, "%s not in one bt:\n%s" % (
-            fn, ths)
+    assert_every_thread_and_function(d.path, t)
     assert "PDGLOBAL-%d" % t.pid in gdb(d.path, "print pd_global", pid=t.pid)
     s = gdb_string(d.path, t.heap_addr)
     assert s.startswith('"' + t.pattern), s
