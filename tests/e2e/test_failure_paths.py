@@ -145,6 +145,41 @@ def test_target_held_by_another_tracer():
     assert_resumed(t.pid)
 
 
+# A process that made itself non-dumpable (as ssh-agent and gpg-agent do):
+# only CAP_SYS_PTRACE over it lets another process trace it or read its maps.
+NOT_DUMPABLE = ("import ctypes, os, time\n"
+                "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0\n"
+                "print('ready', os.getpid(), flush=True)\n"
+                "time.sleep(600)\n")
+
+
+def test_kernel_refuses_ptrace_without_the_capability():
+    """Proves: a responder without CAP_SYS_PTRACE (same uid as the target,
+    every other capability kept) is refused by the kernel on a process that
+    set PR_SET_DUMPABLE 0: a dump and stacks answer 403 naming it, as
+    docs/API.md says (not a 500), and the process runs on untouched."""
+    p = h.spawn([sys.executable, "-c", NOT_DUMPABLE])
+    pid = int(h.read_line(p).split()[1])
+    wrapper = os.path.join(h.BUILDDIR, "_test", "no-ptrace-%d" % os.getpid())
+    os.makedirs(os.path.dirname(wrapper), exist_ok=True)
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec setpriv --bounding-set=-sys_ptrace --inh-caps=-sys_ptrace "
+                "'%s' \"$@\"\n" % h.PROCDIAG)
+    os.chmod(wrapper, 0o755)
+    try:
+        s = h.Stack()
+        s.binary = wrapper
+        with s:
+            doc = h.assert_problem(s.get(dump_url(pid, "dumpType=0")), 403, "id")
+            assert "trace" in doc["detail"], doc
+            h.assert_problem(s.get("/api/processes/%d/stacks" % pid), 403)
+            assert_resumed(pid)
+            assert h.proc_status(pid)["TracerPid"] == "0"
+            assert s.get("/api/processes/%d" % pid).status == 200
+    finally:
+        os.unlink(wrapper)
+
+
 # -- the freeze never converges ----------------------------------------------
 
 def churn_target():
