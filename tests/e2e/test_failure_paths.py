@@ -2,9 +2,9 @@
 """Failure paths of kill, dump and stacks that only odd conditions reach,
 made for real where the kernel lets a test make them (a tracer that holds a
 killed process at its exit, a descendant of another uid, a tracer that is
-already there, a responder without CAP_SYS_PTRACE), and with the test build's hooks (lib/testhooks.h,
-tests/procdiag-hooked) where it does not (a disk that fills while the
-target is frozen, a freeze that never converges). Each test names what it
+already there, a responder without CAP_SYS_PTRACE), and with the test
+build's hooks (lib/testhooks.h, tests/procdiag-hooked) where it does not (a
+disk that fills while the target is frozen, a freeze that never converges). Each test names what it
 proves; in every case the target ends up running (or gone, for a kill) and
 the responder keeps answering."""
 import os
