@@ -91,19 +91,26 @@ def test_monitor_and_kudu_dumps_share_the_limit():
 
 
 def test_client_gone_during_the_dump_leaves_nothing():
-    """Proves: a client that hangs up right after asking, while the helper
-    works, leaves nothing behind and the target running (three times)."""
+    """Proves: a client that hangs up once the dump has started (its helper
+    runs, or the target is frozen), while the helper works, leaves nothing
+    behind and the target running (three times)."""
     with Tmpfs("512m") as spool:
         lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
         with h.Stack(config_lines=lines) as s:
             proc, pid = heap_target(128)
             baseline = used_bytes(spool.path)
-            for _ in range(3):
+            for i in range(3):
                 sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
                 sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
                               % (dump_url(pid, "dumpType=2"), s.key)).encode())
-                time.sleep(0.02)
+                h.wait_until(lambda: helper_children(s.pd.pid) or frozen(pid), 10,
+                             "the dump to start (a helper, or the target frozen)")
                 sock.close()
+                logged = r"GET /api/processes/%d/dump status=" % pid
+                h.wait_until(lambda: len(re.findall(logged, s.stderr())) == i + 1, 30,
+                             "the dump's request log line")
+                line = re.findall(logged + ".*", s.stderr())[-1]
+                assert "client_gone" in line, line
                 assert_nothing_left(s, spool.path, baseline)
                 assert_resumed(pid)
             assert s.get("/api/processes").status == 200
