@@ -126,15 +126,19 @@ def test_list_while_processes_come_and_go():
     """Processes exiting while the list is built never break it: always 200
     and valid JSON, from several clients at once."""
     s = h.shared()
-    churn = [h.spawn(["sh", "-c", "while :; do /bin/true & /bin/true & /bin/true & wait; done"],
-                     stdout=subprocess.DEVNULL) for _ in range(2)]
+    # Each round of a churn shell forks three processes and writes one byte.
+    counts = [os.path.join(s.dir, "churn-%d" % i) for i in range(2)]
+    churn = []
+    for c in counts:
+        with open(c, "wb") as out:
+            churn.append(h.spawn(["sh", "-c", "while :; do /bin/true & /bin/true & /bin/true & "
+                                  "wait; printf .; done"], stdout=out))
     errors = []
 
-    def last_pid():
-        with open("/proc/loadavg") as f:
-            return int(f.read().split()[-1])
+    def forked():
+        return 3 * sum(os.path.getsize(c) for c in counts)
 
-    first = last_pid()
+    first = forked()
     deadline = time.monotonic() + 2.0
 
     def client(n):
@@ -164,12 +168,11 @@ def test_list_while_processes_come_and_go():
         t.start()
     for t in threads:
         t.join()
-    forks = last_pid() - first
+    forks = forked() - first
     for c in churn:
         h.kill_tree(c)
     assert not errors, errors[:5]
-    # pid numbers wrap around at pid_max; otherwise this counts the forks.
-    assert forks < 0 or forks > 100, "the churn made only %d processes" % forks
+    assert forks > 100, "the churn made only %d processes while the lists ran" % forks
 
 
 def names_by_pid(items):
