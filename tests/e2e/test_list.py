@@ -152,10 +152,14 @@ def test_list_while_processes_come_and_go():
                     return
                 items = r.json()
                 assert isinstance(items, list) and all(ITEM_KEYS <= set(x) for x in items)
-                d = s.get("/api/processes/%d" % items[i % len(items)]["id"])
-                # A process that exited in between is a 404; anything else a 200.
+                pid = items[i % len(items)]["id"]
+                d = s.get("/api/processes/%d" % pid)
+                # A process reaped in between is a 404 (and stays gone); one
+                # that is there, even a zombie, a 200.
                 if d.status == 404:
                     h.assert_problem(d, 404)
+                    if h.proc_stat(pid) is not None:
+                        errors.append("404 for pid %d, which is there: %r" % (pid, d))
                 elif d.status != 200:
                     errors.append(repr(d))
                 else:
