@@ -19,7 +19,8 @@ struct pd_keyset {
 
 /* Extracts the key from an Authorization header value into key (NUL-
  * terminated). 0, or -EINVAL (absent, unknown scheme, bad base64, no ':' in
- * Basic, empty key, longer than PD_KEY_MAX). */
+ * Basic, empty key, longer than PD_KEY_MAX); on -EINVAL with a key buffer,
+ * key is left empty. */
 int pd_auth_parse_header(const char *header, char *key, size_t keylen);
 /* SHA-256 of the key compared in constant time against every stored hash
  * (all of them, always). */

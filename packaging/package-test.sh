@@ -249,27 +249,45 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "$
 say "nginx (system config, user $(ps -o user= --ppid "$nginx_pid" | sort -u | tr '\n' ' ')) on $base"
 
 # -- 5. the e2e tests against it --------------------------------------------
+# A file counts only when it ran its whole plan: present, a "1..N" line, N
+# results, and exit status 0 (harness.main exits 1 on any "not ok"). One
+# that is missing, dies early or exits non-zero fails the stage.
 fails=0 total=0 skipped=0
 for name in "${E2E_FILES[@]}"; do
 	f="$ROOT/tests/e2e/$name.py"
-	[ -f "$f" ] || continue
+	if [ ! -f "$f" ]; then
+		say "$name: FAILED: $f is missing"
+		fails=$((fails + 1))
+		continue
+	fi
 	out="$work/$name.tap"
-	PD_E2E_TARGET=installed PD_E2E_BASE="$base" PD_E2E_KEY="$key" PD_E2E_PID="$pd_pid" \
-		PD_E2E_LOG="$pdlog" PD_E2E_NGINX_LOG="$work/nginx-error.log" \
+	rc=0
+	env -u PYTHONOPTIMIZE PD_E2E_TARGET=installed PD_E2E_BASE="$base" PD_E2E_KEY="$key" \
+		PD_E2E_PID="$pd_pid" PD_E2E_LOG="$pdlog" PD_E2E_NGINX_LOG="$work/nginx-error.log" \
 		PD_PROCDIAG=/usr/bin/procdiag PD_BUILDDIR="$ROOT" PD_SRCDIR="$ROOT" PD_NGINX="$NGINX" \
-		PYTHONDONTWRITEBYTECODE=1 python3 "$f" > "$out" 2>&1 || true
+		PYTHONDONTWRITEBYTECODE=1 python3 "$f" > "$out" 2>&1 || rc=$?
 	n=$(grep -cE '^(not )?ok ' "$out" || true)
 	bad=$(grep -cE '^not ok ' "$out" || true)
 	skip=$(grep -cE '^ok .*# SKIP' "$out" || true)
 	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$out" | head -n 1)
-	if [ "$bad" -ne 0 ] || [ "${plan:-x}" != "$n" ]; then
-		cat "$out" >&2
-		fails=$((fails + bad + (${plan:-0} != n ? 1 : 0)))
+	why=''
+	if [ -z "$plan" ]; then
+		why="no plan line"
+	elif [ "$plan" -ne "$n" ]; then
+		why="ran $n of its $plan tests"
 	fi
+	[ "$bad" -eq 0 ] || why="${why:+$why, }$bad failed"
+	[ "$rc" -eq 0 ] || why="${why:+$why, }exit status $rc"
 	total=$((total + n))
 	skipped=$((skipped + skip))
-	say "$name: $((n - bad - skip)) passed, $skip skipped, $bad failed"
+	if [ -n "$why" ]; then
+		cat "$out" >&2
+		say "$name: FAILED: $why"
+		fails=$((fails + 1))
+	else
+		say "$name: $((n - skip)) passed, $skip skipped"
+	fi
 done
 kill -0 "$pd_pid" 2>/dev/null || die "the responder (pid $pd_pid) is gone"
-[ "$fails" -eq 0 ] || die "$fails e2e failures against the installed package"
+[ "$fails" -eq 0 ] || die "$fails of ${#E2E_FILES[@]} e2e files did not pass against the installed package"
 say "e2e against the installed package: $total tests, $skipped skipped, none failed"

@@ -83,6 +83,14 @@ CRASH_PATTERNS = re.compile(
 NGINX_BAD = re.compile(r"upstream prematurely closed|Connection reset by peer|"
                        r"\[alert\]|\[crit\]|\[emerg\]")
 
+# The tests judge with plain `assert`: under python3 -O or PYTHONOPTIMIZE
+# every one of them would be gone and each file would pass. Refuse to run.
+if not __debug__:
+    sys.stdout.write("Bail out! assert is disabled (python3 -O or PYTHONOPTIMIZE=%r): "
+                     "these tests would check nothing\n" % os.environ.get("PYTHONOPTIMIZE"))
+    sys.stdout.flush()
+    sys.exit(1)
+
 PR_SET_CHILD_SUBREAPER = 36
 
 

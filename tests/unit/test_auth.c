@@ -124,6 +124,8 @@ static void test_bad_base64(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		strcpy(key, "untouched");
 		assert_int_equal(pd_auth_parse_header(bad[i], key, sizeof(key)), -EINVAL);
+		/* No part of a rejected credential is left behind. */
+		assert_string_equal(key, "");
 	}
 	/* Padding is not counted as key bytes: "u:ab" decodes to 4 bytes. */
 	assert_int_equal(pd_auth_parse_header("Basic dTphYg==", key, sizeof(key)), 0);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,26 +142,23 @@ static void test_garbage(void **state)
 			 PD_STATUS_OTHER);
 }
 
-static int count_ticks(void *arg, uint64_t done, uint64_t total)
+/* Counts its calls and asks to stop at the first. */
+static int cancel_at_first_tick(void *arg, uint64_t done, uint64_t total)
 {
-	(void)done;
-	(void)total;
 	(*(int *)arg)++;
-	return 0;
+	assert_true(done == 0 && total == 0); /* no progress line came */
+	return 1;
 }
 
 /* A binary that exits without a word: -EPROTO, reaped, status kept. */
 static void test_helper_without_result(void **state)
 {
 	struct pd_dumprun_result res;
-	int ticks = 0, fd = memfd_create("t", MFD_CLOEXEC);
+	int fd = memfd_create("t", MFD_CLOEXEC);
 	struct pd_dumprun_opts o = {
 		.helper = "/bin/false",
 		.pid = getpid(),
 		.out_fd = fd,
-		.tick = count_ticks,
-		.arg = &ticks,
-		.tick_ms = 1,
 	};
 
 	(void)state;
@@ -170,6 +169,42 @@ static void test_helper_without_result(void **state)
 	/* It was reaped: no child is left. */
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 	assert_int_equal(errno, ECHILD);
+	close(fd);
+}
+
+/* A helper that says nothing and never exits: the first tick that asks to
+ * stop ends the run with -ECANCELED, and the helper is killed and reaped. */
+static void test_tick_cancels(void **state)
+{
+	char dir[] = "/tmp/pd-dumprun-XXXXXX", path[64];
+	struct pd_dumprun_result res;
+	int ticks = 0, fd = memfd_create("t", MFD_CLOEXEC);
+	struct pd_dumprun_opts o = {
+		.helper = path,
+		.pid = getpid(),
+		.out_fd = fd,
+		.tick = cancel_at_first_tick,
+		.arg = &ticks,
+		.tick_ms = 1,
+	};
+	FILE *f;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/helper", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\nexec sleep 600\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, 0700), 0);
+	assert_int_equal(pd_dump_run(&o, &res), -ECANCELED);
+	assert_int_equal(ticks, 1);
+	assert_true(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == SIGKILL);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	unlink(path);
+	rmdir(dir);
 	close(fd);
 }
 
@@ -210,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_helper_without_result),
+		cmocka_unit_test(test_tick_cancels),
 		cmocka_unit_test(test_helper_missing),
 		cmocka_unit_test(test_bad_out_fd),
 	};

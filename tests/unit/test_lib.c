@@ -245,7 +245,8 @@ static void test_protected(void **state)
 
 /* ---- modules -------------------------------------------------------------------- */
 
-/* What eu-readelf -n says, as bytes; 0 when it is not installed. */
+/* What eu-readelf -n says, as bytes; 0 when it says none (or is missing:
+ * elfutils is a build dependency of the tests, so that fails too). */
 static size_t readelf_build_id(const char *path, unsigned char *id)
 {
 	char cmd[512], line[512];
@@ -306,10 +307,8 @@ static void test_modules_self(void **state)
 	assert_int_equal(idlen, 20);
 	assert_memory_equal(id, libc->build_id, 20);
 	rlen = readelf_build_id(libc->path, rid);
-	if (rlen) {
-		assert_int_equal(rlen, 20);
-		assert_memory_equal(rid, libc->build_id, 20);
-	}
+	assert_int_equal(rlen, 20);
+	assert_memory_equal(rid, libc->build_id, 20);
 
 	/* Second time from the cache: same answers. */
 	assert_int_equal(pd_proc_modules(&p, NULL, true, &again), 0);
@@ -430,6 +429,10 @@ static void test_snapshot_concurrent(void **state)
 	}
 	fprintf(stderr, "# concurrent get: %zu of %d results shared a scan\n", shared,
 		20 * NGETTERS);
+	/* Eight getters released at once, twenty times: some join a scan in
+	 * flight (a scan takes milliseconds; about 135 of 160 do on the 2-core
+	 * VM). None would mean there is no single flight. */
+	assert_true(shared > 0);
 }
 
 /* ---- kill ------------------------------------------------------------------------- */

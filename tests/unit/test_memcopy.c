@@ -244,6 +244,7 @@ static void test_copy_child(void **state)
 static void test_freeze_errors(void **state)
 {
 	struct pd_freeze fz;
+	siginfo_t si;
 	pid_t z;
 
 	(void)state;
@@ -253,21 +254,8 @@ static void test_freeze_errors(void **state)
 	assert_true(z >= 0);
 	if (z == 0)
 		_exit(0);
-	/* Until reaped it is a zombie. */
-	for (int i = 0; i < 500; i++) {
-		char path[64], b[512];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)z);
-		f = fopen(path, "r");
-		if (f && fgets(b, sizeof(b), f) && strrchr(b, ')')[2] == 'Z') {
-			fclose(f);
-			break;
-		}
-		if (f)
-			fclose(f);
-		usleep(2000);
-	}
+	/* Until reaped it is a zombie: wait for its exit without reaping. */
+	assert_int_equal(waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT), 0);
 	assert_int_equal(pd_freeze_open(&fz, z, 0), -EOWNERDEAD);
 	waitpid(z, NULL, 0);
 	assert_int_equal(pd_freeze_open(&fz, z, 0), -ESRCH);
