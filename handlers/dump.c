@@ -135,8 +135,7 @@ static void safe_name(char *dst, size_t size, const char *src, size_t len)
 /* Kudu's GetResponseFileName: NAME-INSTANCE-MM-dd-HH-mm-ss.dmp or .zip, the
  * time in UTC; INSTANCE is the first 6 characters of the machine name
  * (Kudu's short instance id outside Azure). */
-static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *value,
-			   size_t size)
+static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *value, size_t size)
 {
 	char instance[8], stamp[32];
 

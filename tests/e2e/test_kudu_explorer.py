@@ -155,10 +155,11 @@ def sub_resources(s, d, details=False):
                       refused=d["environment_variables"] == {})
     if None in (threads, modules, env):
         return False
-    threads, modules, env = ([] if x == "refused" else x for x in (threads, modules, env))
-    env = env or {}
+    threads = [] if threads == "refused" else threads
+    modules = [] if modules == "refused" else modules
     assert isinstance(threads, list) and isinstance(modules, list), d["href"]
-    assert isinstance(env, dict) and all(isinstance(v, str) for v in env.values()), env
+    if env != "refused":
+        assert isinstance(env, dict) and all(isinstance(v, str) for v in env.values()), env
     if details:
         for t in threads:
             td = get_or_gone(s, t["href"], pid)
