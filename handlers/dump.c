@@ -132,21 +132,35 @@ static void safe_name(char *dst, size_t size, const char *src, size_t len)
 	dst[n] = '\0';
 }
 
-/* core_NAME_PID_YYYYMMDD_HHMMSSZ[.zip], the time in UTC. */
+/* Kudu's GetResponseFileName: NAME-INSTANCE-MM-dd-HH-mm-ss.dmp or .zip, the
+ * time in UTC; INSTANCE is the first 6 characters of the machine name
+ * (Kudu's short instance id outside Azure). */
+static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *value, size_t size)
+{
+	char instance[8], stamp[32];
+
+	safe_name(instance, sizeof(instance), d->ctx->machine_name,
+		  strnlen(d->ctx->machine_name, 6));
+	strftime(stamp, sizeof(stamp), "%m-%d-%H-%M-%S", tm);
+	snprintf(value, size, "attachment; filename=\"%s-%s-%s.%s\"", d->comm, instance, stamp,
+		 d->zip ? "zip" : "dmp");
+}
+
+/* The file name is the peer's of the route: dotnet-monitor's when
+ * mon_name is set, else Kudu's. */
 static int set_headers(struct dump_req *d)
 {
 	struct pd_req *r = d->r;
-	char stamp[32], value[160], names[512];
+	char value[160], names[512];
 	struct tm tm;
 	int rc;
 
 	gmtime_r(&d->when, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%SZ", &tm);
-	snprintf(value, sizeof(value), "attachment; filename=\"core_%s_%d_%s%s\"", d->comm,
-		 d->p.pid, stamp, d->zip ? ".zip" : "");
 	if (d->mon_name[0])
 		snprintf(value, sizeof(value), "attachment; filename=\"%s%s\"", d->mon_name,
 			 d->zip ? ".zip" : "");
+	else
+		kudu_file_name(d, &tm, value, sizeof(value));
 	rc = pd_resp_header(r, "Content-Disposition", value);
 	snprintf(value, sizeof(value), "0x%x", d->type.bits);
 	rc = rc ? rc : pd_resp_header(r, "X-Dump-Type", value);

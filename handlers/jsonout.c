@@ -14,7 +14,7 @@
 
 json_t *pd_json_size(int64_t v)
 {
-	return v < 0 ? json_null() : json_integer(v);
+	return json_integer(v < 0 ? -1 : v);
 }
 
 json_t *pd_json_href(const struct pd_req *r, const char *fmt, ...)

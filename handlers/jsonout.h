@@ -12,7 +12,8 @@ struct pd_req;
 
 /* pd_json_bytes(), pd_json_cstr(): strings from untrusted bytes. */
 #include "common/jsonstr.h"
-/* An int64 or JSON null when v < 0 (the "unreadable" convention of lib/). */
+/* A size in bytes; -1, Kudu's value for what cannot be read, when v < 0
+ * (the "unreadable" convention of lib/). */
 json_t *pd_json_size(int64_t v);
 /* "origin + base + fmt..." as a JSON string: an absolute link under the
  * prefix the client used. */

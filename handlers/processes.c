@@ -58,6 +58,11 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 	const char *id = pd_req_param(r, "id");
 	int pid, rc;
 
+	/* -1 is the parent link of a process the kernel started (ppid 0). */
+	if (id && !strcmp(id, "-1")) {
+		not_running(r, -1);
+		return -1;
+	}
 	if (!id || parse_pid(id, strlen(id), &pid) < 0) {
 		pd_resp_problem(r, 400, "id", "The id must be a process id (0 to 4194304), not '%s'.",
 				id ? id : "");

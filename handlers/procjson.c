@@ -34,14 +34,20 @@ const char *pd_state_name(char state)
 	}
 }
 
-static json_t *user_json(uid_t uid)
+/* Kudu's DOMAIN\user form, which its page splits on the backslash:
+ * "machine\name", or "machine\1001" for a uid without a name. */
+static json_t *user_json(const struct pd_context *ctx, uid_t uid)
 {
-	char name[256];
+	char name[256], both[sizeof(name) + sizeof(ctx->machine_name) + 1];
 
 	if (pd_user_name(uid, name, sizeof(name)) < 0)
-		return json_null();
-	return pd_json_cstr(name);
+		snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	snprintf(both, sizeof(both), "%s\\%s", ctx->machine_name, name);
+	return pd_json_cstr(both);
 }
+
+/* Kudu's number for a value that cannot be read. */
+#define UNREADABLE (-1)
 
 /* Sets key to v (stolen); any failure makes the whole object fail, checked
  * once at the end by the caller via *ok. */
@@ -63,7 +69,7 @@ json_t *pd_proc_summary_json(struct pd_req *r, const struct pd_proc_entry *e)
 	put(o, "name", pd_json_bytes(e->comm, e->comm_len), &ok);
 	put(o, "machineName", json_string(ctx->machine_name), &ok);
 	put(o, "href", pd_json_href(r, "/%d", e->pid), &ok);
-	put(o, "user_name", user_json(e->uid), &ok);
+	put(o, "user_name", user_json(ctx, e->uid), &ok);
 	if (!ok) {
 		json_decref(o);
 		return NULL;
@@ -71,13 +77,14 @@ json_t *pd_proc_summary_json(struct pd_req *r, const struct pd_proc_entry *e)
 	return o;
 }
 
-static json_t *time_of_ticks(uint64_t starttime)
+/* A start time, left out when it cannot be known, as Kudu leaves out its
+ * DateTime.MinValue. */
+static void put_start_time(json_t *o, const char *key, uint64_t starttime, bool *ok)
 {
 	int64_t ns;
 
-	if (pd_start_time_ns(starttime, &ns) < 0)
-		return json_null();
-	return pd_json_iso8601(ns);
+	if (pd_start_time_ns(starttime, &ns) == 0)
+		put(o, key, pd_json_iso8601(ns), ok);
 }
 
 json_t *pd_thread_json(struct pd_req *r, int pid, const struct pd_stat *t, bool detail)
@@ -113,7 +120,7 @@ json_t *pd_thread_json(struct pd_req *r, int pid, const struct pd_stat *t, bool 
 		put(o, "current_priority", json_integer(t->priority), &ok);
 		put(o, "base_priority", json_integer(t->nice), &ok);
 		put(o, "priority_level", json_string(level), &ok);
-		put(o, "start_time", time_of_ticks(t->starttime), &ok);
+		put_start_time(o, "start_time", t->starttime, &ok);
 		put(o, "total_processor_time", pd_json_timespan(pd_ticks_to_ns(t->utime + t->stime)),
 		    &ok);
 		put(o, "user_processor_time", pd_json_timespan(pd_ticks_to_ns(t->utime)), &ok);
@@ -128,14 +135,15 @@ json_t *pd_thread_json(struct pd_req *r, int pid, const struct pd_stat *t, bool 
 	return o;
 }
 
-static json_t *build_id_json(const struct pd_module *m)
+/* Left out when the file has none: Kudu's answers never hold null. */
+static void put_build_id(json_t *o, const struct pd_module *m, bool *ok)
 {
 	char hex[2 * PD_BUILD_ID_MAX + 1];
 
 	if (!m->build_id_len)
-		return json_null();
+		return;
 	hex_encode(m->build_id, m->build_id_len, hex);
-	return json_string(hex);
+	put(o, "build_id", json_string(hex), ok);
 }
 
 json_t *pd_module_json(struct pd_req *r, int pid, const struct pd_module *m, bool detail)
@@ -153,7 +161,7 @@ json_t *pd_module_json(struct pd_req *r, int pid, const struct pd_module *m, boo
 	if (detail) {
 		put(o, "file_path", pd_json_cstr(m->path), &ok);
 		put(o, "module_memory_size", json_integer((json_int_t)m->size), &ok);
-		put(o, "build_id", build_id_json(m), &ok);
+		put_build_id(o, m, &ok);
 		put(o, "deleted", json_boolean(m->deleted), &ok);
 	}
 	if (!ok) {
@@ -201,14 +209,14 @@ static json_t *children_json(struct pd_req *r, const struct pd_snapshot *snap, i
 	return arr;
 }
 
-static json_t *parent_json(struct pd_req *r, const struct pd_snapshot *snap, int ppid)
+/* Always a link, as Kudu's page takes the id from its last segment. A
+ * parent outside the scope answers 404 when followed; ppid 0 (init,
+ * kthreadd: the kernel made them) links to id -1, which the page reads as
+ * "no parent" and the server answers with a 404. Kudu would link to 0,
+ * but here that is the site process. */
+static json_t *parent_json(struct pd_req *r, int ppid)
 {
-	const struct pd_context *ctx = pd_req_app(r);
-	const struct pd_proc_entry *e = ppid > 0 ? pd_snapshot_find(snap, ppid) : NULL;
-
-	if (!e || !pd_scope_has(&ctx->config->scope, e->uid))
-		return json_null();
-	return pd_json_href(r, "/%d", ppid);
+	return pd_json_href(r, "/%d", ppid > 0 ? ppid : -1);
 }
 
 json_t *pd_threads_json(struct pd_req *r, int pid, const struct pd_tasks *tasks)
@@ -256,8 +264,8 @@ static void add_threads(struct pd_req *r, struct pd_proc *p, json_t *o, bool *ok
 	struct pd_tasks tasks = PD_TASKS_INIT;
 
 	if (pd_proc_tasks(p, &tasks) < 0) {
-		put(o, "threads", json_null(), ok);
-		put(o, "thread_count", json_null(), ok);
+		put(o, "threads", json_array(), ok);
+		put(o, "thread_count", json_integer(UNREADABLE), ok);
 		return;
 	}
 	put(o, "threads", pd_threads_json(r, p->pid, &tasks), ok);
@@ -271,8 +279,8 @@ static void add_fds(struct pd_proc *p, json_t *o, bool *ok)
 	json_t *arr;
 
 	if (pd_proc_fds(p, &fds) < 0) {
-		put(o, "open_file_handles", json_null(), ok);
-		put(o, "handle_count", json_null(), ok);
+		put(o, "open_file_handles", json_array(), ok);
+		put(o, "handle_count", json_integer(UNREADABLE), ok);
 		return;
 	}
 	arr = json_array();
@@ -289,8 +297,8 @@ static void add_modules(struct pd_req *r, struct pd_proc *p, json_t *o, bool *ok
 	struct pd_modules mods = PD_MODULES_INIT;
 
 	if (pd_proc_modules(p, NULL, false, &mods) < 0) {
-		put(o, "modules", json_null(), ok);
-		put(o, "module_count", json_null(), ok);
+		put(o, "modules", json_array(), ok);
+		put(o, "module_count", json_integer(UNREADABLE), ok);
 		return;
 	}
 	put(o, "modules", pd_modules_json(r, p->pid, &mods), ok);
@@ -298,16 +306,23 @@ static void add_modules(struct pd_req *r, struct pd_proc *p, json_t *o, bool *ok
 	pd_modules_release(&mods);
 }
 
+/* file_name: "N/A" when there is no executable to read (a kernel thread,
+ * a zombie, another user's process), Kudu's value, which its page tests
+ * for. command_line: as read, "" for a kernel thread or a zombie; left out
+ * when the kernel refuses it, as Kudu leaves out its null. */
 static void add_strv(struct pd_proc *p, json_t *o, bool *ok)
 {
 	struct strbuf sb = STRBUF_INIT;
+	struct pd_strv sv = PD_STRV_INIT;
 
 	if (pd_proc_exe(p, &sb) == 0)
 		put(o, "file_name", pd_json_bytes(sb.buf, sb.len), ok);
 	else
-		put(o, "file_name", json_null(), ok);
+		put(o, "file_name", json_string("N/A"), ok);
 	strbuf_release(&sb);
-	put(o, "command_line", pd_cmdline_json(p), ok);
+	if (pd_proc_cmdline(p, &sv) == 0)
+		put(o, "command_line", strv_joined(&sv), ok);
+	pd_strv_release(&sv);
 }
 
 static void add_memory(struct pd_proc *p, json_t *o, bool *ok)
@@ -328,6 +343,11 @@ static void add_memory(struct pd_proc *p, json_t *o, bool *ok)
 	put(o, "peak_virtual_memory", pd_json_size(have_st ? st.vm_peak : -1), ok);
 	/* Linux pages to swap: VmSwap is what is paged out now. */
 	put(o, "paged_memory", pd_json_size(have_st ? st.vm_swap : -1), ok);
+	/* Kudu's page shows these too; Linux keeps no swap peak and does not
+	 * page kernel memory: Kudu's "cannot be read". */
+	put(o, "peak_paged_memory", json_integer(UNREADABLE), ok);
+	put(o, "paged_system_memory", json_integer(UNREADABLE), ok);
+	put(o, "non_paged_system_memory", json_integer(UNREADABLE), ok);
 	put(o, "proportional_set_size", pd_json_size(have_ru ? ru.pss : -1), ok);
 	put(o, "uid", have_st && st.uid[0] >= 0 ? json_integer(st.uid[0]) : json_integer(p->uid),
 	    ok);
@@ -349,25 +369,26 @@ json_t *pd_proc_detail_json(struct pd_req *r, struct pd_proc *p, const struct pd
 	put(o, "name", pd_json_bytes(s->comm, s->comm_len), &ok);
 	put(o, "machineName", json_string(ctx->machine_name), &ok);
 	put(o, "href", pd_json_href(r, "/%d", p->pid), &ok);
-	put(o, "user_name", user_json(p->uid), &ok);
+	put(o, "user_name", user_json(ctx, p->uid), &ok);
 	put(o, "minidump", pd_json_href(r, "/%d/dump", p->pid), &ok);
-	put(o, "parent", parent_json(r, snap, s->ppid), &ok);
+	put(o, "parent", parent_json(r, s->ppid), &ok);
 	put(o, "children", children_json(r, snap, p->pid), &ok);
 	add_threads(r, p, o, &ok);
 	add_fds(p, o, &ok);
 	add_modules(r, p, o, &ok);
 	add_strv(p, o, &ok);
-	put(o, "start_time", time_of_ticks(s->starttime), &ok);
+	put_start_time(o, "start_time", s->starttime, &ok);
 	put(o, "total_cpu_time", pd_json_timespan(pd_ticks_to_ns(s->utime + s->stime)), &ok);
 	put(o, "user_cpu_time", pd_json_timespan(pd_ticks_to_ns(s->utime)), &ok);
 	put(o, "privileged_cpu_time", pd_json_timespan(pd_ticks_to_ns(s->stime)), &ok);
 	add_memory(p, o, &ok);
 	put(o, "time_stamp",
 	    pd_json_iso8601((int64_t)now.tv_sec * 1000000000 + now.tv_nsec), &ok);
+	/* {} when the kernel refuses it, as Kudu falls back. */
 	if (pd_proc_environ(p, &env) == 0)
 		put(o, "environment_variables", pd_environ_json(&env, NULL), &ok);
 	else
-		put(o, "environment_variables", json_null(), &ok);
+		put(o, "environment_variables", json_object(), &ok);
 	pd_strv_release(&env);
 	put(o, "ppid", json_integer(s->ppid), &ok);
 	put(o, "state", json_string(pd_state_name(s->state)), &ok);

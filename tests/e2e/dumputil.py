@@ -1,5 +1,6 @@
 """Helpers shared by the dump tests (test_dump.py, test_faults.py): targets
 with a heap, the spool and helper checks, cores judged by eu-readelf and gdb."""
+import calendar
 import json
 import os
 import re
@@ -205,17 +206,28 @@ def gdb_threads(exe, core, pid=None):
     return len(info), json.dumps(info, indent=1)
 
 
-def assert_core_response(r, pid, comm):
+def assert_kudu_dump_name(r, comm, ext):
+    """Kudu's attachment name: NAME-INSTANCE-MM-dd-HH-mm-ss.EXT, INSTANCE the
+    first 6 characters of the host name, the time UTC (within 2 minutes)."""
+    cd = r.header("Content-Disposition") or ""
+    m = re.fullmatch(r'attachment; filename="(.+)-([^-]*)-(\d\d-\d\d-\d\d-\d\d-\d\d)\.(\w+)"',
+                     cd)
+    assert m, cd
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()[:6])
+    assert m.group(1) == comm and m.group(2) == host and m.group(4) == ext, cd
+    now = time.gmtime()
+    stamp = time.strptime("%d-%s" % (now.tm_year, m.group(3)), "%Y-%m-%d-%H-%M-%S")
+    assert abs(calendar.timegm(stamp) - calendar.timegm(now)) < 120, (cd, now)
+
+
+def assert_core_response(r, comm):
+    """A raw core from a Kudu route: its headers and Kudu's file name; returns
+    X-Dump-Stopped-Us."""
     assert r.status == 200, r
     assert r.content_type == "application/octet-stream", r
     assert int(r.header("Content-Length")) == len(r.body), r.headers
     assert r.body[:4] == b"\x7fELF", r.body[:16]
-    cd = r.header("Content-Disposition") or ""
-    m = re.fullmatch(r'attachment; filename="core_([A-Za-z0-9._-]+)_(\d+)_(\d{8}_\d{6}Z)"', cd)
-    assert m, cd
-    assert m.group(1) == comm and int(m.group(2)) == pid, cd
-    stamp = time.strptime(m.group(3), "%Y%m%d_%H%M%SZ")
-    assert abs(time.mktime(stamp) - time.mktime(time.gmtime())) < 120, cd
+    assert_kudu_dump_name(r, comm, "dmp")
     stopped = r.header("X-Dump-Stopped-Us")
     assert stopped is not None and stopped.isdigit(), r.headers
     return int(stopped)

@@ -566,7 +566,8 @@ class Stack:
             self.keys.append(out[0])
             lines.append(out[1])
         self.key = self.keys[0] if self.keys else None
-        lines.append("scope = self")
+        if not any(l.partition("=")[0].strip() == "scope" for l in self.config_lines):
+            lines.append("scope = self")
         lines.extend(self.config_lines)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -6,6 +6,7 @@ import calendar
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,8 @@ DETAIL_KEYS = {
     "threads", "open_file_handles", "modules", "file_name", "command_line", "handle_count",
     "module_count", "thread_count", "start_time", "total_cpu_time", "user_cpu_time",
     "privileged_cpu_time", "working_set", "peak_working_set", "private_memory",
-    "virtual_memory", "peak_virtual_memory", "paged_memory", "time_stamp",
+    "virtual_memory", "peak_virtual_memory", "paged_memory", "peak_paged_memory",
+    "paged_system_memory", "non_paged_system_memory", "time_stamp",
     "environment_variables", "ppid", "state", "uid",
 }
 THREAD_KEYS = {
@@ -108,7 +110,8 @@ def test_detail_fields_match_proc_and_ps():
         assert d["parent"] == "%s/api/processes/%d" % (s.base, os.getpid()), d["parent"]
         assert d["children"] == [], d["children"]
         assert d["state"] == "Sleeping", d["state"]
-        assert d["uid"] == os.getuid() and d["user_name"] == h.ps(pid, "user"), d
+        assert d["uid"] == os.getuid(), d
+        assert d["user_name"] == "%s\\%s" % (socket.gethostname(), h.ps(pid, "user")), d
         # Threads: the main one and four blocked ones.
         tasks = sorted(int(x) for x in os.listdir("/proc/%d/task" % pid))
         assert d["thread_count"] == 5 == len(tasks) == int(h.ps(pid, "nlwp")), d["thread_count"]
@@ -132,6 +135,8 @@ def test_detail_fields_match_proc_and_ps():
         assert d["virtual_memory"] == kb("VmSize"), (d["virtual_memory"], st["VmSize"])
         assert d["peak_virtual_memory"] == kb("VmPeak"), (d["peak_virtual_memory"], st["VmPeak"])
         assert d["paged_memory"] == kb("VmSwap"), (d["paged_memory"], st["VmSwap"])
+        for k in ("peak_paged_memory", "paged_system_memory", "non_paged_system_memory"):
+            assert d[k] == -1, "%s has no Linux counterpart: Kudu's -1, not %r" % (k, d[k])
         assert isinstance(d["private_memory"], int) and 0 < d["private_memory"] <= kb("VmRSS"), d
         # Times.
         assert abs(iso_epoch(d["start_time"]) - started_at(pid)) < 1.0, \
@@ -281,7 +286,11 @@ def test_zombie_detail():
     d = s.json("/api/processes/%d" % z)
     assert d["id"] == z and d["ppid"] == t.pid and d["state"] == "Zombie", d
     assert d["name"] == "pdtarget", d
-    assert d["file_name"] is None, d["file_name"]
+    # Kudu's values for what a zombie no longer has.
+    assert d["file_name"] == "N/A" and d["command_line"] == "", d
+    assert d["modules"] == [] and d["open_file_handles"] == [], d
+    assert d["environment_variables"] == {} and d["working_set"] == -1, d
+    assert d["parent"] == "%s/api/processes/%d" % (s.base, t.pid), d["parent"]
     parent = s.json("/api/processes/%d" % t.pid)
     assert "%s/api/processes/%d" % (s.base, z) in parent["children"], parent["children"]
     # Every sub-resource answers what a zombie has: its one thread, no
@@ -293,18 +302,22 @@ def test_zombie_detail():
 
 
 def test_kernel_thread_detail():
-    """kthreadd (pid 2, root): listed with allUsers, its detail has nulls
-    where a kernel thread has nothing (exe, command line, environment)."""
+    """kthreadd (pid 2, root): listed with allUsers, its detail has Kudu's
+    values where a kernel thread has nothing (exe, command line,
+    environment), and its parent link (ppid 0) is id -1, which is a 404."""
     assert os.geteuid() == 0, "the e2e tests run as root (CI does)"
     assert h.is_kernel_thread(2), "pid 2 is not kthreadd here"
     s = h.shared()
     items = s.json("/api/processes?allUsers=true")
     assert [it["name"] for it in items if it["id"] == 2] == ["kthreadd"]
     d = s.json("/api/processes/2")
-    assert d["name"] == "kthreadd" and d["ppid"] == 0 and d["parent"] is None, d
-    for k in ("file_name", "command_line", "environment_variables"):
-        assert d[k] is None, "a kernel thread's %s should be null, not %r" % (k, d[k])
-    assert d["modules"] in ([], None) and d["module_count"] in (0, None), d["modules"]
+    assert d["name"] == "kthreadd" and d["ppid"] == 0, d
+    assert d["parent"] == "%s/api/processes/-1" % s.base, d["parent"]
+    h.assert_problem(s.get("/api/processes/-1"), 404)
+    assert d["file_name"] == "N/A" and d["command_line"] == "", d
+    assert d["environment_variables"] == {}, d
+    assert d["modules"] == [] and d["module_count"] == 0, d["modules"]
+    assert d["working_set"] == -1 and d["private_memory"] == -1, d
     assert d["thread_count"] == 1, d
     kids = [int(p) for p in os.listdir("/proc") if p.isdigit() and h.proc_stat(int(p))
             and h.proc_stat(int(p))["ppid"] == 2]

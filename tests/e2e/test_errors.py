@@ -74,7 +74,7 @@ def test_out_of_scope_pid_looks_like_a_missing_one():
 
 def test_malformed_ids_are_400_naming_id():
     s = h.shared()
-    for bad in ("abc", "-1", "99999999999", "4194305", "1.5", "0x10", "%201", "+1",
+    for bad in ("abc", "-2", "99999999999", "4194305", "1.5", "0x10", "%201", "+1",
                 "1e3", "%E2%82%AC"):
         for prefix in h.PREFIXES:
             for method, sub in (("GET", ""), ("GET", "/threads"), ("GET", "/modules"),
@@ -83,6 +83,12 @@ def test_malformed_ids_are_400_naming_id():
                 r = s.request(method, "%s/%s%s" % (prefix, bad, sub))
                 doc = h.assert_problem(r, 400, "id")
                 assert doc["title"] == "Bad Request", doc
+    # -1 is the parent link of a process without a parent: no process has it.
+    for prefix in h.PREFIXES:
+        for method, sub in (("GET", ""), ("GET", "/threads"), ("DELETE", ""),
+                            ("POST", "/stop")):
+            doc = h.assert_problem(s.request(method, "%s/-1%s" % (prefix, sub)), 404)
+            assert "-1" in doc["detail"], doc
 
 
 def test_malformed_tid_and_base_address_are_400():

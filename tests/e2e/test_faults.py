@@ -139,7 +139,7 @@ def test_others_answer_while_a_dump_is_frozen_and_a_second_is_429():
         finally:
             th.join(60)
         r = out["r"]
-        stopped = assert_core_response(r, t.pid, "pdtarget")
+        stopped = assert_core_response(r, "pdtarget")
         assert stopped >= 2000 * 1000, stopped
         assert_resumed(t.pid)
 
