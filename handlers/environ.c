@@ -47,15 +47,6 @@ json_t *pd_environ_json(const struct pd_strv *env, const char *filter)
 	return o;
 }
 
-static bool no_memory(struct pd_proc *p)
-{
-	struct pd_stat now;
-
-	if (pd_stat_is_kthread(&p->stat))
-		return true;
-	return pd_proc_task(p, p->pid, &now) == 0 && now.state == 'Z';
-}
-
 int h_environment(struct pd_req *r)
 {
 	const char *filter = pd_req_param(r, "filter");
@@ -68,10 +59,6 @@ int h_environment(struct pd_req *r)
 		return 0;
 	pid = p.pid;
 	rc = pd_proc_environ(&p, &env);
-	/* A kernel thread or a zombie has no memory to read the environment
-	 * from (the kernel says ESRCH, yet the pid is there): it is empty. */
-	if (rc == -ESRCH && no_memory(&p))
-		rc = 0;
 	pd_proc_close(&p);
 	if (rc < 0)
 		return pd_resp_problem(r, rc == -EACCES ? 403 : 404, NULL,

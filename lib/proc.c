@@ -158,9 +158,22 @@ int pd_proc_cmdline(struct pd_proc *p, struct pd_strv *out)
 	return read_strv(p, "cmdline", out);
 }
 
+/* A kernel thread or a zombie has no memory to read an environment from:
+ * the kernel says ESRCH while the pid is still there. */
+static bool has_no_memory(struct pd_proc *p)
+{
+	struct pd_stat now;
+
+	if (pd_stat_is_kthread(&p->stat))
+		return true;
+	return pd_proc_task(p, p->pid, &now) == 0 && now.state == 'Z';
+}
+
 int pd_proc_environ(struct pd_proc *p, struct pd_strv *out)
 {
-	return read_strv(p, "environ", out);
+	int rc = read_strv(p, "environ", out);
+
+	return rc == -ESRCH && has_no_memory(p) ? 0 : rc;
 }
 
 int pd_proc_cmd_name(struct pd_proc *p, struct strbuf *sb)

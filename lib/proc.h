@@ -38,6 +38,7 @@ int pd_proc_status(struct pd_proc *p, struct pd_status *out);
 int pd_proc_rollup(struct pd_proc *p, struct pd_rollup *out);
 int pd_proc_maps(struct pd_proc *p, struct pd_maps *out);
 int pd_proc_cmdline(struct pd_proc *p, struct pd_strv *out);
+/* A kernel thread or a zombie has an empty environment (0, out empty). */
 int pd_proc_environ(struct pd_proc *p, struct pd_strv *out);
 /* The process's name as dotnet-monitor gives it: the file name of the
  * executable its command line starts with (ProcessInfoImpl takes argv[0]

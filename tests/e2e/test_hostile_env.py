@@ -95,7 +95,7 @@ def test_serve_ignores_every_hostile_variable():
         assert s.binary == h.PROCDIAG
         proc, pid = heap_target(4)
         r = while_running(lambda: s.get(dump_url(pid, "dumpType=2")), pid, hostile)
-        assert_core_response(r, pid, "python3")
+        assert_core_response(r, "python3")
         core = save(r.body, hostile.dir)
         assert readelf_type(core).startswith("CORE"), readelf_type(core)
         assert_resumed(pid)
