@@ -416,6 +416,22 @@ def _no_constant(name):
     raise ValueError("non-standard JSON constant %s" % name)
 
 
+# The service's capabilities (packaging/procdiag.service.in): CAP_KILL (5),
+# CAP_DAC_READ_SEARCH (2), CAP_SYS_PTRACE (19).
+CONFINED_CAPS = "+kill,+dac_read_search,+sys_ptrace"
+CONFINED_CAPS_MASK = (1 << 5) | (1 << 2) | (1 << 19)
+
+
+def confined_argv(argv):
+    """argv run as root with exactly the service's three capabilities and
+    no new privileges, as systemd runs procdiag.service."""
+    if os.geteuid() != 0:
+        raise AssertionError("a confined responder needs the tests to run as root")
+    return ["setpriv", "--bounding-set=-all," + CONFINED_CAPS,
+            "--inh-caps=-all," + CONFINED_CAPS, "--ambient-caps=-all," + CONFINED_CAPS,
+            "--no-new-privs"] + list(argv)
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
@@ -482,8 +498,11 @@ class Stack:
     the test build (PROCDIAG_HOOKED) as the responder."""
 
     def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=(),
-                 hooked=False):
+                 hooked=False, confined=False):
         self.binary = PROCDIAG_HOOKED if hooked else PROCDIAG
+        # confined: run as docs/OPERATIONS.md runs the service (root with
+        # exactly CONFINED_CAPS, no new privileges), not with all of root's.
+        self.confined = confined
         self.config_files = list(config_files)  # more --config files, read after the first
         self.attach = False  # installed mode: shared() attaches to the installed responder
         self.no_auth = no_auth
@@ -573,6 +592,8 @@ class Stack:
             f.write("\n".join(lines) + "\n")
 
         argv = [self.binary, "serve", "--listen", "unix:" + self.sock, "--config", self.conf]
+        if self.confined:
+            argv = confined_argv(argv)
         for i, text in enumerate(self.config_files):
             path = os.path.join(self.dir, "extra-%d.conf" % i)
             with open(path, "w") as f:
@@ -621,6 +642,12 @@ class Stack:
         r = self.get("/api/processes/0")
         if r.status == 502:
             raise AssertionError("nginx cannot reach procdiag: %r %s" % (r, self.nginx_log()))
+        if self.confined:
+            caps = proc_status(self.pd.pid) or {}
+            for field in ("CapEff", "CapPrm", "CapBnd"):
+                if int(caps.get(field, "0"), 16) != CONFINED_CAPS_MASK:
+                    raise AssertionError("confined procdiag has %s %s" %
+                                         (field, caps.get(field)))
         return self
 
     def _wait_port(self):

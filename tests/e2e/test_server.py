@@ -152,6 +152,25 @@ def test_sigterm_with_a_stalled_request_still_exits():
         s.stop()
 
 
+def test_confined_like_the_service():
+    """Started as the systemd unit starts it (root with exactly CAP_SYS_PTRACE,
+    CAP_KILL and CAP_DAC_READ_SEARCH, no new privileges, scope = nobody), the
+    responder and the helpers it runs hold those three capabilities and no
+    more, and still see, unwind and dump a process of the scope's user."""
+    t = h.sleep_as_nobody()
+    with h.Stack(confined=True, config_lines=["scope = nobody"]) as s:
+        d = s.json("/api/processes/%d" % t.pid)
+        assert d["id"] == t.pid, d
+        r = s.get("/api/processes/%d/dump?dumpType=0" % t.pid)
+        assert r.status == 200 and r.body[:4] == b"\x7fELF", r
+        r = s.get("/api/processes/%d/stacks" % t.pid, headers={"Accept": "application/json"})
+        assert r.status == 200, r
+        # Outside the scope: procdiag's own uid (root) is not nobody.
+        h.assert_problem(s.get("/api/processes/%d" % os.getpid()), 404)
+        status = h.proc_status(s.pd.pid)
+        assert status["NoNewPrivs"] == "1", status
+
+
 def test_inherited_socket_on_fd_0():
     """Without --listen, the listening socket is fd 0 (as spawn-fcgi hands
     it); requests are then served on it."""
