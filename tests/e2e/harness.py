@@ -767,6 +767,23 @@ class Stack:
         return r.json()
 
 
+def raw_http(port, text, timeout=30):
+    """Sends text, a whole HTTP/1.1 request as a client may write it
+    ("Connection: close"), to 127.0.0.1:port over a plain socket; returns
+    all the bytes the server sent until it closed."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        c.sendall(text.encode())
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        c.close()
+
+
 _shared = None
 
 

@@ -4,7 +4,6 @@
 route; every href absolute."""
 import os
 import re
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -128,18 +127,8 @@ def test_wrong_methods_are_405_with_allow():
 def raw_head(port, path, auth):
     """HEAD over a raw socket, reading until the server closes: returns
     (status, headers, bytes after the header block)."""
-    c = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        c.sendall(("HEAD %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n"
-                   "Connection: close\r\n\r\n" % (path, port, auth)).encode())
-        data = b""
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        c.close()
+    data = h.raw_http(port, "HEAD %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n"
+                            "Connection: close\r\n\r\n" % (path, port, auth), timeout=10)
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])

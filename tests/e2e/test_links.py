@@ -137,18 +137,8 @@ def first_href(body):
 
 def raw_get(s, target, host):
     """One request as a client can send it, absolute-form target included."""
-    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
-    try:
-        c.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                   "Connection: close\r\n\r\n" % (target, host, s.key)).encode())
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-    finally:
-        c.close()
+    data = h.raw_http(s.port, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                              "Connection: close\r\n\r\n" % (target, host, s.key))
     head, _, body = data.partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode(), body
 
