@@ -145,7 +145,7 @@ static const char *origin_scheme(const struct pd_req *r, bool *fwd)
 static const char *origin_host(const struct pd_req *r, long *hlen, unsigned *port, bool *fwd,
 			       char v6[48])
 {
-	static const char *const params[] = { "HTTP_HOST", "SERVER_NAME" };
+	static const char *const params[] = {"HTTP_HOST", "SERVER_NAME"};
 	const char *v;
 	size_t len;
 

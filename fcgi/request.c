@@ -193,7 +193,8 @@ static int remove_dot_segments(char *p)
 	while (p[i]) {
 		size_t s = i + 1, n = strcspn(p + s, "/");
 
-		dir = n == 0 || (n == 1 && p[s] == '.') || (n == 2 && p[s] == '.' && p[s + 1] == '.');
+		dir = n == 0 || (n == 1 && p[s] == '.') ||
+		      (n == 2 && p[s] == '.' && p[s + 1] == '.');
 		if (n == 2 && dir) {
 			if (o == 0)
 				return -EINVAL;
@@ -257,8 +258,8 @@ int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opt
 		r->path = v;
 	else if ((v = pd_req_env(r, "SCRIPT_NAME")) && *v)
 		r->path = v;
-	else if ((v = pd_req_env(r, "REQUEST_URI")) && *v &&
-		 (rc = path_from_uri(r, v)) != 0 && rc != -EINVAL)
+	else if ((v = pd_req_env(r, "REQUEST_URI")) && *v && (rc = path_from_uri(r, v)) != 0 &&
+		 rc != -EINVAL)
 		return rc;
 	if (strlen(r->path) > PD_PATH_MAX)
 		return -E2BIG;

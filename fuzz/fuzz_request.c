@@ -45,8 +45,8 @@ static const char *param(char **envp, const char *name)
 /* Was host[0..len) sent in a parameter links may be built from? */
 static bool sent(char **envp, const char *host, size_t len)
 {
-	static const char *const names[] = { "HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME",
-					     "SERVER_ADDR" };
+	static const char *const names[] = {"HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME",
+					    "SERVER_ADDR"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const char *v = param(envp, names[i]);

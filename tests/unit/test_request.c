@@ -69,7 +69,7 @@ static void expect_origin(const char *want, bool trust, const char *const *env)
 	done(&f);
 }
 
-#define ENV(...) ((const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=/", __VA_ARGS__, NULL })
+#define ENV(...) ((const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/", __VA_ARGS__, NULL})
 
 static void test_host_and_server_port(void **state)
 {
@@ -224,20 +224,20 @@ static void test_trust_proxy(void **state)
 		      ENV("HTTP_X_FORWARDED_PROTO= HTTPS , http",
 			  "HTTP_X_FORWARDED_HOST=\ta.example , b.example"));
 	/* Only the proto: the request's host, and no SERVER_PORT. */
-	expect_origin("https://example.com", true,
-		      ENV("HTTP_X_FORWARDED_PROTO=https", "HTTP_HOST=example.com",
-			  "SERVER_PORT=8080"));
+	expect_origin(
+		"https://example.com", true,
+		ENV("HTTP_X_FORWARDED_PROTO=https", "HTTP_HOST=example.com", "SERVER_PORT=8080"));
 	/* Only the port. */
-	expect_origin("http://example.com:8000", true,
-		      ENV("HTTP_X_FORWARDED_PORT=8000", "HTTP_HOST=example.com",
-			  "SERVER_PORT=8080"));
+	expect_origin(
+		"http://example.com:8000", true,
+		ENV("HTTP_X_FORWARDED_PORT=8000", "HTTP_HOST=example.com", "SERVER_PORT=8080"));
 	/* Bad values are ignored, one by one. */
 	expect_origin("http://example.com:8080", true,
 		      ENV("HTTP_X_FORWARDED_PROTO=gopher", "HTTP_X_FORWARDED_PORT=0",
 			  "HTTP_HOST=example.com", "SERVER_PORT=8080"));
-	expect_origin("http://example.com:8080", true,
-		      ENV("HTTP_X_FORWARDED_PORT=80x", "HTTP_HOST=example.com",
-			  "SERVER_PORT=8080"));
+	expect_origin(
+		"http://example.com:8080", true,
+		ENV("HTTP_X_FORWARDED_PORT=80x", "HTTP_HOST=example.com", "SERVER_PORT=8080"));
 	expect_origin("https://example.com", true,
 		      ENV("HTTP_X_FORWARDED_PROTO=https", "HTTP_X_FORWARDED_HOST=evil/x",
 			  "HTTP_HOST=example.com", "SERVER_PORT=8080"));
@@ -268,16 +268,39 @@ static void expect_url(const char *in, const char *want)
 static void test_public_url_parse(void **state)
 {
 	static const char *const bad[] = {
-		"", "example.com", "ftp://example.com", "http:/example.com", "http://",
-		"http:///x", "http://a b", "http://user@example.com", "http://user:pw@example.com",
-		"http://example.com:0", "http://example.com:65536", "http://example.com:x",
-		"http://example.com/a?b", "http://example.com?b", "http://example.com/#f",
-		"http://example.com/../x", "http://example.com/a/./b", "http://example.com/a/..",
-		"http://example.com/a//b", "http://example.com/a b", "http://example.com/a\"b",
-		"http://example.com/a<b", "http://example.com/%zz", "http://example.com/%4",
-		"http://example.com/a\r\nb", "http://ex\xc3\xa4mple.com/", "http://[::1",
-		"http://[fe80::1%25eth0]/", "http://_/", "http://example.com/a;b",
-		"http://example.com/a@b", "http://example.com\\@evil.example", NULL,
+		"",
+		"example.com",
+		"ftp://example.com",
+		"http:/example.com",
+		"http://",
+		"http:///x",
+		"http://a b",
+		"http://user@example.com",
+		"http://user:pw@example.com",
+		"http://example.com:0",
+		"http://example.com:65536",
+		"http://example.com:x",
+		"http://example.com/a?b",
+		"http://example.com?b",
+		"http://example.com/#f",
+		"http://example.com/../x",
+		"http://example.com/a/./b",
+		"http://example.com/a/..",
+		"http://example.com/a//b",
+		"http://example.com/a b",
+		"http://example.com/a\"b",
+		"http://example.com/a<b",
+		"http://example.com/%zz",
+		"http://example.com/%4",
+		"http://example.com/a\r\nb",
+		"http://ex\xc3\xa4mple.com/",
+		"http://[::1",
+		"http://[fe80::1%25eth0]/",
+		"http://_/",
+		"http://example.com/a;b",
+		"http://example.com/a@b",
+		"http://example.com\\@evil.example",
+		NULL,
 	};
 	char out[PD_PUBLIC_URL_MAX + 1], big[PD_PUBLIC_URL_MAX + 2];
 	const char *why;
@@ -313,7 +336,7 @@ static int path_of(const char *uri, char *path, size_t len)
 
 	assert_non_null(env_uri);
 	sprintf(env_uri, "REQUEST_URI=%s", uri);
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=GET", env_uri, NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=GET", env_uri, NULL});
 	rc = f.rc;
 	snprintf(path, len, "%s", f.r.path);
 	done(&f);
@@ -394,21 +417,21 @@ static void test_path_sources(void **state)
 	struct fixture f = {0};
 
 	/* nginx's DOCUMENT_URI first, then SCRIPT_NAME, then REQUEST_URI. */
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=/doc",
-					"SCRIPT_NAME=/script", "REQUEST_URI=/uri", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/doc",
+				       "SCRIPT_NAME=/script", "REQUEST_URI=/uri", NULL});
 	assert_int_equal(f.rc, 0);
 	assert_string_equal(f.r.path, "/doc");
 	done(&f);
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=",
-					"SCRIPT_NAME=/script", "REQUEST_URI=/uri", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=", "SCRIPT_NAME=/script",
+				       "REQUEST_URI=/uri", NULL});
 	assert_string_equal(f.r.path, "/script");
 	done(&f);
 	/* A path from nginx that does not start with '/' is refused too. */
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=doc", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=doc", NULL});
 	assert_int_equal(f.rc, -EINVAL);
 	done(&f);
 	/* No path at all. */
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=GET", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=GET", NULL});
 	assert_int_equal(f.rc, -EINVAL);
 	done(&f);
 }
@@ -417,14 +440,14 @@ static void test_no_method(void **state)
 {
 	struct fixture f = {0};
 
-	fill(&f, (const char *const[]){ "DOCUMENT_URI=/x", NULL });
+	fill(&f, (const char *const[]){"DOCUMENT_URI=/x", NULL});
 	assert_int_equal(f.rc, -EINVAL);
 	assert_string_equal(f.r.method, "-"); /* what the log line shows */
 	done(&f);
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=", "DOCUMENT_URI=/x", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=", "DOCUMENT_URI=/x", NULL});
 	assert_int_equal(f.rc, -EINVAL);
 	done(&f);
-	fill(&f, (const char *const[]){ "REQUEST_METHOD=HEAD", "DOCUMENT_URI=/x", NULL });
+	fill(&f, (const char *const[]){"REQUEST_METHOD=HEAD", "DOCUMENT_URI=/x", NULL});
 	assert_int_equal(f.rc, 0);
 	assert_true(pd_req_is_head(&f.r));
 	done(&f);
@@ -443,13 +466,13 @@ static int h_echo(struct pd_req *r)
 }
 
 static const struct pd_route routes[] = {
-	{ "GET", "", "/here", h_echo, 0 },
+	{"GET", "", "/here", h_echo, 0},
 };
 
 static void put_record(struct strbuf *sb, int type, const void *data, size_t len)
 {
-	unsigned char h[8] = { 1, (unsigned char)type, 0, 1, (unsigned char)(len >> 8),
-			       (unsigned char)len, 0, 0 };
+	unsigned char h[8] = {
+		1, (unsigned char)type, 0, 1, (unsigned char)(len >> 8), (unsigned char)len, 0, 0};
 
 	assert_true(len < 65536);
 	strbuf_add(sb, h, 8);
@@ -461,8 +484,8 @@ static void put_len(struct strbuf *sb, size_t n)
 	if (n < 128) {
 		strbuf_addch(sb, (char)n);
 	} else {
-		unsigned char b[4] = { (unsigned char)(0x80 | n >> 24), (unsigned char)(n >> 16),
-				       (unsigned char)(n >> 8), (unsigned char)n };
+		unsigned char b[4] = {(unsigned char)(0x80 | n >> 24), (unsigned char)(n >> 16),
+				      (unsigned char)(n >> 8), (unsigned char)n};
 
 		strbuf_add(sb, b, 4);
 	}
@@ -476,7 +499,7 @@ static char *serve(const char *const *env, const struct pd_server_opts *extra)
 	char dir[] = "/tmp/pd-test-request-XXXXXX", spec[128];
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct strbuf req = STRBUF_INIT, params = STRBUF_INIT, out = STRBUF_INIT;
-	static const unsigned char begin[8] = { 0, 1, 0 }; /* FCGI_RESPONDER, no keep-alive */
+	static const unsigned char begin[8] = {0, 1, 0}; /* FCGI_RESPONDER, no keep-alive */
 	struct pd_server_opts opts = *extra;
 	FCGX_Request fcgx;
 	int lfd, cfd;
@@ -551,14 +574,14 @@ static char *serve(const char *const *env, const struct pd_server_opts *extra)
 static void test_no_method_is_400(void **state)
 {
 	struct pd_server_opts o = {0};
-	char *out = serve((const char *const[]){ "DOCUMENT_URI=/here", "HTTP_HOST=h", NULL }, &o);
+	char *out = serve((const char *const[]){"DOCUMENT_URI=/here", "HTTP_HOST=h", NULL}, &o);
 
 	assert_non_null(strstr(out, "Status: 400 Bad Request\r\n"));
 	assert_non_null(strstr(out, "Content-Type: application/problem+json"));
 	assert_non_null(strstr(out, "no usable method or path"));
 	free(out);
 	/* And a path from REQUEST_URI that is no path. */
-	out = serve((const char *const[]){ "REQUEST_METHOD=GET", "REQUEST_URI=/../here", NULL }, &o);
+	out = serve((const char *const[]){"REQUEST_METHOD=GET", "REQUEST_URI=/../here", NULL}, &o);
 	assert_non_null(strstr(out, "Status: 400 Bad Request\r\n"));
 	free(out);
 }
@@ -572,7 +595,7 @@ static void test_overlong_path_is_414(void **state)
 	strcpy(uri, "REQUEST_URI=/");
 	memset(uri + 13, 'a', PD_PATH_MAX);
 	uri[13 + PD_PATH_MAX] = '\0';
-	out = serve((const char *const[]){ "REQUEST_METHOD=GET", uri, NULL }, &o);
+	out = serve((const char *const[]){"REQUEST_METHOD=GET", uri, NULL}, &o);
 	assert_non_null(strstr(out, "Status: 414 URI Too Long\r\n"));
 	free(out);
 	free(uri);
@@ -587,10 +610,10 @@ static void test_hostile_host_never_reaches_the_answer(void **state)
 		char *out;
 
 		snprintf(env_host, sizeof(env_host), "HTTP_HOST=%s", hostile[i]);
-		out = serve((const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=/here",
-						   env_host, "SERVER_NAME=_",
-						   "SERVER_ADDR=127.0.0.1", "SERVER_PORT=8080",
-						   NULL },
+		out = serve((const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/here",
+						  env_host, "SERVER_NAME=_",
+						  "SERVER_ADDR=127.0.0.1", "SERVER_PORT=8080",
+						  NULL},
 			    &o);
 		assert_non_null(strstr(out, "Status: 303 See Other\r\n"));
 		if (!strstr(out, "Location: http://127.0.0.1:8080/there\r\n"))
@@ -607,8 +630,8 @@ static void test_hostile_host_never_reaches_the_answer(void **state)
 static void test_public_url_in_the_answer(void **state)
 {
 	struct pd_server_opts o = {.public_url = "https://gw.example:8443/pd"};
-	char *out = serve((const char *const[]){ "REQUEST_METHOD=GET", "DOCUMENT_URI=/here",
-						 "HTTP_HOST=evil.example", NULL },
+	char *out = serve((const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/here",
+						"HTTP_HOST=evil.example", NULL},
 			  &o);
 
 	assert_non_null(strstr(out, "Location: https://gw.example:8443/pd/there\r\n"));
