@@ -639,6 +639,7 @@ static int freeze_error(int rc, pid_t pid, unsigned deadline_ms, char *err, size
 	case -EOPNOTSUPP: pd_seterr(err, errlen, "process %d is a kernel thread", (int)pid); break;
 	case -EPERM:
 	case -EACCES: pd_seterr(err, errlen, "ptrace of process %d refused", (int)pid); break;
+	case -EBUSY: pd_seterr(err, errlen, "process %d is traced by another process", (int)pid); break;
 	case -ETIMEDOUT:
 		pd_seterr(err, errlen, "a thread of process %d did not stop within %u ms", (int)pid,
 		       deadline_ms ? deadline_ms : 2000);
@@ -682,7 +683,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 	}
 	start_time = p.stat.starttime;
 	/* Pins the process (pidfd) and refuses zombies and kernel threads. */
-	rc = pd_freeze_open(&fz, pid, start_time);
+	rc = pd_freeze_open(&fz, pid, start_time, o.scope);
 	if (rc < 0) {
 		rc = freeze_error(rc, pid, 0, err, errlen);
 		goto out;
@@ -726,6 +727,12 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 		if (rc < 0) {
 			proc_free(pe);
 			pe = NULL;
+			/* Its modules could not be loaded because it is no longer
+			 * the process that was asked for (an exec since the
+			 * scope was checked, and maybe its exit since): answered
+			 * as the freeze would. */
+			if (o.scope && pd_scope_may_act(o.scope, p.dirfd, "status") < 0)
+				rc = freeze_error(-ESRCH, pid, 0, err, errlen);
 			goto out;
 		}
 		*slot = pe;
@@ -899,7 +906,10 @@ static const struct {
 	const char *code;
 } codes[] = {
 	{ -ESRCH, "gone" },	    { -EOWNERDEAD, "zombie" },	{ -EOPNOTSUPP, "kernel_thread" },
-	{ -EPERM, "not_permitted" }, { -ETIMEDOUT, "timeout" }, { -ENOMEM, "internal" },
+	{ -EPERM, "not_permitted" }, { -ETIMEDOUT, "timeout" }, { -EBUSY, "busy" },
+	/* Back from the word, "internal" is -EIO (its detail says what), not
+	 * -ENOMEM: the first match wins. */
+	{ -EIO, "internal" },	    { -ENOMEM, "internal" },
 };
 
 const char *pd_stacks_error_code(int rc)
