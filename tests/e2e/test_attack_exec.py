@@ -159,5 +159,65 @@ def test_exec_of_setuid_program_during_dump_and_stacks():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_dump_the_kernel_refuses_is_403_not_500():
+    """With scope = all, pid 1 is in scope; whether the kernel lets the
+    confined responder (three capabilities) read and trace it depends on the
+    machine. Where it refuses, a dump and stacks answer 403 problem+json
+    naming id (the one errno map of lib/dumprun.h), never 500."""
+    with h.Stack(confined=True, config_lines=["scope = all"]) as s:
+        r = s.get("/api/processes/1/dump?dumpType=Mini")
+        h.diag("dump of pid 1: %d" % r.status)
+        assert r.status in (200, 403), r
+        if r.status == 403:
+            h.assert_problem(r, 403, "id")
+        r = s.get("/api/processes/1/stacks", headers={"Accept": "application/json"})
+        h.diag("stacks of pid 1: %d" % r.status)
+        assert r.status in (200, 403), r
+        if r.status == 403:
+            h.assert_problem(r, 403)
+
+
+def test_second_dump_of_a_frozen_process_is_409_with_retry_after():
+    """While one dump holds a process frozen (the test build holds the freeze
+    on a FIFO), a second dump and stacks of it answer 409 problem+json with
+    Retry-After (the process is traced by another: not a 403, which says
+    never), and the first dump completes."""
+    fifo = os.path.join(tempfile.mkdtemp(prefix="pd-e2e-busy-"), "frozen.fifo")
+    os.mkfifo(fifo)
+    t = h.sleep_as_nobody()
+    lines = ["scope = nobody", "threads = 4", "max_dumps = 2"]
+    try:
+        with du.started({"PD_TEST_FROZEN_WAIT": fifo}, confined=True, config_lines=lines) as s:
+            res = {}
+            th = threading.Thread(target=lambda: res.update(
+                r=s.get("/api/processes/%d/dump?dumpType=Mini" % t.pid)))
+            th.start()
+
+            def writer_end():
+                try:
+                    return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    assert th.is_alive(), "the dump ended before the freeze: %r" % res
+                    return None
+            wfd = h.wait_until(writer_end, 30, "the first dump to freeze the target")
+            try:
+                assert du.frozen(t.pid)
+                r = s.get("/api/processes/%d/dump?dumpType=Full" % t.pid)
+                doc = h.assert_problem(r, 409)
+                assert "traced" in doc["detail"], doc
+                assert r.header("Retry-After"), r.headers
+                r = s.get("/api/processes/%d/stacks" % t.pid,
+                          headers={"Accept": "application/json"})
+                h.assert_problem(r, 409)
+                assert r.header("Retry-After"), r.headers
+            finally:
+                os.close(wfd)
+            th.join(60)
+            assert res["r"].status == 200 and res["r"].body[:4] == b"\x7fELF", res
+            du.assert_resumed(t.pid)
+    finally:
+        shutil.rmtree(os.path.dirname(fifo), ignore_errors=True)
+
+
 if __name__ == "__main__":
     h.main(globals(), timeout=900)
