@@ -37,6 +37,10 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 	case -EOPNOTSUPP:
 		return pd_resp_problem(r, 409, NULL,
 				       "Process %d is a kernel thread: it has no user stacks.", pid);
+	case -EAGAIN:
+		pd_resp_header(r, "Retry-After", "1");
+		return pd_resp_problem(r, 409, NULL, "%s; try again.",
+				       err[0] ? err : "The process changed while it was being read");
 	case -EBUSY:
 		pd_resp_header(r, "Retry-After", "1");
 		return pd_resp_problem(r, 409, NULL,

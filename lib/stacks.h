@@ -49,7 +49,8 @@
  *
  * Errors (-errno), with a human detail in err:
  *   -ESRCH (gone), -EOWNERDEAD (zombie), -EOPNOTSUPP (kernel thread),
- *   -EPERM (ptrace refused), -EBUSY (another tracer), -ETIMEDOUT (a thread did not stop), -ENOMEM,
+ *   -EPERM (ptrace refused), -EBUSY (another tracer), -EAGAIN (its maps
+ *   changed while the unwinder was being set up: an exec), -ETIMEDOUT (a thread did not stop), -ENOMEM,
  *   -EIO (libdwfl failed). */
 #ifndef PD_STACKS_H
 #define PD_STACKS_H
