@@ -40,13 +40,15 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 	case -EAGAIN:
 		pd_resp_header(r, "Retry-After", "1");
 		return pd_resp_problem(r, 409, NULL, "%s; try again.",
-				       err[0] ? err : "The process changed while it was being read");
+				       err[0] ? err
+					      : "The process changed while it was being read");
 	case -EBUSY:
 		pd_resp_header(r, "Retry-After", "1");
-		return pd_resp_problem(r, 409, NULL,
-				       "Process %d is already traced by another process (a debugger, "
-				       "or a dump in progress); its stacks cannot be taken now.",
-				       pid);
+		return pd_resp_problem(
+			r, 409, NULL,
+			"Process %d is already traced by another process (a debugger, "
+			"or a dump in progress); its stacks cannot be taken now.",
+			pid);
 	case -EPERM:
 		return pd_resp_problem(r, 403, NULL,
 				       "The kernel refuses to let procdiag trace process %d (ptrace: "

@@ -51,7 +51,7 @@ enum pd_dump_error pd_dump_error_from_errno(int rc, bool write_failed)
 {
 	if (write_failed)
 		return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG ? PD_DUMP_NO_SPACE
-								       : PD_DUMP_IO;
+								      : PD_DUMP_IO;
 	switch (rc) {
 	case -ESRCH:
 	case -ENOENT: return PD_DUMP_GONE;

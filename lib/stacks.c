@@ -652,9 +652,12 @@ static int freeze_error(int rc, pid_t pid, unsigned deadline_ms, char *err, size
 	case -EOPNOTSUPP: pd_seterr(err, errlen, "process %d is a kernel thread", (int)pid); break;
 	case -EPERM:
 	case -EACCES: pd_seterr(err, errlen, "ptrace of process %d refused", (int)pid); break;
-	case -EBUSY: pd_seterr(err, errlen, "process %d is traced by another process", (int)pid); break;
+	case -EBUSY:
+		pd_seterr(err, errlen, "process %d is traced by another process", (int)pid);
+		break;
 	case -EAGAIN:
-		pd_seterr(err, errlen, "process %d changed its image (an exec) while it was being read",
+		pd_seterr(err, errlen,
+			  "process %d changed its image (an exec) while it was being read",
 			  (int)pid);
 		break;
 	case -ETIMEDOUT:

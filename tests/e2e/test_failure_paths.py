@@ -248,16 +248,7 @@ def test_disk_filling_after_the_freeze_is_507_and_nothing_left():
                 th = threading.Thread(
                     target=lambda: res.update(r=s.get(dump_url(pid, "dumpType=2"))))
                 th.start()
-
-                def writer_end():
-                    # Succeeds once the frozen helper waits on the FIFO; held
-                    # open, it keeps the helper waiting (no EOF yet).
-                    try:
-                        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                    except OSError:
-                        assert th.is_alive(), "the dump ended before the freeze: %r" % res
-                        return None
-                wfd = h.wait_until(writer_end, 30, "the helper to freeze the target")
+                wfd = hold_frozen(fifo, th, res)
                 assert frozen(pid), "the helper waits, the target runs"
                 # The disk fills now.
                 filler = os.path.join(spool.path, "filler")
