@@ -51,8 +51,9 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 			pid);
 	case -EPERM:
 		return pd_resp_problem(r, 403, NULL,
-				       "The kernel refuses to let procdiag trace process %d (ptrace: "
-				       "see kernel.yama.ptrace_scope and CAP_SYS_PTRACE).",
+				       "procdiag may not trace process %d: the kernel refuses (see "
+				       "kernel.yama.ptrace_scope and CAP_SYS_PTRACE), or the process "
+				       "is not dumpable or holds ids other than its user's.",
 				       pid);
 	case -ETIMEDOUT:
 		pd_resp_header(r, "Retry-After", "1");

@@ -374,7 +374,7 @@ static int recheck(struct pd_freeze *fz)
 		rc = pd_scope_may_act(fz->scope, fz->procfd, path);
 		if (rc == -ESRCH)
 			continue;
-		if (rc == -EACCES)
+		if (rc == -EACCES) /* out of scope now: as if not there */
 			return -ESRCH;
 		if (rc < 0)
 			return rc;

@@ -38,7 +38,8 @@
  *   the credentials or the dumpable flag any more, so this judgement holds
  *   for everything read afterwards. A process that fails it is thawed and
  *   answered -ESRCH, like one that is not there (out of scope looks like
- *   nonexistent).
+ *   nonexistent), or -EPERM when the key still sees it (its effective uid
+ *   is in scope) but may not read it (not dumpable, ids that differ).
  * - A thread that does not stop before the deadline (uninterruptible sleep,
  *   e.g. a vfork parent or NFS) makes pd_freeze_stop() thaw what it stopped
  *   and return -ETIMEDOUT. Such a thread stays *attached* (not stopped) until
@@ -50,7 +51,8 @@
  *                no longer in the scope once stopped
  *   -EOWNERDEAD  a zombie (every thread has exited, not yet reaped)
  *   -EOPNOTSUPP  a kernel thread (no user memory)
- *   -EPERM       ptrace refused (no CAP_SYS_PTRACE, yama, an LSM)
+ *   -EPERM       ptrace refused (no CAP_SYS_PTRACE, yama, an LSM), or the
+ *                scope's rules refuse a process the key sees
  *   -EBUSY       another tracer holds a thread (a debugger, another dump)
  *   -ETIMEDOUT   a thread did not stop before the deadline
  *   -ENOMEM, -EINVAL, others: internal

@@ -144,6 +144,8 @@ static int open_verified(const struct tree *t, const struct pd_proc_entry *e)
 	if (rc == 0) {
 		snprintf(path, sizeof(path), "/proc/%d/status", e->pid);
 		rc = pd_scope_may_act(t->scope, AT_FDCWD, path);
+		if (rc == -EPERM) /* seen but not ours to act on: skipped alike */
+			rc = -EACCES;
 	}
 	if (rc < 0) {
 		close(pidfd);

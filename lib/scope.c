@@ -190,7 +190,9 @@ int pd_scope_may_act(const struct pd_scope *s, int dirfd, const char *path)
 		u[i] = c.uid[i];
 		g[i] = c.gid[i];
 	}
-	if (!all_same(u) || !all_same(g) || !c.dumpable || !pd_scope_has(s, c.uid[0]))
+	if (!pd_scope_has(s, c.uid[1]))
 		return -EACCES;
+	if (!all_same(u) || !all_same(g) || !c.dumpable)
+		return -EPERM;
 	return 0;
 }

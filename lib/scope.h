@@ -48,8 +48,10 @@ int pd_scope_parse_ids(struct pd_scope *s, const char *spec);
  *     setuid or setgid program, or a change of credentials, clears that.
  * Scope "all" stands for CAP_SYS_PTRACE and passes every process, as the
  * kernel lets a holder of it past both rules; s NULL (the CLI: the kernel
- * judges) does not even read. Returns 0, -EACCES (not for this key),
- * -ESRCH (gone), -errno. */
+ * judges) does not even read. Returns 0; -EACCES when its effective uid
+ * (the owner of its /proc/PID, what decides whether the key sees it at
+ * all) is not in the scope; -EPERM when it is but the rules above refuse
+ * (the key sees the process and may not read it); -ESRCH (gone), -errno. */
 int pd_scope_may_act(const struct pd_scope *s, int dirfd, const char *path);
 
 #endif

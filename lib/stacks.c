@@ -751,8 +751,10 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 			 * the process that was asked for (an exec since the
 			 * scope was checked, and maybe its exit since): answered
 			 * as the freeze would. */
-			if (o.scope && pd_scope_may_act(o.scope, p.dirfd, "status") < 0)
-				rc = freeze_error(-ESRCH, pid, 0, err, errlen);
+			int may = o.scope ? pd_scope_may_act(o.scope, p.dirfd, "status") : 0;
+
+			if (may < 0)
+				rc = freeze_error(may == -EPERM ? -EPERM : -ESRCH, pid, 0, err, errlen);
 			else if (maps_changed(&p, &maps_text))
 				rc = freeze_error(-EAGAIN, pid, 0, err, errlen);
 			goto out;

@@ -152,6 +152,31 @@ def test_exec_of_setuid_program_during_dump_and_stacks():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# As nobody: made non-dumpable by itself (as ssh-agent and gpg-agent do).
+NOT_DUMPABLE = ("import ctypes, os, time\n"
+                "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0\n"
+                "print('ready', os.getpid(), flush=True)\n"
+                "time.sleep(600)\n")
+
+
+def test_non_dumpable_process_of_the_scope_is_403():
+    """A process of the scope's user that made itself non-dumpable is seen
+    (its /proc/PID directory stays nobody's) but, as the kernel would refuse
+    nobody, neither dumped nor unwound: 403 problem+json, and it runs on."""
+    p = h.spawn(NOBODY + [sys.executable, "-c", NOT_DUMPABLE])
+    pid = int(h.read_line(p).split()[1])
+    with h.Stack(confined=True, config_lines=["scope = nobody"]) as s:
+        assert s.json("/api/processes/%d" % pid)["id"] == pid
+        for q in ("Mini", "Full"):
+            doc = h.assert_problem(s.get("/api/processes/%d/dump?dumpType=%s" % (pid, q)), 403,
+                                   "id")
+            assert "traced" in doc["detail"], doc
+        h.assert_problem(s.get("/api/processes/%d/stacks" % pid,
+                               headers={"Accept": "application/json"}), 403)
+        du.assert_resumed(pid)
+        assert h.proc_status(pid)["TracerPid"] == "0"
+
+
 def kernel_lets_confined_read(pid):
     """Does the kernel let a process with the service's three capabilities
     read pid's maps (a ptrace read check)? Asked of the kernel directly,

@@ -588,7 +588,8 @@ static void test_scope_may_act(void **state)
 	}
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_int_equal(pd_scope_may_act(&nobody, AT_FDCWD, path), -EACCES);
+	assert_int_equal(pd_scope_may_act(&nobody, AT_FDCWD, path), -EPERM);
+	assert_int_equal(pd_scope_may_act(&other, AT_FDCWD, path), -EACCES);
 	assert_int_equal(pd_scope_may_act(&all, AT_FDCWD, path), 0);
 	assert_int_equal(pd_scope_may_act(NULL, AT_FDCWD, path), 0);
 	assert_int_equal(write(go[1], "g", 1), 1);
