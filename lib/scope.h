@@ -1,7 +1,9 @@
 /* Which processes the responder may show and act on. A process is in scope
  * when the owner of its /proc/PID directory is one of the scope's uids (the
- * kernel makes that the effective uid, or root for non-dumpable processes).
- * Out-of-scope processes must look exactly like nonexistent ones. */
+ * kernel makes that the effective uid; the files inside turn root's for a
+ * non-dumpable process, the directory does not). Out-of-scope processes
+ * must look exactly like nonexistent ones. Acting on one (a dump, stacks, a
+ * kill) is judged again, just before, by pd_scope_may_act() below. */
 #ifndef PD_SCOPE_H
 #define PD_SCOPE_H
 
