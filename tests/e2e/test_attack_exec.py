@@ -131,8 +131,8 @@ def test_exec_of_setuid_program_during_dump_and_stacks():
     problem+json 403/404/409."""
     d, suid = setuid_copy()
     tmp = tempfile.mkdtemp(prefix="pd-e2e-attack-")
+    loop = exec_loop(suid)
     try:
-        loop = exec_loop(suid)
         with h.Stack(confined=True, config_lines=["scope = nobody"]) as s:
             total_raced, all_leaks, all_bad = 0, [], []
             for kind, query in (("mini", "dumpType=Mini"), ("full", "dumpType=Full"),
@@ -148,6 +148,7 @@ def test_exec_of_setuid_program_during_dump_and_stacks():
             # The race was run: requests did straddle an exec.
             assert total_raced >= 20, "only %d requests raced an exec" % total_raced
     finally:
+        h.kill_tree(loop)  # before its program goes: it would spin
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
