@@ -4,9 +4,11 @@
  *
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK \
  *                        --out-fd N --status-fd M [--deadline-ms MS] [--mem-budget BYTES]
- *                        [--trace]
+ *                        [--scope all|UID,UID...] [--trace]
  *
- * fd N receives the core, fd M newline-terminated JSON events. Internal: not
+ * --scope is the server's scope, which the helper judges the process by once
+ * every thread is stopped (lib/freeze.h); without it, the kernel alone
+ * judges (the CLI). fd N receives the core, fd M newline-terminated JSON events. Internal: not
  * listed in `procdiag --help`. Exit 0 after "done", 1 after "error", 2 for
  * bad arguments. --trace prints each phase and its time on stderr (for
  * whoever profiles the engine; the server never passes it). It reads no
@@ -28,6 +30,8 @@
 #include "cli/cli.h"
 #include "common/numparse.h"
 #include "lib/corefile.h"
+#include "lib/dumprun.h"
+#include "lib/scope.h"
 #include "lib/testhooks.h"
 
 #define CONTENT_ALL (PD_DC_FILE_DATA | PD_DC_ANON | PD_DC_SHARED | PD_DC_FULL)
@@ -69,27 +73,12 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 		       (json_int_t)total));
 }
 
-static const char *error_code(int rc, bool write_failed)
-{
-	if (write_failed)
-		return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG ? "no_space" : "io";
-	switch (rc) {
-	case -ESRCH:
-	case -ENOENT: return "gone";
-	case -EOWNERDEAD: return "zombie";
-	case -EOPNOTSUPP: return "kernel_thread";
-	case -EPERM:
-	case -EACCES: return "not_permitted";
-	case -ETIMEDOUT: return "timeout";
-	default: return "internal";
-	}
-}
-
 static int usage(void)
 {
 	fprintf(stderr, "usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
 			"                            --out-fd N --status-fd M [--deadline-ms MS]\n"
-			"                            [--mem-budget BYTES] [--trace]\n"
+			"                            [--mem-budget BYTES] [--scope all|UID,...]\n"
+			"                            [--trace]\n"
 			"(internal: run by procdiag itself; see docs/DUMPS.md)\n");
 	return 2;
 }
@@ -112,10 +101,12 @@ int cmd_dump_helper(int argc, char **argv)
 		{"deadline-ms", required_argument, NULL, 'd'},
 		{"mem-budget", required_argument, NULL, 'm'},
 		{"trace", no_argument, NULL, 't'},
+		{"scope", required_argument, NULL, 'u'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pd_core_opts o;
 	struct pd_core_result res;
+	struct pd_scope scope = PD_SCOPE_INIT;
 	uint64_t v, seen = 0;
 	char err[512];
 	int c, rc, pid = -1;
@@ -160,6 +151,12 @@ int cmd_dump_helper(int argc, char **argv)
 				return usage();
 			break;
 		case 't': o.trace = true; break;
+		case 'u':
+			pd_scope_release(&scope);
+			if (pd_scope_parse_ids(&scope, a) < 0)
+				return usage();
+			o.scope = &scope;
+			break;
 		default: return usage();
 		}
 		seen |= 1u << (c & 31);
@@ -178,10 +175,11 @@ int cmd_dump_helper(int argc, char **argv)
 	o.mem_budget = pd_hook_mem_budget(o.mem_budget);
 
 	rc = pd_core_dump(&o, &res, err, sizeof(err));
+	pd_scope_release(&scope);
 	if (rc < 0) {
 		emit(json_pack("{s:s,s:s,s:s}", "event", "error", "error",
-			       error_code(rc, res.write_failed), "detail",
-			       err[0] ? err : strerror(-rc)));
+			       pd_dump_error_code(pd_dump_error_from_errno(rc, res.write_failed)),
+			       "detail", err[0] ? err : strerror(-rc)));
 		return 1;
 	}
 	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "event", "done", "size", (json_int_t)res.size,

@@ -4,7 +4,10 @@
  * what makes a second request on the same process cheap.
  *
  * Protocol on fd N (a socket), newline-delimited JSON, one request at a time:
- *   -> {"pid":N,"start_time":TICKS,"deadline_ms":MS,"no_source":false}
+ *   -> {"pid":N,"start_time":TICKS,"deadline_ms":MS,"no_source":false,
+ *       "scope":"all"|"UID,UID..."}   (scope: the server's, judged once the
+ *                                       process is stopped: lib/freeze.h;
+ *                                       absent: the kernel alone judges)
  *   <- {"ok":true,"stacks":{...the document of lib/stacks.h...}}
  *   <- {"ok":false,"error":CODE,"detail":"text"}   CODE: pd_stacks_error_code()
  * EOF on fd N ends it (exit 0). Internal: not listed in `procdiag --help`.
@@ -60,23 +63,29 @@ static int send_line(int fd, json_t *obj)
 static json_t *handle(struct pd_stacks_cache *cache, const char *line)
 {
 	struct pd_stacks_opts o = { 0 };
+	struct pd_scope scope = PD_SCOPE_INIT;
+	const char *scope_spec = NULL;
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr), *doc = NULL, *resp;
 	json_int_t pid = 0, start = 0, deadline = 0;
 	int no_source = 0, rc;
 	char err[512];
 
-	if (!req || json_unpack(req, "{s:I,s?I,s?I,s?b}", "pid", &pid, "start_time", &start,
-				"deadline_ms", &deadline, "no_source", &no_source) < 0 ||
-	    pid <= 0 || pid > 4194304 || start < 0 || deadline < 0 || deadline > 600000) {
+	if (!req ||
+	    json_unpack(req, "{s:I,s?I,s?I,s?b,s?s}", "pid", &pid, "start_time", &start,
+			"deadline_ms", &deadline, "no_source", &no_source, "scope", &scope_spec) < 0 ||
+	    pid <= 0 || pid > 4194304 || start < 0 || deadline < 0 || deadline > 600000 ||
+	    (scope_spec && pd_scope_parse_ids(&scope, scope_spec) < 0)) {
 		json_decref(req);
 		return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", "internal", "detail",
 				 "bad request");
 	}
-	json_decref(req);
+	json_decref(req); /* scope_spec was its string: parsed above */
 	o.deadline_ms = (unsigned)deadline;
 	o.no_source = no_source;
+	o.scope = scope_spec ? &scope : NULL;
 	rc = pd_stacks_collect(cache, (pid_t)pid, (uint64_t)start, &o, &doc, err, sizeof(err));
+	pd_scope_release(&scope);
 	if (rc < 0)
 		return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", pd_stacks_error_code(rc), "detail",
 				 err[0] ? err : strerror(-rc));

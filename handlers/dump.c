@@ -263,6 +263,13 @@ static void dump_failed(struct dump_req *d, int rc)
 			"Process %d could not be stopped: %s. It was resumed; try again later.",
 			pid, res->detail);
 		break;
+	case PD_DUMP_BUSY:
+		pd_resp_header(r, "Retry-After", RETRY_AFTER);
+		pd_resp_problem(r, 409, NULL,
+				"Process %d is already traced by another process (a debugger, or "
+				"another dump in progress). Try again later.",
+				pid);
+		break;
 	case PD_DUMP_NOT_PERMITTED:
 		pd_resp_problem(r, 403, "id",
 				"The system does not allow process %d to be traced: %s.", pid,
@@ -286,6 +293,7 @@ static int take_dump(struct dump_req *d)
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
 		.content = d->type.content,
+		.scope = &d->ctx->config->scope,
 		.tick = tick,
 		.arg = d->r,
 	};
@@ -293,14 +301,13 @@ static int take_dump(struct dump_req *d)
 	int rc;
 
 	rc = pd_dump_estimate(&d->p, d->type.content, &estimate);
-	if (rc == -ESRCH || rc == -ENOENT) {
-		pd_resp_problem(d->r, 409, NULL, "Process %d exited before it could be dumped.",
-				d->p.pid);
-		return -1;
-	}
 	if (rc < 0) {
-		pd_resp_problem(d->r, 500, NULL, "Cannot read process %d: %s.", d->p.pid,
-				strerror(-rc));
+		/* What the server reads itself fails as the helper's reads would:
+		 * one errno map, one answer for each error. */
+		d->res.error = pd_dump_error_from_errno(rc, false);
+		snprintf(d->res.detail, sizeof(d->res.detail), "reading it before the dump: %s",
+			 strerror(-rc));
+		dump_failed(d, 0);
 		return -1;
 	}
 	if (open_spool(d, estimate, &d->core_fd) < 0)

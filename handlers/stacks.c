@@ -27,24 +27,8 @@
 #include "lib/stacksrun.h"
 
 /* Who holds the process under ptrace (TracerPid of status), 0: nobody. */
-static int tracer_of(int pid)
-{
-	struct pd_status st;
-	struct pd_proc p;
-	int tracer = 0;
-
-	if (pd_proc_open(pid, &p) < 0)
-		return 0;
-	if (pd_proc_status(&p, &st) == 0 && st.tracer_pid > 0)
-		tracer = (int)st.tracer_pid;
-	pd_proc_close(&p);
-	return tracer;
-}
-
 static int problem(struct pd_req *r, int rc, int pid, const char *err)
 {
-	int tracer;
-
 	switch (rc) {
 	case -ESRCH:
 		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
@@ -53,16 +37,23 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 	case -EOPNOTSUPP:
 		return pd_resp_problem(r, 409, NULL,
 				       "Process %d is a kernel thread: it has no user stacks.", pid);
+	case -EAGAIN:
+		pd_resp_header(r, "Retry-After", "1");
+		return pd_resp_problem(r, 409, NULL, "%s; try again.",
+				       err[0] ? err
+					      : "The process changed while it was being read");
+	case -EBUSY:
+		pd_resp_header(r, "Retry-After", "1");
+		return pd_resp_problem(
+			r, 409, NULL,
+			"Process %d is already traced by another process (a debugger, "
+			"or a dump in progress); its stacks cannot be taken now.",
+			pid);
 	case -EPERM:
-		tracer = tracer_of(pid);
-		if (tracer > 0)
-			return pd_resp_problem(r, 409, NULL,
-					       "Process %d is already traced by process %d (a "
-					       "debugger?); its stacks cannot be taken now.",
-					       pid, tracer);
 		return pd_resp_problem(r, 403, NULL,
-				       "The kernel refuses to let procdiag trace process %d (ptrace: "
-				       "see kernel.yama.ptrace_scope and CAP_SYS_PTRACE).",
+				       "procdiag may not trace process %d: the kernel refuses (see "
+				       "kernel.yama.ptrace_scope and CAP_SYS_PTRACE), or the process "
+				       "is not dumpable or holds ids other than its user's.",
 				       pid);
 	case -ETIMEDOUT:
 		pd_resp_header(r, "Retry-After", "1");
@@ -111,7 +102,8 @@ static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
  * process itself, checking its start time); NULL after answering an error. */
 static json_t *collect(struct pd_req *r, struct pd_proc *p)
 {
-	struct pd_stacks_opts o = { 0 };
+	const struct pd_context *ctx = pd_req_app(r);
+	struct pd_stacks_opts o = { .scope = &ctx->config->scope };
 	uint64_t start_time = p->stat.starttime;
 	int pid = p->pid, rc;
 	json_t *doc = NULL;

@@ -1256,7 +1256,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		res->write_failed = true;
 		return fail(&d, -errno, "the output is not a writable file: %s", strerror(errno));
 	}
-	rc = pd_freeze_open(&d.fz, o->pid, o->start_time);
+	rc = pd_freeze_open(&d.fz, o->pid, o->start_time, o->scope);
 	if (rc < 0)
 		return fail(&d, rc, "process %d: %s", (int)o->pid, errtext(rc));
 	pd_copy_init(&d.copy, &d.fz);

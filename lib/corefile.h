@@ -30,6 +30,7 @@
 
 /* The content bits (PD_DC_*) are lib/dumptype.h's; mini (0) is always in. */
 #include "lib/dumptype.h"
+#include "lib/scope.h"
 
 struct pd_core_opts {
 	pid_t pid;
@@ -40,6 +41,7 @@ struct pd_core_opts {
 					  stopped; 0: half of MemAvailable */
 	int out_fd;		       /* seekable; receives the core from offset 0 */
 	bool trace;		       /* one line per phase and its time on stderr */
+	const struct pd_scope *scope;  /* judged once stopped (lib/freeze.h); NULL: none */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };

@@ -34,6 +34,7 @@ static const char *const codes[] = {
 	[PD_DUMP_KERNEL_THREAD] = "kernel_thread",
 	[PD_DUMP_NOT_PERMITTED] = "not_permitted",
 	[PD_DUMP_TIMEOUT] = "timeout",
+	[PD_DUMP_BUSY] = "busy",
 	[PD_DUMP_NO_SPACE] = "no_space",
 	[PD_DUMP_IO] = "io",
 	[PD_DUMP_INTERNAL] = "internal",
@@ -44,6 +45,24 @@ const char *pd_dump_error_code(enum pd_dump_error e)
 	if ((size_t)e < sizeof(codes) / sizeof(codes[0]))
 		return codes[e];
 	return "internal";
+}
+
+enum pd_dump_error pd_dump_error_from_errno(int rc, bool write_failed)
+{
+	if (write_failed)
+		return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG ? PD_DUMP_NO_SPACE
+								      : PD_DUMP_IO;
+	switch (rc) {
+	case -ESRCH:
+	case -ENOENT: return PD_DUMP_GONE;
+	case -EOWNERDEAD: return PD_DUMP_ZOMBIE;
+	case -EOPNOTSUPP: return PD_DUMP_KERNEL_THREAD;
+	case -EPERM:
+	case -EACCES: return PD_DUMP_NOT_PERMITTED;
+	case -EBUSY: return PD_DUMP_BUSY;
+	case -ETIMEDOUT: return PD_DUMP_TIMEOUT;
+	default: return PD_DUMP_INTERNAL;
+	}
 }
 
 enum pd_dump_error pd_dump_precheck(struct pd_proc *p)
@@ -139,11 +158,12 @@ out:
 /* The helper's command line. Numbers live in the caller's buffers. */
 struct argv_buf {
 	char pid[24], start[24], content[24], out[16], status[16], deadline[24], budget[24];
-	char *v[20];
+	struct strbuf scope;
+	char *v[22];
 };
 
-static void build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int out_fd,
-		       int status_fd)
+static int build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int out_fd,
+		      int status_fd)
 {
 	size_t n = 0;
 
@@ -174,7 +194,15 @@ static void build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int 
 		a->v[n++] = "--mem-budget";
 		a->v[n++] = a->budget;
 	}
+	strbuf_init(&a->scope);
+	if (o->scope) {
+		if (pd_scope_format(o->scope, &a->scope) < 0)
+			return -ENOMEM;
+		a->v[n++] = "--scope";
+		a->v[n++] = a->scope.buf;
+	}
 	a->v[n] = NULL;
+	return 0;
 }
 
 /* Starts the helper with stdin /dev/null, stdout on stderr (it must never
@@ -193,17 +221,24 @@ static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_
 	sigset_t none, def;
 	int rc, top = out_fd > status_fd ? out_fd : status_fd;
 
-	build_argv(&a, o, out_fd, status_fd);
+	rc = build_argv(&a, o, out_fd, status_fd);
+	if (rc < 0) {
+		strbuf_release(&a.scope);
+		return rc;
+	}
 	sigemptyset(&none);
 	sigemptyset(&def);
 	for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
 		sigaddset(&def, dfl[i]);
 	rc = posix_spawn_file_actions_init(&fa);
-	if (rc)
+	if (rc) {
+		strbuf_release(&a.scope);
 		return -rc;
+	}
 	rc = posix_spawnattr_init(&at);
 	if (rc) {
 		posix_spawn_file_actions_destroy(&fa);
+		strbuf_release(&a.scope);
 		return -rc;
 	}
 	rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -222,6 +257,7 @@ static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_
 				 environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
+	strbuf_release(&a.scope);
 	return -rc;
 }
 

@@ -5,7 +5,7 @@
  *
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK
  *                        --out-fd N --status-fd M [--deadline-ms MS]
- *                        [--mem-budget BYTES]
+ *                        [--mem-budget BYTES] [--scope all|UID,UID...]
  *
  * with exactly those two fds inherited, read its status lines, and reap it
  * with waitpid on its pid only. If the caller gives up (a client that went
@@ -14,11 +14,13 @@
 #ifndef PD_DUMPRUN_H
 #define PD_DUMPRUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "lib/proc.h"
+#include "lib/scope.h"
 
 struct pd_dumprun_opts {
 	/* The binary to run; NULL: /proc/self/exe, the running binary's own
@@ -31,6 +33,9 @@ struct pd_dumprun_opts {
 	int out_fd;	      /* seekable; gets the core from offset 0 */
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
+	/* The scope the helper judges the stopped process by (--scope, lib/
+	 * freeze.h); borrowed. NULL: none (the CLI: the kernel judges). */
+	const struct pd_scope *scope;
 	/* Called after each progress line and at least every tick_ms while
 	 * the helper runs (done/total: the last progress, 0/0 before any).
 	 * Nonzero aborts the dump. NULL: never abort. */
@@ -47,6 +52,7 @@ enum pd_dump_error {
 	PD_DUMP_KERNEL_THREAD,
 	PD_DUMP_NOT_PERMITTED, /* ptrace refused */
 	PD_DUMP_TIMEOUT,       /* a thread never stopped before the deadline */
+	PD_DUMP_BUSY,	       /* another tracer holds it (a debugger, a dump) */
 	PD_DUMP_NO_SPACE,      /* ENOSPC/EDQUOT/EFBIG writing the core */
 	PD_DUMP_IO,
 	PD_DUMP_INTERNAL, /* also: an error code this build does not know */
@@ -90,5 +96,13 @@ enum pd_dump_error pd_dump_precheck(struct pd_proc *p);
 
 /* "gone", "zombie", ... for an error. */
 const char *pd_dump_error_code(enum pd_dump_error e);
+
+/* The one map from an errno of reading or freezing a process (lib/
+ * freeze.h, lib/corefile.h) to a dump error: the helper reports it, and
+ * the server uses it for what it reads itself before the helper runs (a
+ * process whose /proc files the kernel refuses is PD_DUMP_NOT_PERMITTED,
+ * as its ptrace would be). write_failed: the errno came from writing the
+ * core. */
+enum pd_dump_error pd_dump_error_from_errno(int rc, bool write_failed);
 
 #endif

@@ -44,6 +44,22 @@ static bool task_is_dead(int procfd, pid_t tid)
 	return st.state == 'Z' || st.state == 'X' || st.state == 'x';
 }
 
+/* Does another tracer hold tid? (Why PTRACE_SEIZE said EPERM.) */
+static bool traced(int procfd, pid_t tid)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_status st;
+	char path[48];
+	bool r = false;
+
+	snprintf(path, sizeof(path), "task/%d/status", (int)tid);
+	if (pd_read_file_at(procfd, path, &sb, 64u << 10) == 0 &&
+	    pd_parse_status(sb.buf, sb.len, &st) == 0)
+		r = st.tracer_pid > 0;
+	strbuf_release(&sb);
+	return r;
+}
+
 /* The tids under /proc/PID/task, unsorted. */
 static int list_tids(int procfd, pid_t **out, size_t *n)
 {
@@ -87,7 +103,8 @@ static int list_tids(int procfd, pid_t **out, size_t *n)
 	return 0;
 }
 
-int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time)
+int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time,
+		   const struct pd_scope *scope)
 {
 	struct pd_stat st;
 	char path[32];
@@ -96,6 +113,7 @@ int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time)
 	memset(fz, 0, sizeof(*fz));
 	fz->pidfd = fz->procfd = fz->memfd = -1;
 	fz->pid = pid;
+	fz->scope = scope;
 	if (pid <= 0)
 		return -ESRCH;
 	/* The pidfd first: if the start time read afterwards matches, the pidfd
@@ -329,6 +347,42 @@ static void compact(struct pd_freeze *fz)
 	qsort_r(fz->threads, fz->n, sizeof(*fz->threads), cmp_thread, &fz->pid);
 }
 
+/* With every thread stopped: the same process (start time), and still one
+ * the key may act on, thread by thread, as the kernel's check is per task
+ * (lib/freeze.h). A thread killed while stopped is skipped; it is dropped
+ * when its registers are read. */
+static int recheck(struct pd_freeze *fz)
+{
+	struct pd_stat st;
+	char path[48];
+	bool any = false;
+	int rc;
+
+	rc = pd_read_stat_at(fz->procfd, "stat", &st);
+	if (rc < 0)
+		return rc;
+	if (st.starttime != fz->start_time)
+		return -ESRCH;
+	if (!fz->scope)
+		return 0;
+	for (size_t i = 0; i < fz->n; i++) {
+		struct pd_thread *t = &fz->threads[i];
+
+		if (!t->stopped || t->gone)
+			continue;
+		snprintf(path, sizeof(path), "task/%d/status", (int)t->tid);
+		rc = pd_scope_may_act(fz->scope, fz->procfd, path);
+		if (rc == -ESRCH)
+			continue;
+		if (rc == -EACCES) /* out of scope now: as if not there */
+			return -ESRCH;
+		if (rc < 0)
+			return rc;
+		any = true;
+	}
+	return any ? 0 : -ESRCH;
+}
+
 int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms)
 {
 	sigset_t chld, old;
@@ -375,6 +429,8 @@ int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms)
 				continue;
 			}
 			rc = -errno;
+			if (rc == -EPERM && traced(fz->procfd, t->tid))
+				rc = -EBUSY;
 			if (rc == -ESRCH || task_is_dead(fz->procfd, t->tid)) {
 				/* Exited, or a zombie leader: remembered as gone
 				 * so that it is not tried again. */
@@ -402,6 +458,9 @@ int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms)
 			goto fail;
 	}
 
+	rc = recheck(fz);
+	if (rc < 0)
+		goto fail;
 	xbuf = malloc(XSTATE_PROBE_BYTES);
 	if (!xbuf) {
 		rc = -ENOMEM;

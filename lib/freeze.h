@@ -7,7 +7,7 @@
  * call for these tids.
  *
  *   struct pd_freeze fz;
- *   rc = pd_freeze_open(&fz, pid, start_time);   // pin: pidfd + start time
+ *   rc = pd_freeze_open(&fz, pid, start_time, scope); // pin: pidfd + start time
  *   rc = pd_freeze_stop(&fz, deadline_ms);       // every thread stopped
  *   ... fz.threads[i].regs, pd_freeze_read(&fz, addr, buf, len) ...
  *   pd_freeze_thaw(&fz);                          // every thread runs again
@@ -29,6 +29,17 @@
  * - A zombie thread-group leader (it called pthread_exit, the others run) is
  *   skipped: every /proc read and memory read goes through a live thread
  *   (fz.io_tid). A process whose threads are all dead is -EOWNERDEAD.
+ * - Once every thread is stopped, and before a register or a byte of memory
+ *   is read, the process is judged again: its start time, and the key's
+ *   right to it (lib/scope.h, pd_scope_may_act) for every stopped thread.
+ *   The scope was checked before (by whoever asked), but an exec of a
+ *   setuid program in between keeps the pid and the start time and
+ *   changes the owner; while every thread is stopped nothing can change
+ *   the credentials or the dumpable flag any more, so this judgement holds
+ *   for everything read afterwards. A process that fails it is thawed and
+ *   answered -ESRCH, like one that is not there (out of scope looks like
+ *   nonexistent), or -EPERM when the key still sees it (its effective uid
+ *   is in scope) but may not read it (not dumpable, ids that differ).
  * - A thread that does not stop before the deadline (uninterruptible sleep,
  *   e.g. a vfork parent or NFS) makes pd_freeze_stop() thaw what it stopped
  *   and return -ETIMEDOUT. Such a thread stays *attached* (not stopped) until
@@ -36,10 +47,13 @@
  *   the kernel then detaches it and it runs on. Callers exit soon after.
  *
  * Errors (-errno):
- *   -ESRCH       no such process, start time differs, or it exited
+ *   -ESRCH       no such process, start time differs, it exited, or it is
+ *                no longer in the scope once stopped
  *   -EOWNERDEAD  a zombie (every thread has exited, not yet reaped)
  *   -EOPNOTSUPP  a kernel thread (no user memory)
- *   -EPERM       ptrace refused (another tracer, no CAP_SYS_PTRACE, yama)
+ *   -EPERM       ptrace refused (no CAP_SYS_PTRACE, yama, an LSM), or the
+ *                scope's rules refuse a process the key sees
+ *   -EBUSY       another tracer holds a thread (a debugger, another dump)
  *   -ETIMEDOUT   a thread did not stop before the deadline
  *   -ENOMEM, -EINVAL, others: internal
  */
@@ -52,6 +66,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
+
+#include "lib/scope.h"
 
 struct pd_thread {
 	pid_t tid;
@@ -76,6 +92,7 @@ struct pd_thread {
 struct pd_freeze {
 	pid_t pid;
 	uint64_t start_time; /* field 22 of stat, as found */
+	const struct pd_scope *scope; /* borrowed; NULL: no scope (the CLI) */
 	int pidfd;	     /* pins the process; readable once it exited */
 	int procfd;	     /* /proc/PID, O_DIRECTORY */
 	pid_t io_tid;	     /* a live, stopped thread: used for /proc reads */
@@ -88,8 +105,11 @@ struct pd_freeze {
 };
 
 /* Opens the process: pidfd, /proc/PID; checks the start time (0: any),
- * refuses zombies and kernel threads. On failure nothing is held. */
-int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time);
+ * refuses zombies and kernel threads. scope (borrowed until close; NULL:
+ * none) is what pd_freeze_stop() judges the stopped process by. On
+ * failure nothing is held. */
+int pd_freeze_open(struct pd_freeze *fz, pid_t pid, uint64_t start_time,
+		   const struct pd_scope *scope);
 
 /* Stops every thread and reads its registers. deadline_ms bounds the wait
  * for threads to stop (0: 2000 ms). On failure every thread stopped so far is

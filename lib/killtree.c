@@ -124,48 +124,34 @@ out:
  * the pidfd pins whichever process had the pid when it was opened, so if
  * /proc/PID/stat read afterwards still shows the snapshot's start time,
  * the pidfd is that process (a reused pid would show a later start time).
- * The owner is re-read as well: an exec of a setuid binary since the
- * snapshot may have taken the process out of scope. Returns the pidfd,
- * -ESRCH (gone or reused), -EACCES (now out of scope), or -errno. */
+ * The key's right to it is re-checked as well (pd_scope_may_act, the
+ * check the freeze makes): an exec of a setuid binary since the snapshot
+ * may have taken the process out of scope. Returns the pidfd, -ESRCH (gone
+ * or reused), -EACCES (now out of scope), or -errno. */
 static int open_verified(const struct tree *t, const struct pd_proc_entry *e)
 {
-	char path[32], buf[4096];
+	char path[32];
 	struct pd_stat st;
-	struct stat sb;
-	ssize_t n;
-	int pidfd, fd, rc = 0;
+	int pidfd, rc;
 
 	pidfd = (int)syscall(SYS_pidfd_open, e->pid, 0);
 	if (pidfd < 0) /* EINVAL/ENOENT: the pid is now a mere thread */
 		return errno == EINVAL || errno == ENOENT ? -ESRCH : -errno;
 	snprintf(path, sizeof(path), "/proc/%d/stat", e->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = errno == ENOENT ? -ESRCH : -errno;
-		goto err;
-	}
-	if (fstat(fd, &sb) < 0)
-		sb.st_uid = (uid_t)-1;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		rc = -errno;
-	close(fd);
-	if (rc < 0)
-		goto err;
-	if (n == 0 || pd_parse_stat(buf, (size_t)n, &st) < 0 || st.starttime != e->starttime) {
+	rc = pd_read_stat_at(AT_FDCWD, path, &st);
+	if (rc == 0 && st.starttime != e->starttime)
 		rc = -ESRCH;
-		goto err;
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/status", e->pid);
+		rc = pd_scope_may_act(t->scope, AT_FDCWD, path);
+		if (rc == -EPERM) /* seen but not ours to act on: skipped alike */
+			rc = -EACCES;
 	}
-	if (!in_scope(t, sb.st_uid)) {
-		rc = -EACCES;
-		goto err;
+	if (rc < 0) {
+		close(pidfd);
+		return rc;
 	}
 	return pidfd;
-err:
-	close(pidfd);
-	return rc;
 }
 
 static void add_alive(struct tree *t, int pid)

@@ -113,6 +113,35 @@ int pd_proc_status(struct pd_proc *p, struct pd_status *out)
 	return gone(rc);
 }
 
+int pd_read_creds_at(int dirfd, const char *path, struct pd_creds *out)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_status st;
+	struct stat sb_owner;
+	int fd, rc;
+
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gone(-errno);
+	rc = fstat(fd, &sb_owner) < 0 ? -errno : strbuf_read_fd(&sb, fd, STATUS_MAX + 1);
+	close(fd);
+	if (rc == 0)
+		rc = pd_parse_status(sb.buf, sb.len, &st);
+	strbuf_release(&sb);
+	if (rc < 0)
+		return gone(rc);
+	for (int i = 0; i < 3; i++) {
+		if (st.uid[i] < 0 || st.gid[i] < 0)
+			return -EINVAL;
+		out->uid[i] = (uid_t)st.uid[i];
+		out->gid[i] = (gid_t)st.gid[i];
+	}
+	/* The owner was set from the task's state when the open looked the
+	 * file up (pid_revalidate), as the ids are read after it. */
+	out->dumpable = sb_owner.st_uid == out->uid[1] && sb_owner.st_gid == out->gid[1];
+	return 0;
+}
+
 int pd_proc_rollup(struct pd_proc *p, struct pd_rollup *out)
 {
 	struct strbuf sb = STRBUF_INIT;

@@ -86,6 +86,24 @@ int pd_proc_tasks(struct pd_proc *p, struct pd_tasks *out);
 int pd_proc_task(struct pd_proc *p, int tid, struct pd_stat *out);
 void pd_tasks_release(struct pd_tasks *t);
 
+/* What the kernel's own ptrace access check weighs of a task
+ * (kernel/ptrace.c, __ptrace_may_access): its real, effective and saved
+ * uids and gids, and whether its memory is dumpable. */
+struct pd_creds {
+	uid_t uid[3]; /* real, effective, saved */
+	gid_t gid[3];
+	bool dumpable;
+};
+/* Reads them from a status file relative to dirfd ("status",
+ * "task/TID/status", or an absolute path with AT_FDCWD): the Uid: and Gid:
+ * lines, and the owner of that very file, which the kernel makes the
+ * effective ids for a dumpable process and root (of the process's user
+ * namespace) for one that is not (fs/proc/base.c, task_dump_owner; the
+ * /proc/PID directory itself is exempt). A root process (euid and egid 0)
+ * thus reads as dumpable either way. -ESRCH when gone, -EINVAL when the
+ * lines are missing, -errno. */
+int pd_read_creds_at(int dirfd, const char *path, struct pd_creds *out);
+
 /* The pids never to signal: pid 1 (and 0, negative: groups to kill(2)), the
  * calling process and its ancestors, read from /proc when asked (a cache
  * could miss a reparenting). A kill of a tree reads them once. */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/numparse.h"
+#include "lib/proc.h"
 #include "lib/users.h"
 
 /* Both constructors treat s as output only: whatever it held is
@@ -121,5 +123,76 @@ int pd_scope_parse(struct pd_scope *s, const char *spec)
 		p = comma + 1;
 	}
 	*s = t;
+	return 0;
+}
+
+int pd_scope_format(const struct pd_scope *s, struct strbuf *sb)
+{
+	if (s->all)
+		return strbuf_addstr(sb, "all");
+	for (size_t i = 0; i < s->n; i++)
+		if (strbuf_addf(sb, "%s%u", i ? "," : "", (unsigned)s->uids[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+int pd_scope_parse_ids(struct pd_scope *s, const char *spec)
+{
+	struct pd_scope t = PD_SCOPE_INIT;
+	size_t cap = 1;
+
+	*s = t;
+	if (!strcmp(spec, "all")) {
+		s->all = true;
+		return 0;
+	}
+	for (const char *c = spec; *c; c++)
+		cap += *c == ',';
+	t.uids = calloc(cap, sizeof(*t.uids));
+	if (!t.uids)
+		return -ENOMEM;
+	for (const char *p = spec;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		uint64_t v;
+
+		/* (uid_t)-1 is no user: chown(2)'s "leave it". */
+		if (parse_u64(p, n, (uid_t)-2, &v) < 0) {
+			pd_scope_release(&t);
+			return -EINVAL;
+		}
+		t.uids[t.n++] = (uid_t)v;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	*s = t;
+	return 0;
+}
+
+static bool all_same(const unsigned *v)
+{
+	return v[0] == v[1] && v[1] == v[2];
+}
+
+int pd_scope_may_act(const struct pd_scope *s, int dirfd, const char *path)
+{
+	struct pd_creds c;
+	unsigned u[3], g[3];
+	int rc;
+
+	if (!s || s->all)
+		return 0;
+	rc = pd_read_creds_at(dirfd, path, &c);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < 3; i++) {
+		u[i] = c.uid[i];
+		g[i] = c.gid[i];
+	}
+	if (!pd_scope_has(s, c.uid[1]))
+		return -EACCES;
+	if (!all_same(u) || !all_same(g) || !c.dumpable)
+		return -EPERM;
 	return 0;
 }

@@ -631,6 +631,19 @@ static json_t *thread_json(struct proc_entry *pe, const struct raw_thread *t, bo
 
 /* ---- collect ------------------------------------------------------------------- */
 
+/* Do the maps differ from text, read before? (The process exec'd, or is
+ * in the middle of an exec, whose new memory has no ELF mapped yet.) */
+static bool maps_changed(struct pd_proc *p, const struct strbuf *text)
+{
+	struct strbuf now = STRBUF_INIT;
+	bool changed;
+
+	changed = pd_read_file_at(p->dirfd, "maps", &now, MAPS_MAX) < 0 || now.len != text->len ||
+		  memcmp(now.buf, text->buf, now.len) != 0;
+	strbuf_release(&now);
+	return changed;
+}
+
 static int freeze_error(int rc, pid_t pid, unsigned deadline_ms, char *err, size_t errlen)
 {
 	switch (rc) {
@@ -639,6 +652,14 @@ static int freeze_error(int rc, pid_t pid, unsigned deadline_ms, char *err, size
 	case -EOPNOTSUPP: pd_seterr(err, errlen, "process %d is a kernel thread", (int)pid); break;
 	case -EPERM:
 	case -EACCES: pd_seterr(err, errlen, "ptrace of process %d refused", (int)pid); break;
+	case -EBUSY:
+		pd_seterr(err, errlen, "process %d is traced by another process", (int)pid);
+		break;
+	case -EAGAIN:
+		pd_seterr(err, errlen,
+			  "process %d changed its image (an exec) while it was being read",
+			  (int)pid);
+		break;
 	case -ETIMEDOUT:
 		pd_seterr(err, errlen, "a thread of process %d did not stop within %u ms", (int)pid,
 		       deadline_ms ? deadline_ms : 2000);
@@ -682,7 +703,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 	}
 	start_time = p.stat.starttime;
 	/* Pins the process (pidfd) and refuses zombies and kernel threads. */
-	rc = pd_freeze_open(&fz, pid, start_time);
+	rc = pd_freeze_open(&fz, pid, start_time, o.scope);
 	if (rc < 0) {
 		rc = freeze_error(rc, pid, 0, err, errlen);
 		goto out;
@@ -726,6 +747,16 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 		if (rc < 0) {
 			proc_free(pe);
 			pe = NULL;
+			/* Its modules could not be loaded because it is no longer
+			 * the process that was asked for (an exec since the
+			 * scope was checked, and maybe its exit since): answered
+			 * as the freeze would. */
+			int may = o.scope ? pd_scope_may_act(o.scope, p.dirfd, "status") : 0;
+
+			if (may < 0)
+				rc = freeze_error(may == -EPERM ? -EPERM : -ESRCH, pid, 0, err, errlen);
+			else if (maps_changed(&p, &maps_text))
+				rc = freeze_error(-EAGAIN, pid, 0, err, errlen);
 			goto out;
 		}
 		*slot = pe;
@@ -899,7 +930,11 @@ static const struct {
 	const char *code;
 } codes[] = {
 	{ -ESRCH, "gone" },	    { -EOWNERDEAD, "zombie" },	{ -EOPNOTSUPP, "kernel_thread" },
-	{ -EPERM, "not_permitted" }, { -ETIMEDOUT, "timeout" }, { -ENOMEM, "internal" },
+	{ -EPERM, "not_permitted" }, { -ETIMEDOUT, "timeout" }, { -EBUSY, "busy" },
+	{ -EAGAIN, "changed" },
+	/* Back from the word, "internal" is -EIO (its detail says what), not
+	 * -ENOMEM: the first match wins. */
+	{ -EIO, "internal" },	    { -ENOMEM, "internal" },
 };
 
 const char *pd_stacks_error_code(int rc)

@@ -49,7 +49,8 @@
  *
  * Errors (-errno), with a human detail in err:
  *   -ESRCH (gone), -EOWNERDEAD (zombie), -EOPNOTSUPP (kernel thread),
- *   -EPERM (ptrace refused), -ETIMEDOUT (a thread did not stop), -ENOMEM,
+ *   -EPERM (ptrace refused), -EBUSY (another tracer), -EAGAIN (its maps
+ *   changed while the unwinder was being set up: an exec), -ETIMEDOUT (a thread did not stop), -ENOMEM,
  *   -EIO (libdwfl failed). */
 #ifndef PD_STACKS_H
 #define PD_STACKS_H
@@ -60,12 +61,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/scope.h"
+
 struct pd_stacks_cache;
 
 struct pd_stacks_opts {
 	unsigned deadline_ms; /* for threads to stop; 0: the freeze's default */
 	unsigned max_frames;  /* per thread; 0: 256 (eu-stack's default) */
 	bool no_source;       /* skip file:line (no DWARF loading) */
+	/* Judged once stopped (lib/freeze.h); borrowed. NULL: none (the CLI). */
+	const struct pd_scope *scope;
 };
 
 /* NULL on allocation failure. */

@@ -205,6 +205,16 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 	req = json_pack("{s:i,s:I,s:i,s:b}", "pid", (int)pid, "start_time", (json_int_t)start_time,
 			"deadline_ms", opts ? (int)opts->deadline_ms : 0, "no_source",
 			opts ? opts->no_source : 0);
+	if (req && opts && opts->scope) {
+		struct strbuf sc = STRBUF_INIT;
+
+		if (pd_scope_format(opts->scope, &sc) < 0 ||
+		    json_object_set_new(req, "scope", json_string(sc.buf)) < 0) {
+			json_decref(req);
+			req = NULL;
+		}
+		strbuf_release(&sc);
+	}
 	s = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!s || strbuf_addstr(&line, s) < 0 || strbuf_addch(&line, '\n') < 0) {

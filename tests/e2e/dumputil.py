@@ -287,6 +287,20 @@ class started:
         return self.stack.__exit__(et, ev, tb)
 
 
+def hold_frozen(fifo, th, res, timeout=30):
+    """The write end of the test build's PD_TEST_FROZEN_WAIT FIFO, once the
+    helper of the dump that thread th runs (its answer goes in res) waits on
+    it, its target frozen. Held open it keeps the helper waiting; closing it
+    lets the helper go on."""
+    def writer_end():
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert th.is_alive(), "the dump ended before the freeze: %r" % res
+            return None
+    return h.wait_until(writer_end, timeout, "the helper to freeze the target")
+
+
 def frozen(pid):
     """Some thread of pid is in a ptrace stop."""
     return not not_stopped(pid)

@@ -122,16 +122,20 @@ def test_kill_skips_descendants_outside_the_scope():
 
 def test_target_held_by_another_tracer():
     """Proves: a process another tracer already holds cannot be seized
-    (the kernel refuses PTRACE_SEIZE): a dump answers 403 (parameter id),
-    stacks 409 naming the tracer, as docs/API.md says; the process is never
+    (the kernel refuses PTRACE_SEIZE): a dump and stacks answer 409 with
+    Retry-After, as docs/API.md says; the process is never
     stopped by procdiag, runs on under its tracer, and no helper is left."""
     s = h.shared()
     t = h.target("threads", 2)
     tr = tracer(t.pid)
-    doc = h.assert_problem(s.get(dump_url(t.pid, "dumpType=0")), 403, "id")
-    assert "trace" in doc["detail"], doc
-    doc = h.assert_problem(s.get("/api/processes/%d/stacks" % t.pid), 409)
-    assert str(tr.pid) in doc["detail"], doc
+    r = s.get(dump_url(t.pid, "dumpType=0"))
+    doc = h.assert_problem(r, 409)
+    assert "traced" in doc["detail"], doc
+    assert r.header("Retry-After"), r.headers
+    r = s.get("/api/processes/%d/stacks" % t.pid)
+    doc = h.assert_problem(r, 409)
+    assert "traced" in doc["detail"] and str(tr.pid) not in doc["detail"], doc
+    assert r.header("Retry-After"), r.headers
     assert_resumed(t.pid)
     assert h.proc_status(t.pid)["TracerPid"] == str(tr.pid)
     if not h.INSTALLED:
@@ -243,16 +247,7 @@ def test_disk_filling_after_the_freeze_is_507_and_nothing_left():
                 th = threading.Thread(
                     target=lambda: res.update(r=s.get(dump_url(pid, "dumpType=2"))))
                 th.start()
-
-                def writer_end():
-                    # Succeeds once the frozen helper waits on the FIFO; held
-                    # open, it keeps the helper waiting (no EOF yet).
-                    try:
-                        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                    except OSError:
-                        assert th.is_alive(), "the dump ended before the freeze: %r" % res
-                        return None
-                wfd = h.wait_until(writer_end, 30, "the helper to freeze the target")
+                wfd = hold_frozen(fifo, th, res)
                 assert frozen(pid), "the helper waits, the target runs"
                 # The disk fills now.
                 filler = os.path.join(spool.path, "filler")

@@ -425,7 +425,8 @@ def test_errors():
 
 
 def test_already_traced_is_a_conflict():
-    """Another tracer (gdb) holds the target: 409 naming it; afterwards the
+    """Another tracer (gdb) holds the target: 409 with Retry-After (the
+    tracer's pid is not told: it may be out of scope); afterwards the
     target is untouched and stacks work again."""
     s = h.shared()
     t = StackTarget("park")
@@ -433,8 +434,10 @@ def test_already_traced_is_a_conflict():
                    "-ex", "shell sleep 30"], stderr=subprocess.DEVNULL)
     h.wait_until(lambda: (h.proc_status(t.pid) or {}).get("TracerPid", "0") != "0", 20,
                  "gdb to attach")
-    doc = h.assert_problem(s.get("/api/processes/%d/stacks" % t.pid), 409)
-    assert "traced by process" in doc["detail"], doc
+    r = s.get("/api/processes/%d/stacks" % t.pid)
+    doc = h.assert_problem(r, 409)
+    assert "already traced by another process" in doc["detail"], doc
+    assert r.header("Retry-After"), r.headers
     h.kill_tree(gdb)
     h.wait_until(lambda: (h.proc_status(t.pid) or {}).get("TracerPid") == "0", 10, "gdb gone")
     # A killed gdb can leave its PTRACE_ATTACH's SIGSTOP behind (the very

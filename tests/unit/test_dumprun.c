@@ -88,6 +88,7 @@ static void test_errors(void **state)
 		{"kernel_thread", PD_DUMP_KERNEL_THREAD},
 		{"not_permitted", PD_DUMP_NOT_PERMITTED},
 		{"timeout", PD_DUMP_TIMEOUT},
+		{"busy", PD_DUMP_BUSY},
 		{"no_space", PD_DUMP_NO_SPACE},
 		{"io", PD_DUMP_IO},
 		{"internal", PD_DUMP_INTERNAL},
@@ -118,6 +119,24 @@ static void test_errors(void **state)
 	assert_string_equal(res.code, "quantum");
 	assert_string_equal(res.detail, "quantum");
 	assert_int_equal(parse(S("{\"event\":\"error\"}"), &res, &done, &total), -EPROTO);
+}
+
+/* The one errno map: what the helper reports and what the server answers
+ * for its own reads before the helper runs. */
+static void test_errno_map(void **state)
+{
+	(void)state;
+	assert_int_equal(pd_dump_error_from_errno(-ESRCH, false), PD_DUMP_GONE);
+	assert_int_equal(pd_dump_error_from_errno(-ENOENT, false), PD_DUMP_GONE);
+	assert_int_equal(pd_dump_error_from_errno(-EACCES, false), PD_DUMP_NOT_PERMITTED);
+	assert_int_equal(pd_dump_error_from_errno(-EPERM, false), PD_DUMP_NOT_PERMITTED);
+	assert_int_equal(pd_dump_error_from_errno(-EBUSY, false), PD_DUMP_BUSY);
+	assert_int_equal(pd_dump_error_from_errno(-ETIMEDOUT, false), PD_DUMP_TIMEOUT);
+	assert_int_equal(pd_dump_error_from_errno(-EOWNERDEAD, false), PD_DUMP_ZOMBIE);
+	assert_int_equal(pd_dump_error_from_errno(-EOPNOTSUPP, false), PD_DUMP_KERNEL_THREAD);
+	assert_int_equal(pd_dump_error_from_errno(-ENOMEM, false), PD_DUMP_INTERNAL);
+	assert_int_equal(pd_dump_error_from_errno(-ENOSPC, true), PD_DUMP_NO_SPACE);
+	assert_int_equal(pd_dump_error_from_errno(-EACCES, true), PD_DUMP_IO);
 }
 
 static void test_garbage(void **state)
@@ -243,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_done),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_errno_map),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_helper_without_result),
 		cmocka_unit_test(test_tick_cancels),

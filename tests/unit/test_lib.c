@@ -517,6 +517,98 @@ static void test_kill_tree(void **state)
 	pd_scope_release(&scope);
 }
 
+/* The scope as the helpers are told it: numbers only, round trip. */
+static void test_scope_ids(void **state)
+{
+	struct pd_scope s = PD_SCOPE_INIT, t = PD_SCOPE_INIT;
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	assert_int_equal(pd_scope_parse(&s, "0, 65534,33"), 0);
+	assert_int_equal(pd_scope_format(&s, &sb), 0);
+	assert_string_equal(sb.buf, "0,65534,33");
+	assert_int_equal(pd_scope_parse_ids(&t, sb.buf), 0);
+	assert_int_equal(t.n, 3);
+	assert_true(pd_scope_has(&t, 65534) && pd_scope_has(&t, 0) && !pd_scope_has(&t, 1));
+	pd_scope_release(&t);
+	pd_scope_release(&s);
+	strbuf_setlen(&sb, 0);
+	assert_int_equal(pd_scope_parse(&s, "all"), 0);
+	assert_int_equal(pd_scope_format(&s, &sb), 0);
+	assert_string_equal(sb.buf, "all");
+	assert_int_equal(pd_scope_parse_ids(&t, sb.buf), 0);
+	assert_true(t.all);
+	pd_scope_release(&t);
+	pd_scope_release(&s);
+	strbuf_release(&sb);
+	/* No names (a helper reads no passwd file), no gaps, no (uid_t)-1. */
+	assert_int_equal(pd_scope_parse_ids(&t, "root"), -EINVAL);
+	assert_int_equal(pd_scope_parse_ids(&t, ""), -EINVAL);
+	assert_int_equal(pd_scope_parse_ids(&t, "1,,2"), -EINVAL);
+	assert_int_equal(pd_scope_parse_ids(&t, "1,"), -EINVAL);
+	assert_int_equal(pd_scope_parse_ids(&t, "4294967295"), -EINVAL);
+	assert_int_equal(t.n, 0);
+}
+
+/* pd_scope_may_act on a real child: one uid in all three places and
+ * dumpable passes; the kernel's non-dumpable mark (set by its own credential
+ * change) refuses until the child makes itself dumpable again. */
+static void test_scope_may_act(void **state)
+{
+	struct pd_scope nobody = PD_SCOPE_INIT, other = PD_SCOPE_INIT, all = PD_SCOPE_INIT;
+	int go[2], ready[2], st;
+	char path[48], c;
+	pid_t pid;
+
+	(void)state;
+	if (getuid() != 0)
+		skip(); /* the child must change its uid */
+	assert_int_equal(pd_scope_parse_ids(&nobody, "65534"), 0);
+	assert_int_equal(pd_scope_parse_ids(&other, "65533"), 0);
+	assert_int_equal(pd_scope_parse_ids(&all, "all"), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Changing credentials makes the process non-dumpable. */
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(1);
+		/* After the change, which clears it: a failed assertion in
+		 * the parent must not leave us waiting. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
+		if (write(ready[1], "1", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		prctl(PR_SET_DUMPABLE, 1);
+		if (write(ready[1], "2", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(pd_scope_may_act(&nobody, AT_FDCWD, path), -EPERM);
+	assert_int_equal(pd_scope_may_act(&other, AT_FDCWD, path), -EACCES);
+	assert_int_equal(pd_scope_may_act(&all, AT_FDCWD, path), 0);
+	assert_int_equal(pd_scope_may_act(NULL, AT_FDCWD, path), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(pd_scope_may_act(&nobody, AT_FDCWD, path), 0);
+	assert_int_equal(pd_scope_may_act(&other, AT_FDCWD, path), -EACCES);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(pd_scope_may_act(&nobody, AT_FDCWD, path), -ESRCH);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	pd_scope_release(&nobody);
+	pd_scope_release(&other);
+	pd_scope_release(&all);
+}
+
 static void test_kill_refuses_reuse(void **state)
 {
 	struct pd_kill_result res = PD_KILL_RESULT_INIT;
@@ -593,6 +685,8 @@ int main(void)
 		cmocka_unit_test(test_snapshot_concurrent),
 		cmocka_unit_test(test_kill_tree),
 		cmocka_unit_test(test_kill_refuses_reuse),
+		cmocka_unit_test(test_scope_ids),
+		cmocka_unit_test(test_scope_may_act),
 	};
 
 	/* Orphans of the fork chains are re-parented to us, so every pid

@@ -174,7 +174,7 @@ static void test_copy_child(void **state)
 
 	(void)state;
 	start_kid(&k);
-	assert_int_equal(pd_freeze_open(&fz, k.pid, 0), 0);
+	assert_int_equal(pd_freeze_open(&fz, k.pid, 0, NULL), 0);
 	assert_int_equal(pd_freeze_stop(&fz, 2000), 0);
 	assert_int_equal(fz.n, 1);
 	assert_int_equal(fz.threads[0].tid, k.pid);
@@ -248,17 +248,17 @@ static void test_freeze_errors(void **state)
 	pid_t z;
 
 	(void)state;
-	assert_int_equal(pd_freeze_open(&fz, 0, 0), -ESRCH);
-	assert_int_equal(pd_freeze_open(&fz, 2, 0), -EOPNOTSUPP); /* kthreadd */
+	assert_int_equal(pd_freeze_open(&fz, 0, 0, NULL), -ESRCH);
+	assert_int_equal(pd_freeze_open(&fz, 2, 0, NULL), -EOPNOTSUPP); /* kthreadd */
 	z = fork();
 	assert_true(z >= 0);
 	if (z == 0)
 		_exit(0);
 	/* Until reaped it is a zombie: wait for its exit without reaping. */
 	assert_int_equal(waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT), 0);
-	assert_int_equal(pd_freeze_open(&fz, z, 0), -EOWNERDEAD);
+	assert_int_equal(pd_freeze_open(&fz, z, 0, NULL), -EOWNERDEAD);
 	waitpid(z, NULL, 0);
-	assert_int_equal(pd_freeze_open(&fz, z, 0), -ESRCH);
+	assert_int_equal(pd_freeze_open(&fz, z, 0, NULL), -ESRCH);
 }
 
 int main(void)
