@@ -1300,6 +1300,49 @@ static void release_modules(struct ctx *x)
 	free(x->thread_db);
 }
 
+/* An upper bound of the zip's size: every entry at its full size plus
+ * deflate's worst case (stored blocks: 5 bytes per 16 KiB, zlib's
+ * deflateBound), its local and central headers with zip64 and time
+ * extras, and the end records. */
+static uint64_t zip_bound(zip_t *za)
+{
+	zip_int64_t n = zip_get_num_entries(za, 0);
+	uint64_t total = 22 + 56 + 20; /* end of central directory, zip64 ones */
+
+	for (zip_int64_t i = 0; i < n; i++) {
+		zip_stat_t zs;
+		uint64_t size = 0, name = 0;
+
+		zip_stat_init(&zs);
+		if (zip_stat_index(za, (zip_uint64_t)i, 0, &zs) == 0) {
+			if (zs.valid & ZIP_STAT_SIZE)
+				size = zs.size;
+			if (zs.valid & ZIP_STAT_NAME)
+				name = strlen(zs.name);
+		}
+		total += size + (size >> 12) + (size >> 14) + 64;
+		total += 2 * (name + 46 + 128);
+	}
+	return total;
+}
+
+/* The spool, from open_out when there is one: only now is its size known. */
+static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
+{
+	uint64_t limit = 0;
+	int fd;
+
+	*bound = zip_bound(x->za);
+	if (!x->o->open_out)
+		return out_fd;
+	fd = x->o->open_out(x->o->out_arg, *bound, &limit);
+	if (fd < 0)
+		return seterr(x, fd, "no spool for a zip of up to %" PRIu64 " bytes", *bound);
+	x->sink.fd = fd;
+	x->sink.limit = limit;
+	return fd;
+}
+
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1400,6 +1443,11 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		rc = add_script(&x);
 	if (rc == 0)
 		rc = add_readme(&x);
+	if (rc == 0) {
+		rc = open_out(&x, out_fd, &x.res->bound);
+		out_fd = rc;
+		rc = rc < 0 ? rc : 0;
+	}
 	if (rc < 0) {
 		if (!err || !err[0])
 			seterr(&x, rc, "building the zip: %s", strerror(-rc));
@@ -1415,7 +1463,7 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 	x.res->size = x.sink.len;
 	rc = 0;
 out:
-	if (rc < 0 && ftruncate(out_fd, 0) < 0) {
+	if (rc < 0 && out_fd >= 0 && ftruncate(out_fd, 0) < 0) {
 		/* nothing more to do: the caller drops the spool anyway */
 	}
 	zip_error_fini(&ze);

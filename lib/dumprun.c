@@ -139,6 +139,7 @@ out:
 /* The helper's command line. Numbers live in the caller's buffers. */
 struct argv_buf {
 	char pid[24], start[24], content[24], out[16], status[16], deadline[24], budget[24];
+	char out_max[24];
 	char *v[20];
 };
 
@@ -173,6 +174,11 @@ static void build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int 
 		snprintf(a->budget, sizeof(a->budget), "%llu", (unsigned long long)o->mem_budget);
 		a->v[n++] = "--mem-budget";
 		a->v[n++] = a->budget;
+	}
+	if (o->out_max) {
+		snprintf(a->out_max, sizeof(a->out_max), "%llu", (unsigned long long)o->out_max);
+		a->v[n++] = "--out-max";
+		a->v[n++] = a->out_max;
 	}
 	a->v[n] = NULL;
 }

@@ -5,7 +5,7 @@
  *
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK
  *                        --out-fd N --status-fd M [--deadline-ms MS]
- *                        [--mem-budget BYTES]
+ *                        [--mem-budget BYTES] [--out-max BYTES]
  *
  * with exactly those two fds inherited, read its status lines, and reap it
  * with waitpid on its pid only. If the caller gives up (a client that went
@@ -31,6 +31,10 @@ struct pd_dumprun_opts {
 	int out_fd;	      /* seekable; gets the core from offset 0 */
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
+	/* The most out_fd may hold (a memory spool's spool_memory_max): the
+	 * helper's RLIMIT_FSIZE, so a core that would grow past it fails with
+	 * PD_DUMP_NO_SPACE (EFBIG) before it does. 0: no limit. */
+	uint64_t out_max;
 	/* Called after each progress line and at least every tick_ms while
 	 * the helper runs (done/total: the last progress, 0/0 before any).
 	 * Nonzero aborts the dump. NULL: never abort. */
