@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 NOBID = os.path.join(h.BUILDDIR, "tests", "targets", "nobidtarget")
+BIGSTACK = os.path.join(h.BUILDDIR, "tests", "targets", "bigstack")
 NOBODY = 65534
 LINK = "nobid.dbg"
 
@@ -217,25 +218,17 @@ def test_huge_debug_file_never_passes_the_memory_spool():
     lines = ["scope = nobody", "spool_dir = " + spool, "spool_memory_max = 8M"]
     with h.Stack(confined=True, config_lines=lines) as s:
         t = start_as_nobody(exe)
-        seen = []
-        done = threading.Event()
-
-        def watch():
-            while not done.is_set():
-                seen.extend(spool_memfds(s.pd.pid))
-
-        w = threading.Thread(target=watch)
-        w.start()
+        seen, stop = watch_spools(s.pd.pid)
         try:
             r = s.get("/api/processes/%d/dump?dumpType=0&format=zip" % t.pid, timeout=600)
         finally:
-            done.set()
-            w.join()
+            stop()
             t.kill()
         assert seen, "the watcher never saw a spool (the core's memfd)"
         assert max(seen) <= limit, "a memory spool held %d bytes" % max(seen)
         if r.status == 507:
             doc = h.assert_problem(r, 507)
+            h.diag("507: " + doc["detail"])
             assert "spool" in doc["detail"], doc
         else:
             assert r.status == 200, r
@@ -253,6 +246,53 @@ def test_huge_debug_file_never_passes_the_memory_spool():
             assert "spool=disk" in s.stderr(), "the zip was not spooled on disk"
         assert os.listdir(spool) == [], os.listdir(spool)
         h.wait_until(lambda: not spool_memfds(s.pd.pid), 10, "the spools to be closed")
+
+
+def watch_spools(pid):
+    """Starts sampling the spool memfds of pid's tree; returns (sizes seen,
+    stop function)."""
+    seen = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.extend(spool_memfds(pid))
+
+    w = threading.Thread(target=watch)
+    w.start()
+
+    def stop():
+        done.set()
+        w.join()
+    return seen, stop
+
+
+def test_core_past_its_estimate_leaves_the_memory_spool():
+    """Proves: a mini dump far larger than its estimate (8 threads whose
+    stacks reach 4 MiB deep: a 32 MiB core estimated at a few MiB) is
+    written under spool_memory_max = 16M, never past it, and is then taken
+    again on disk: a complete core, nothing left in spool_dir."""
+    limit = 16 << 20
+    p = h.spawn(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                 BIGSTACK, "8", "4"])
+    pid = int(h.read_line(p).split()[1])
+    h.settle(pid)
+    spool = tmpdir(0, 0o700)
+    lines = ["scope = nobody", "spool_dir = " + spool, "spool_memory_max = 16M"]
+    with h.Stack(confined=True, config_lines=lines) as s:
+        seen, stop = watch_spools(s.pd.pid)
+        try:
+            r = s.get("/api/processes/%d/dump?dumpType=0" % pid, timeout=300)
+        finally:
+            stop()
+            h.kill_tree(p)
+        assert r.status == 200, r
+        assert r.body[:4] == b"\x7fELF" and len(r.body) > limit, len(r.body)
+        assert seen, "the watcher never saw the memory spool"
+        assert max(seen) <= limit, "a memory spool held %d bytes" % max(seen)
+        log = s.stderr()
+        assert "spool=memory_full" in log and "spool=disk" in log, log[-2000:]
+        assert os.listdir(spool) == [], os.listdir(spool)
 
 
 if __name__ == "__main__":
