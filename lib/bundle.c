@@ -581,14 +581,21 @@ static int open_binary(struct ctx *x, struct bmod *b, struct strbuf *name, struc
 	if (strbuf_addstr(name, b->path) < 0)
 		return -ENOMEM;
 	fd = pd_owner_open(NULL, x->rootfd, name->buf, st);
-	if (fd < 0)
-		return fd;
-	if (st->st_ino != live->inode || major(st->st_dev) != live->dev_major ||
-	    minor(st->st_dev) != live->dev_minor) {
+	if (fd >= 0 && st->st_ino == live->inode &&
+	    (major(st->st_dev) != live->dev_major || minor(st->st_dev) != live->dev_minor)) {
+		/* Same inode number, another device: overlayfs reports its own
+		 * device while maps shows the layer's. Not provably the mapped
+		 * file, so only if the owner could read it. */
 		close(fd);
-		return -ESTALE;
+		fd = pd_owner_open(&x->owner, x->rootfd, name->buf, st);
+		if (fd >= 0 && st->st_ino == live->inode)
+			return fd;
+	} else if (fd >= 0 && st->st_ino == live->inode) {
+		return fd;
 	}
-	return fd;
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? fd : -ESTALE;
 }
 
 static int add_under_names(struct ctx *x, struct bmod *b, struct pd_zfile *f, int *added)
