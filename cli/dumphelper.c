@@ -89,10 +89,11 @@ static const char *error_code(int rc, bool write_failed)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
-			"                            --out-fd N --status-fd M [--deadline-ms MS]\n"
-			"                            [--mem-budget BYTES] [--out-max BYTES] [--trace]\n"
-			"(internal: run by procdiag itself; see docs/DUMPS.md)\n");
+	fprintf(stderr,
+		"usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
+		"                            --out-fd N --status-fd M [--deadline-ms MS]\n"
+		"                            [--mem-budget BYTES] [--out-max BYTES] [--trace]\n"
+		"(internal: run by procdiag itself; see docs/DUMPS.md)\n");
 	return 2;
 }
 

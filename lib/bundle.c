@@ -688,8 +688,8 @@ static struct pd_zfile *open_as_owner(struct ctx *x, struct opener *op, const ch
  * target's owner could and checks it is the one for b: same build-id, or,
  * for a module without one, an ELF file other than the binary (gdb checks
  * the debuglink CRC itself). */
-static struct pd_zfile *try_debug(struct ctx *x, struct bmod *b, struct opener *op,
-				  const char *abs, const struct stat *bin)
+static struct pd_zfile *try_debug(struct ctx *x, struct bmod *b, struct opener *op, const char *abs,
+				  const struct stat *bin)
 {
 	unsigned char id[PD_BUILD_ID_MAX];
 	size_t idlen = 0;
@@ -980,9 +980,9 @@ static int add_module(struct ctx *x, struct bmod *b)
 		x->held_fds++;
 	} else {
 		close(fd);
-		f = pd_zfile_lazy(reopen, strncmp(name.buf, "map_files/", 10) ? &x->mapped
-										: &x->by_proc,
-				  name.buf, st.st_dev, st.st_ino, (uint64_t)st.st_size, st.st_mtime);
+		f = pd_zfile_lazy(
+			reopen, strncmp(name.buf, "map_files/", 10) ? &x->mapped : &x->by_proc,
+			name.buf, st.st_dev, st.st_ino, (uint64_t)st.st_size, st.st_mtime);
 	}
 	if (!f) {
 		rc = -ENOMEM;

@@ -25,14 +25,15 @@ struct pd_zsink {
 	uint64_t len;  /* committed length: what STAT and READ see */
 	uint64_t rpos;
 	uint64_t limit; /* the most the fd may hold; 0: no limit but the fs's */
-	int err; /* first errno of a failed write or truncate, else 0 */
+	int err;	/* first errno of a failed write or truncate, else 0 */
 	zip_error_t ze;
 };
 
 /* A read/write libzip source over s (which must outlive it), writing to fd
  * from offset 0 (fd may be set in s->fd later, before the first write). A
- * write past s->limit fails with EFBIG before anything is written. COMMIT truncates fd to what was written; ROLLBACK and
- * REMOVE truncate it to 0. NULL (ze set) without memory. */
+ * write past s->limit fails with EFBIG before anything is written. COMMIT
+ * truncates fd to what was written; ROLLBACK and REMOVE truncate it to 0.
+ * NULL (ze set) without memory. */
 zip_source_t *pd_zsink_source(struct pd_zsink *s, int fd, zip_error_t *ze);
 
 struct pd_zfile;

@@ -503,6 +503,11 @@ static int owner_read(const struct pd_owner *o, int root, const char *path, char
 	return 0;
 }
 
+static const char *const owner_files[] = {
+	"pub/open",	"pub/secret", "pub/grp",  "pub/abs",	 "pub/up",
+	"pub/tosecret", "pub/loop",   "pub/fifo", "priv/inside",
+};
+
 static void test_owner_open(void **state)
 {
 	char dir[] = "/tmp/pd-owner-XXXXXX", buf[64];
@@ -522,8 +527,9 @@ static void test_owner_open(void **state)
 	mkfile(d, "open", 0644, "open");
 	mkfile(d, "secret", 0600, "secret");
 	mkfile(d, "grp", 0640, "grp");
-	assert_int_equal(symlinkat("/pub/open", d, "abs"), 0);     /* from the root */
-	assert_int_equal(symlinkat("../../../pub/open", d, "up"), 0); /* stops at it */
+	/* absolute: from the root; "..": stops at it */
+	assert_int_equal(symlinkat("/pub/open", d, "abs"), 0);
+	assert_int_equal(symlinkat("../../../pub/open", d, "up"), 0);
 	assert_int_equal(symlinkat("secret", d, "tosecret"), 0);
 	assert_int_equal(symlinkat("loop", d, "loop"), 0);
 	assert_int_equal(mkfifoat(d, "fifo", 0644), 0);
@@ -553,12 +559,8 @@ static void test_owner_open(void **state)
 	assert_int_equal(owner_read(NULL, root, "/pub/tosecret", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "secret");
 
-	for (const char *const *n = (const char *const[]){"pub/open", "pub/secret", "pub/grp",
-							    "pub/abs", "pub/up", "pub/tosecret",
-							    "pub/loop", "pub/fifo", "priv/inside",
-							    NULL};
-	     *n; n++)
-		unlinkat(root, *n, 0);
+	for (size_t i = 0; i < sizeof(owner_files) / sizeof(owner_files[0]); i++)
+		unlinkat(root, owner_files[i], 0);
 	unlinkat(root, "pub", AT_REMOVEDIR);
 	unlinkat(root, "priv", AT_REMOVEDIR);
 	close(root);
