@@ -4,7 +4,8 @@
  *
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK \
  *                        --out-fd N --status-fd M [--deadline-ms MS] [--mem-budget BYTES]
- *                        [--scope all|UID,UID...] [--trace]
+ *                        [--scope all|UID,UID...] [--out-max BYTES]
+ *                        [--trace]
  *
  * --scope is the server's scope, which the helper judges the process by once
  * every thread is stopped (lib/freeze.h); without it, the kernel alone
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,7 +80,7 @@ static int usage(void)
 	fprintf(stderr, "usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
 			"                            --out-fd N --status-fd M [--deadline-ms MS]\n"
 			"                            [--mem-budget BYTES] [--scope all|UID,...]\n"
-			"                            [--trace]\n"
+			"                            [--out-max BYTES] [--trace]\n"
 			"(internal: run by procdiag itself; see docs/DUMPS.md)\n");
 	return 2;
 }
@@ -100,6 +102,7 @@ int cmd_dump_helper(int argc, char **argv)
 		{"status-fd", required_argument, NULL, 'S'},
 		{"deadline-ms", required_argument, NULL, 'd'},
 		{"mem-budget", required_argument, NULL, 'm'},
+		{"out-max", required_argument, NULL, 'M'},
 		{"trace", no_argument, NULL, 't'},
 		{"scope", required_argument, NULL, 'u'},
 		{NULL, 0, NULL, 0},
@@ -107,7 +110,7 @@ int cmd_dump_helper(int argc, char **argv)
 	struct pd_core_opts o;
 	struct pd_core_result res;
 	struct pd_scope scope = PD_SCOPE_INIT;
-	uint64_t v, seen = 0;
+	uint64_t v, seen = 0, out_max = 0;
 	char err[512];
 	int c, rc, pid = -1;
 
@@ -150,6 +153,10 @@ int cmd_dump_helper(int argc, char **argv)
 			if (parse_u64(a, n, UINT64_MAX, &o.mem_budget) < 0)
 				return usage();
 			break;
+		case 'M':
+			if (parse_u64(a, n, UINT64_MAX, &out_max) < 0 || !out_max)
+				return usage();
+			break;
 		case 't': o.trace = true; break;
 		case 'u':
 			pd_scope_release(&scope);
@@ -172,6 +179,19 @@ int cmd_dump_helper(int argc, char **argv)
 	 * parent died before the prctl, we notice it here. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
+	if (out_max) {
+		/* The spool's bound, kept by the kernel: a write or truncate of
+		 * the core past it fails with EFBIG (its signal ignored), whatever
+		 * way the engine writes (pwrite, ftruncate before an mmap). */
+		struct rlimit rl = {out_max, out_max};
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0) {
+			emit(json_pack("{s:s,s:s,s:s}", "event", "error", "error", "internal",
+				       "detail", "cannot limit the output's size"));
+			return 1;
+		}
+	}
 	o.mem_budget = pd_hook_mem_budget(o.mem_budget);
 
 	rc = pd_core_dump(&o, &res, err, sizeof(err));

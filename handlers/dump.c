@@ -39,7 +39,8 @@ struct dump_req {
 	char comm[PD_COMM_MAX];
 	time_t when;
 	int core_fd, zip_fd;
-	bool slot; /* holds one of max_dumps */
+	bool slot;     /* holds one of max_dumps */
+	bool answered; /* an error answer went out from a callback */
 	struct pd_dumprun_result res;
 	char mon_name[48]; /* dotnet-monitor's route: its file name */
 };
@@ -179,7 +180,11 @@ static int set_headers(struct dump_req *d)
 	return rc;
 }
 
-static int open_spool(struct dump_req *d, uint64_t estimate, int *fd)
+/* A spool for about estimate bytes: memory up to spool_memory_max, else
+ * disk when spool_dir has the room. *limit gets what the spool may hold
+ * while it is written: spool_memory_max for memory, 0 for disk (its file
+ * system's free space bounds it). */
+static int open_spool(struct dump_req *d, uint64_t estimate, int *fd, uint64_t *limit)
 {
 	const struct pd_config *c = d->ctx->config;
 	bool mem = false;
@@ -189,6 +194,7 @@ static int open_spool(struct dump_req *d, uint64_t estimate, int *fd)
 	rc = pd_spool_open(spool_dir(d->ctx), c->spool_memory_max, estimate, &mem);
 	if (rc >= 0) {
 		*fd = rc;
+		*limit = mem ? c->spool_memory_max : 0;
 		pd_req_log_note(d->r, "spool=%s", mem ? "memory" : "disk");
 		return 0;
 	}
@@ -310,10 +316,23 @@ static int take_dump(struct dump_req *d)
 		dump_failed(d, 0);
 		return -1;
 	}
-	if (open_spool(d, estimate, &d->core_fd) < 0)
+	if (open_spool(d, estimate, &d->core_fd, &o.out_max) < 0)
 		return -1;
 	o.out_fd = d->core_fd;
 	rc = pd_dump_run(&o, &d->res);
+	if (rc == 0 && o.out_max && d->res.error == PD_DUMP_NO_SPACE) {
+		/* The estimate was short and the core met spool_memory_max (the
+		 * helper's file size limit): once more, on disk. */
+		pd_req_log_note(d->r, "spool=memory_full");
+		close(d->core_fd);
+		d->core_fd = -1;
+		if (estimate <= d->ctx->config->spool_memory_max)
+			estimate = d->ctx->config->spool_memory_max + 1;
+		if (open_spool(d, estimate, &d->core_fd, &o.out_max) < 0)
+			return -1;
+		o.out_fd = d->core_fd;
+		rc = pd_dump_run(&o, &d->res);
+	}
 	if (rc < 0 || d->res.error != PD_DUMP_OK) {
 		dump_failed(d, rc);
 		return -1;
@@ -324,20 +343,17 @@ static int take_dump(struct dump_req *d)
 	return 0;
 }
 
-/* The zip: the core plus the mapped files, so its estimate is their sum. */
-static uint64_t zip_estimate(struct dump_req *d)
+/* The zip's spool, opened by the bundle once it knows every entry: the
+ * bound counts the core, the binaries, the debug files and the rest. */
+static int zip_spool(void *arg, uint64_t bytes, uint64_t *limit)
 {
-	struct pd_modules mods = PD_MODULES_INIT;
-	struct stat st;
-	uint64_t total = 1024 * 1024;
+	struct dump_req *d = arg;
 
-	if (fstat(d->core_fd, &st) == 0)
-		total += (uint64_t)st.st_blocks * 512;
-	if (pd_proc_modules(&d->p, NULL, false, &mods) == 0)
-		for (size_t i = 0; i < mods.n; i++)
-			total += mods.v[i].size;
-	pd_modules_release(&mods);
-	return total;
+	if (open_spool(d, bytes, &d->zip_fd, limit) < 0) {
+		d->answered = true;
+		return -ECANCELED;
+	}
+	return d->zip_fd;
 }
 
 static int make_zip(struct dump_req *d)
@@ -351,15 +367,26 @@ static int make_zip(struct dump_req *d)
 		.core_name = core_name,
 		.dump_type = d->type.name ? d->type.name : dtype,
 		.stopped_us = d->res.stopped_us,
+		.open_out = zip_spool,
+		.out_arg = d,
 	};
 	int rc;
 
 	snprintf(core_name, sizeof(core_name), "core.%d", d->p.pid);
 	snprintf(dtype, sizeof(dtype), "0x%x", d->type.bits);
-	if (open_spool(d, zip_estimate(d), &d->zip_fd) < 0)
+	rc = pd_bundle_write(&bo, -1, &br, err, sizeof(err));
+	if (d->answered)
 		return -1;
-	rc = pd_bundle_write(&bo, d->zip_fd, &br, err, sizeof(err));
-	if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG) {
+	if (rc == -EFBIG) {
+		give_back(d);
+		pd_resp_problem(d->r, 507, NULL,
+				"The zip bundle would pass spool_memory_max (%llu bytes) although "
+				"its bound (%llu bytes) did not: %s.",
+				(unsigned long long)d->ctx->config->spool_memory_max,
+				(unsigned long long)br.bound, err[0] ? err : strerror(-rc));
+		return -1;
+	}
+	if (rc == -ENOSPC || rc == -EDQUOT) {
 		give_back(d);
 		pd_resp_problem(d->r, 507, NULL,
 				"The spool ran out of space for the zip bundle: %s.",
@@ -378,8 +405,9 @@ static int make_zip(struct dump_req *d)
 				err[0] ? err : strerror(-rc));
 		return -1;
 	}
-	pd_req_log_note(d->r, "zip_bytes=%llu modules=%u binaries=%u debug_files=%u",
-			(unsigned long long)br.size, br.modules, br.binaries, br.debug_files);
+	pd_req_log_note(d->r, "zip_bytes=%llu zip_bound=%llu modules=%u binaries=%u debug_files=%u",
+			(unsigned long long)br.size, (unsigned long long)br.bound, br.modules,
+			br.binaries, br.debug_files);
 	return 0;
 }
 

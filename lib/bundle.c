@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <zip.h>
@@ -24,6 +25,7 @@
 #include "common/utf8.h"
 #include "lib/coreread.h"
 #include "lib/modules.h"
+#include "lib/ownerfile.h"
 #include "lib/proc.h"
 #include "lib/zipfd.h"
 
@@ -66,9 +68,20 @@ struct bmod {
 	json_t *dac;		     /* for libcoreclr.so: [{path, included}] */
 };
 
+/* How a lazily reopened file is opened again (lib/zipfd.h): relative to
+ * the /proc/PID dirfd (map_files), or resolved inside a root as the
+ * target's owner (owner non-NULL) or as the mapped inode (owner NULL). */
+struct opener {
+	int dirfd, rootfd;
+	const struct pd_owner *owner;
+};
+
 struct ctx {
 	const struct pd_bundle_opts *o;
 	struct pd_proc proc;
+	struct pd_owner owner; /* whose permissions the files must pass */
+	int rootfd, hostfd;    /* the target's root and ours (O_PATH), or -1 */
+	struct opener by_proc, mapped, as_owner, host_as_owner;
 	struct pd_core core;
 	struct pd_maps maps; /* live, for inode checks */
 	int memfd;	     /* /proc/PID/mem, for what the core lacks; -1 */
@@ -532,6 +545,17 @@ static void core_build_id(struct ctx *x, struct bmod *b)
 	free(img);
 }
 
+static int reopen(void *arg, const char *name)
+{
+	const struct opener *op = arg;
+	int fd;
+
+	if (op->rootfd >= 0)
+		return pd_owner_open(op->owner, op->rootfd, name, NULL);
+	fd = openat(op->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
 /* Opens the mapped file: map_files (the mapped inode itself), else the path
  * in the target's root when the inode there is still the mapped one. name
  * gets the way that worked (relative to the /proc/PID dirfd). */
@@ -548,19 +572,30 @@ static int open_binary(struct ctx *x, struct bmod *b, struct strbuf *name, struc
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	if (b->deleted || !live || live->inode == 0)
+	if (b->deleted || !live || live->inode == 0 || x->rootfd < 0)
 		return -ENOENT;
+	/* The path in the target's root, resolved there, when it is still the
+	 * mapped inode: the process has that file mapped, so no permission
+	 * check (an execute-only binary is bundled as map_files would). */
 	strbuf_reset(name);
-	if (strbuf_addf(name, "root%s", b->path) < 0)
+	if (strbuf_addstr(name, b->path) < 0)
 		return -ENOMEM;
-	fd = openat(x->proc.dirfd, name->buf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_ino != live->inode) {
+	fd = pd_owner_open(NULL, x->rootfd, name->buf, st);
+	if (fd >= 0 && st->st_ino == live->inode &&
+	    (major(st->st_dev) != live->dev_major || minor(st->st_dev) != live->dev_minor)) {
+		/* Same inode number, another device: overlayfs reports its own
+		 * device while maps shows the layer's. Not provably the mapped
+		 * file, so only if the owner could read it. */
 		close(fd);
-		return -ESTALE;
+		fd = pd_owner_open(&x->owner, x->rootfd, name->buf, st);
+		if (fd >= 0 && st->st_ino == live->inode)
+			return fd;
+	} else if (fd >= 0 && st->st_ino == live->inode) {
+		return fd;
 	}
-	return fd;
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? fd : -ESTALE;
 }
 
 static int add_under_names(struct ctx *x, struct bmod *b, struct pd_zfile *f, int *added)
@@ -611,39 +646,81 @@ static char *debuglink_of(int fd)
 	return out;
 }
 
-/* Opens a candidate debug file (name relative to dirfd) and checks it is the
- * one for b: same build-id, or, for a module without one, another file than
- * the binary (gdb checks the debuglink CRC itself). */
-static struct pd_zfile *try_debug(struct ctx *x, struct bmod *b, int dirfd, const char *name,
+/* The file at abs as the target's owner could open it (lib/ownerfile.h),
+ * inside the root of op: held open while fds last, else reopened the same
+ * way when the zip is written. *st gets its fstat. NULL when the owner
+ * could not open it (or without memory); *fdout (may be NULL) gets a dup
+ * of the fd to read from now, which the caller closes. */
+static struct pd_zfile *open_as_owner(struct ctx *x, struct opener *op, const char *abs,
+				      struct stat *st, int *fdout)
+{
+	struct pd_zfile *f;
+	int fd;
+
+	if (op->rootfd < 0)
+		return NULL;
+	fd = pd_owner_open(op->owner, op->rootfd, abs, st);
+	if (fd < 0)
+		return NULL;
+	if (fdout) {
+		*fdout = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (*fdout < 0) {
+			close(fd);
+			return NULL;
+		}
+	}
+	if (x->held_fds < HELD_FDS_MAX) {
+		x->held_fds++;
+		f = pd_zfile_from_fd(fd, (uint64_t)st->st_size, st->st_mtime);
+	} else {
+		close(fd);
+		f = pd_zfile_lazy(reopen, op, abs, st->st_dev, st->st_ino, (uint64_t)st->st_size,
+				  st->st_mtime);
+	}
+	if (!f && fdout) {
+		close(*fdout);
+		*fdout = -1;
+	}
+	return f;
+}
+
+/* Opens a candidate debug file (abs, inside the root of op) as the
+ * target's owner could and checks it is the one for b: same build-id, or,
+ * for a module without one, an ELF file other than the binary (gdb checks
+ * the debuglink CRC itself). */
+static struct pd_zfile *try_debug(struct ctx *x, struct bmod *b, struct opener *op, const char *abs,
 				  const struct stat *bin)
 {
 	unsigned char id[PD_BUILD_ID_MAX];
 	size_t idlen = 0;
+	struct pd_zfile *f;
 	struct stat st;
-	int fd, rc;
+	int fd = -1, rc;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
+	f = open_as_owner(x, op, abs, &st, &fd);
+	if (!f)
 		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (st.st_dev == bin->st_dev && st.st_ino == bin->st_ino)) {
+	if (st.st_dev == bin->st_dev && st.st_ino == bin->st_ino) {
 		close(fd);
+		pd_zfile_unref(f);
 		return NULL;
 	}
 	rc = pd_elf_build_id(fd, id, sizeof(id), &idlen);
 	close(fd);
-	if (b->file_id_len && (rc < 0 || idlen != b->file_id_len || memcmp(id, b->file_id, idlen)))
+	if ((b->file_id_len &&
+	     (rc < 0 || idlen != b->file_id_len || memcmp(id, b->file_id, idlen))) ||
+	    (!b->file_id_len && rc == -EINVAL)) {
+		pd_zfile_unref(f);
 		return NULL;
-	if (!b->file_id_len && rc == -EINVAL)
-		return NULL;
-	return pd_zfile_lazy(dirfd, name, st.st_dev, st.st_ino, (uint64_t)st.st_size, st.st_mtime);
+	}
+	return f;
 }
 
 /* Separate debug file: by build-id, then by .gnu_debuglink; first in the
  * target's root, then on this machine (a build-id match is as good). */
 static int add_debug(struct ctx *x, struct bmod *b, int binfd, const struct stat *bin)
 {
-	struct strbuf rel = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf rel = STRBUF_INIT;
 	struct pd_zfile *f = NULL;
 	char idhex[2 * PD_BUILD_ID_MAX + 1];
 	char *link = NULL;
@@ -652,14 +729,13 @@ static int add_debug(struct ctx *x, struct bmod *b, int binfd, const struct stat
 	if (b->file_id_len >= 2) {
 		hex_encode(b->file_id, b->file_id_len, idhex);
 		if (strbuf_addf(&rel, "/" DEBUG_DIR "/.build-id/%.2s/%s.debug", idhex, idhex + 2) <
-			    0 ||
-		    strbuf_addf(&name, "root%s", rel.buf) < 0) {
+		    0) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		f = try_debug(x, b, x->proc.dirfd, name.buf, bin);
+		f = try_debug(x, b, &x->as_owner, rel.buf, bin);
 		if (!f)
-			f = try_debug(x, b, AT_FDCWD, rel.buf, bin);
+			f = try_debug(x, b, &x->host_as_owner, rel.buf, bin);
 		if (f) {
 			b->debug_entry = entry_name(rel.buf);
 			if (!b->debug_entry) {
@@ -675,7 +751,6 @@ static int add_debug(struct ctx *x, struct bmod *b, int binfd, const struct stat
 			int r;
 
 			strbuf_reset(&rel);
-			strbuf_reset(&name);
 			/* gdb's order: beside the binary, its .debug/, the global dir */
 			if (i == 0)
 				r = strbuf_addf(&rel, "%.*s/%s", dlen, b->path, link);
@@ -683,13 +758,13 @@ static int add_debug(struct ctx *x, struct bmod *b, int binfd, const struct stat
 				r = strbuf_addf(&rel, "%.*s/.debug/%s", dlen, b->path, link);
 			else
 				r = strbuf_addf(&rel, "/" DEBUG_DIR "%.*s/%s", dlen, b->path, link);
-			if (r < 0 || strbuf_addf(&name, "root%s", rel.buf) < 0) {
+			if (r < 0) {
 				rc = -ENOMEM;
 				goto out;
 			}
-			f = try_debug(x, b, x->proc.dirfd, name.buf, bin);
+			f = try_debug(x, b, &x->as_owner, rel.buf, bin);
 			if (!f)
-				f = try_debug(x, b, AT_FDCWD, rel.buf, bin);
+				f = try_debug(x, b, &x->host_as_owner, rel.buf, bin);
 		}
 		if (f) {
 			/* gdb tries <dir of the binary>/.debug/<link>, for whichever
@@ -739,7 +814,6 @@ out:
 	pd_zfile_unref(f);
 	free(link);
 	strbuf_release(&rel);
-	strbuf_release(&name);
 	return rc;
 }
 
@@ -747,7 +821,7 @@ out:
  * lldb's SOS need them matching the runtime exactly. */
 static int add_one_dac(struct ctx *x, struct bmod *b, const char *lib, json_t *o)
 {
-	struct strbuf rel = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf rel = STRBUF_INIT;
 	struct pd_zfile *f = NULL;
 	const char *dirs[2] = {b->path, b->lm_name};
 	const char *why = NULL;
@@ -755,20 +829,14 @@ static int add_one_dac(struct ctx *x, struct bmod *b, const char *lib, json_t *o
 	int rc = 0;
 
 	if (strbuf_addf(&rel, "%.*s/%s", (int)(strrchr(b->path, '/') - b->path), b->path, lib) <
-		    0 ||
-	    strbuf_addf(&name, "root%s", rel.buf) < 0) {
+	    0) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	json_object_set_new(o, "path", pd_json_cstr(rel.buf));
-	if (fstatat(x->proc.dirfd, name.buf, &st, 0) < 0 || !S_ISREG(st.st_mode)) {
-		why = "not found beside libcoreclr.so";
-		goto out;
-	}
-	f = pd_zfile_lazy(x->proc.dirfd, name.buf, st.st_dev, st.st_ino, (uint64_t)st.st_size,
-			  st.st_mtime);
+	f = open_as_owner(x, &x->as_owner, rel.buf, &st, NULL);
 	if (!f) {
-		rc = -ENOMEM;
+		why = "not found beside libcoreclr.so (or not readable by the process's owner)";
 		goto out;
 	}
 	/* beside each name the runtime is stored under */
@@ -799,7 +867,6 @@ out:
 	}
 	pd_zfile_unref(f);
 	strbuf_release(&rel);
-	strbuf_release(&name);
 	return rc < 0 ? rc : 0;
 }
 
@@ -827,7 +894,7 @@ static int add_dac(struct ctx *x, struct bmod *b)
 static int add_thread_db(struct ctx *x, struct bmod *b)
 {
 	static const char lib[] = "libthread_db.so.1";
-	struct strbuf rel = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf rel = STRBUF_INIT;
 	struct pd_zfile *f = NULL;
 	struct stat st;
 	char *entry = NULL;
@@ -836,20 +903,15 @@ static int add_thread_db(struct ctx *x, struct bmod *b)
 	if (x->thread_db)
 		return 0;
 	if (strbuf_addf(&rel, "%.*s/%s", (int)(strrchr(b->path, '/') - b->path), b->path, lib) <
-		    0 ||
-	    strbuf_addf(&name, "root%s", rel.buf) < 0) {
+	    0) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (fstatat(x->proc.dirfd, name.buf, &st, 0) < 0 || !S_ISREG(st.st_mode) ||
-	    !(entry = entry_name(rel.buf)))
+	if (!(entry = entry_name(rel.buf)))
 		goto out;
-	f = pd_zfile_lazy(x->proc.dirfd, name.buf, st.st_dev, st.st_ino, (uint64_t)st.st_size,
-			  st.st_mtime);
-	if (!f) {
-		rc = -ENOMEM;
+	f = open_as_owner(x, &x->as_owner, rel.buf, &st, NULL);
+	if (!f)
 		goto out;
-	}
 	rc = add_file(x, entry, f, FILE_LEVEL);
 	if (rc >= 0) {
 		x->thread_db = entry;
@@ -860,7 +922,6 @@ out:
 	pd_zfile_unref(f);
 	free(entry);
 	strbuf_release(&rel);
-	strbuf_release(&name);
 	return rc;
 }
 
@@ -919,8 +980,9 @@ static int add_module(struct ctx *x, struct bmod *b)
 		x->held_fds++;
 	} else {
 		close(fd);
-		f = pd_zfile_lazy(x->proc.dirfd, name.buf, st.st_dev, st.st_ino,
-				  (uint64_t)st.st_size, st.st_mtime);
+		f = pd_zfile_lazy(
+			reopen, strncmp(name.buf, "map_files/", 10) ? &x->mapped : &x->by_proc,
+			name.buf, st.st_dev, st.st_ino, (uint64_t)st.st_size, st.st_mtime);
 	}
 	if (!f) {
 		rc = -ENOMEM;
@@ -1245,6 +1307,49 @@ static void release_modules(struct ctx *x)
 	free(x->thread_db);
 }
 
+/* An upper bound of the zip's size: every entry at its full size plus
+ * deflate's worst case (stored blocks: 5 bytes per 16 KiB, zlib's
+ * deflateBound), its local and central headers with zip64 and time
+ * extras, and the end records. */
+static uint64_t zip_bound(zip_t *za)
+{
+	zip_int64_t n = zip_get_num_entries(za, 0);
+	uint64_t total = 22 + 56 + 20; /* end of central directory, zip64 ones */
+
+	for (zip_int64_t i = 0; i < n; i++) {
+		zip_stat_t zs;
+		uint64_t size = 0, name = 0;
+
+		zip_stat_init(&zs);
+		if (zip_stat_index(za, (zip_uint64_t)i, 0, &zs) == 0) {
+			if (zs.valid & ZIP_STAT_SIZE)
+				size = zs.size;
+			if (zs.valid & ZIP_STAT_NAME)
+				name = strlen(zs.name);
+		}
+		total += size + (size >> 12) + (size >> 14) + 64;
+		total += 2 * (name + 46 + 128);
+	}
+	return total;
+}
+
+/* The spool, from open_out when there is one: only now is its size known. */
+static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
+{
+	uint64_t limit = 0;
+	int fd;
+
+	*bound = zip_bound(x->za);
+	if (!x->o->open_out)
+		return out_fd;
+	fd = x->o->open_out(x->o->out_arg, *bound, &limit);
+	if (fd < 0)
+		return seterr(x, fd, "no spool for a zip of up to %" PRIu64 " bytes", *bound);
+	x->sink.fd = fd;
+	x->sink.limit = limit;
+	return fd;
+}
+
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1265,7 +1370,12 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		    char *err, size_t errlen)
 {
 	struct pd_bundle_result dummy;
-	struct ctx x = {.o = o, .memfd = -1, .maps = PD_MAPS_INIT, .core = PD_CORE_INIT};
+	struct ctx x = {.o = o,
+			.memfd = -1,
+			.rootfd = -1,
+			.hostfd = -1,
+			.maps = PD_MAPS_INIT,
+			.core = PD_CORE_INIT};
 	zip_source_t *src = NULL;
 	zip_error_t ze;
 	int rc;
@@ -1298,6 +1408,19 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 	if (pd_proc_maps(&x.proc, &x.maps) < 0)
 		x.maps = (struct pd_maps)PD_MAPS_INIT;
 	x.memfd = openat(x.proc.dirfd, "mem", O_RDONLY | O_CLOEXEC);
+	rc = pd_owner_of(&x.proc, &x.owner);
+	if (rc < 0) {
+		seterr(&x, rc, "process %d: cannot read its owner: %s", o->pid, strerror(-rc));
+		goto out;
+	}
+	/* Without a root (a process gone, a kernel that refuses), only
+	 * map_files serves. */
+	x.rootfd = openat(x.proc.dirfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	x.hostfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	x.by_proc = (struct opener){x.proc.dirfd, -1, NULL};
+	x.mapped = (struct opener){-1, x.rootfd, NULL};
+	x.as_owner = (struct opener){-1, x.rootfd, &x.owner};
+	x.host_as_owner = (struct opener){-1, x.hostfd, &x.owner};
 	rc = collect_modules(&x);
 	if (rc < 0)
 		goto out;
@@ -1327,6 +1450,11 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		rc = add_script(&x);
 	if (rc == 0)
 		rc = add_readme(&x);
+	if (rc == 0) {
+		rc = open_out(&x, out_fd, &x.res->bound);
+		out_fd = rc;
+		rc = rc < 0 ? rc : 0;
+	}
 	if (rc < 0) {
 		if (!err || !err[0])
 			seterr(&x, rc, "building the zip: %s", strerror(-rc));
@@ -1342,13 +1470,17 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 	x.res->size = x.sink.len;
 	rc = 0;
 out:
-	if (rc < 0 && ftruncate(out_fd, 0) < 0) {
+	if (rc < 0 && out_fd >= 0 && ftruncate(out_fd, 0) < 0) {
 		/* nothing more to do: the caller drops the spool anyway */
 	}
 	zip_error_fini(&ze);
 	if (x.memfd >= 0)
 		close(x.memfd);
 	release_modules(&x);
+	if (x.rootfd >= 0)
+		close(x.rootfd);
+	if (x.hostfd >= 0)
+		close(x.hostfd);
 	pd_maps_release(&x.maps);
 	pd_core_release(&x.core);
 	pd_proc_close(&x.proc);

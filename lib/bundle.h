@@ -29,17 +29,29 @@ struct pd_bundle_opts {
 	const char *core_name; /* name of the core inside the zip, e.g. "core.1234" */
 	const char *dump_type; /* for the manifest, e.g. "Mini" or "0x2" */
 	uint64_t stopped_us;   /* for the manifest */
+	/* Opens the zip's spool once every entry is chosen, before a byte is
+	 * written: bytes is an upper bound of the whole zip (every entry at
+	 * its stored size, deflate's worst case and the headers). Returns the
+	 * fd (the caller owns it; pd_bundle_write writes into it as into
+	 * out_fd) and sets *limit to the most it may hold (0: no bound but its
+	 * file system's), or -errno, which pd_bundle_write returns as is.
+	 * NULL: out_fd is used, unbounded. */
+	int (*open_out)(void *arg, uint64_t bytes, uint64_t *limit);
+	void *out_arg;
 };
 
 struct pd_bundle_result {
-	uint64_t size; /* bytes of zip written to out_fd */
+	uint64_t size;	/* bytes of zip written to out_fd */
+	uint64_t bound; /* the upper bound the spool was opened for */
 	unsigned modules, binaries, debug_files;
 };
 
-/* Writes the zip into out_fd (seekable, usually O_TMPFILE) from offset 0
+/* Writes the zip into out_fd (or the fd o->open_out gives; seekable,
+ * usually O_TMPFILE) from offset 0
  * through a libzip seekable source (zip_source_function_create), and
  * truncates out_fd to the zip's size. Returns 0 or -errno: -ENOSPC (or
- * -EDQUOT, -EFBIG) when out_fd's file system is full, -ESRCH when the target
+ * -EDQUOT) when out_fd's file system is full, -EFBIG when the zip would
+ * pass open_out's limit (nothing past it is written), -ESRCH when the target
  * is gone, -EINVAL when core_fd is no ELF core, -ENOMEM, -EIO; err (may be
  * NULL) gets a human sentence. On failure out_fd is truncated to 0 so a spool
  * holds nothing. A module that cannot be read (or whose build-id does not

@@ -1408,6 +1408,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	}
 	rc = write_headers(&d);
 	if (rc < 0) {
+		res->write_failed = rc != -ENOMEM;
 		fail(&d, rc, "writing the core: %s", strerror(-rc));
 		goto out;
 	}

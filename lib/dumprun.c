@@ -159,7 +159,8 @@ out:
 struct argv_buf {
 	char pid[24], start[24], content[24], out[16], status[16], deadline[24], budget[24];
 	struct strbuf scope;
-	char *v[22];
+	char out_max[24];
+	char *v[24];
 };
 
 static int build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int out_fd,
@@ -200,6 +201,11 @@ static int build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int o
 			return -ENOMEM;
 		a->v[n++] = "--scope";
 		a->v[n++] = a->scope.buf;
+	}
+	if (o->out_max) {
+		snprintf(a->out_max, sizeof(a->out_max), "%llu", (unsigned long long)o->out_max);
+		a->v[n++] = "--out-max";
+		a->v[n++] = a->out_max;
 	}
 	a->v[n] = NULL;
 	return 0;

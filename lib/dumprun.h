@@ -6,6 +6,7 @@
  *   procdiag dump-helper --pid PID --start-time TICKS --content MASK
  *                        --out-fd N --status-fd M [--deadline-ms MS]
  *                        [--mem-budget BYTES] [--scope all|UID,UID...]
+ *                        [--out-max BYTES]
  *
  * with exactly those two fds inherited, read its status lines, and reap it
  * with waitpid on its pid only. If the caller gives up (a client that went
@@ -33,9 +34,8 @@ struct pd_dumprun_opts {
 	int out_fd;	      /* seekable; gets the core from offset 0 */
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
-	/* The scope the helper judges the stopped process by (--scope, lib/
-	 * freeze.h); borrowed. NULL: none (the CLI: the kernel judges). */
-	const struct pd_scope *scope;
+ *                        [--mem-budget BYTES] [--scope all|UID,UID...]
+ *                        [--mem-budget BYTES] [--out-max BYTES]
 	/* Called after each progress line and at least every tick_ms while
 	 * the helper runs (done/total: the last progress, 0/0 before any).
 	 * Nonzero aborts the dump. NULL: never abort. */

@@ -279,6 +279,30 @@ static int parse_ids(const char *s, size_t n, int64_t ids[4])
 	return n ? -EINVAL : 0;
 }
 
+/* "Groups:\t1 2 3 \n": a space-separated list, possibly empty. */
+static int parse_groups(const char *s, size_t n, struct pd_status *st)
+{
+	st->ngroups = 0;
+	for (;;) {
+		const char *e;
+		uint64_t v;
+		int r;
+
+		skip_blanks(&s, &n);
+		if (!n)
+			return 0;
+		for (e = s; e < s + n && !is_blank(*e); e++)
+			;
+		r = parse_u64(s, (size_t)(e - s), UINT32_MAX, &v);
+		if (r < 0)
+			return r;
+		if (st->ngroups < PD_STATUS_GROUPS_MAX)
+			st->groups[st->ngroups++] = (uint32_t)v;
+		n -= (size_t)(e - s);
+		s = e;
+	}
+}
+
 static int status_line(struct pd_status *st, const char *key, size_t kn, const char *v, size_t vn,
 		       unsigned *seen)
 {
@@ -306,6 +330,8 @@ static int status_line(struct pd_status *st, const char *key, size_t kn, const c
 		return parse_ids(v, vn, st->uid);
 	if (key_is(key, kn, "Gid"))
 		return parse_ids(v, vn, st->gid);
+	if (key_is(key, kn, "Groups"))
+		return parse_groups(v, vn, st);
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++) {
 		const struct status_key *k = &status_keys[i];
 		int64_t *dst = (int64_t *)((char *)st + k->off);

@@ -57,6 +57,7 @@ static inline int pd_stat_is_kthread(const struct pd_stat *st)
 /* /proc/PID/status. Memory values in bytes, -1 when the line is absent
  * (kernel threads have no Vm* lines); so are threads and the ctxt counts.
  * Name, State and PPid are required. */
+#define PD_STATUS_GROUPS_MAX 64
 struct pd_status {
 	char name[PD_COMM_MAX]; /* unescaped: the kernel escapes '\n' and '\\' */
 	size_t name_len;
@@ -64,6 +65,10 @@ struct pd_status {
 	int ppid;
 	int64_t uid[4]; /* real, effective, saved, fs; -1 if absent */
 	int64_t gid[4];
+	/* Supplementary groups, the first PD_STATUS_GROUPS_MAX of them (a
+	 * permission check that misses the rest only grants less). */
+	uint32_t groups[PD_STATUS_GROUPS_MAX];
+	size_t ngroups;
 	int64_t vm_peak, vm_size, vm_lck, vm_hwm, vm_rss;
 	int64_t rss_anon, rss_file, rss_shmem;
 	int64_t vm_data, vm_stk, vm_exe, vm_lib, vm_pte, vm_swap;

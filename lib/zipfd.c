@@ -23,6 +23,11 @@ static zip_int64_t sink_write(struct pd_zsink *s, const void *data, zip_uint64_t
 	const char *p = data;
 	zip_uint64_t left = len;
 
+	if (s->limit && (s->wpos > s->limit || len > s->limit - s->wpos)) {
+		if (!s->err)
+			s->err = EFBIG;
+		return fail(&s->ze, ZIP_ER_WRITE, EFBIG);
+	}
 	while (left) {
 		ssize_t n = pwrite(s->fd, p, left, (off_t)s->wpos);
 
@@ -131,8 +136,9 @@ zip_source_t *pd_zsink_source(struct pd_zsink *s, int fd, zip_error_t *ze)
 struct pd_zfile {
 	int refs;
 	int fd;	   /* -1 while a lazy file is closed */
-	bool lazy; /* reopened through (dirfd, name) */
-	int dirfd; /* not owned */
+	bool lazy; /* reopened through open(arg, name) */
+	pd_zfile_open_fn open;
+	void *arg; /* not owned */
 	char *name;
 	dev_t dev;
 	ino_t ino;
@@ -158,14 +164,13 @@ struct pd_zfile *pd_zfile_from_fd(int fd, uint64_t size, time_t mtime)
 	}
 	f->refs = 1;
 	f->fd = fd;
-	f->dirfd = -1;
 	f->size = size;
 	f->mtime = mtime;
 	return f;
 }
 
-struct pd_zfile *pd_zfile_lazy(int dirfd, const char *name, dev_t dev, ino_t ino, uint64_t size,
-			       time_t mtime)
+struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *name, dev_t dev,
+			       ino_t ino, uint64_t size, time_t mtime)
 {
 	struct pd_zfile *f = calloc(1, sizeof(*f));
 
@@ -179,7 +184,8 @@ struct pd_zfile *pd_zfile_lazy(int dirfd, const char *name, dev_t dev, ino_t ino
 	f->refs = 1;
 	f->fd = -1;
 	f->lazy = true;
-	f->dirfd = dirfd;
+	f->open = open;
+	f->arg = arg;
 	f->dev = dev;
 	f->ino = ino;
 	f->size = size;
@@ -206,9 +212,9 @@ static zip_int64_t zsrc_open(struct zsrc *z)
 	z->pos = 0;
 	if (f->fd >= 0)
 		return 0;
-	fd = openat(f->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = f->open(f->arg, f->name);
 	if (fd < 0)
-		return fail(&z->ze, ZIP_ER_OPEN, errno);
+		return fail(&z->ze, ZIP_ER_OPEN, -fd);
 	if (fstat(fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
 		close(fd);
 		return fail(&z->ze, ZIP_ER_CHANGED, 0); /* not the file we checked */

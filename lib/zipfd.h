@@ -24,23 +24,28 @@ struct pd_zsink {
 	uint64_t wlen; /* bytes written so far (the high-water mark) */
 	uint64_t len;  /* committed length: what STAT and READ see */
 	uint64_t rpos;
-	int err; /* first errno of a failed write or truncate, else 0 */
+	uint64_t limit; /* the most the fd may hold; 0: no limit but the fs's */
+	int err;	/* first errno of a failed write or truncate, else 0 */
 	zip_error_t ze;
 };
 
 /* A read/write libzip source over s (which must outlive it), writing to fd
- * from offset 0. COMMIT truncates fd to what was written; ROLLBACK and
- * REMOVE truncate it to 0. NULL (ze set) without memory. */
+ * from offset 0 (fd may be set in s->fd later, before the first write). A
+ * write past s->limit fails with EFBIG before anything is written. COMMIT
+ * truncates fd to what was written; ROLLBACK and REMOVE truncate it to 0.
+ * NULL (ze set) without memory. */
 zip_source_t *pd_zsink_source(struct pd_zsink *s, int fd, zip_error_t *ze);
 
 struct pd_zfile;
 
 /* Takes ownership of fd (closed on the last unref, or now on failure). */
 struct pd_zfile *pd_zfile_from_fd(int fd, uint64_t size, time_t mtime);
-/* Reopened on demand: openat(dirfd, name) must give inode (dev, ino) again.
- * dirfd must stay open while any source of the file exists. */
-struct pd_zfile *pd_zfile_lazy(int dirfd, const char *name, dev_t dev, ino_t ino, uint64_t size,
-			       time_t mtime);
+/* Opens name for reading: an fd or -errno. */
+typedef int (*pd_zfile_open_fn)(void *arg, const char *name);
+/* Reopened on demand: open(arg, name) must give inode (dev, ino) again.
+ * arg must stay valid while any source of the file exists. */
+struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *name, dev_t dev,
+			       ino_t ino, uint64_t size, time_t mtime);
 void pd_zfile_unref(struct pd_zfile *f);
 /* A seekable read source of the file; takes its own reference. */
 zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);

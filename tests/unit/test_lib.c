@@ -23,6 +23,7 @@
 
 #include "lib/killtree.h"
 #include "lib/modules.h"
+#include "lib/ownerfile.h"
 #include "lib/proc.h"
 #include "lib/scope.h"
 #include "lib/snapshot.h"
@@ -476,6 +477,96 @@ static bool contains(const pid_t *v, size_t n, pid_t pid)
 	return false;
 }
 
+/* pd_owner_open: resolution inside a root and the owner's permissions, on a
+ * tree of this test's own files judged for another owner (mode bits only:
+ * it works as root and as anyone). */
+static void mkfile(int dfd, const char *name, mode_t mode, const char *text)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static int owner_read(const struct pd_owner *o, int root, const char *path, char *buf, size_t n)
+{
+	int fd = pd_owner_open(o, root, path, NULL);
+	ssize_t got;
+
+	if (fd < 0)
+		return fd;
+	got = read(fd, buf, n - 1);
+	close(fd);
+	buf[got > 0 ? got : 0] = '\0';
+	return 0;
+}
+
+static const char *const owner_files[] = {
+	"pub/open",	"pub/secret", "pub/grp",  "pub/abs",	 "pub/up",
+	"pub/tosecret", "pub/loop",   "pub/fifo", "priv/inside",
+};
+
+static void test_owner_open(void **state)
+{
+	char dir[] = "/tmp/pd-owner-XXXXXX", buf[64];
+	struct pd_owner other = {.uid = {getuid() + 4242, getuid() + 4242},
+				 .gid = {getgid() + 4242, getgid() + 4242}};
+	struct pd_owner group = other;
+	int root, d;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(root >= 0);
+	assert_int_equal(mkdirat(root, "pub", 0755), 0);
+	assert_int_equal(mkdirat(root, "priv", 0700), 0);
+	d = openat(root, "pub", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mkfile(d, "open", 0644, "open");
+	mkfile(d, "secret", 0600, "secret");
+	mkfile(d, "grp", 0640, "grp");
+	/* absolute: from the root; "..": stops at it */
+	assert_int_equal(symlinkat("/pub/open", d, "abs"), 0);
+	assert_int_equal(symlinkat("../../../pub/open", d, "up"), 0);
+	assert_int_equal(symlinkat("secret", d, "tosecret"), 0);
+	assert_int_equal(symlinkat("loop", d, "loop"), 0);
+	assert_int_equal(mkfifoat(d, "fifo", 0644), 0);
+	close(d);
+	d = openat(root, "priv", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mkfile(d, "inside", 0644, "inside");
+	close(d);
+
+	assert_int_equal(owner_read(&other, root, "/pub/open", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "open");
+	assert_int_equal(owner_read(&other, root, "pub//./abs", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "open");
+	assert_int_equal(owner_read(&other, root, "/../../pub/up", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "open");
+	assert_int_equal(owner_read(&other, root, "/pub/secret", buf, sizeof(buf)), -EACCES);
+	assert_int_equal(owner_read(&other, root, "/pub/tosecret", buf, sizeof(buf)), -EACCES);
+	assert_int_equal(owner_read(&other, root, "/priv/inside", buf, sizeof(buf)), -EACCES);
+	assert_int_equal(owner_read(&other, root, "/pub/grp", buf, sizeof(buf)), -EACCES);
+	group.groups[group.ngroups++] = getegid(); /* a supplementary group */
+	assert_int_equal(owner_read(&group, root, "/pub/grp", buf, sizeof(buf)), 0);
+	assert_int_equal(owner_read(&other, root, "/pub/loop", buf, sizeof(buf)), -ELOOP);
+	assert_int_equal(owner_read(&other, root, "/pub/fifo", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(owner_read(&other, root, "/pub", buf, sizeof(buf)), -EISDIR);
+	assert_int_equal(owner_read(&other, root, "/pub/open/x", buf, sizeof(buf)), -ENOTDIR);
+	assert_int_equal(owner_read(&other, root, "/pub/none", buf, sizeof(buf)), -ENOENT);
+	/* No owner: resolved the same way, no permission check. */
+	assert_int_equal(owner_read(NULL, root, "/pub/tosecret", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "secret");
+
+	for (size_t i = 0; i < sizeof(owner_files) / sizeof(owner_files[0]); i++)
+		unlinkat(root, owner_files[i], 0);
+	unlinkat(root, "pub", AT_REMOVEDIR);
+	unlinkat(root, "priv", AT_REMOVEDIR);
+	close(root);
+	rmdir(dir);
+}
+
 static void test_kill_tree(void **state)
 {
 	struct pd_kill_result res = PD_KILL_RESULT_INIT;
@@ -681,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_protected),
 		cmocka_unit_test(test_modules_self),
 		cmocka_unit_test(test_modules_child),
+		cmocka_unit_test(test_owner_open),
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_snapshot_concurrent),
 		cmocka_unit_test(test_kill_tree),

@@ -360,6 +360,7 @@ static void test_status_fields(void **state)
 	assert_int_equal(st.ppid, 1);
 	assert_true(st.uid[0] == 33 && st.uid[1] == 33 && st.uid[2] == 33 && st.uid[3] == 34);
 	assert_true(st.gid[0] == 33 && st.gid[1] == 35 && st.gid[2] == 33 && st.gid[3] == 33);
+	assert_int_equal(st.ngroups, 0);
 	assert_true(st.vm_peak == 12000 * 1024);
 	assert_true(st.vm_size == 11000 * 1024);
 	assert_true(st.vm_lck == 0);
@@ -537,6 +538,33 @@ static void test_status_every_prefix(void **state)
 			fail_msg("status prefix of %zu bytes parsed", k);
 		}
 	}
+}
+
+/* Groups: kept in order, the first PD_STATUS_GROUPS_MAX only (a check
+ * that misses the rest grants less); a bad number is a bad file. */
+static void test_status_groups(void **state)
+{
+	static const char head[] = "Name:\tx\nState:\tS (sleeping)\nPPid:\t1\nGroups:\t";
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_status st;
+
+	(void)state;
+	assert_int_equal(strbuf_addf(&sb, "%s4 24 65534 \n", head), 0);
+	assert_int_equal(pd_parse_status(sb.buf, sb.len, &st), 0);
+	assert_int_equal(st.ngroups, 3);
+	assert_true(st.groups[0] == 4 && st.groups[1] == 24 && st.groups[2] == 65534);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_addstr(&sb, head), 0);
+	for (int i = 0; i < PD_STATUS_GROUPS_MAX + 10; i++)
+		assert_int_equal(strbuf_addf(&sb, "%d ", 1000 + i), 0);
+	assert_int_equal(strbuf_addch(&sb, '\n'), 0);
+	assert_int_equal(pd_parse_status(sb.buf, sb.len, &st), 0);
+	assert_int_equal(st.ngroups, PD_STATUS_GROUPS_MAX);
+	assert_true(st.groups[PD_STATUS_GROUPS_MAX - 1] == 1000 + PD_STATUS_GROUPS_MAX - 1);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_addf(&sb, "%s4 x\n", head), 0);
+	assert_int_equal(pd_parse_status(sb.buf, sb.len, &st), -EINVAL);
+	strbuf_release(&sb);
 }
 
 static void test_status_real_self(void **state)
@@ -1268,6 +1296,7 @@ int main(void)
 		cmocka_unit_test(test_status_malformed),
 		cmocka_unit_test(test_status_huge_values),
 		cmocka_unit_test(test_status_every_prefix),
+		cmocka_unit_test(test_status_groups),
 		cmocka_unit_test(test_status_real_self),
 		cmocka_unit_test(test_rollup_fields),
 		cmocka_unit_test(test_rollup_absent_and_malformed),
