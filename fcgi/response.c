@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
@@ -108,15 +109,53 @@ int pd_resp_header(struct pd_req *r, const char *name, const char *value)
 	return 0;
 }
 
+/* Cuts the response: the connection is shut down, so nothing more is
+ * written on it (libfcgi's END_REQUEST included), and the web server
+ * passes the cut on to its client. */
+static void cut(struct pd_req *r, const char *why)
+{
+	pd_req_log_note(r, "cut=%s", why);
+	shutdown(r->fcgx->ipcFd, SHUT_RDWR);
+	r->client_gone = true;
+}
+
+static long long send_limit(const struct pd_req *r)
+{
+	return r->send_limit_ms ? r->send_limit_ms : r->opts->send_timeout_ms;
+}
+
+/* Did the write begun at t0 (pd_req_elapsed_ms) wait out SO_SNDTIMEO?
+ * libfcgi takes a write cut short by it for a whole one, so the stream
+ * may have lost bytes: nothing more may go out. A piece of at most
+ * PUT_PIECE bytes costs libfcgi one write() at most, so a piece that took
+ * the whole limit is taken for one that timed out. */
+static bool stalled(struct pd_req *r, long long t0)
+{
+	long long limit = send_limit(r);
+
+	if (limit <= 0 || pd_req_elapsed_ms(r) - t0 < limit - 10)
+		return false;
+	cut(r, r->send_limit_ms && r->send_limit_ms < r->opts->send_timeout_ms
+		       ? "download_min_rate"
+		       : "send_timeout");
+	return true;
+}
+
+/* Less than libfcgi's 8 KiB output buffer. */
+#define PUT_PIECE 4096
+
 static int put(struct pd_req *r, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len > 0 && !r->client_gone) {
-		int chunk = len > INT_MAX ? INT_MAX : (int)len;
+		int chunk = len > PUT_PIECE ? PUT_PIECE : (int)len;
+		long long t0 = pd_req_elapsed_ms(r);
 
 		if (FCGX_PutStr(p, chunk, r->fcgx->out) != chunk)
 			r->client_gone = true;
+		else
+			stalled(r, t0);
 		p += chunk;
 		len -= (size_t)chunk;
 	}
@@ -125,8 +164,12 @@ static int put(struct pd_req *r, const void *buf, size_t len)
 
 int pd_resp_flush(struct pd_req *r)
 {
+	long long t0 = pd_req_elapsed_ms(r);
+
 	if (!r->client_gone && FCGX_FFlush(r->fcgx->out) < 0)
 		r->client_gone = true;
+	else if (!r->client_gone)
+		stalled(r, t0);
 	return r->client_gone ? -EPIPE : 0;
 }
 
@@ -192,9 +235,22 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 /* Big enough to keep the socket busy, small enough for a worker thread. */
 #define STREAM_CHUNK (256 * 1024)
 
+/* The download bound: send_timeout plus length at download_min_rate,
+ * from now; 0 when there is none. */
+static long long download_deadline(const struct pd_req *r, unsigned long long length)
+{
+	unsigned long long rate = r->opts->download_min_rate;
+
+	if (!rate)
+		return 0;
+	return pd_req_elapsed_ms(r) + r->opts->send_timeout_ms +
+	       (long long)(length / rate * 1000 + length % rate * 1000 / rate);
+}
+
 int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		     unsigned long long length)
 {
+	long long deadline;
 	char *buf;
 	int rc = 0;
 
@@ -209,10 +265,25 @@ int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 	buf = malloc(STREAM_CHUNK);
 	if (!buf)
 		return -ENOMEM;
+	deadline = download_deadline(r, length);
 	while (length > 0 && !rc) {
 		size_t want = length < STREAM_CHUNK ? (size_t)length : STREAM_CHUNK;
-		ssize_t n = pread(fd, buf, want, (off_t)offset);
+		ssize_t n;
 
+		if (deadline) {
+			/* No write may wait past the deadline either. */
+			long long left = deadline - pd_req_elapsed_ms(r);
+
+			if (left <= 0) {
+				cut(r, "download_min_rate");
+				rc = -EPIPE;
+				break;
+			}
+			r->send_limit_ms = left < r->opts->send_timeout_ms ? left
+									   : r->opts->send_timeout_ms;
+			pd_conn_timeout(r->fcgx->ipcFd, SO_SNDTIMEO, r->send_limit_ms);
+		}
+		n = pread(fd, buf, want, (off_t)offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
