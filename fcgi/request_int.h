@@ -30,6 +30,7 @@ struct pd_req {
 	unsigned long long bytes;    /* body bytes handed to libfcgi */
 	long long length;	     /* promised Content-Length, -1 unknown */
 	long long send_limit_ms;     /* SO_SNDTIMEO now, 0: opts->send_timeout_ms */
+	long long deadline_ms;	     /* cut the response then (elapsed), 0: never */
 	int status;		     /* 0 until a response has begun */
 	bool is_head;
 	bool client_gone; /* a write failed: stop writing */

@@ -119,9 +119,29 @@ static void cut(struct pd_req *r, const char *why)
 	r->client_gone = true;
 }
 
-static long long send_limit(const struct pd_req *r)
+/* Before each write: past the download deadline the response is cut;
+ * short of it, the write may wait until then (SO_SNDTIMEO), also longer
+ * than send_timeout: nginx passes a download on at its client's pace and
+ * may hold megabytes for it, so one write can wait long for a client that
+ * still keeps to download_min_rate. */
+static bool past_deadline(struct pd_req *r)
 {
-	return r->send_limit_ms ? r->send_limit_ms : r->opts->send_timeout_ms;
+	long long left, limit;
+
+	if (!r->deadline_ms)
+		return false;
+	left = r->deadline_ms - pd_req_elapsed_ms(r);
+	if (left <= 0) {
+		cut(r, "download_min_rate");
+		return true;
+	}
+	limit = left;
+	/* Now and then, not before every write: 50 ms late is no matter. */
+	if (!r->send_limit_ms || limit < r->send_limit_ms - 50 || limit > r->send_limit_ms) {
+		pd_conn_timeout(r->fcgx->ipcFd, SO_SNDTIMEO, limit);
+		r->send_limit_ms = limit;
+	}
+	return false;
 }
 
 /* Did the write begun at t0 (pd_req_elapsed_ms) wait out SO_SNDTIMEO?
@@ -131,13 +151,12 @@ static long long send_limit(const struct pd_req *r)
  * the whole limit is taken for one that timed out. */
 static bool stalled(struct pd_req *r, long long t0)
 {
-	long long limit = send_limit(r);
+	long long limit = r->send_limit_ms ? r->send_limit_ms : r->opts->send_timeout_ms;
+	long long now = pd_req_elapsed_ms(r);
 
-	if (limit <= 0 || pd_req_elapsed_ms(r) - t0 < limit - 10)
+	if (limit <= 0 || now - t0 < limit - 10)
 		return false;
-	cut(r, r->send_limit_ms && r->send_limit_ms < r->opts->send_timeout_ms
-		       ? "download_min_rate"
-		       : "send_timeout");
+	cut(r, r->deadline_ms ? "download_min_rate" : "send_timeout");
 	return true;
 }
 
@@ -148,7 +167,7 @@ static int put(struct pd_req *r, const void *buf, size_t len)
 {
 	const char *p = buf;
 
-	while (len > 0 && !r->client_gone) {
+	while (len > 0 && !r->client_gone && !past_deadline(r)) {
 		int chunk = len > PUT_PIECE ? PUT_PIECE : (int)len;
 		long long t0 = pd_req_elapsed_ms(r);
 
@@ -166,9 +185,11 @@ int pd_resp_flush(struct pd_req *r)
 {
 	long long t0 = pd_req_elapsed_ms(r);
 
-	if (!r->client_gone && FCGX_FFlush(r->fcgx->out) < 0)
+	if (r->client_gone || past_deadline(r))
+		return -EPIPE;
+	if (FCGX_FFlush(r->fcgx->out) < 0)
 		r->client_gone = true;
-	else if (!r->client_gone)
+	else
 		stalled(r, t0);
 	return r->client_gone ? -EPIPE : 0;
 }
@@ -236,7 +257,7 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 #define STREAM_CHUNK (256 * 1024)
 
 /* The download bound: send_timeout plus length at download_min_rate,
- * from now; 0 when there is none. */
+ * from now (pd_req_elapsed_ms); 0 when there is none. */
 static long long download_deadline(const struct pd_req *r, unsigned long long length)
 {
 	unsigned long long rate = r->opts->download_min_rate;
@@ -250,7 +271,6 @@ static long long download_deadline(const struct pd_req *r, unsigned long long le
 int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		     unsigned long long length)
 {
-	long long deadline;
 	char *buf;
 	int rc = 0;
 
@@ -265,24 +285,13 @@ int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 	buf = malloc(STREAM_CHUNK);
 	if (!buf)
 		return -ENOMEM;
-	deadline = download_deadline(r, length);
+	/* Kept for the rest of the response (its last bytes, libfcgi's
+	 * END_REQUEST): put() and pd_resp_flush() watch it. */
+	r->deadline_ms = download_deadline(r, length);
 	while (length > 0 && !rc) {
 		size_t want = length < STREAM_CHUNK ? (size_t)length : STREAM_CHUNK;
 		ssize_t n;
 
-		if (deadline) {
-			/* No write may wait past the deadline either. */
-			long long left = deadline - pd_req_elapsed_ms(r);
-
-			if (left <= 0) {
-				cut(r, "download_min_rate");
-				rc = -EPIPE;
-				break;
-			}
-			r->send_limit_ms = left < r->opts->send_timeout_ms ? left
-									   : r->opts->send_timeout_ms;
-			pd_conn_timeout(r->fcgx->ipcFd, SO_SNDTIMEO, r->send_limit_ms);
-		}
 		n = pread(fd, buf, want, (off_t)offset);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -32,7 +32,8 @@ struct pd_server_opts {
 	int send_timeout_ms;
 	/* A body streamed from a file (pd_resp_write_fd: dumps) gets
 	 * send_timeout_ms plus its length at this many bytes a second, in
-	 * all; past that it is cut. 0: no bound but send_timeout_ms. */
+	 * all (one write may then wait that long); past that it is cut.
+	 * 0: no bound but send_timeout_ms for each write. */
 	unsigned long long download_min_rate;
 };
 
