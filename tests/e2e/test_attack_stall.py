@@ -204,7 +204,7 @@ def test_slow_download_is_cut_and_gives_back_slot_and_spool():
                  config_lines=["scope = nobody", "max_dumps = 1", "send_timeout = 1",
                                "download_min_rate = 16M"]) as s:
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
                       "Connection: close\r\n\r\n" % (du.dump_url(pid, "dumpType=Full"),
                                                       s.key)).encode())
