@@ -317,6 +317,8 @@ static int serve_conn(struct server *s, struct worker *w, int fd, int *keep)
 	if (FCGX_Accept_r(q) < 0) {
 		/* libfcgi closed fd (a protocol error) and found no other
 		 * connection: it has no listening socket. */
+		if (q->ipcFd >= 0)
+			close(q->ipcFd);
 		FCGX_Free(q, 0);
 		q->ipcFd = -1;
 		return -1;
@@ -430,12 +432,13 @@ static bool evict(struct server *s, int ep)
 	return true;
 }
 
-static int ready_count(struct server *s)
+/* A counter the workers change (s->ready_n, s->busy), read under the lock. */
+static int locked_int(struct server *s, const int *v)
 {
 	int n;
 
 	pthread_mutex_lock(&s->lock);
-	n = s->ready_n;
+	n = *v;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -447,7 +450,7 @@ static int hold(struct server *s, int ep, int fd, enum conn_state state, long lo
 	int slot = -1;
 	struct conn *c;
 
-	if (s->nconns + ready_count(s) < s->cap || evict(s, ep))
+	if (s->nconns + locked_int(s, &s->ready_n) < s->cap || evict(s, ep))
 		slot = free_slot(s);
 	if (slot < 0 || watch(ep, EPOLL_CTL_ADD, fd, slot, CONN_EVENTS) < 0) {
 		close(fd);
@@ -678,16 +681,6 @@ static void take_back(struct server *s, int ep)
 	}
 }
 
-static int busy_count(struct server *s)
-{
-	int n;
-
-	pthread_mutex_lock(&s->lock);
-	n = s->busy;
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
-
 /* Until a stop signal, and then until the running requests are done or
  * drain_ms have passed (a second signal cuts that short). */
 static void acceptor(struct server *s, int ep)
@@ -701,7 +694,7 @@ static void acceptor(struct server *s, int ep)
 
 		expire(s, ep, now, &next);
 		if (atomic_load(&s->stopping)) {
-			if (busy_count(s) == 0 || now >= drain_end)
+			if (locked_int(s, &s->busy) == 0 || now >= drain_end)
 				return;
 			if (drain_end < next)
 				next = drain_end;
