@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -62,6 +64,7 @@ struct conn {
 	enum conn_state state;
 	long long deadline; /* ms, CLOCK_MONOTONIC */
 	unsigned seen;      /* bytes queued when it was last looked at */
+	bool served;        /* a request was answered on it (kept) */
 };
 
 /* A connection a worker gives back (through the back pipe). */
@@ -461,6 +464,7 @@ static int hold(struct server *s, int ep, int fd, enum conn_state state, long lo
 	c->state = state;
 	c->deadline = deadline;
 	c->seen = 0;
+	c->served = state == CONN_IDLE;
 	s->nconns++;
 	return slot;
 }
@@ -567,7 +571,7 @@ static void on_conn(struct server *s, int ep, int slot, uint32_t events, long lo
 {
 	struct conn *c = &s->conns[slot];
 	enum params st;
-	int fd;
+	int fd, unread = 0;
 
 	if (c->state == CONN_CLOSING) {
 		char buf[4096];
@@ -586,6 +590,13 @@ static void on_conn(struct server *s, int ep, int slot, uint32_t events, long lo
 	st = params_queued(s, c);
 	if (st == PARAMS_MORE && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		st = PARAMS_BAD; /* the rest will never come */
+	/* nginx reads a whole answer before it sends the next request on a
+	 * kept connection. A peer that sends requests without reading the
+	 * answers would, once the socket's buffer is full, hold the worker
+	 * that writes the next one for send_timeout: it is dropped. */
+	if (st == PARAMS_DONE && c->state == CONN_READING && c->served &&
+	    ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread > 0)
+		st = PARAMS_BAD;
 	if (st == PARAMS_BAD) {
 		drop(s, ep, slot);
 	} else if (st == PARAMS_DONE) {

@@ -85,6 +85,39 @@ print("opened", opened, flush=True)
 """
 
 
+# The other attacker, as nobody: n connections, on each `count` copies of
+# the request read from stdin sent one after the other, none of the answers
+# read (a thread each: the sends block while the responder does not read). Prints
+# "closed K" once every send has ended, K being the connections whose send
+# failed because the responder closed them.
+PIPELINER = r"""
+import socket, sys, threading, time
+path, n, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+req = sys.stdin.buffer.read()
+closed = []
+def send(c):
+    # One at a time, a little apart: libfcgi reads a request with a buffer
+    # of 8 KiB and drops what it read past it, which would end the attack.
+    try:
+        for _ in range(count):
+            c.sendall(req)
+            time.sleep(0.002)
+    except OSError:
+        closed.append(c)
+conns = []
+for _ in range(n):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    conns.append(c)
+ts = [threading.Thread(target=send, args=(c,)) for c in conns]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("closed", len(closed), flush=True)
+"""
+
+
 def socket_for_group(s, gid=65534):
     """The socket as the packaged service makes it, 0660 root:GROUP, with
     nobody's group (65534) as GROUP: nobody can then connect to it, as a
@@ -190,6 +223,43 @@ def test_stalled_connections_hold_no_worker():
         assert "sent no complete request within request_read_timeout" in s.stderr(), \
             s.stderr()[-2000:]
         # And still answered once the attack stops.
+        assert s.get("/api/processes/%d" % t.pid).status == 200
+
+
+def test_requests_sent_without_reading_the_answers_hold_no_worker():
+    """Without a key, 2 x threads connections each send 2000 requests one
+    after the other on a kept connection (FCGI_KEEP_CONN) and read none of the
+    answers: once the socket's buffer filled up, each would hold the worker
+    writing its next 401 for send_timeout (an hour here), and the rest of
+    the requests would never be read. They are closed instead, and
+    requests with a key through nginx are answered."""
+    threads = 2
+    t = h.sleep_as_nobody()
+    with h.Stack(confined=True, threads=threads,
+                 config_lines=["scope = nobody", "send_timeout = 3600"]) as s:
+        socket_for_group(s)
+        req = (h.fcgi_begin(keep_conn=True) +
+               h.fcgi_record(h.FCGI_PARAMS, h.fcgi_pairs(
+                   h.fcgi_params_for("GET", "/api/processes/%d" % t.pid))) +
+               h.fcgi_record(h.FCGI_PARAMS) + h.fcgi_record(h.FCGI_STDIN))
+        a = subprocess.Popen(NOBODY + [sys.executable, "-c", PIPELINER, s.sock,
+                                       str(2 * threads), "2000"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             start_new_session=True)
+        h._spawned.append(a)
+        try:
+            a.stdin.write(req)
+            a.stdin.close()
+            # Every connection was closed by the responder: none of its
+            # 2000 requests could all be sent.
+            line = h.read_line(a, timeout=60).split()
+            assert line == ["closed", str(2 * threads)], line
+            for _ in range(10):
+                r = s.get("/api/processes/%d" % t.pid, timeout=30)
+                assert r.status == 200, r
+        finally:
+            a.kill()
+            a.wait()
         assert s.get("/api/processes/%d" % t.pid).status == 200
 
 
