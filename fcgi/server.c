@@ -48,7 +48,7 @@ struct worker {
 	struct server *srv;
 	pthread_t tid;
 	FCGX_Request fcgx;
-	int fd;    /* the connection of the request being served, or -1 (lock) */
+	int fd;	   /* the connection of the request being served, or -1 (lock) */
 	bool done; /* the thread has returned (lock) */
 };
 
@@ -63,8 +63,8 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	long long deadline; /* ms, CLOCK_MONOTONIC */
-	unsigned seen;      /* bytes queued when it was last looked at */
-	bool served;        /* a request was answered on it (kept) */
+	unsigned seen;	    /* bytes queued when it was last looked at */
+	bool served;	    /* a request was answered on it (kept) */
 };
 
 /* A connection a worker gives back (through the back pipe). */
@@ -80,10 +80,10 @@ struct server {
 	atomic_bool stopping; /* a stop signal came: no request begins */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when ready grows or quit is set */
-	int *ready;          /* complete requests for the workers: a ring */
+	int *ready;	     /* complete requests for the workers: a ring */
 	int ready_head, ready_n, cap;
-	int busy;  /* workers inside a request (lock) */
-	bool quit; /* workers return once the ring is empty (lock) */
+	int busy;    /* workers inside a request (lock) */
+	bool quit;   /* workers return once the ring is empty (lock) */
 	int back[2]; /* workers -> acceptor: struct returned */
 	int sigfd;
 	struct conn *conns; /* held by the acceptor */
@@ -92,7 +92,7 @@ struct server {
 	unsigned char *peek; /* PARAMS_MAX bytes */
 	int nworkers;
 	struct worker *w;
-	unsigned refused;       /* answered 503 while stopping */
+	unsigned refused;	 /* answered 503 while stopping */
 	unsigned long timed_out; /* dropped at request_read_timeout */
 	unsigned accept_errors;
 	int stuck; /* workers that did not return */
@@ -732,7 +732,8 @@ static void acceptor(struct server *s, int ep)
 							"requests\n");
 					return;
 				}
-				fprintf(stderr, "procdiag: %s: stopping\n", strsignal((int)si.ssi_signo));
+				fprintf(stderr, "procdiag: %s: stopping\n",
+					strsignal((int)si.ssi_signo));
 				drain_end = now_ms() + s->opts.drain_ms;
 				begin_drain(s, ep, drain_end);
 			} else if (id == EV_BACK) {
@@ -955,7 +956,8 @@ int pd_server_run(const struct pd_server_opts *opts)
 		shutdown(s->opts.listen_fd, SHUT_RDWR);
 	finish(s);
 	if (s->refused)
-		fprintf(stderr, "procdiag: answered %u request(s) 503 while stopping\n", s->refused);
+		fprintf(stderr, "procdiag: answered %u request(s) 503 while stopping\n",
+			s->refused);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (s->stuck)
 		return 0; /* they may still touch s: leave it to the exiting process */

@@ -147,14 +147,16 @@ static void test_timeout_keys(void **state)
 	assert_true(c.download_min_rate == 16u << 20);
 	pd_config_release(&c);
 
-	expect_error("request_read_timeout = 0\n", "request_read_timeout must be 1..3600 (seconds)");
+	expect_error("request_read_timeout = 0\n",
+		     "request_read_timeout must be 1..3600 (seconds)");
 	expect_error("send_timeout = 0\n", "send_timeout must be 1..3600 (seconds)");
 	expect_error("send_timeout = 3601\n", "send_timeout must be 1..3600");
 	expect_error("drain_timeout = 3601\n", "drain_timeout must be 0..3600 (seconds)");
 	expect_error("drain_timeout = -1\n", "drain_timeout");
 	expect_error("request_read_timeout = 5s\n", "request_read_timeout");
 	expect_error("download_min_rate = fast\n", "download_min_rate must be bytes a second");
-	expect_error("drain_timeout = 1\ndrain_timeout = 2\n", "t.conf:2: 'drain_timeout' is set twice");
+	expect_error("drain_timeout = 1\ndrain_timeout = 2\n",
+		     "t.conf:2: 'drain_timeout' is set twice");
 }
 
 static void test_nul_byte(void **state)
