@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/numparse.h"
+#include "fcgi/origin.h"
 #include "fcgi/server.h"
 #include "handlers/conffile.h"
 #include "handlers/context.h"
@@ -18,7 +19,7 @@ static void serve_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: procdiag serve [--listen unix:PATH|HOST:PORT] [--config FILE]\n"
-		"                      [--threads N] [--no-auth]\n\n"
+		"                      [--threads N] [--public-url URL] [--no-auth]\n\n"
 		"  --listen SPEC   socket to listen on; without it (and without 'listen' in\n"
 		"                  the config) the socket is inherited from systemd or, as\n"
 		"                  spawn-fcgi hands it, on fd 0\n"
@@ -26,6 +27,9 @@ static void serve_usage(FILE *out)
 		"                  up to 8 times: files are read in order, later values win\n"
 		"                  and api_key_sha256 lines add up\n"
 		"  --threads N     worker threads (default 16)\n"
+		"  --public-url URL  http[s]://host[:port][/prefix] that every link starts\n"
+		"                  with, for a server behind another proxy (overrides the\n"
+		"                  config's public_url)\n"
 		"  --no-auth       accept requests without an API key: local development only\n");
 }
 
@@ -36,10 +40,11 @@ int cmd_serve(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-auth", no_argument, NULL, 'n' },
+		{ "public-url", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *listen = NULL, *threads = NULL;
+	const char *listen = NULL, *threads = NULL, *public_url = NULL;
 	const char *config_paths[8];
 	int nconfig = 0;
 	bool no_auth = false;
@@ -61,6 +66,7 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 't': threads = optarg; break;
 		case 'n': no_auth = true; break;
+		case 'u': public_url = optarg; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: serve_usage(stderr); return 2;
 		}
@@ -88,6 +94,22 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 		}
 		cfg.threads = (int)n;
+	}
+	if (public_url) {
+		char url[PD_PUBLIC_URL_MAX + 1], *dup;
+		const char *why;
+
+		if (pd_public_url_parse(public_url, url, sizeof(url), &why) < 0) {
+			fprintf(stderr, "procdiag: --public-url %s\n", why);
+			rc = 2;
+			goto out;
+		}
+		if (!(dup = strdup(url))) {
+			fprintf(stderr, "procdiag: out of memory\n");
+			goto out;
+		}
+		free(cfg.public_url);
+		cfg.public_url = dup;
 	}
 	if (no_auth) {
 		fprintf(stderr, "procdiag: WARNING: --no-auth: anyone who reaches the socket can read "
@@ -126,6 +148,7 @@ int cmd_serve(int argc, char **argv)
 		.no_auth = no_auth,
 		.keys = &cfg.keys,
 		.trust_proxy = cfg.trust_proxy,
+		.public_url = cfg.public_url,
 		.routes = pd_routes,
 		.nroutes = pd_nroutes,
 		.app = &ctx,
@@ -137,6 +160,8 @@ int cmd_serve(int argc, char **argv)
 	};
 	fprintf(stderr, "procdiag: serving %s with %d threads\n", listen ? listen : "inherited socket",
 		cfg.threads);
+	if (cfg.public_url)
+		fprintf(stderr, "procdiag: links start with %s\n", cfg.public_url);
 	c = pd_server_run(&so);
 	pd_stacksrun_shutdown(); /* the stacks helper, if one was started */
 	if (c < 0)

@@ -93,132 +93,6 @@ long long pd_req_elapsed_ms(const struct pd_req *r)
 	       (now.tv_nsec - r->start.tv_nsec) / 1000000;
 }
 
-static bool is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.';
-}
-
-static bool is_v6_char(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-	       c == ':' || c == '.';
-}
-
-/* host[:port]: a DNS name (letters, digits, '-', '.') or a [v6] literal,
- * port 1..65535. Anything else may be an attempt to plant links to
- * another site in our responses. Returns the host length without the
- * port (port 0 when absent), or -1. */
-static long host_port_len(const char *s, size_t len, unsigned *port)
-{
-	size_t h = 0;
-	uint64_t p;
-
-	*port = 0;
-	if (len == 0 || len > 255)
-		return -1;
-	if (s[0] == '[') {
-		for (h = 1; h < len && s[h] != ']'; h++)
-			if (!is_v6_char(s[h]))
-				return -1;
-		if (h == len || h < 3)
-			return -1;
-		h++;
-	} else {
-		for (; h < len && s[h] != ':'; h++)
-			if (!is_name_char(s[h]))
-				return -1;
-		if (h == 0)
-			return -1;
-	}
-	if (h == len)
-		return (long)h;
-	if (s[h] != ':' || len - h > 6 || parse_u64(s + h + 1, len - h - 1, 65535, &p) < 0 ||
-	    p == 0)
-		return -1;
-	*port = (unsigned)p;
-	return (long)h;
-}
-
-/* The first element of a comma-separated proxy header, trimmed. */
-static const char *first_elem(const char *v, size_t *len)
-{
-	const char *end;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	end = v + strcspn(v, ",");
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*len = (size_t)(end - v);
-	return v;
-}
-
-static const char *origin_scheme(const struct pd_req *r)
-{
-	const char *v;
-	size_t len;
-
-	if (r->opts->trust_proxy && (v = pd_req_env(r, "HTTP_X_FORWARDED_PROTO"))) {
-		v = first_elem(v, &len);
-		if (len == 5 && strncasecmp(v, "https", 5) == 0)
-			return "https";
-		if (len == 4 && strncasecmp(v, "http", 4) == 0)
-			return "http";
-	}
-	v = pd_req_env(r, "REQUEST_SCHEME");
-	if (v && (strcmp(v, "http") == 0 || strcmp(v, "https") == 0))
-		return v;
-	v = pd_req_env(r, "HTTPS");
-	return v && strcasecmp(v, "on") == 0 ? "https" : "http";
-}
-
-/* Writes scheme://host[:port] unless the port is the scheme's default. */
-static bool origin_put(struct pd_req *r, const char *scheme, const char *host, size_t len)
-{
-	unsigned port, dflt = strcmp(scheme, "https") == 0 ? 443 : 80;
-	long hlen = host ? host_port_len(host, len, &port) : -1;
-
-	if (hlen < 0)
-		return false;
-	if (port && port != dflt)
-		snprintf(r->origin, sizeof(r->origin), "%s://%.*s:%u", scheme, (int)hlen, host,
-			 port);
-	else
-		snprintf(r->origin, sizeof(r->origin), "%s://%.*s", scheme, (int)hlen, host);
-	return true;
-}
-
-static void origin_init(struct pd_req *r)
-{
-	const char *scheme = origin_scheme(r), *v, *name, *port;
-	char buf[300];
-	size_t len;
-
-	if (r->opts->trust_proxy && (v = pd_req_env(r, "HTTP_X_FORWARDED_HOST"))) {
-		v = first_elem(v, &len);
-		if (origin_put(r, scheme, v, len))
-			return;
-	}
-	v = pd_req_env(r, "HTTP_HOST");
-	if (v && origin_put(r, scheme, v, strlen(v)))
-		return;
-	name = pd_req_env(r, "SERVER_NAME");
-	port = pd_req_env(r, "SERVER_PORT");
-	/* server_name "_" (nginx's catch-all) is no host: use the address. */
-	if (!name || host_port_len(name, strlen(name), &(unsigned){0}) < 0)
-		name = pd_req_env(r, "SERVER_ADDR");
-	if (name && strchr(name, ':') && name[0] != '[')
-		snprintf(buf, sizeof(buf), "[%s]:%s", name, port ? port : "");
-	else
-		snprintf(buf, sizeof(buf), "%s:%s", name ? name : "", port ? port : "");
-	len = strlen(buf);
-	if (buf[len - 1] == ':')
-		buf[--len] = '\0';
-	if (!origin_put(r, scheme, buf, len))
-		snprintf(r->origin, sizeof(r->origin), "%s://localhost", scheme);
-}
-
 /* One media range of an Accept header against mime: 3 for type/subtype,
  * 2 for a "type/" wildcard, 1 for the full wildcard, 0 for no match. */
 static int range_match(const char *range, size_t rlen, const char *mime, size_t mlen)
@@ -319,19 +193,55 @@ int pd_req_accept_match(const struct pd_req *r, const char *mime)
 	return accept_q(accept, mime, strlen(mime), &spec) > 0 ? spec : 0;
 }
 
-/* Undoes what nginx would have done for DOCUMENT_URI: the path part of
- * REQUEST_URI, percent-decoded. */
+/* RFC 3986's remove_dot_segments on a decoded path that starts with '/',
+ * in place, as nginx does for DOCUMENT_URI: "." segments and repeated
+ * slashes go, ".." takes the previous segment away, and a ".." above the
+ * root is an error (nginx answers 400 too). A path that ended in a dot
+ * segment or a slash keeps its trailing slash. */
+static int remove_dot_segments(char *p)
+{
+	size_t i = 0, o = 0; /* o <= i: the output never overtakes the input */
+	bool dir = false;
+
+	while (p[i]) {
+		size_t s = i + 1, n = strcspn(p + s, "/");
+
+		dir = n == 0 || (n == 1 && p[s] == '.') ||
+		      (n == 2 && p[s] == '.' && p[s + 1] == '.');
+		if (n == 2 && dir) {
+			if (o == 0)
+				return -EINVAL;
+			while (p[--o] != '/')
+				;
+		} else if (!dir) {
+			p[o++] = '/';
+			memmove(p + o, p + s, n);
+			o += n;
+		}
+		i = s + n;
+	}
+	if (dir || o == 0)
+		p[o++] = '/';
+	p[o] = '\0';
+	return 0;
+}
+
+/* What nginx would have sent as DOCUMENT_URI, made from REQUEST_URI: the
+ * path part, percent-decoded, dot segments removed. A bad escape, a NUL,
+ * no leading '/' or a ".." above the root leave r->path empty: a 400. */
 static int path_from_uri(struct pd_req *r, const char *uri)
 {
 	size_t len = strcspn(uri, "?#");
 	long n;
 
+	if (len > PD_PATH_MAX)
+		return -E2BIG;
 	r->path_buf = malloc(len + 1);
 	if (!r->path_buf)
 		return -ENOMEM;
-	/* A bad escape or a NUL leaves r->path empty: a 400. */
 	n = pd_percent_decode(uri, len, r->path_buf, 0);
-	if (n < 0 || strlen(r->path_buf) != (size_t)n)
+	if (n < 0 || strlen(r->path_buf) != (size_t)n || r->path_buf[0] != '/' ||
+	    remove_dot_segments(r->path_buf) < 0)
 		return -EINVAL;
 	r->path = r->path_buf;
 	return 0;
@@ -340,6 +250,7 @@ static int path_from_uri(struct pd_req *r, const char *uri)
 int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opts *opts)
 {
 	const char *v;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
@@ -349,7 +260,7 @@ int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opt
 	r->length = -1;
 	strbuf_init(&r->headers);
 	strbuf_init(&r->notes);
-	origin_init(r);
+	pd_req_origin_init(r);
 	r->method = pd_req_env(r, "REQUEST_METHOD");
 	if (!r->method || !*r->method) {
 		r->method = "-";
@@ -360,8 +271,11 @@ int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opt
 		r->path = v;
 	else if ((v = pd_req_env(r, "SCRIPT_NAME")) && *v)
 		r->path = v;
-	else if ((v = pd_req_env(r, "REQUEST_URI")) && *v && path_from_uri(r, v) == -ENOMEM)
-		return -ENOMEM;
+	else if ((v = pd_req_env(r, "REQUEST_URI")) && *v && (rc = path_from_uri(r, v)) != 0 &&
+		 rc != -EINVAL)
+		return rc;
+	if (strlen(r->path) > PD_PATH_MAX)
+		return -E2BIG;
 	return r->path[0] == '/' ? 0 : -EINVAL;
 }
 
@@ -496,7 +410,9 @@ static bool cross_site(struct pd_req *r)
 		return false;
 	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
 		return true;
-	return origin && strcmp(origin, pd_req_origin(r)) != 0;
+	/* An Origin is scheme://host[:port]: public_url's path is not in it. */
+	return origin && (strlen(origin) != r->origin_site_len ||
+			  strncmp(origin, r->origin, r->origin_site_len) != 0);
 }
 
 static void dispatch(struct pd_req *r)
@@ -540,6 +456,8 @@ void pd_req_serve(const struct pd_server_opts *opts, FCGX_Request *fcgx)
 	rc = pd_req_init(&r, fcgx, opts);
 	if (rc == -EINVAL)
 		pd_resp_problem(&r, 400, NULL, "The request has no usable method or path.");
+	else if (rc == -E2BIG)
+		pd_resp_problem(&r, 414, NULL, "The path is longer than %d bytes.", PD_PATH_MAX);
 	else if (rc < 0)
 		pd_resp_problem(&r, 500, NULL, "Out of memory.");
 	else

@@ -19,10 +19,10 @@ const char *pd_req_query(const struct pd_req *r, const char *name);
 const char *pd_req_param(const struct pd_req *r, const char *name);
 /* The matched route's base ("/api/processes"). */
 const char *pd_req_base(const struct pd_req *r);
-/* "scheme://host[:port]" for absolute links: the scheme nginx passes
- * (REQUEST_SCHEME / HTTPS), or X-Forwarded-Proto when the proxy is trusted;
- * the Host header when it is a well-formed host[:port], else SERVER_NAME
- * and SERVER_PORT. */
+/* What every absolute link starts with: "scheme://host[:port]" from the
+ * request (fcgi/origin.c says how; never a host that is not a plain
+ * host[:port]), or the configured public_url, path prefix included. No
+ * trailing '/'. */
 const char *pd_req_origin(const struct pd_req *r);
 /* Does the Accept header prefer mime (e.g. "text/plain") over JSON? */
 bool pd_req_accepts(const struct pd_req *r, const char *mime);

@@ -13,8 +13,10 @@
 #include "fcgi/route.h"
 #include "fcgi/server.h"
 
-/* "https://" + a 255-byte host + ":65535" + NUL, rounded up. */
+/* "https://" + a 253-byte host + ":65535" + NUL, rounded up. */
 #define PD_ORIGIN_MAX 280
+/* Longer paths are answered 414. */
+#define PD_PATH_MAX 4096
 
 struct pd_req {
 	FCGX_Request *fcgx; /* the worker's; valid for this request */
@@ -34,14 +36,18 @@ struct pd_req {
 	int status;		     /* 0 until a response has begun */
 	bool is_head;
 	bool client_gone; /* a write failed: stop writing */
-	char origin[PD_ORIGIN_MAX];
+	const char *origin;	     /* origin_buf, or opts->public_url */
+	size_t origin_site_len;	     /* of origin: scheme://host[:port] */
+	char origin_buf[PD_ORIGIN_MAX];
 };
 
 /* Fills r from the FastCGI parameters. 0, -EINVAL (no usable method or
- * path: the caller answers 400 once r is set up), -ENOMEM. r must be
- * released either way. */
+ * path: the caller answers 400 once r is set up), -E2BIG (a path longer
+ * than PD_PATH_MAX: 414), -ENOMEM. r must be released either way. */
 int pd_req_init(struct pd_req *r, FCGX_Request *fcgx, const struct pd_server_opts *opts);
 void pd_req_release(struct pd_req *r);
+/* origin.c: sets r->origin (fcgi/request.h, pd_req_origin). */
+void pd_req_origin_init(struct pd_req *r);
 /* Milliseconds since pd_req_init. */
 long long pd_req_elapsed_ms(const struct pd_req *r);
 

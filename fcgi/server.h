@@ -17,7 +17,8 @@ struct pd_server_opts {
 	int threads;              /* worker threads, >= 1 */
 	bool no_auth;
 	const struct pd_keyset *keys;
-	bool trust_proxy;         /* honour X-Forwarded-Proto / X-Forwarded-Host */
+	bool trust_proxy;         /* honour X-Forwarded-Proto / -Host / -Port */
+	const char *public_url;   /* normal form (fcgi/origin.h); NULL: links from the request */
 	const struct pd_route *routes;
 	size_t nroutes;
 	void *app;                /* handed to handlers via pd_req_app() */

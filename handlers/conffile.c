@@ -12,6 +12,7 @@
 
 #include "common/numparse.h"
 #include "common/strbuf.h"
+#include "fcgi/origin.h"
 
 #define CONFIG_MAX (1024 * 1024)
 
@@ -34,6 +35,7 @@ void pd_config_release(struct pd_config *c)
 	free(c->listen);
 	free(c->site_pid_file);
 	free(c->spool_dir);
+	free(c->public_url);
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
 	memset(c, 0, sizeof(*c));
@@ -78,8 +80,8 @@ static int set_string(char **slot, const char *v)
 
 enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PROXY = 16,
        SEEN_LOG = 32, SEEN_LIST_AGE = 64, SEEN_SPOOL = 128, SEEN_SPOOL_MEM = 256,
-       SEEN_MAX_DUMPS = 512, SEEN_READ_TIMEOUT = 1024, SEEN_SEND_TIMEOUT = 2048,
-       SEEN_MIN_RATE = 4096, SEEN_DRAIN = 8192 };
+       SEEN_MAX_DUMPS = 512, SEEN_PUBLIC_URL = 1024, SEEN_READ_TIMEOUT = 2048,
+       SEEN_SEND_TIMEOUT = 4096, SEEN_MIN_RATE = 8192, SEEN_DRAIN = 16384 };
 
 /* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
 static int parse_size(const char *v, uint64_t *out)
@@ -115,9 +117,9 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "site_pid_file", SEEN_SITE }, { "trust_proxy", SEEN_PROXY },
 		{ "log_requests", SEEN_LOG }, { "list_max_age_ms", SEEN_LIST_AGE },
 		{ "spool_dir", SEEN_SPOOL }, { "spool_memory_max", SEEN_SPOOL_MEM },
-		{ "max_dumps", SEEN_MAX_DUMPS }, { "request_read_timeout", SEEN_READ_TIMEOUT },
-		{ "send_timeout", SEEN_SEND_TIMEOUT }, { "download_min_rate", SEEN_MIN_RATE },
-		{ "drain_timeout", SEEN_DRAIN },
+		{ "max_dumps", SEEN_MAX_DUMPS }, { "public_url", SEEN_PUBLIC_URL },
+		{ "request_read_timeout", SEEN_READ_TIMEOUT }, { "send_timeout", SEEN_SEND_TIMEOUT },
+		{ "download_min_rate", SEEN_MIN_RATE }, { "drain_timeout", SEEN_DRAIN },
 	};
 	bool b;
 
@@ -167,6 +169,13 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		if (val[0] != '/')
 			return fail(err, errlen, name, line, "site_pid_file must be an absolute path");
 		return set_string(&c->site_pid_file, val);
+	} else if (!strcmp(key, "public_url")) {
+		char url[PD_PUBLIC_URL_MAX + 1];
+		const char *why;
+
+		if (pd_public_url_parse(val, url, sizeof(url), &why) < 0)
+			return fail(err, errlen, name, line, "public_url %s", why);
+		return set_string(&c->public_url, url);
 	} else if (!strcmp(key, "spool_dir")) {
 		if (val[0] != '/')
 			return fail(err, errlen, name, line, "spool_dir must be an absolute path");

@@ -9,7 +9,8 @@
  *   api_key_sha256  64 hex digits; repeatable
  *   scope           self | all | user,uid,...   (default self)
  *   site_pid_file   file holding the pid that id 0 means (default: the responder)
- *   trust_proxy     true|false: honour X-Forwarded-Proto/-Host (default false)
+ *   trust_proxy     true|false: honour X-Forwarded-Proto/-Host/-Port (default false)
+ *   public_url      http[s]://host[:port][/prefix]: the root of every link
  *   log_requests    true|false (default true)
  *   list_max_age_ms 0..60000: how old a list may be (default 0: one scan per burst)
  *   spool_dir       absolute directory for dump spools (default /var/tmp)
@@ -40,6 +41,7 @@ struct pd_config {
 	struct pd_scope scope;
 	char *site_pid_file; /* NULL: the responder itself */
 	bool trust_proxy;
+	char *public_url; /* normal form (fcgi/origin.h); NULL: from each request */
 	bool log_requests;
 	int list_max_age_ms;
 	char *spool_dir; /* NULL: PD_SPOOL_DIR_DEFAULT */

@@ -213,7 +213,6 @@ server {
     server_name localhost;
     include /etc/nginx/snippets/procdiag.conf;
     location = / {
-        fastcgi_param HTTP_HOST \$http_host if_not_empty;
         include fastcgi_params;
         client_max_body_size 1k;
         fastcgi_pass unix:$sock;

@@ -59,14 +59,22 @@ def assert_resumed(pid, timeout=2.0):
     assert st is not None and st["state"] not in ("t", "T"), st
 
 
-def helper_children(pd_pid):
-    """Processes whose parent is the responder (dump helpers)."""
+def helper_children(pd_pid, kind=None):
+    """Processes whose parent is the responder (its helpers); with kind
+    ("dump-helper", "stacks-helper"), only those whose command line says so
+    (a stacks helper is kept running between requests)."""
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             st = h.proc_stat(int(name))
             if st and st["ppid"] == pd_pid:
-                out.append(int(name))
+                try:
+                    with open("/proc/%s/cmdline" % name, "rb") as f:
+                        argv = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if kind is None or kind.encode() in argv:
+                    out.append(int(name))
     return out
 
 

@@ -440,10 +440,11 @@ def free_port():
     return port
 
 
-def render_nginx(prefix, listen, sock):
+def render_nginx(prefix, listen, sock, template=None):
     """Writes prefix/nginx.conf from nginx/dev.conf.in and
     prefix/procdiag-locations.conf from nginx/procdiag.conf (the snippet, its
-    socket replaced), as ./dev does."""
+    socket replaced), as ./dev does. template: the text of another nginx.conf
+    with the same @PLACEHOLDERS@, used instead of dev.conf.in."""
     os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
     os.makedirs(os.path.join(prefix, "html"), exist_ok=True)
     for f in ("mime.types", "fastcgi_params"):
@@ -454,14 +455,16 @@ def render_nginx(prefix, listen, sock):
         raise AssertionError("nginx/procdiag.conf does not name %s" % SNIPPET_SOCKET)
     with open(os.path.join(prefix, "procdiag-locations.conf"), "w") as f:
         f.write(snippet.replace(SNIPPET_SOCKET, "unix:" + sock))
-    with open(os.path.join(SRCDIR, "nginx", "dev.conf.in")) as f:
-        conf = f.read()
+    if template is None:
+        with open(os.path.join(SRCDIR, "nginx", "dev.conf.in")) as f:
+            template = f.read()
+    conf = template
     user = "user root;" if os.geteuid() == 0 else "# (not root: workers keep this user)"
     conf = (conf.replace("@PREFIX@", prefix).replace("@LISTEN@", listen)
             .replace("@SOCKET@", sock).replace("@USER@", user))
     left = re.findall(r"@[A-Z_]+@", conf)
     if left:
-        raise AssertionError("dev.conf.in has unknown placeholders %s" % left)
+        raise AssertionError("the nginx.conf template has unknown placeholders %s" % left)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
 
@@ -495,14 +498,16 @@ class Stack:
     """procdiag serve + nginx in a temp dir. Use as a context manager, or
     start()/stop(). Attributes: port, base ("http://127.0.0.1:PORT"), key,
     sock, dir, pd (Popen of the responder), nginx (Popen). hooked=True runs
-    the test build (PROCDIAG_HOOKED) as the responder."""
+    the test build (PROCDIAG_HOOKED) as the responder. nginx_conf: an
+    nginx.conf template to use instead of nginx/dev.conf.in (render_nginx())."""
 
     def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=(),
-                 hooked=False, confined=False):
+                 hooked=False, confined=False, nginx_conf=None):
         self.binary = PROCDIAG_HOOKED if hooked else PROCDIAG
         # confined: run as docs/OPERATIONS.md runs the service (root with
         # exactly CONFINED_CAPS, no new privileges), not with all of root's.
         self.confined = confined
+        self.nginx_conf = nginx_conf
         self.config_files = list(config_files)  # more --config files, read after the first
         self.attach = False  # installed mode: shared() attaches to the installed responder
         self.no_auth = no_auth
@@ -620,7 +625,7 @@ class Stack:
         for attempt in range(5):
             self.port = free_port()
             self.base = "http://127.0.0.1:%d" % self.port
-            render_nginx(self.dir, "127.0.0.1:%d" % self.port, self.sock)
+            render_nginx(self.dir, "127.0.0.1:%d" % self.port, self.sock, self.nginx_conf)
             ngargs = [NGINX, "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
                       "-c", os.path.join(self.dir, "nginx.conf")]
             t = subprocess.run(ngargs + ["-t", "-q"], stdout=subprocess.PIPE,
@@ -801,6 +806,23 @@ class Stack:
         assert r.status == status, "GET %s: expected %d, got %r" % (path, status, r)
         assert r.content_type == "application/json", r
         return r.json()
+
+
+def raw_http(port, text, timeout=30):
+    """Sends text, a whole HTTP/1.1 request as a client may write it
+    ("Connection: close"), to 127.0.0.1:port over a plain socket; returns
+    all the bytes the server sent until it closed."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        c.sendall(text.encode())
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        c.close()
 
 
 _shared = None

@@ -71,7 +71,7 @@ def test_head_takes_no_dump():
     assert r.header("X-Dump-Type") == "0x2", r.headers
     assert r.header("Content-Length") is None, r.headers
     assert r.header("X-Dump-Stopped-Us") is None, r.headers
-    assert not helper_children(s.pd.pid)
+    assert not helper_children(s.pd.pid, "dump-helper")
     line = h.wait_until(lambda: re.search(r"^HEAD /api/processes/%d/dump status=200.*$" % t.pid,
                                           s.stderr(), re.M), 5, "the HEAD log line")
     assert "stopped_us" not in line.group(0), line.group(0)

@@ -4,7 +4,6 @@
 route; every href absolute."""
 import os
 import re
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,18 +133,8 @@ def test_wrong_methods_are_405_with_allow():
 def raw_head(port, path, auth):
     """HEAD over a raw socket, reading until the server closes: returns
     (status, headers, bytes after the header block)."""
-    c = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        c.sendall(("HEAD %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n"
-                   "Connection: close\r\n\r\n" % (path, port, auth)).encode())
-        data = b""
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        c.close()
+    data = h.raw_http(port, "HEAD %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n"
+                            "Connection: close\r\n\r\n" % (path, port, auth), timeout=10)
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -225,18 +214,6 @@ def test_index():
         assert u.startswith(s.base + "/"), u
         assert s.get(u[len(s.base):]).status == 200, u
     assert any(u == s.base + "/api/processes" for u in urls), urls
-
-
-def test_links_follow_the_host_header():
-    """Links are built from the Host the client sent, port included."""
-    s = h.shared()
-    r = s.get("/api/processes/0", headers={"Host": "example.test:8443"})
-    assert r.status == 200, r
-    assert r.json()["href"].startswith("http://example.test:8443/api/processes/"), r.json()["href"]
-    # X-Forwarded-* is ignored unless the config trusts the proxy.
-    r = s.get("/api/processes/0", headers={"X-Forwarded-Proto": "https",
-                                           "X-Forwarded-Host": "evil.test"})
-    assert r.json()["href"].startswith(s.base + "/"), r.json()["href"]
 
 
 if __name__ == "__main__":

@@ -205,9 +205,8 @@ def test_freeze_retry_limit_gives_up_and_resumes():
         h.assert_problem(r, 503)
         assert r.header("Retry-After") == "1", r.headers
         assert_resumed(pid)
-        h.wait_until(lambda: not [c for c in helper_children(s.pd.pid)
-                                  if "dump-helper" in open("/proc/%d/cmdline" % c).read()],
-                     5, "the dump helper to be reaped")
+        h.wait_until(lambda: not helper_children(s.pd.pid, "dump-helper"), 5,
+                     "the dump helper to be reaped")
         assert all(state(c) != "Z" for c in helper_children(s.pd.pid))
         tasks = os.listdir("/proc/%d/task" % pid)
         assert all(state(int(x)) not in ("Z", "t", "T", None) for x in tasks

@@ -29,6 +29,7 @@ static void test_defaults_and_full_file(void **state)
 			   "scope = all\n"
 			   "site_pid_file = /run/site.pid\n"
 			   "trust_proxy = yes\n"
+			   "public_url = HTTPS://diag.example:443/pd/\n"
 			   "list_max_age_ms = 250\n"
 			   "log_requests = false";
 	struct pd_config c;
@@ -42,6 +43,7 @@ static void test_defaults_and_full_file(void **state)
 	assert_true(c.scope.all);
 	assert_string_equal(c.site_pid_file, "/run/site.pid");
 	assert_true(c.trust_proxy);
+	assert_string_equal(c.public_url, "https://diag.example/pd"); /* normal form */
 	assert_false(c.log_requests);
 	assert_int_equal(c.list_max_age_ms, 250);
 	pd_config_release(&c);
@@ -52,6 +54,7 @@ static void test_defaults_and_full_file(void **state)
 	assert_true(c.log_requests);
 	assert_false(c.scope.all);
 	assert_null(c.listen);
+	assert_null(c.public_url);
 	pd_config_release(&c);
 }
 
@@ -84,6 +87,11 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("site_pid_file = relative.pid\n", "absolute");
 	expect_error("scope = no-such-user-procdiag\n", "scope");
 	expect_error("listen =\n", "listen needs a value");
+	expect_error("\npublic_url = ftp://x\n", "t.conf:2: public_url must start with http://");
+	expect_error("public_url = http://a b/\n", "public_url needs a host");
+	expect_error("public_url = http://x/a/../b\n", "public_url may have a path only");
+	expect_error("public_url = http://x/?q\n", "public_url must not have a query");
+	expect_error("public_url = http://x\npublic_url = http://y\n", "'public_url' is set twice");
 }
 
 static void test_dump_keys(void **state)
