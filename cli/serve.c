@@ -152,8 +152,11 @@ int cmd_serve(int argc, char **argv)
 		.routes = pd_routes,
 		.nroutes = pd_nroutes,
 		.app = &ctx,
-		.drain_ms = 5000,
+		.drain_ms = cfg.drain_timeout * 1000,
 		.log_requests = cfg.log_requests,
+		.read_timeout_ms = cfg.request_read_timeout * 1000,
+		.send_timeout_ms = cfg.send_timeout * 1000,
+		.download_min_rate = cfg.download_min_rate,
 	};
 	fprintf(stderr, "procdiag: serving %s with %d threads\n", listen ? listen : "inherited socket",
 		cfg.threads);

@@ -31,6 +31,8 @@ struct pd_req {
 	struct timespec start;	     /* CLOCK_MONOTONIC */
 	unsigned long long bytes;    /* body bytes handed to libfcgi */
 	long long length;	     /* promised Content-Length, -1 unknown */
+	long long send_limit_ms;     /* SO_SNDTIMEO now, 0: opts->send_timeout_ms */
+	long long deadline_ms;	     /* cut the response then (elapsed), 0: never */
 	int status;		     /* 0 until a response has begun */
 	bool is_head;
 	bool client_gone; /* a write failed: stop writing */
@@ -52,6 +54,10 @@ long long pd_req_elapsed_ms(const struct pd_req *r);
 /* Answers one accepted request: authentication, routing, the handler,
  * the log line. Never fails: whatever goes wrong becomes a response. */
 void pd_req_serve(const struct pd_server_opts *opts, FCGX_Request *fcgx);
+
+/* server.c: sets SO_RCVTIMEO or SO_SNDTIMEO (which) of a connection, in
+ * milliseconds (at least 1). 0 or -errno. */
+int pd_conn_timeout(int fd, int which, long long ms);
 
 /* response.c: pushes buffered output to the web server so that a client
  * that went away is noticed. 0 or -EPIPE. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
@@ -108,15 +109,72 @@ int pd_resp_header(struct pd_req *r, const char *name, const char *value)
 	return 0;
 }
 
+/* Cuts the response: the connection is shut down, so nothing more is
+ * written on it (libfcgi's END_REQUEST included), and the web server
+ * passes the cut on to its client. */
+static void cut(struct pd_req *r, const char *why)
+{
+	pd_req_log_note(r, "cut=%s", why);
+	shutdown(r->fcgx->ipcFd, SHUT_RDWR);
+	r->client_gone = true;
+}
+
+/* Before each write: past the download deadline the response is cut;
+ * short of it, the write may wait until then (SO_SNDTIMEO), also longer
+ * than send_timeout: nginx passes a download on at its client's pace and
+ * may hold megabytes for it, so one write can wait long for a client that
+ * still keeps to download_min_rate. */
+static bool past_deadline(struct pd_req *r)
+{
+	long long left, limit;
+
+	if (!r->deadline_ms)
+		return false;
+	left = r->deadline_ms - pd_req_elapsed_ms(r);
+	if (left <= 0) {
+		cut(r, "download_min_rate");
+		return true;
+	}
+	limit = left;
+	/* Now and then, not before every write: 50 ms late is no matter. */
+	if (!r->send_limit_ms || limit < r->send_limit_ms - 50 || limit > r->send_limit_ms) {
+		pd_conn_timeout(r->fcgx->ipcFd, SO_SNDTIMEO, limit);
+		r->send_limit_ms = limit;
+	}
+	return false;
+}
+
+/* Did the write begun at t0 (pd_req_elapsed_ms) wait out SO_SNDTIMEO?
+ * libfcgi takes a write cut short by it for a whole one, so the stream
+ * may have lost bytes: nothing more may go out. A piece of at most
+ * PUT_PIECE bytes costs libfcgi one write() at most, so a piece that took
+ * the whole limit is taken for one that timed out. */
+static bool stalled(struct pd_req *r, long long t0)
+{
+	long long limit = r->send_limit_ms ? r->send_limit_ms : r->opts->send_timeout_ms;
+	long long now = pd_req_elapsed_ms(r);
+
+	if (limit <= 0 || now - t0 < limit - 10)
+		return false;
+	cut(r, r->deadline_ms ? "download_min_rate" : "send_timeout");
+	return true;
+}
+
+/* Less than libfcgi's 8 KiB output buffer. */
+#define PUT_PIECE 4096
+
 static int put(struct pd_req *r, const void *buf, size_t len)
 {
 	const char *p = buf;
 
-	while (len > 0 && !r->client_gone) {
-		int chunk = len > INT_MAX ? INT_MAX : (int)len;
+	while (len > 0 && !r->client_gone && !past_deadline(r)) {
+		int chunk = len > PUT_PIECE ? PUT_PIECE : (int)len;
+		long long t0 = pd_req_elapsed_ms(r);
 
 		if (FCGX_PutStr(p, chunk, r->fcgx->out) != chunk)
 			r->client_gone = true;
+		else
+			stalled(r, t0);
 		p += chunk;
 		len -= (size_t)chunk;
 	}
@@ -125,8 +183,14 @@ static int put(struct pd_req *r, const void *buf, size_t len)
 
 int pd_resp_flush(struct pd_req *r)
 {
-	if (!r->client_gone && FCGX_FFlush(r->fcgx->out) < 0)
+	long long t0 = pd_req_elapsed_ms(r);
+
+	if (r->client_gone || past_deadline(r))
+		return -EPIPE;
+	if (FCGX_FFlush(r->fcgx->out) < 0)
 		r->client_gone = true;
+	else
+		stalled(r, t0);
 	return r->client_gone ? -EPIPE : 0;
 }
 
@@ -192,6 +256,18 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 /* Big enough to keep the socket busy, small enough for a worker thread. */
 #define STREAM_CHUNK (256 * 1024)
 
+/* The download bound: send_timeout plus length at download_min_rate,
+ * from now (pd_req_elapsed_ms); 0 when there is none. */
+static long long download_deadline(const struct pd_req *r, unsigned long long length)
+{
+	unsigned long long rate = r->opts->download_min_rate;
+
+	if (!rate)
+		return 0;
+	return pd_req_elapsed_ms(r) + r->opts->send_timeout_ms +
+	       (long long)(length / rate * 1000 + length % rate * 1000 / rate);
+}
+
 int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		     unsigned long long length)
 {
@@ -209,10 +285,14 @@ int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 	buf = malloc(STREAM_CHUNK);
 	if (!buf)
 		return -ENOMEM;
+	/* Kept for the rest of the response (its last bytes, libfcgi's
+	 * END_REQUEST): put() and pd_resp_flush() watch it. */
+	r->deadline_ms = download_deadline(r, length);
 	while (length > 0 && !rc) {
 		size_t want = length < STREAM_CHUNK ? (size_t)length : STREAM_CHUNK;
-		ssize_t n = pread(fd, buf, want, (off_t)offset);
+		ssize_t n;
 
+		n = pread(fd, buf, want, (off_t)offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

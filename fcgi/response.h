@@ -50,7 +50,11 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len);
  * files (dumps): the bytes never sit in memory all at once. -EPIPE when
  * the client went away, -EIO when fd ends early or cannot be read (the
  * response is then cut short: the connection is marked so that no more is
- * written), -EINVAL past the announced length. */
+ * written), -EINVAL past the announced length. Bounded: the whole body
+ * gets send_timeout plus its length at download_min_rate (struct
+ * pd_server_opts); past that, or when one write waits send_timeout, the
+ * response is cut (the connection shut down, "cut=..." in the log line)
+ * and -EPIPE returned. */
 int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		     unsigned long long length);
 /* The reason phrase of a status ("Not Found"). */

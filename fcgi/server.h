@@ -1,7 +1,8 @@
-/* The FastCGI server: a listening socket, a pool of worker threads blocked
- * in FCGX_Accept_r, one signal thread. SIGTERM/SIGINT shut the listening
- * socket down (which wakes the accepting threads), let in-flight requests
- * finish for up to drain_ms, and return. */
+/* The FastCGI server: a listening socket, the calling thread as acceptor
+ * (it reads each connection's parameters, with a deadline, before any
+ * worker sees it) and a pool of worker threads. SIGTERM/SIGINT: requests
+ * not yet begun are answered 503 with Retry-After, running ones may finish
+ * for up to drain_ms, then the rest are cut and pd_server_run returns. */
 #ifndef PD_SERVER_H
 #define PD_SERVER_H
 
@@ -21,9 +22,25 @@ struct pd_server_opts {
 	const struct pd_route *routes;
 	size_t nroutes;
 	void *app;                /* handed to handlers via pd_req_app() */
-	int drain_ms;             /* default 5000 */
+	int drain_ms;             /* after SIGTERM; < 0: PD_DRAIN_MS_DEFAULT */
 	bool log_requests;        /* one line per request on stderr */
+	/* A connection's FastCGI parameters must all arrive within this
+	 * (from accept, or from the first byte on a kept connection), else it
+	 * is closed. <= 0: PD_READ_TIMEOUT_MS_DEFAULT. */
+	int read_timeout_ms;
+	/* No write to the web server may wait longer; the response is then
+	 * cut. <= 0: PD_SEND_TIMEOUT_MS_DEFAULT. */
+	int send_timeout_ms;
+	/* A body streamed from a file (pd_resp_write_fd: dumps) gets
+	 * send_timeout_ms plus its length at this many bytes a second, in
+	 * all (one write may then wait that long); past that it is cut.
+	 * 0: no bound but send_timeout_ms for each write. */
+	unsigned long long download_min_rate;
 };
+
+#define PD_DRAIN_MS_DEFAULT 30000
+#define PD_READ_TIMEOUT_MS_DEFAULT 5000
+#define PD_SEND_TIMEOUT_MS_DEFAULT 60000
 
 /* "unix:PATH" (created mode 0660, stale socket removed) or "HOST:PORT" /
  * ":PORT". Returns a listening, close-on-exec fd, or -errno. */

@@ -17,6 +17,11 @@
  *   spool_memory_max  dumps estimated at most this size are spooled in
  *                   memory (memfd); bytes, or with K/M/G (default 8M)
  *   max_dumps       dumps at once, 1..64 (default 1)
+ *   request_read_timeout  seconds for a request's FastCGI parameters, 1..3600 (5)
+ *   send_timeout    seconds a write to the web server may wait, 1..3600 (60)
+ *   download_min_rate  bytes a second a dump download must average, K/M/G;
+ *                   0: none (default 256K)
+ *   drain_timeout   seconds running requests get after SIGTERM, 0..3600 (30)
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -42,6 +47,10 @@ struct pd_config {
 	char *spool_dir; /* NULL: PD_SPOOL_DIR_DEFAULT */
 	uint64_t spool_memory_max;
 	int max_dumps;
+	int request_read_timeout; /* seconds */
+	int send_timeout;         /* seconds */
+	uint64_t download_min_rate; /* bytes a second, 0: none */
+	int drain_timeout;        /* seconds */
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
@@ -49,7 +58,8 @@ struct pd_config {
 #define PD_MAX_DUMPS_LIMIT 64
 
 /* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
- * spool_memory_max 8 MiB, everything else
+ * spool_memory_max 8 MiB, request_read_timeout 5, send_timeout 60,
+ * download_min_rate 256 KiB, drain_timeout 30, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

@@ -132,6 +132,41 @@ static void test_dump_keys(void **state)
 	expect_error("spool_memory_max = 17179869184G\n", "spool_memory_max");
 }
 
+static void test_timeout_keys(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_int_equal(c.request_read_timeout, 5);
+	assert_int_equal(c.send_timeout, 60);
+	assert_true(c.download_min_rate == 256u << 10);
+	assert_int_equal(c.drain_timeout, 30);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "request_read_timeout = 1\nsend_timeout = 3600\n"
+				   "download_min_rate = 0\ndrain_timeout = 0\n", err, sizeof(err)), 0);
+	assert_int_equal(c.request_read_timeout, 1);
+	assert_int_equal(c.send_timeout, 3600);
+	assert_true(c.download_min_rate == 0);
+	assert_int_equal(c.drain_timeout, 0);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "download_min_rate = 16M\n", err, sizeof(err)), 0);
+	assert_true(c.download_min_rate == 16u << 20);
+	pd_config_release(&c);
+
+	expect_error("request_read_timeout = 0\n",
+		     "request_read_timeout must be 1..3600 (seconds)");
+	expect_error("send_timeout = 0\n", "send_timeout must be 1..3600 (seconds)");
+	expect_error("send_timeout = 3601\n", "send_timeout must be 1..3600");
+	expect_error("drain_timeout = 3601\n", "drain_timeout must be 0..3600 (seconds)");
+	expect_error("drain_timeout = -1\n", "drain_timeout");
+	expect_error("request_read_timeout = 5s\n", "request_read_timeout");
+	expect_error("download_min_rate = fast\n", "download_min_rate must be bytes a second");
+	expect_error("drain_timeout = 1\ndrain_timeout = 2\n",
+		     "t.conf:2: 'drain_timeout' is set twice");
+}
+
 static void test_nul_byte(void **state)
 {
 	struct pd_config c;
@@ -162,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_full_file),
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_dump_keys),
+		cmocka_unit_test(test_timeout_keys),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_missing_file),
 	};
