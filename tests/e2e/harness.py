@@ -563,7 +563,7 @@ class Stack:
         self.dir = self._tmpdir()
         self.sock = self.conf = None
         _stacks.append(self)
-        r = self.get("/api/processes/0")
+        r = self.get("/api/processes")
         if r.status != 200:
             raise AssertionError("the installed procdiag does not answer: %r" % r)
         return self
@@ -639,7 +639,7 @@ class Stack:
         else:
             raise AssertionError("no free port for nginx after 5 tries")
         # Ready when a request makes it through nginx to procdiag.
-        r = self.get("/api/processes/0")
+        r = self.get("/api/processes")
         if r.status == 502:
             raise AssertionError("nginx cannot reach procdiag: %r %s" % (r, self.nginx_log()))
         if self.confined:
