@@ -16,6 +16,7 @@
 #include "common/numparse.h"
 #include "fcgi/auth.h"
 #include "fcgi/response.h"
+#include "fcgi/wipe.h"
 
 bool pd_req_is_head(const struct pd_req *r)
 {
@@ -504,10 +505,14 @@ static bool cross_site(struct pd_req *r)
 static void dispatch(struct pd_req *r)
 {
 	const struct pd_server_opts *o = r->opts;
+	bool ok = o->no_auth || authorized(r);
 	char allow[128];
 	int rc;
 
-	if (!o->no_auth && !authorized(r))
+	/* Checked: no copy of the credential is kept (a core of the responder
+	 * must not hold other clients' keys). */
+	pd_fcgx_wipe_param(r->fcgx, "HTTP_AUTHORIZATION");
+	if (!ok)
 		return;
 	rc = pd_route_find(o->routes, o->nroutes, r->method, r->path, &r->match, allow,
 			   sizeof(allow));
