@@ -174,7 +174,7 @@ def test_id_zero_dumps_the_site_process():
                 n, want, out[-3000:])
         finally:
             shutil.rmtree(d, ignore_errors=True)
-    assert s.get("/api/processes").status == 200
+        assert s.get("/api/processes").status == 200
 
 
 def test_zip_bundle():
