@@ -433,6 +433,10 @@ int h_process_kill(struct pd_req *r)
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
+	if (pd_h_refuse_procdiag(r, &p) < 0) {
+		pd_proc_close(&p);
+		return 0;
+	}
 	if (pd_stat_is_kthread(&p.stat)) {
 		pd_proc_close(&p);
 		return pd_resp_problem(r, 403, "id",
@@ -462,8 +466,8 @@ int h_process_kill(struct pd_req *r)
 	case -EPERM: /* refused before anything was signalled */
 		pd_kill_result_release(&res);
 		return pd_resp_problem(r, 403, "id",
-				       "Process %d is protected: it is pid 1, procdiag itself, one "
-				       "of its helpers or one of its ancestors.", pid);
+				       "Process %d is protected: it is pid 1, procdiag itself or one "
+				       "of its ancestors.", pid);
 	case -EBUSY: {
 		struct strbuf sb = STRBUF_INIT;
 

@@ -106,7 +106,7 @@ static int collect(struct tree *t, size_t target)
 		if (seen[c])
 			continue;
 		seen[c] = true;
-		if (pd_protected_has(&t->prot, s->procs[c].pid, s->procs[c].ppid)) {
+		if (pd_protected_has(&t->prot, s->procs[c].pid)) {
 			t->res->skipped[t->res->nskipped++] = s->procs[c].pid;
 			continue;
 		}
@@ -233,7 +233,7 @@ static int check_target(const struct tree *t, const struct pd_proc_entry *e, uin
 	/* Out of scope must look like nonexistent. */
 	if (!in_scope(t, e->uid))
 		return -ESRCH;
-	if (pd_protected_has(&t->prot, e->pid, e->ppid))
+	if (pd_protected_has(&t->prot, e->pid))
 		return -EPERM;
 	return 0;
 }

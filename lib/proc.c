@@ -449,14 +449,24 @@ bool pd_proc_is_procdiag(int pid, int ppid)
 	return pid == self || ppid == self;
 }
 
-bool pd_protected_has(const struct pd_protected *pr, int pid, int ppid)
+bool pd_protected_has(const struct pd_protected *pr, int pid)
 {
 	/* 0 and negative pids mean process groups or "everyone" to kill(2):
 	 * never a target. */
-	if (pid <= 1 || pd_proc_is_procdiag(pid, ppid))
+	if (pid <= 1)
 		return true;
 	for (int i = 0; i < pr->n; i++)
 		if (pr->pid[i] == pid)
 			return true;
 	return false;
+}
+
+bool pd_proc_is_protected(int pid)
+{
+	struct pd_protected pr;
+
+	if (pid <= 1)
+		return true;
+	pd_protected_read(&pr);
+	return pd_protected_has(&pr, pid);
 }

@@ -87,21 +87,24 @@ int pd_proc_task(struct pd_proc *p, int tid, struct pd_stat *out);
 void pd_tasks_release(struct pd_tasks *t);
 
 /* Is this process procdiag itself or one of its helpers (dump-helper,
- * stacks-helper: every child of ours is one)? Their memory holds other
- * clients' requests, so they are never dumped, unwound or signalled. ppid:
- * the process's parent, from the same read of its stat as its pid. */
+ * stacks-helper: every child of the responder is one)? Their memory holds
+ * other clients' requests, so the server never dumps, unwinds or kills
+ * them. ppid: the process's parent, from the same read of its stat as its
+ * pid. */
 bool pd_proc_is_procdiag(int pid, int ppid);
 
-/* The pids never to signal: pid 1 (and 0, negative: groups to kill(2)),
- * procdiag and its helpers (pd_proc_is_procdiag), and procdiag's
- * ancestors, read from /proc when asked (a cache could miss a reparenting).
- * A kill of a tree reads them once. */
+/* The pids never to signal: pid 1 (and 0, negative: groups to kill(2)), the
+ * calling process and its ancestors, read from /proc when asked (a cache
+ * could miss a reparenting). A kill of a tree reads them once. (The
+ * server's helpers are refused as targets before: pd_proc_is_procdiag.) */
 #define PD_ANCESTORS_MAX 1024
 struct pd_protected {
 	int n;
 	int pid[PD_ANCESTORS_MAX]; /* us, our parent, ... */
 };
 void pd_protected_read(struct pd_protected *pr);
-bool pd_protected_has(const struct pd_protected *pr, int pid, int ppid);
+bool pd_protected_has(const struct pd_protected *pr, int pid);
+/* pd_protected_read() then pd_protected_has(). */
+bool pd_proc_is_protected(int pid);
 
 #endif

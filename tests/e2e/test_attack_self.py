@@ -14,19 +14,9 @@ import subprocess
 import tempfile
 
 import harness as h
+from dumputil import helper_children as children_of
 
 ROOT_SCOPE = ["scope = 0"]
-
-
-def children_of(pid):
-    """The pids whose parent is pid (procdiag's helpers)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = h.proc_stat(int(name))
-            if st and st["ppid"] == pid:
-                out.append(int(name))
-    return out
 
 
 def switches(pid):

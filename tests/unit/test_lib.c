@@ -233,20 +233,18 @@ static void test_self_files(void **state)
 static void test_protected(void **state)
 {
 	pid_t pid = spawn_child(0);
-	struct pd_protected pr;
 
 	(void)state;
-	pd_protected_read(&pr);
-	assert_true(pd_protected_has(&pr, getpid(), getppid()));
-	assert_true(pd_protected_has(&pr, 1, 0));
-	assert_true(pd_protected_has(&pr, getppid(), 1));
-	assert_true(pd_protected_has(&pr, 0, 0));
-	/* A child of ours is one of our helpers. */
+	assert_true(pd_proc_is_protected(getpid()));
+	assert_true(pd_proc_is_protected(1));
+	assert_true(pd_proc_is_protected(getppid()));
+	assert_true(pd_proc_is_protected(0));
+	assert_false(pd_proc_is_protected(pid));
+	/* To the server, a child of its own is one of its helpers; the same
+	 * pid with another parent is somebody else's. */
+	assert_true(pd_proc_is_procdiag(getpid(), getppid()));
 	assert_true(pd_proc_is_procdiag(pid, getpid()));
-	assert_true(pd_protected_has(&pr, pid, getpid()));
-	/* The same pid with another parent is somebody else's. */
 	assert_false(pd_proc_is_procdiag(pid, 1));
-	assert_false(pd_protected_has(&pr, pid, 1));
 	kill_and_reap(pid);
 }
 
