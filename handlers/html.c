@@ -18,11 +18,11 @@
  * images from anywhere, forms only to procdiag, no framing. The page's own
  * style and script carry a nonce made for this response; anything else
  * inline (markup that escaped escaping) does not run. */
-#define PD_HTML_CSP                                                              \
-	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "     \
+#define PD_HTML_CSP                                                                                \
+	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "                        \
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 #define NONCE_BYTES 16
-#define NONCE_LEN (2 * NONCE_BYTES + 1)
+#define NONCE_LEN   (2 * NONCE_BYTES + 1)
 
 /* The kill button's confirmation (the form is the page's only one). */
 static const char confirm_script[] =

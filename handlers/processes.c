@@ -105,13 +105,22 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 
 int pd_h_refuse_procdiag(struct pd_req *r, const struct pd_proc *p)
 {
+	static const char *const by[] = {"pid", "uid", "name"};
 	const char *param = "id";
 
 	if (!pd_proc_is_procdiag(p->pid, p->stat.ppid))
 		return 0;
-	/* The dotnet-monitor routes choose by pid, uid or name. */
-	if (!pd_req_param(r, "id"))
-		param = pd_req_query(r, "pid") ? "pid" : pd_req_query(r, "uid") ? "uid" : "name";
+	/* The dotnet-monitor routes choose by pid, uid or name, or by none of
+	 * them: the site process, which the configuration names. */
+	if (!pd_req_param(r, "id")) {
+		param = NULL;
+		for (size_t i = 0; i < sizeof(by) / sizeof(by[0]) && !param; i++) {
+			const char *v = pd_req_query(r, by[i]);
+
+			if (v && *v)
+				param = by[i];
+		}
+	}
 	pd_resp_problem(r, 403, param,
 			"Process %d is procdiag or one of its helpers: its memory holds other "
 			"clients' requests, so it is never dumped, unwound or killed.",
