@@ -16,6 +16,7 @@
 #include "common/numparse.h"
 #include "fcgi/auth.h"
 #include "fcgi/response.h"
+#include "fcgi/wipe.h"
 
 bool pd_req_is_head(const struct pd_req *r)
 {
@@ -399,14 +400,16 @@ static bool parse_query(struct pd_req *r)
  * request to it, also one that another site's page makes it send (a form
  * posted to /api/processes/123/stop). Such requests carry an Origin header
  * that is not ours, or Sec-Fetch-Site: cross-site; a method that changes
- * something is refused for them. Clients that are not browsers send
- * neither header and are not affected. */
+ * something, and a GET that stops a process (PD_ROUTE_ACTS: an <img> on
+ * another site would start a dump), is refused for them. Clients that are
+ * not browsers send neither header and are not affected. */
 static bool cross_site(struct pd_req *r)
 {
 	const char *origin = pd_req_env(r, "HTTP_ORIGIN");
 	const char *site = pd_req_env(r, "HTTP_SEC_FETCH_SITE");
 
-	if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))
+	if ((!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+	    !(r->match.route->flags & PD_ROUTE_ACTS))
 		return false;
 	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
 		return true;
@@ -418,18 +421,15 @@ static bool cross_site(struct pd_req *r)
 static void dispatch(struct pd_req *r)
 {
 	const struct pd_server_opts *o = r->opts;
+	bool ok = o->no_auth || authorized(r);
 	char allow[128];
 	int rc;
 
-	if (!o->no_auth && !authorized(r))
+	/* Checked: no copy of the credential is kept (a core of the responder
+	 * must not hold other clients' keys). */
+	pd_fcgx_wipe_param(r->fcgx, "HTTP_AUTHORIZATION");
+	if (!ok)
 		return;
-	if (cross_site(r)) {
-		pd_req_log_note(r, "cross_site");
-		pd_resp_problem(r, 403, NULL,
-				"A %s from another site's page (Origin or Sec-Fetch-Site) is refused.",
-				r->method);
-		return;
-	}
 	rc = pd_route_find(o->routes, o->nroutes, r->method, r->path, &r->match, allow,
 			   sizeof(allow));
 	if (rc == PD_ROUTE_NOT_FOUND) {
@@ -439,6 +439,13 @@ static void dispatch(struct pd_req *r)
 	if (rc == PD_ROUTE_BAD_METHOD) {
 		pd_resp_header(r, "Allow", allow);
 		pd_resp_problem(r, 405, NULL, "This resource allows %s only.", allow);
+		return;
+	}
+	if (cross_site(r)) {
+		pd_req_log_note(r, "cross_site");
+		pd_resp_problem(r, 403, NULL,
+				"A %s from another site's page (Origin or Sec-Fetch-Site) is refused.",
+				r->method);
 		return;
 	}
 	if (!parse_query(r) || !r->match.route->handler)

@@ -16,6 +16,9 @@ typedef int (*pd_handler)(struct pd_req *req);
 
 enum pd_route_flags {
 	PD_ROUTE_STREAM = 1 << 0, /* long-running download (dumps): no buffering */
+	/* A GET with a side effect (it stops the process: dumps, stacks):
+	 * refused from another site's page, as a DELETE is. */
+	PD_ROUTE_ACTS = 1 << 1,
 };
 
 struct pd_route {

@@ -19,7 +19,6 @@ int pd_context_init(struct pd_context *ctx, const struct pd_config *config, int 
 	if (ctx->max_dumps >= threads)
 		ctx->max_dumps = threads > 1 ? threads - 1 : 1;
 	atomic_init(&ctx->dumps_running, 0);
-	ctx->self_pid = getpid();
 	if (gethostname(ctx->machine_name, sizeof(ctx->machine_name) - 1) < 0)
 		strcpy(ctx->machine_name, "localhost");
 	return 0;
@@ -31,10 +30,10 @@ int pd_context_site_pid(const struct pd_context *ctx, int *pid)
 	size_t len;
 	int r;
 
-	if (!ctx->config->site_pid_file) {
-		*pid = ctx->self_pid;
-		return 0;
-	}
+	/* Never procdiag itself by default: its memory holds other clients'
+	 * requests, and id 0 is the id a client tries first. */
+	if (!ctx->config->site_pid_file)
+		return -ENOENT;
 	/* Read on every request: the site may restart and rewrite it. */
 	r = pd_read_file_at(AT_FDCWD, ctx->config->site_pid_file, &sb, 64);
 	if (r < 0) {

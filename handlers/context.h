@@ -10,7 +10,6 @@
 
 struct pd_context {
 	const struct pd_config *config;
-	int self_pid;
 	char machine_name[256]; /* gethostname() */
 	/* Dumps at once: max_dumps, but never every worker thread, so the
 	 * list, detail and kill routes keep answering while dumps run. */
@@ -20,8 +19,8 @@ struct pd_context {
 
 /* threads: the server's worker threads (max_dumps is kept below it). */
 int pd_context_init(struct pd_context *ctx, const struct pd_config *config, int threads);
-/* Resolves id 0: the pid in site_pid_file, or the responder. -ESRCH when
- * the pid file cannot be read or holds no valid pid. */
+/* Resolves id 0: the pid in site_pid_file. -ENOENT when no site_pid_file
+ * is configured, -ESRCH when it cannot be read or holds no valid pid. */
 int pd_context_site_pid(const struct pd_context *ctx, int *pid);
 
 #endif

@@ -468,6 +468,8 @@ static int dump_process(struct dump_req *d)
 	enum pd_dump_error e;
 	int rc = 0;
 
+	if (pd_h_refuse_procdiag(r, &d->p) < 0)
+		goto out;
 	safe_name(d->comm, sizeof(d->comm), d->p.stat.comm, d->p.stat.comm_len);
 	e = pd_dump_precheck(&d->p);
 	if (e != PD_DUMP_OK) {

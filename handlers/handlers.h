@@ -54,6 +54,11 @@ struct pd_context;
 int pd_h_open_visible(const struct pd_context *ctx, int pid, uint64_t starttime,
 		      struct pd_proc *p);
 
+/* processes.c: answers 403 and returns -1 when p is procdiag itself or one
+ * of its helpers (lib/proc.h pd_proc_is_procdiag); else 0. Every route that
+ * stops or reads the memory of a process asks it first. */
+int pd_h_refuse_procdiag(struct pd_req *r, const struct pd_proc *p);
+
 /* processes.c: which processes a list shows. The site's: those of the
  * responder's uid and of the site process's uid (pd_h_site_uid); with
  * all, every process in scope. */
@@ -61,8 +66,8 @@ struct pd_proc_entry;
 struct pd_snapshot;
 bool pd_h_listed(const struct pd_context *ctx, bool all, uid_t self_uid, uid_t site_uid,
 		 const struct pd_proc_entry *e);
-/* The site process's pid (site_pid_file; the responder by default), 0 when
- * it cannot be read; and its uid in snap (the responder's when absent). */
+/* The site process's pid (site_pid_file), 0 when none is configured or it
+ * cannot be read; and its uid in snap (the responder's when absent). */
 int pd_h_site_pid(const struct pd_context *ctx);
 uid_t pd_h_site_uid(const struct pd_snapshot *snap, int site_pid);
 

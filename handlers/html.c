@@ -3,19 +3,31 @@
 
 #include "handlers/html.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "common/numparse.h"
 #include "common/strbuf.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/context.h"
 
 /* Nothing but what the page itself holds: no scripts, styles, fonts or
- * images from anywhere, forms only to procdiag, no framing. */
-#define PD_HTML_CSP                                                                    \
-	"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; " \
+ * images from anywhere, forms only to procdiag, no framing. The page's own
+ * style and script carry a nonce made for this response; anything else
+ * inline (markup that escaped escaping) does not run. */
+#define PD_HTML_CSP                                                                                \
+	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "                        \
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+#define NONCE_BYTES 16
+#define NONCE_LEN   (2 * NONCE_BYTES + 1)
+
+/* The kill button's confirmation (the form is the page's only one). */
+static const char confirm_script[] =
+	"document.getElementById('kill').addEventListener('submit',function(e){"
+	"if(!confirm(this.dataset.msg))e.preventDefault()})";
 
 static const char css[] =
 	"body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}"
@@ -66,14 +78,29 @@ static int esc(struct strbuf *sb, const char *s)
 	return pd_html_escape(sb, s, strlen(s));
 }
 
-static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title)
+/* A fresh nonce for one page; on failure the page fails (sb->failed). */
+static void make_nonce(struct strbuf *sb, char nonce[NONCE_LEN])
+{
+	unsigned char raw[NONCE_BYTES];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		sb->failed = true;
+		nonce[0] = '\0';
+		return;
+	}
+	hex_encode(raw, sizeof(raw), nonce);
+}
+
+static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
+		       char nonce[NONCE_LEN])
 {
 	const struct pd_context *ctx = pd_req_app(r);
 
+	make_nonce(sb, nonce);
 	strbuf_addstr(sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
 			  "<meta name=\"viewport\" content=\"width=device-width\"><title>");
 	esc(sb, title);
-	strbuf_addstr(sb, " \xe2\x80\x94 procdiag</title><style>");
+	strbuf_addf(sb, " \xe2\x80\x94 procdiag</title><style nonce=\"%s\">", nonce);
 	strbuf_addstr(sb, css);
 	strbuf_addstr(sb, "</style></head><body><header><a href=\"");
 	esc(sb, pd_req_origin(r));
@@ -84,8 +111,9 @@ static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title)
 	strbuf_addstr(sb, "</h1>");
 }
 
-static int page_send(struct pd_req *r, struct strbuf *sb)
+static int page_send(struct pd_req *r, struct strbuf *sb, const char *nonce)
 {
+	char csp[sizeof(PD_HTML_CSP) + 2 * NONCE_LEN];
 	int rc;
 
 	strbuf_addstr(sb, "</main></body></html>\n");
@@ -93,7 +121,8 @@ static int page_send(struct pd_req *r, struct strbuf *sb)
 		strbuf_release(sb);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
-	pd_resp_header(r, "Content-Security-Policy", PD_HTML_CSP);
+	snprintf(csp, sizeof(csp), PD_HTML_CSP, nonce, nonce);
+	pd_resp_header(r, "Content-Security-Policy", csp);
 	rc = pd_resp_bytes(r, 200, "text/html; charset=utf-8", sb->buf, sb->len);
 	strbuf_release(sb);
 	return rc;
@@ -226,13 +255,14 @@ static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth)
 int pd_h_reply(struct pd_req *r, json_t *doc, const char *title)
 {
 	struct strbuf sb = STRBUF_INIT;
+	char nonce[NONCE_LEN];
 
 	if (!doc || !pd_h_wants_html(r))
 		return pd_resp_json(r, 200, doc);
-	page_begin(r, &sb, title);
+	page_begin(r, &sb, title, nonce);
 	render(r, &sb, doc, 0);
 	json_decref(doc);
-	return page_send(r, &sb);
+	return page_send(r, &sb, nonce);
 }
 
 static void process_href(struct pd_req *r, struct strbuf *sb, int pid, const char *tail)
@@ -260,13 +290,14 @@ static void action(struct pd_req *r, struct strbuf *sb, int pid, const char *tai
 int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 {
 	struct strbuf sb = STRBUF_INIT, title = STRBUF_INIT, stop = STRBUF_INIT;
+	char nonce[NONCE_LEN];
 	const char *name;
 
 	if (!doc || !pd_h_wants_html(r))
 		return pd_resp_json(r, 200, doc);
 	name = json_string_value(json_object_get(doc, "name"));
 	strbuf_addf(&title, "%s (%d)", name ? name : "?", pid);
-	page_begin(r, &sb, title.buf);
+	page_begin(r, &sb, title.buf, nonce);
 	strbuf_addstr(&sb, "<nav class=\"actions\">");
 	action(r, &sb, pid, "/stacks", "Stacks");
 	action(r, &sb, pid, "/threads", "Threads");
@@ -280,19 +311,19 @@ int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 	/* The kill button asks first; the POST goes to /stop, which answers
 	 * a page's form with a redirect to the list. */
 	process_href(r, &stop, pid, "/stop");
-	strbuf_addstr(&sb, "<form method=\"post\" action=\"");
+	strbuf_addstr(&sb, "<form id=\"kill\" method=\"post\" action=\"");
 	esc(&sb, stop.buf);
 	strbuf_addstr(&sb, "\" data-msg=\"Kill ");
 	esc(&sb, title.buf);
-	strbuf_addstr(&sb, " and all its descendants?\" onsubmit=\"return confirm(this.dataset.msg)\">"
+	strbuf_addstr(&sb, " and all its descendants?\">"
 			   "<button class=\"kill\" type=\"submit\">Kill&hellip;</button></form>");
-	strbuf_addstr(&sb, "</nav>");
+	strbuf_addf(&sb, "<script nonce=\"%s\">%s</script></nav>", nonce, confirm_script);
 	render(r, &sb, doc, 0);
 	json_decref(doc);
 	sb.failed |= title.failed | stop.failed;
 	strbuf_release(&title);
 	strbuf_release(&stop);
-	return page_send(r, &sb);
+	return page_send(r, &sb, nonce);
 }
 
 static int cmp_node_ppid(const void *a, const void *b)
@@ -358,6 +389,7 @@ static void tree_node(struct pd_req *r, struct strbuf *sb, const struct pd_h_tre
 int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t n, bool all)
 {
 	struct strbuf sb = STRBUF_INIT;
+	char nonce[NONCE_LEN];
 	const struct pd_h_tree_node **byp = malloc((n ? n : 1) * sizeof(*byp));
 	struct frame {
 		const struct pd_h_tree_node *node;
@@ -374,7 +406,7 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 		byp[i] = &nodes[i];
 	qsort(byp, n, sizeof(*byp), cmp_node_ppid);
 
-	page_begin(r, &sb, all ? "Processes (all users)" : "Processes");
+	page_begin(r, &sb, all ? "Processes (all users)" : "Processes", nonce);
 	strbuf_addf(&sb, "<p>%zu processes, by parent. <a href=\"", n);
 	esc(&sb, pd_req_origin(r));
 	esc(&sb, pd_req_base(r));
@@ -409,7 +441,7 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 	strbuf_addstr(&sb, "</ul>");
 	free(byp);
 	free(stack);
-	return page_send(r, &sb);
+	return page_send(r, &sb, nonce);
 }
 
 int pd_h_redirect_to_list(struct pd_req *r)

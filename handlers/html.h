@@ -3,8 +3,10 @@
  * Accept header does; curl's and scripts' do not).
  *
  * Pages make no external requests (inline CSS, one inline script for the
- * kill confirmation, a Content-Security-Policy that allows nothing else),
- * and every byte that comes from a process is escaped. */
+ * kill confirmation, a Content-Security-Policy that allows nothing else:
+ * the style and the script carry a nonce made for each response, so no
+ * other inline script runs), and every byte that comes from a process is
+ * escaped. */
 #ifndef PD_HTML_H
 #define PD_HTML_H
 

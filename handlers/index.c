@@ -14,12 +14,18 @@ int h_index(struct pd_req *r)
 	json_t *o;
 
 	/* The index route's base is "", so hrefs are origin + path. */
-	o = json_pack("{s:s, s:s, s:s, s:{s:o, s:o, s:o, s:o}}", "name", "procdiag", "version",
+	o = json_pack("{s:s, s:s, s:s, s:{s:o, s:o, s:o}}", "name", "procdiag", "version",
 		      PACKAGE_VERSION, "machineName", ctx->machine_name, "links", "processes",
 		      pd_json_href(r, "/api/processes"), "diagnostics_processes",
 		      pd_json_href(r, "/api/diagnostics/processes"), "kudu_processes",
-		      pd_json_href(r, "/diagnostics/processes"), "site_process",
-		      pd_json_href(r, "/api/processes/0"));
+		      pd_json_href(r, "/diagnostics/processes"));
+	/* Id 0 only where a site process is configured: else it is a 404. */
+	if (o && ctx->config->site_pid_file &&
+	    json_object_set_new(json_object_get(o, "links"), "site_process",
+				pd_json_href(r, "/api/processes/0")) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "procdiag");

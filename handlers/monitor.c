@@ -259,8 +259,8 @@ int pd_h_select_process(struct pd_req *r, struct pd_proc *p)
 		return 0;
 	return pd_resp_problem(r, 400, NULL,
 			       "Unable to discover a target process: none was given (pid, uid or "
-			       "name) and the default process, the site process (site_pid_file), "
-			       "is not running."),
+			       "name) and the default process, the site process, is not running "
+			       "or not configured (site_pid_file)."),
 	       -1;
 }
 

@@ -52,6 +52,28 @@ int pd_h_open_visible(const struct pd_context *ctx, int pid, uint64_t starttime,
 	return rc;
 }
 
+/* Id 0: the site process. Its 404s name no pid: a client that may not see
+ * the site process (out of its scope) learns nothing about it. */
+static int open_site(struct pd_req *r, struct pd_proc *p)
+{
+	const struct pd_context *ctx = ctx_of(r);
+	int pid, rc = pd_context_site_pid(ctx, &pid);
+
+	if (rc == -ENOENT) {
+		pd_resp_problem(r, 404, "id",
+				"Id 0 means the site process, and none is configured: set "
+				"site_pid_file to the file that holds the site's pid.");
+		return -1;
+	}
+	if (rc == 0)
+		rc = pd_h_open_visible(ctx, pid, 0, p);
+	if (rc == -ENOMEM)
+		pd_resp_problem(r, 500, NULL, "Out of memory.");
+	else if (rc < 0)
+		pd_resp_problem(r, 404, "id", "The site process (site_pid_file) is not running.");
+	return rc < 0 ? -1 : 0;
+}
+
 int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 {
 	const struct pd_context *ctx = ctx_of(r);
@@ -68,10 +90,8 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 				id ? id : "");
 		return -1;
 	}
-	if (pid == 0 && pd_context_site_pid(ctx, &pid) < 0) {
-		pd_resp_problem(r, 404, NULL, "The site process is not running (site_pid_file).");
-		return -1;
-	}
+	if (pid == 0)
+		return open_site(r, p);
 	rc = pd_h_open_visible(ctx, pid, 0, p);
 	if (rc < 0) {
 		if (rc == -ENOMEM)
@@ -81,6 +101,31 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 		return -1;
 	}
 	return 0;
+}
+
+int pd_h_refuse_procdiag(struct pd_req *r, const struct pd_proc *p)
+{
+	static const char *const by[] = {"pid", "uid", "name"};
+	const char *param = "id";
+
+	if (!pd_proc_is_procdiag(p->pid, p->stat.ppid))
+		return 0;
+	/* The dotnet-monitor routes choose by pid, uid or name, or by none of
+	 * them: the site process, which the configuration names. */
+	if (!pd_req_param(r, "id")) {
+		param = NULL;
+		for (size_t i = 0; i < sizeof(by) / sizeof(by[0]) && !param; i++) {
+			const char *v = pd_req_query(r, by[i]);
+
+			if (v && *v)
+				param = by[i];
+		}
+	}
+	pd_resp_problem(r, 403, param,
+			"Process %d is procdiag or one of its helpers: its memory holds other "
+			"clients' requests, so it is never dumped, unwound or killed.",
+			p->pid);
+	return -1;
 }
 
 /* The list shows the site's processes: those owned by the responder's uid or
@@ -397,6 +442,10 @@ int h_process_kill(struct pd_req *r)
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
+	if (pd_h_refuse_procdiag(r, &p) < 0) {
+		pd_proc_close(&p);
+		return 0;
+	}
 	if (pd_stat_is_kthread(&p.stat)) {
 		pd_proc_close(&p);
 		return pd_resp_problem(r, 403, "id",

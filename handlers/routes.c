@@ -20,16 +20,16 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/modules",               h_module_list,    0),
 	KUDU("GET",    "/{id}/modules/{baseAddress}", h_module_detail,  0),
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
-	KUDU("GET",    "/{id}/dump",                  h_process_dump,   PD_ROUTE_STREAM),
-	KUDU("GET",    "/{id}/stacks",                h_process_stacks, 0),
+	KUDU("GET",    "/{id}/dump",                  h_process_dump,   PD_ROUTE_STREAM | PD_ROUTE_ACTS),
+	KUDU("GET",    "/{id}/stacks",                h_process_stacks, PD_ROUTE_ACTS),
 
 	/* dotnet-monitor's routes: the process is chosen by ?pid=&uid=&name=. */
 	{ "GET", "", "/processes", h_mon_processes, 0 },
 	{ "GET", "", "/process",   h_mon_process,   0 },
 	{ "GET", "", "/env",       h_mon_env,       0 },
 	{ "GET", "", "/info",      h_mon_info,      0 },
-	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM },
-	{ "GET", "", "/stacks",    h_stacks_query,  0 },
+	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM | PD_ROUTE_ACTS },
+	{ "GET", "", "/stacks",    h_stacks_query,  PD_ROUTE_ACTS },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

@@ -109,7 +109,10 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p)
 	json_t *doc = NULL;
 	char err[512];
 
+	rc = pd_h_refuse_procdiag(r, p);
 	pd_proc_close(p);
+	if (rc < 0)
+		return NULL;
 	if (parse_source(r, &o) < 0)
 		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));

@@ -471,6 +471,13 @@ void pd_protected_read(struct pd_protected *pr)
 	}
 }
 
+bool pd_proc_is_procdiag(int pid, int ppid)
+{
+	int self = getpid();
+
+	return pid == self || ppid == self;
+}
+
 bool pd_protected_has(const struct pd_protected *pr, int pid)
 {
 	/* 0 and negative pids mean process groups or "everyone" to kill(2):

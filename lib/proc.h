@@ -103,10 +103,17 @@ struct pd_creds {
  * thus reads as dumpable either way. -ESRCH when gone, -EINVAL when the
  * lines are missing, -errno. */
 int pd_read_creds_at(int dirfd, const char *path, struct pd_creds *out);
+/* Is this process procdiag itself or one of its helpers (dump-helper,
+ * stacks-helper: every child of the responder is one)? Their memory holds
+ * other clients' requests, so the server never dumps, unwinds or kills
+ * them. ppid: the process's parent, from the same read of its stat as its
+ * pid. */
+bool pd_proc_is_procdiag(int pid, int ppid);
 
 /* The pids never to signal: pid 1 (and 0, negative: groups to kill(2)), the
  * calling process and its ancestors, read from /proc when asked (a cache
- * could miss a reparenting). A kill of a tree reads them once. */
+ * could miss a reparenting). A kill of a tree reads them once. (The
+ * server's helpers are refused as targets before: pd_proc_is_procdiag.) */
 #define PD_ANCESTORS_MAX 1024
 struct pd_protected {
 	int n;

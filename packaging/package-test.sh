@@ -243,8 +243,8 @@ for _ in $(seq 50); do
 	kill -0 "$nginx_pid" 2>/dev/null || die "nginx did not start: $(tail -n 5 "$work/nginx-error.log")"
 	sleep 0.1
 done
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "$base/api/processes/0")
-[ "$code" = 200 ] || die "GET $base/api/processes/0 through nginx: $code; $(tail -n 5 "$work/nginx-error.log")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "$base/api/processes")
+[ "$code" = 200 ] || die "GET $base/api/processes through nginx: $code; $(tail -n 5 "$work/nginx-error.log")"
 say "nginx (system config, user $(ps -o user= --ppid "$nginx_pid" | sort -u | tr '\n' ' ')) on $base"
 
 # -- 5. the e2e tests against it --------------------------------------------

@@ -502,7 +502,7 @@ class Stack:
     nginx.conf template to use instead of nginx/dev.conf.in (render_nginx())."""
 
     def __init__(self, no_auth=False, threads=None, config_lines=(), keys=1, config_files=(),
-                 hooked=False, confined=False, nginx_conf=None):
+                 hooked=False, confined=False, nginx_conf=None, site=False):
         self.binary = PROCDIAG_HOOKED if hooked else PROCDIAG
         # confined: run as docs/OPERATIONS.md runs the service (root with
         # exactly CONFINED_CAPS, no new privileges), not with all of root's.
@@ -513,6 +513,10 @@ class Stack:
         self.no_auth = no_auth
         self.threads = threads
         self.config_lines = list(config_lines)
+        # site: configure site_pid_file (id 0) in the stack's dir; set_site()
+        # writes the pid into it.
+        self.site = site
+        self.site_pidfile = None
         self.nkeys = keys
         self.keys = []
         self.key = None
@@ -568,7 +572,7 @@ class Stack:
         self.dir = self._tmpdir()
         self.sock = self.conf = None
         _stacks.append(self)
-        r = self.get("/api/processes/0")
+        r = self.get("/api/processes")
         if r.status != 200:
             raise AssertionError("the installed procdiag does not answer: %r" % r)
         return self
@@ -593,6 +597,9 @@ class Stack:
         if not any(l.partition("=")[0].strip() == "scope" for l in self.config_lines):
             lines.append("scope = self")
         lines.extend(self.config_lines)
+        if self.site:
+            self.site_pidfile = os.path.join(self.dir, "site.pid")
+            lines.append("site_pid_file = " + self.site_pidfile)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -644,7 +651,7 @@ class Stack:
         else:
             raise AssertionError("no free port for nginx after 5 tries")
         # Ready when a request makes it through nginx to procdiag.
-        r = self.get("/api/processes/0")
+        r = self.get("/api/processes")
         if r.status == 502:
             raise AssertionError("nginx cannot reach procdiag: %r %s" % (r, self.nginx_log()))
         if self.confined:
@@ -713,6 +720,14 @@ class Stack:
             self.pd.wait()
             rc = None
         return rc, time.monotonic() - t0
+
+    def set_site(self, pid):
+        """Makes pid the site process (id 0); needs Stack(site=True)."""
+        if INSTALLED or not self.site_pidfile:
+            raise NeedsOwnStack("needs a responder with a site_pid_file of its own")
+        with open(self.site_pidfile + ".new", "w") as f:
+            f.write("%d\n" % pid)
+        os.rename(self.site_pidfile + ".new", self.site_pidfile)
 
     def stop(self):
         """Stops nginx and procdiag; returns the list of problems seen."""

@@ -5,6 +5,7 @@ the list, click through to a process, its parent, threads and modules, kill
 with the button (which asks first), and check that names are escaped.
 Screenshots go to _test/browser-*.png."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,7 +131,8 @@ def test_scripts_still_get_json():
         assert r.content_type == "application/json", (accept, r)
         assert r.header("Vary") == "Accept", r.headers
         r.json()
-    r = s.get("/api/processes/%d" % s.pd.pid,
+    t = h.target("threads", 1)
+    r = s.get("/api/processes/%d" % t.pid,
               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status == 200 and r.content_type == "text/html", r
     csp = r.header("Content-Security-Policy")
@@ -139,12 +141,50 @@ def test_scripts_still_get_json():
         s.base.encode(), b""), "an external reference in the page"
     # Every resource the page links to renders as a page, stacks too.
     page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-    for path in ("/api/processes/%d/stacks" % s.pd.pid, "/api/processes/%d/threads" % s.pd.pid):
+    for path in ("/api/processes/%d/stacks" % t.pid, "/api/processes/%d/threads" % t.pid):
         r = s.get(path, headers=page)
         assert r.status == 200 and r.content_type == "text/html", (path, r)
         assert r.header("Vary") == "Accept", r.headers
     r = s.head("/api/processes", headers={"Accept": "text/html"})
     assert r.status == 200 and r.body == b"" and r.content_type == "text/html", r
+
+
+def test_only_the_pages_own_scripts_run():
+    """The policy allows no inline script but the page's own, by a nonce
+    made for each response ('unsafe-inline' nowhere); markup from a process
+    stays text, and an inline script put into the page (what escaping would
+    let through if it failed) does not run."""
+    s = h.shared()
+    page = {"Accept": "text/html"}
+    nonces = set()
+    for path in ("/api/processes", "/api/processes/%d" % os.getpid(),
+                 "/api/processes/%d/threads" % os.getpid()):
+        r = s.get(path, headers=page)
+        csp = r.header("Content-Security-Policy")
+        assert "unsafe-inline" not in csp and "unsafe-hashes" not in csp, csp
+        nonce = re.search(r"script-src 'nonce-([0-9a-f]{32})'", csp)
+        assert nonce and "style-src 'nonce-%s'" % nonce.group(1) in csp, csp
+        nonces.add(nonce.group(1))
+        assert r.body.count(b"<script") == r.body.count(
+            b'<script nonce="%s">' % nonce.group(1).encode()), r.body
+        assert b" on" not in re.sub(rb">[^<]*<", b"><", r.body), "an inline event handler"
+    assert len(nonces) == 3, "a nonce was used twice"
+    bad = "<script>window.pdPwned=1</script><img src=x onerror=window.pdPwned=2>"
+    p = h.spawn(["sh", "-c", "sleep 60; :", bad], stdout=subprocess.DEVNULL)
+    h.wait_until(lambda: bad.encode() in open("/proc/%d/cmdline" % p.pid, "rb").read(), 5,
+                 "the process with markup in its arguments")
+    with browser(s) as b:
+        b.get(login_url(s, "/api/processes/%d" % p.pid))
+        assert bad in b.find("main").text, b.find("main").text[:500]
+        assert b.script("return typeof window.pdPwned") == "undefined"
+        injected = b.script(
+            "var s = document.createElement('script');"
+            "s.textContent = 'window.pdInjected = 1';"
+            "document.body.appendChild(s);"
+            "document.body.setAttribute('onclick', 'window.pdInjected = 2');"
+            "document.body.click();"
+            "return typeof window.pdInjected")
+        assert injected == "undefined", "an injected inline script ran"
 
 
 if __name__ == "__main__":

@@ -178,14 +178,21 @@ def test_detail_under_every_prefix_links_stay_there():
             assert x["href"].startswith(href + "/modules/"), x
 
 
-def test_id_zero_is_the_responder():
-    s = h.shared()
-    d = s.json("/api/processes/0")
-    assert d["id"] == s.pd.pid and d["name"] == "procdiag", (d["id"], d["name"], s.pd.pid)
-    assert d["href"] == "%s/api/processes/%d" % (s.base, s.pd.pid), d["href"]
-    # the harness started it, unless it is the installed service
-    assert d["ppid"] == (h.proc_stat(s.pd.pid)["ppid"] if h.INSTALLED else os.getpid())
-    assert d["thread_count"] == len(os.listdir("/proc/%d/task" % s.pd.pid))
+def test_id_zero_is_the_site_process():
+    """id 0 is the process in site_pid_file (never procdiag by default: see
+    test_attack_self.py); its detail links to its real id."""
+    with h.Stack(site=True) as s:
+        h.assert_problem(s.get("/api/processes/0"), 404, "id")  # no pid in the file yet
+        t = h.target("threads", 2)
+        s.set_site(t.pid)
+        d = s.json("/api/processes/0")
+        assert d["id"] == t.pid and d["name"] == "pdtarget", (d["id"], d["name"], t.pid)
+        assert d["href"] == "%s/api/processes/%d" % (s.base, t.pid), d["href"]
+        assert d["ppid"] == os.getpid(), d["ppid"]
+        assert d["thread_count"] == len(os.listdir("/proc/%d/task" % t.pid))
+        # The index links id 0 only where a site process is configured.
+        assert s.json("/")["links"]["site_process"] == s.base + "/api/processes/0"
+    assert "site_process" not in h.shared().json("/")["links"]
 
 
 def test_tree_parent_and_children_links():

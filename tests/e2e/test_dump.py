@@ -158,21 +158,23 @@ def test_ignored_bits_are_reported():
     assert r.header("X-Dump-Ignored") == "MiniDumpWithHandleData", r.headers
 
 
-def test_id_zero_dumps_the_responder_itself():
-    s = h.shared()
-    r = s.get(dump_url(0), timeout=120)
-    assert_core_response(r, "procdiag")
-    assert_resumed(s.pd.pid)
-    d = tempfile.mkdtemp(prefix="pd-dump-")
-    try:
-        core = save(r.body, d)
-        n, out = gdb_threads(h.PROCDIAG, core)
-        want = int(h.proc_status(s.pd.pid)["Threads"])
-        assert n == want, "gdb shows %d threads, the responder has %d:\n%s" % (
-            n, want, out[-3000:])
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    assert s.get("/api/processes").status == 200
+def test_id_zero_dumps_the_site_process():
+    with h.Stack(site=True) as s:
+        t = h.target("threads", 4)
+        s.set_site(t.pid)
+        r = s.get(dump_url(0), timeout=120)
+        assert_core_response(r, "pdtarget")
+        assert_resumed(t.pid)
+        d = tempfile.mkdtemp(prefix="pd-dump-")
+        try:
+            core = save(r.body, d)
+            n, out = gdb_threads(h.PDTARGET, core)
+            want = int(h.proc_status(t.pid)["Threads"])
+            assert n == want, "gdb shows %d threads, the site process has %d:\n%s" % (
+                n, want, out[-3000:])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        assert s.get("/api/processes").status == 200
 
 
 def test_zip_bundle():

@@ -113,13 +113,15 @@ def test_protected_processes_are_403():
     # the responder's parent, an ancestor: the harness, or what started the
     # installed service (never the test itself then: it is in scope)
     me = h.proc_stat(s.pd.pid)["ppid"] if h.INSTALLED else os.getpid()
-    for pid, what in ((1, "pid 1"), (0, "id 0 (the responder)"), (s.pd.pid, "the responder"),
+    for pid, what in ((1, "pid 1"), (s.pd.pid, "the responder"),
                       (me, "the responder's parent")):
         for method, path in (("DELETE", "/api/processes/%d" % pid),
                              ("POST", "/api/processes/%d/stop" % pid),
                              ("DELETE", "/diagnostics/processes/%d" % pid)):
             r = s.request(method, path)
             h.assert_problem(r, 403)
+    # id 0 is the site process, none here (never the responder itself).
+    h.assert_problem(s.delete("/api/processes/0"), 404, "id")
     assert s.pd.poll() is None, "the responder killed itself"
     assert h.alive(1)
 

@@ -48,8 +48,8 @@ def test_processes_lists_instances_with_stable_uids():
         assert UID_RE.match(it["uid"]), it
         assert b[t.pid]["uid"] == it["uid"], "uid changed between two calls"
     assert a[t1.pid]["uid"] != a[t2.pid]["uid"]
-    # The default process is the site process: the responder by default.
-    assert [p["pid"] for p in a.values() if p["isDefault"]] == [s.pd.pid], a.get(s.pd.pid)
+    # The default process is the site process: none is configured here.
+    assert [p["pid"] for p in a.values() if p["isDefault"]] == [], a.get(s.pd.pid)
     assert len({p["uid"] for p in a.values()}) == len(a), "two processes share a uid"
 
 
@@ -88,9 +88,16 @@ def test_process_by_pid_uid_and_name():
 
 
 def test_process_default_is_the_site_process():
-    s = h.shared()
-    d = s.json("/process")
-    assert d["pid"] == s.pd.pid and d["name"] == "procdiag", d
+    """No pid, uid or name: the site process (site_pid_file), the one
+    /processes marks isDefault; none configured or running: a 400."""
+    with h.Stack(site=True) as s:
+        h.assert_problem(s.get("/process"), 400)
+        t = h.target("threads", 1)
+        s.set_site(t.pid)
+        d = s.json("/process")
+        assert d["pid"] == t.pid and d["name"] == "pdtarget", d
+        assert [p["pid"] for p in s.json("/processes") if p["isDefault"]] == [t.pid]
+        assert s.json("/env").get("PATH") == os.environ.get("PATH")
 
 
 def test_selection_errors():
@@ -214,7 +221,7 @@ def test_info():
     assert enabled == {"exceptions": False, "parameters": False, "call_stacks": True,
                        "metrics": False, "http_egress": False}, caps
     # What it says is so: stacks answer.
-    r = s.get("/stacks?pid=%d" % s.pd.pid)
+    r = s.get("/stacks?pid=%d" % h.target("threads", 1).pid)
     assert r.status == 200, r
 
 
@@ -303,7 +310,8 @@ def test_dump_route_selects_and_names():
 
 def test_monitor_routes_need_a_key_and_take_head():
     s = h.shared()
-    for path in ("/processes", "/process", "/env?pid=%d" % os.getpid(), "/info"):
+    for path in ("/processes", "/process?pid=%d" % os.getpid(), "/env?pid=%d" % os.getpid(),
+                 "/info"):
         h.assert_problem(s.get(path, auth=False), 401)
         r = s.head(path)
         assert r.status == 200 and r.body == b"", (path, r)

@@ -401,10 +401,10 @@ def test_errors():
     s = h.shared()
     for path in ("/stacks?pid=abc", "/stacks?pid=-1", "/stacks?pid=0"):
         h.assert_problem(s.get(path), 400, "pid")
-    # No pid: the default process, as dotnet-monitor's routes choose it.
+    # No pid: the default process, as dotnet-monitor's routes choose it:
+    # the site process, none here.
     for path in ("/stacks", "/stacks?pid="):
-        r = s.get(path, headers={"Accept": "application/json"})
-        assert r.status == 200 and r.json()["stacks"][0]["threadId"] == s.pd.pid, r
+        h.assert_problem(s.get(path, headers={"Accept": "application/json"}), 400)
     h.assert_problem(s.get("/api/processes/abc/stacks"), 400, "id")
     h.assert_problem(s.get("/api/processes/%d/stacks?source=maybe" % os.getpid()), 400, "source")
     gone = subprocess.Popen(["true"])
@@ -447,17 +447,19 @@ def test_already_traced_is_a_conflict():
     check_parked(stacks(s, t.pid), t)
 
 
-def test_the_responder_itself():
-    """Id 0 (the site process, by default the responder): the helper unwinds
-    its own parent, whose worker threads are all listed."""
+def test_the_responder_is_not_unwound():
+    """The responder and its helper hold other clients' requests: their
+    stacks are refused (403, test_attack_self.py has the attack); id 0 is
+    the site process, none here, never the responder."""
     s = h.shared()
-    doc = stacks(s, 0)
-    assert doc["id"] == s.pd.pid, doc
-    assert sorted(th["id"] for th in doc["threads"]) == task_ids(s.pd.pid)
-    syms = {f["symbol"] for th in doc["threads"] for f in th["frames"]}
-    # The serving loop, the workers, and the worker waiting for this answer.
-    for fn in ("cmd_serve", "worker_main", "pd_stacksrun", "h_process_stacks"):
-        assert fn in syms, (fn, sorted(s for s in syms if s))
+    t = StackTarget("park")
+    check_parked(stacks(s, t.pid), t)  # the helper runs now
+    helper = helper_pid(s.pd.pid)
+    assert helper, "no stacks helper after a stacks request"
+    for pid in (s.pd.pid, helper):
+        h.assert_problem(s.get("/api/processes/%d/stacks" % pid), 403, "id")
+    h.assert_problem(s.get("/api/processes/0/stacks"), 404, "id")
+    assert helper_pid(s.pd.pid) == helper
 
 
 def helper_pid(pd_pid):

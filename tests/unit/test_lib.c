@@ -241,6 +241,11 @@ static void test_protected(void **state)
 	assert_true(pd_proc_is_protected(getppid()));
 	assert_true(pd_proc_is_protected(0));
 	assert_false(pd_proc_is_protected(pid));
+	/* To the server, a child of its own is one of its helpers; the same
+	 * pid with another parent is somebody else's. */
+	assert_true(pd_proc_is_procdiag(getpid(), getppid()));
+	assert_true(pd_proc_is_procdiag(pid, getpid()));
+	assert_false(pd_proc_is_procdiag(pid, 1));
 	kill_and_reap(pid);
 }
 
