@@ -34,8 +34,13 @@ struct pd_dumprun_opts {
 	int out_fd;	      /* seekable; gets the core from offset 0 */
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
- *                        [--mem-budget BYTES] [--scope all|UID,UID...]
- *                        [--mem-budget BYTES] [--out-max BYTES]
+	/* The scope the helper judges the stopped process by (--scope, lib/
+	 * freeze.h); borrowed. NULL: none (the CLI: the kernel judges). */
+	const struct pd_scope *scope;
+	/* The most out_fd may hold (a memory spool's spool_memory_max): the
+	 * helper's RLIMIT_FSIZE, so a core that would grow past it fails with
+	 * PD_DUMP_NO_SPACE (EFBIG) before it does. 0: no limit. */
+	uint64_t out_max;
 	/* Called after each progress line and at least every tick_ms while
 	 * the helper runs (done/total: the last progress, 0/0 before any).
 	 * Nonzero aborts the dump. NULL: never abort. */
