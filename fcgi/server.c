@@ -90,6 +90,7 @@ struct server {
 	int nconns;
 	struct pollfd *pfd;
 	unsigned char *peek; /* PARAMS_MAX bytes */
+	size_t peeked;	     /* of which the last peek filled (wiped after: keys) */
 	int nworkers;
 	struct worker *w;
 	unsigned refused;	 /* answered 503 while stopping */
@@ -493,6 +494,8 @@ static enum params params_queued(struct server *s, struct conn *c)
 	unsigned id = 0;
 	bool begun = false;
 
+	s->peeked = n > 0 ? (size_t)n : 0;
+
 	if (n == 0)
 		return PARAMS_BAD; /* closed */
 	if (n < 0)
@@ -579,6 +582,7 @@ static void on_conn(struct server *s, int ep, int slot, uint32_t events, long lo
 
 		while ((n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
 			;
+		explicit_bzero(buf, sizeof(buf)); /* it may have held a key */
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			drop(s, ep, slot);
 		return;
@@ -588,6 +592,9 @@ static void on_conn(struct server *s, int ep, int slot, uint32_t events, long lo
 		c->deadline = now_ms() + s->opts.read_timeout_ms;
 	}
 	st = params_queued(s, c);
+	/* The peek holds the request's parameters, its key included: procdiag
+	 * keeps no copy of a credential past its check (fcgi/wipe.c). */
+	explicit_bzero(s->peek, s->peeked);
 	if (st == PARAMS_MORE && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		st = PARAMS_BAD; /* the rest will never come */
 	/* nginx reads a whole answer before it sends the next request on a

@@ -168,8 +168,8 @@ def test_links_navigate_with_the_stock_include():
         index = s.json("/")
         assert index["links"]["processes"] == s.base + "/api/processes", index
         n = walk(s, s.base + "/", s.base)
-        n += walk(s, s.base + "/api/processes/0", s.base)
-        d = s.json("/api/processes/0")
+        n += walk(s, s.base + "/api/processes/%d" % os.getpid(), s.base)
+        d = s.json("/api/processes/%d" % os.getpid())
         for key in ("threads", "modules"):
             for item in d[key][:3]:
                 assert fetch(s, item["href"]).status == 200, item
@@ -183,9 +183,9 @@ def test_the_host_header_does_not_reach_links():
     is not taken either: nginx's $host has none, SERVER_PORT is the port
     nginx accepted on."""
     for s in (stack("hand"), h.shared()):
-        for target, host in (("http://127.0.0.1:%d/api/processes/0" % s.port, "malformedhost"),
-                             ("http://127.0.0.1:%d/api/processes/0" % s.port, "evil.example:80"),
-                             ("/api/processes/0", "127.0.0.1:1")):
+        for target, host in (("http://127.0.0.1:%d/api/processes/%d" % (s.port, os.getpid()), "malformedhost"),
+                             ("http://127.0.0.1:%d/api/processes/%d" % (s.port, os.getpid()), "evil.example:80"),
+                             ("/api/processes/%d" % os.getpid(), "127.0.0.1:1")):
             status, body = raw_get(s, target, host)
             assert status == "HTTP/1.1 200 OK", (target, host, status, body[:300])
             assert b"malformedhost" not in body and b"evil.example" not in body, body[:300]
@@ -199,13 +199,13 @@ def test_public_url_links_navigate_behind_a_prefix_proxy():
     work through the proxy that strips the prefix."""
     s = stack("public")
     n = walk(s, FRONT + "/", FRONT)
-    n += walk(s, FRONT + "/api/processes/0", FRONT)
+    n += walk(s, FRONT + "/api/processes/%d" % os.getpid(), FRONT)
     assert n >= 10, n
     # Neither the Host nor the forwarded headers matter now.
-    r = s.get("/api/processes/0", headers={"Host": "other.example:1",
+    r = s.get("/api/processes/%d" % os.getpid(), headers={"Host": "other.example:1",
                                            "X-Forwarded-Host": "evil.example"})
     assert r.json()["href"].startswith(FRONT + "/api/processes/"), r.json()
-    status, body = raw_get(s, "http://127.0.0.1:%d/api/processes/0" % s.port, "malformedhost")
+    status, body = raw_get(s, "http://127.0.0.1:%d/api/processes/%d" % (s.port, os.getpid()), "malformedhost")
     assert first_href(body).startswith(FRONT + "/api/processes/"), body[:300]
     # The public origin (no path) is ours for the cross-site check, another is not.
     pid = h.unused_pid()
@@ -222,15 +222,15 @@ def test_forwarded_headers_only_when_trusted():
     port nginx accepted on is then not added (it is not the proxy's)."""
     fwd = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "diag.example"}
     s = h.shared()
-    r = s.get("/api/processes/0", headers=fwd)
+    r = s.get("/api/processes/%d" % os.getpid(), headers=fwd)
     assert r.json()["href"].startswith(s.base + "/api/processes/"), r.json()["href"]
     s = stack("proxy")
-    r = s.get("/api/processes/0", headers=fwd)
+    r = s.get("/api/processes/%d" % os.getpid(), headers=fwd)
     assert r.json()["href"].startswith("https://diag.example/api/processes/"), r.json()["href"]
-    r = s.get("/api/processes/0", headers=dict(fwd, **{"X-Forwarded-Port": "8443"}))
+    r = s.get("/api/processes/%d" % os.getpid(), headers=dict(fwd, **{"X-Forwarded-Port": "8443"}))
     assert r.json()["href"].startswith("https://diag.example:8443/api/processes/"), r.json()
     # A hostile forwarded host is passed over for the request's own.
-    r = s.get("/api/processes/0", headers={"X-Forwarded-Host": "evil.example/x\"y"})
+    r = s.get("/api/processes/%d" % os.getpid(), headers={"X-Forwarded-Host": "evil.example/x\"y"})
     assert r.json()["href"].startswith(s.base + "/api/processes/"), r.json()["href"]
 
 
@@ -276,7 +276,7 @@ def test_serve_public_url_option():
                      "--config", conf, "--public-url", "HTTPS://Cli.Example:443/pd/"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         h.wait_until(lambda: os.path.exists(sock) or p.poll() is not None, 10, "the socket")
-        out = h.fcgi_request(sock, h.fcgi_params_for("GET", "/api/processes/0"))[0]
+        out = h.fcgi_request(sock, h.fcgi_params_for("GET", "/api/processes/%d" % os.getpid()))[0]
         status, _, body = h.split_cgi(out)
         assert status == 200, out
         doc = json.loads(body)
