@@ -202,9 +202,11 @@ int cmd_dump_helper(int argc, char **argv)
 			       "detail", err[0] ? err : strerror(-rc)));
 		return 1;
 	}
-	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "event", "done", "size", (json_int_t)res.size,
-		       "stopped_us", (json_int_t)res.stopped_us, "threads", (json_int_t)res.threads,
-		       "mappings", (json_int_t)res.mappings, "dumped_bytes",
-		       (json_int_t)res.dumped_bytes));
+	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "event", "done", "size",
+		       (json_int_t)res.size, "stopped_us", (json_int_t)res.stopped_us, "threads",
+		       (json_int_t)res.threads, "mappings", (json_int_t)res.mappings,
+		       "dumped_bytes", (json_int_t)res.dumped_bytes, "copied_bytes",
+		       (json_int_t)res.copied_bytes, "zero_bytes", (json_int_t)res.zero_bytes,
+		       "zero_method", res.zero_method ? res.zero_method : "none"));
 	return 0;
 }

@@ -918,7 +918,9 @@ static bool same_map(const struct pd_map *a, const struct pd_map *b)
 }
 
 /* Whether any page of [a, b) is present or swapped; with anon_only, only
- * pages that are the process's own (not the file's: COWed or anonymous). */
+ * pages that are the process's own (not the file's: COWed or anonymous).
+ * The zero page is not one: a mapping a debugger only read stays
+ * untouched. */
 static bool any_page(struct dump *d, uint64_t a, uint64_t b, bool anon_only)
 {
 	uint64_t pm[512];
@@ -931,6 +933,7 @@ static bool any_page(struct dump *d, uint64_t a, uint64_t b, bool anon_only)
 
 		if (got < 8)
 			return true;
+		pd_copy_zero_pages(&d->copy, a, (size_t)got / 8, pm);
 		for (size_t i = 0; i < (size_t)got / 8; i++)
 			if ((pm[i] & (PD_PM_PRESENT | PD_PM_SWAPPED)) &&
 			    !(anon_only && (pm[i] & PD_PM_FILE) && !(pm[i] & PD_PM_SWAPPED)))
@@ -1036,9 +1039,12 @@ static int plan(struct dump *d)
 		return fail(d, -ENOMEM, "out of memory planning the core");
 	layout(d);
 	trace(d, "layout");
+	d->copy.zero_pages = 0;
 	rc = plan_runs(d, &d->runs);
 	if (rc < 0)
 		return fail(d, rc, "planning the copy: %s", strerror(-rc));
+	d->res->zero_bytes = d->copy.zero_pages * d->page;
+	d->res->zero_method = pd_zero_method_name(d->copy.zero_method);
 	return 0;
 }
 

@@ -54,6 +54,8 @@ struct pd_core_result {
 	unsigned threads, mappings, segments;
 	bool in_ram;	   /* copied into memory, written after the thaw */
 	bool write_failed; /* the error came from writing out_fd */
+	uint64_t zero_bytes;	 /* bytes of the kernel's zero page left as holes */
+	const char *zero_method; /* how they were found (pd_zero_method_name()) */
 };
 
 /* Dumps o->pid into o->out_fd. 0, or -errno with a human text in err:

@@ -9,14 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "lib/testhooks.h"
 
 #define PM_PRESENT PD_PM_PRESENT
 #define PM_SWAPPED PD_PM_SWAPPED
 #define PM_BATCH   8192u /* pagemap entries per pread (32 MiB of address space) */
+#define PM_EXCL	   PD_PM_EXCLUSIVE
 #define RV_IOV_MAX 1024u /* remote iovecs per process_vm_readv (UIO_MAXIOV) */
 /* Bytes per process_vm_readv: large enough that the syscall cost vanishes,
  * small enough that a failing page costs little to locate. */
@@ -196,6 +200,7 @@ void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz)
 	c->fz = fz;
 	c->pagemapfd = -1;
 	c->page = (size_t)sysconf(_SC_PAGESIZE);
+	c->zero_method = (enum pd_zero_method)pd_hook_zero_method(PD_ZERO_SCAN);
 }
 
 void pd_copy_release(struct pd_copy *c)
@@ -205,6 +210,8 @@ void pd_copy_release(struct pd_copy *c)
 	c->pagemapfd = -1;
 	free(c->pm);
 	c->pm = NULL;
+	free(c->zbuf);
+	c->zbuf = NULL;
 }
 
 int pd_copy_open_pagemap(struct pd_copy *c)
@@ -218,10 +225,146 @@ int pd_copy_open_pagemap(struct pd_copy *c)
 		if (!c->pm)
 			return -ENOMEM;
 	}
-	snprintf(path, sizeof(path), "task/%d/pagemap",
-		 (int)(c->fz->io_tid ? c->fz->io_tid : c->fz->pid));
+	c->pm_tid = c->fz->io_tid ? c->fz->io_tid : c->fz->pid;
+	snprintf(path, sizeof(path), "task/%d/pagemap", (int)c->pm_tid);
 	c->pagemapfd = openat(c->fz->procfd, path, O_RDONLY | O_CLOEXEC);
 	return c->pagemapfd < 0 ? -errno : 0;
+}
+
+/* ---- zero pages ------------------------------------------------------------- */
+
+/* PAGEMAP_SCAN's ABI (include/uapi/linux/fs.h, Linux 6.7), spelled here
+ * so that older headers build it; the ioctl number encodes the size. */
+struct pd_pm_region {
+	uint64_t start, end, categories;
+};
+struct pd_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PD_PAGEMAP_SCAN	   _IOWR('f', 16, struct pd_pm_scan_arg)
+#define PD_PAGE_IS_PFNZERO (1ull << 5)
+#define ZSCAN_REGIONS	   512u
+
+const char *pd_zero_method_name(enum pd_zero_method m)
+{
+	switch (m) {
+	case PD_ZERO_SCAN: return "pagemap_scan";
+	case PD_ZERO_MOVE_PAGES: return "move_pages";
+	default: return "none";
+	}
+}
+
+/* Whether pagemap entry e may map the zero page: present, and not known
+ * to be this process's own page (the zero page is nobody's: never
+ * PM_MMAP_EXCLUSIVE; the huge zero page may read as a file page). A page
+ * shared with a fork child or merged by KSM is a candidate too: the
+ * methods below tell it from the zero page. */
+static bool zero_candidate(uint64_t e)
+{
+	return (e & PM_PRESENT) && (!(e & PM_EXCL) || (e & PD_PM_FILE));
+}
+
+/* Clears the entries of pm[] (pages from va) that PAGEMAP_SCAN reports as
+ * PAGE_IS_PFNZERO within [lo, hi). 0 or -errno of the ioctl; what it
+ * cleared before an error stays cleared (it was the zero page). */
+static int zero_scan(struct pd_copy *c, uint64_t va, uint64_t lo, uint64_t hi, size_t n,
+		     uint64_t *pm, size_t *cleared)
+{
+	struct pd_pm_region *reg = c->zbuf;
+	struct pd_pm_scan_arg a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.start = lo;
+	a.end = hi;
+	a.vec = (uintptr_t)reg;
+	a.vec_len = ZSCAN_REGIONS;
+	a.category_mask = PD_PAGE_IS_PFNZERO;
+	a.return_mask = PD_PAGE_IS_PFNZERO;
+	while (a.start < hi) {
+		int got = ioctl(c->pagemapfd, PD_PAGEMAP_SCAN, &a);
+
+		if (got < 0)
+			return -errno;
+		for (int r = 0; r < got && (unsigned)r < ZSCAN_REGIONS; r++)
+			for (uint64_t p = reg[r].start; p < reg[r].end && p < hi; p += c->page) {
+				size_t j = (size_t)((p - va) / c->page);
+
+				if (p >= va && j < n && zero_candidate(pm[j])) {
+					pm[j] &= ~PM_PRESENT;
+					(*cleared)++;
+				}
+			}
+		if (a.walk_end <= a.start || a.walk_end > hi)
+			break; /* no progress: the rest is read */
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+/* The same through move_pages(2) asked for nodes only (nodes NULL): its
+ * status is -EFAULT for the zero page (FOLL_DUMP's "special page", or on
+ * Linux >= 6.12 is_zero_folio) and for an anonymous page never touched,
+ * a node number for every page with data (a fork-shared or KSM page
+ * too), -ENOENT for one swapped out meanwhile. 0 or -errno. */
+static int zero_move_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm,
+			   size_t *cleared)
+{
+#ifdef SYS_move_pages
+	void **pages = c->zbuf;
+	int *status = (int *)(pages + PM_BATCH);
+	size_t k = 0;
+
+	for (size_t j = 0; j < n; j++)
+		if (zero_candidate(pm[j]))
+			pages[k++] = (void *)(uintptr_t)(va + j * c->page);
+	memset(status, 0, k * sizeof(*status));
+	if (syscall(SYS_move_pages, (int)c->pm_tid, (unsigned long)k, pages, NULL, status, 0) < 0)
+		return -errno;
+	for (size_t i = 0; i < k; i++) {
+		size_t j = (size_t)(((uintptr_t)pages[i] - va) / c->page);
+
+		if (status[i] == -EFAULT) {
+			pm[j] &= ~PM_PRESENT;
+			(*cleared)++;
+		}
+	}
+	return 0;
+#else
+	(void)c, (void)va, (void)n, (void)pm, (void)cleared;
+	return -ENOSYS;
+#endif
+}
+
+size_t pd_copy_zero_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm)
+{
+	size_t first = n, last = 0, cleared = 0;
+
+	for (size_t j = 0; j < n; j++)
+		if (zero_candidate(pm[j])) {
+			if (first == n)
+				first = j;
+			last = j;
+		}
+	if (first == n || n > PM_BATCH || c->zero_method == PD_ZERO_NONE || c->pagemapfd < 0)
+		return 0;
+	if (!c->zbuf) {
+		c->zbuf = malloc(PM_BATCH * (sizeof(void *) + sizeof(int)) +
+				 ZSCAN_REGIONS * sizeof(struct pd_pm_region));
+		if (!c->zbuf)
+			return 0; /* read them */
+	}
+	/* A method that fails gives way to the next: an older kernel
+	 * (ENOTTY), no NUMA (ENOSYS), a policy that refuses (EPERM). */
+	if (c->zero_method == PD_ZERO_SCAN &&
+	    zero_scan(c, va, va + first * c->page, va + (last + 1) * c->page, n, pm, &cleared) < 0)
+		c->zero_method = PD_ZERO_MOVE_PAGES;
+	if (c->zero_method == PD_ZERO_MOVE_PAGES &&
+	    zero_move_pages(c, va, n, pm, &cleared) < 0)
+		c->zero_method = PD_ZERO_NONE;
+	c->zero_pages += cleared;
+	return cleared;
 }
 
 int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, bool pagemap,
@@ -243,6 +386,7 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
 			return add_run(runs, va, len - i * page, off + i * page);
 		}
 		have = (size_t)got / 8;
+		pd_copy_zero_pages(c, va, have, c->pm);
 		for (size_t j = 0; j < have; j++) {
 			if (!(c->pm[j] & (PM_PRESENT | PM_SWAPPED)))
 				continue;

@@ -8,6 +8,8 @@
  *   range is checked against /proc/PID/pagemap and pages neither present nor
  *   swapped are holes, never read (file-backed and shared pages are always
  *   read: their content lives in the page cache or the file);
+ * - never read the kernel's zero page either (pd_copy_zero_pages): it is
+ *   what a debugger's read of an untouched page leaves mapped;
  * - a page that cannot be read is zeros of the same length, so no offset
  *   ever moves;
  * - the caller gives exact file offsets; nothing here decides layout. */
@@ -30,9 +32,21 @@
 #define PD_VM_SH 0x10u /* sh: VM_SHARED */
 
 /* Bits of a /proc/PID/pagemap entry. */
-#define PD_PM_PRESENT (1ull << 63)
-#define PD_PM_SWAPPED (1ull << 62)
-#define PD_PM_FILE    (1ull << 61) /* file page or shared anonymous */
+#define PD_PM_PRESENT	(1ull << 63)
+#define PD_PM_SWAPPED	(1ull << 62)
+#define PD_PM_FILE	(1ull << 61) /* file page or shared anonymous */
+#define PD_PM_EXCLUSIVE (1ull << 56) /* mapped by this process only (Linux >= 4.2) */
+
+/* How pages mapping the kernel's shared zero page are told from data
+ * (pd_copy_zero_pages), best first; a method the kernel refuses gives way
+ * to the next for the rest of the dump. */
+enum pd_zero_method {
+	PD_ZERO_SCAN,	    /* ioctl PAGEMAP_SCAN, PAGE_IS_PFNZERO (Linux >= 6.7) */
+	PD_ZERO_MOVE_PAGES, /* move_pages(2) query: -EFAULT for the zero page */
+	PD_ZERO_NONE,	    /* neither: every present page is read */
+};
+/* "pagemap_scan", "move_pages", "none". */
+const char *pd_zero_method_name(enum pd_zero_method m);
 
 /* One mapping as /proc/PID/smaps shows it. Sizes in bytes. */
 struct pd_vma {
@@ -75,15 +89,29 @@ struct pd_copy {
 	uint64_t *pm;	      /* pagemap buffer */
 	size_t page;
 	uint64_t unreadable; /* pages that read as zeros because they failed */
+	pid_t pm_tid;	     /* whose pagemap pagemapfd is */
+	enum pd_zero_method zero_method;
+	uint64_t zero_pages; /* pages pd_copy_zero_pages() found, summed */
+	void *zbuf;	     /* its buffers, allocated on first use */
 };
 void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz);
 /* Opens task/IO_TID/pagemap (c->pagemapfd) if not yet open. 0 or -errno. */
 int pd_copy_open_pagemap(struct pd_copy *c);
 void pd_copy_release(struct pd_copy *c);
 
+/* Of the n pagemap entries pm[] of the pages from va (n <= 8192): clears
+ * PD_PM_PRESENT in those that map the kernel's shared zero page, so they
+ * are holes like pages never touched. A read of never-written anonymous
+ * memory maps it (a debugger, gcore, any reader of /proc/PID/mem): present
+ * in pagemap, but not data, and not in smaps' Rss. Only a page the kernel
+ * names the zero page is cleared; when it cannot tell (no method left,
+ * an error) the page stays and is read. Adds to c->zero_pages and returns
+ * how many it cleared. */
+size_t pd_copy_zero_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm);
+
 /* Adds the pages of [addr, addr + len) to runs, to land at file offset
  * off + (page - addr). With pagemap, pages neither present nor swapped
- * are left out (they are holes: zeros). Adjacent runs merge. 0 or -errno. */
+ * and pages of the zero page are left out (they are holes: zeros). Adjacent runs merge. 0 or -errno. */
 int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, bool pagemap,
 		 struct pd_runs *runs);
 

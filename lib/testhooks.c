@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/numparse.h"
+#include "lib/memcopy.h"
 
 static uint64_t env_u64(const char *name, uint64_t max, uint64_t dflt)
 {
@@ -62,4 +63,15 @@ uint64_t pd_hook_mem_budget(uint64_t budget)
 unsigned pd_hook_freeze_rounds(unsigned max)
 {
 	return (unsigned)env_u64("PD_TEST_FREEZE_ROUNDS", max, max);
+}
+
+int pd_hook_zero_method(int m)
+{
+	const char *s = getenv("PD_TEST_ZERO_PAGES");
+
+	if (s && !strcmp(s, "move_pages"))
+		return PD_ZERO_MOVE_PAGES;
+	if (s && !strcmp(s, "none"))
+		return PD_ZERO_NONE;
+	return m;
 }

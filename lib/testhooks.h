@@ -20,7 +20,11 @@
  *   pd_hook_freeze_rounds(max)      the freeze's retry limit (lib/freeze.c):
  *       PD_TEST_FREEZE_ROUNDS=N     1 gives up after the first round, as
  *                                   for a target whose threads never stop
- *                                   appearing */
+ *                                   appearing
+ *   pd_hook_zero_method(m)          how the dump tells zero pages from data
+ *       PD_TEST_ZERO_PAGES=NAME     (lib/memcopy.h): "move_pages" skips
+ *                                   PAGEMAP_SCAN as a kernel before 6.7
+ *                                   would, "none" skips both */
 #ifndef PD_TESTHOOKS_H
 #define PD_TESTHOOKS_H
 
@@ -32,6 +36,7 @@ enum pd_hook_point { PD_HOOK_DUMP, PD_HOOK_STACKS };
 void pd_hook_frozen(enum pd_hook_point where);
 uint64_t pd_hook_mem_budget(uint64_t budget);
 unsigned pd_hook_freeze_rounds(unsigned max);
+int pd_hook_zero_method(int m);
 #else
 static inline void pd_hook_frozen(enum pd_hook_point where)
 {
@@ -46,6 +51,11 @@ static inline uint64_t pd_hook_mem_budget(uint64_t budget)
 static inline unsigned pd_hook_freeze_rounds(unsigned max)
 {
 	return max;
+}
+
+static inline int pd_hook_zero_method(int m)
+{
+	return m;
 }
 #endif
 
