@@ -7,8 +7,11 @@
  * kernel from merging them):
  *   zt_untouched  UNTOUCHED_MIB MiB of anonymous memory never written: a
  *                 reader of /proc/PID/mem (gcore) maps the zero page there
+ *                 (or, on a kernel that never maps it, zeroed pages that
+ *                 KSM with use_zero_pages maps to it: MADV_MERGEABLE)
  *   zt_mixed      64 pages, the even ones written with "ZT-MIXED-PID-i",
- *                 the odd ones never written (zero pages once read)
+ *                 the odd ones never written (zero pages once read);
+ *                 MADV_MERGEABLE too
  *   zt_forked     16 pages written with "ZT-FORKED-PID-i" before a fork():
  *                 the child sleeps and never writes, so every page is
  *                 shared with it (not PM_MMAP_EXCLUSIVE, like the zero page)
@@ -94,6 +97,11 @@ int main(int argc, char **argv)
 	untouched = (size_t)atol(argv[2]) << 20;
 	zt_untouched = region(untouched);
 	zt_mixed = region(MIXED_PAGES * (size_t)page);
+	/* Where a read allocates zeroed pages instead of mapping the zero page
+	 * (some VM guests), KSM with use_zero_pages maps it for them. EINVAL
+	 * without KSM. */
+	madvise(zt_untouched, untouched, MADV_MERGEABLE);
+	madvise(zt_mixed, MIXED_PAGES * (size_t)page, MADV_MERGEABLE);
 	for (int i = 0; i < MIXED_PAGES; i += 2)
 		snprintf(zt_mixed + i * page, (size_t)page, "ZT-MIXED-%d-%d", (int)pid, i);
 	zt_forked = region(FORKED_PAGES * (size_t)page);
