@@ -9,7 +9,10 @@
  * records the longest gap between two wake-ups. Each SIGUSR1 makes it print
  * "gap_us N" (the longest gap since the previous SIGUSR1, minus the 1 ms
  * period) on stdout and start over; a dumper that stops every thread shows
- * up as a gap as long as the stop. */
+ * up as a gap as long as the stop.
+ * With HB_KSM=1 in the environment all its anonymous memory is KSM-mergeable
+ * (PR_SET_MEMORY_MERGE, Linux 6.4): bench/zeropages.sh uses it where the
+ * kernel never maps the zero page, so that KSM's use_zero_pages maps it. */
 #include "config.h"
 
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +69,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hbtarget THREADS HEAP_MIB [STACK_KIB]\n");
 		return 2;
 	}
+	if (getenv("HB_KSM") && !strcmp(getenv("HB_KSM"), "1"))
+		prctl(67 /* PR_SET_MEMORY_MERGE */, 1, 0, 0, 0);
 	for (size_t i = 0; i < len; i += 64)
 		heap[i] = (unsigned char)(i / 4096 * 7 + 1);
 	pthread_attr_init(&attr);
