@@ -308,8 +308,7 @@ static int zero_scan(struct pd_copy *c, uint64_t va, uint64_t lo, uint64_t hi, s
  * Linux >= 6.12 is_zero_folio) and for an anonymous page never touched,
  * a node number for every page with data (a fork-shared or KSM page
  * too), -ENOENT for one swapped out meanwhile. 0 or -errno. */
-static int zero_move_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm,
-			   size_t *cleared)
+static int zero_move_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm, size_t *cleared)
 {
 #ifdef SYS_move_pages
 	void **pages = c->zbuf;
@@ -360,8 +359,7 @@ size_t pd_copy_zero_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm
 	if (c->zero_method == PD_ZERO_SCAN &&
 	    zero_scan(c, va, va + first * c->page, va + (last + 1) * c->page, n, pm, &cleared) < 0)
 		c->zero_method = PD_ZERO_MOVE_PAGES;
-	if (c->zero_method == PD_ZERO_MOVE_PAGES &&
-	    zero_move_pages(c, va, n, pm, &cleared) < 0)
+	if (c->zero_method == PD_ZERO_MOVE_PAGES && zero_move_pages(c, va, n, pm, &cleared) < 0)
 		c->zero_method = PD_ZERO_NONE;
 	c->zero_pages += cleared;
 	return cleared;

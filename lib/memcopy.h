@@ -111,7 +111,8 @@ size_t pd_copy_zero_pages(struct pd_copy *c, uint64_t va, size_t n, uint64_t *pm
 
 /* Adds the pages of [addr, addr + len) to runs, to land at file offset
  * off + (page - addr). With pagemap, pages neither present nor swapped
- * and pages of the zero page are left out (they are holes: zeros). Adjacent runs merge. 0 or -errno. */
+ * and pages of the zero page are left out (they are holes: zeros).
+ * Adjacent runs merge. 0 or -errno. */
 int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, bool pagemap,
 		 struct pd_runs *runs);
 
