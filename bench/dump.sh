@@ -21,10 +21,8 @@ cd "$ROOT"
 OUT=
 [ "${1:-}" = -o ] && OUT=$2
 
-for tool in gcore python3; do
-	command -v "$tool" >/dev/null || { echo "bench/dump.sh: $tool missing (./dev bench installs it)" >&2; exit 1; }
-done
-[ -x ./procdiag ] && [ -x bench/hbtarget ] || { echo "bench/dump.sh: build first (make)" >&2; exit 1; }
+. bench/lib.sh
+dump_bench_ready dump
 
 report=$(python3 - "$ROOT" <<'EOF'
 import os, re, shutil, signal, subprocess, sys, tempfile, time

@@ -32,18 +32,13 @@ cd "$ROOT"
 OUT=
 [ "${1:-}" = -o ] && OUT=$2
 
-for tool in gcore python3; do
-	command -v "$tool" >/dev/null || { echo "bench/zeropages.sh: $tool missing" >&2; exit 1; }
-done
-[ -x ./procdiag ] && [ -x bench/hbtarget ] || { echo "bench/zeropages.sh: build first (make)" >&2; exit 1; }
+. bench/lib.sh
+dump_bench_ready zeropages
 
-report=$(python3 - "$ROOT" <<'EOF'
+report=$(python3 - ./procdiag bench/hbtarget "${DUMP_DIR:-/var/tmp}" <<'EOF'
 import json, os, shutil, signal, subprocess, sys, tempfile, time
 
-root = sys.argv[1]
-procdiag = os.path.join(root, "procdiag")
-hbtarget = os.path.join(root, "bench", "hbtarget")
-base = os.environ.get("DUMP_DIR") or "/var/tmp"
+procdiag, hbtarget, base = (os.path.abspath(a) for a in sys.argv[1:4])
 threads = int(os.environ.get("THREADS", "1000"))
 stack_kib = int(os.environ.get("STACK_KIB", "8192"))
 work = tempfile.mkdtemp(prefix="pd-bench-zero-", dir=base)
