@@ -12,12 +12,13 @@ int pd_h_kind_status(enum pd_dump_error e)
 {
 	switch (e) {
 	case PD_DUMP_OK: return 200;
-	case PD_DUMP_GONE:
+	case PD_DUMP_GONE: return 404;
 	case PD_DUMP_ZOMBIE:
 	case PD_DUMP_KERNEL_THREAD:
-	case PD_DUMP_TIMEOUT:
-	case PD_DUMP_BUSY: return 409;
+	case PD_DUMP_BUSY:
+	case PD_DUMP_CHANGED: return 409;
 	case PD_DUMP_NOT_PERMITTED: return 403;
+	case PD_DUMP_TIMEOUT: return 503;
 	case PD_DUMP_NO_SPACE: return 507;
 	case PD_DUMP_CANCELLED: return 499;
 	case PD_DUMP_IO:
@@ -26,16 +27,45 @@ int pd_h_kind_status(enum pd_dump_error e)
 	return 500;
 }
 
-int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, const char *param,
-		      const char *fmt, ...)
+static int vproblem(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
+		    const char *param, const char *fmt, va_list ap)
 {
-	char detail[512];
+	char detail[1100], secs[16];
+
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	if (retry_after && (e == PD_DUMP_BUSY || e == PD_DUMP_TIMEOUT || e == PD_DUMP_CHANGED)) {
+		snprintf(secs, sizeof(secs), "%u", retry_after);
+		pd_resp_header(r, "Retry-After", secs);
+	}
+	return pd_resp_problem(r, pd_h_kind_status(e), param, "%s", detail);
+}
+
+int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
+		      const char *param, const char *fmt, ...)
+{
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	rc = vproblem(r, e, retry_after, param, fmt, ap);
 	va_end(ap);
-	if (e == PD_DUMP_BUSY)
-		pd_resp_header(r, "Retry-After", PD_H_RETRY_AFTER);
-	return pd_resp_problem(r, pd_h_kind_status(e), param, "%s", detail);
+	return rc;
+}
+
+int pd_h_problem_errno(struct pd_req *r, int err, unsigned retry_after, const char *param,
+		       const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vproblem(r, pd_dump_error_from_errno(err, false), retry_after, param, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int pd_h_not_running(struct pd_req *r, int pid)
+{
+	return pd_h_problem_kind(r, PD_DUMP_GONE, 0, NULL, "Process with an Id of %d is not running.",
+				 pid);
 }
