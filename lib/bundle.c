@@ -97,6 +97,7 @@ struct ctx {
 	char *err;
 	size_t errlen;
 	bool cancelled; /* o->progress asked to stop */
+	uint64_t read_total, read_done, read_next; /* the entries' files' bytes */
 };
 
 static int seterr(struct ctx *x, int rc, const char *fmt, ...)
@@ -231,6 +232,8 @@ static const char *base_name(const char *path)
 
 /* ---- zip entries ---------------------------------------------------------- */
 
+static int on_read(void *arg, uint64_t n);
+
 /* Adds file f under name (a reference is taken). An existing name is kept:
  * two mappings of one path are one entry. 1 added, 0 already there, <0. */
 static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int level)
@@ -246,6 +249,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
+	if (x->o->progress)
+		x->read_total += pd_zfile_watch(f, on_read, x);
 	idx = zip_file_add(x->za, name, src, ZIP_FL_ENC_GUESS);
 	if (idx < 0) {
 		zip_source_free(src);
@@ -1363,22 +1368,20 @@ static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
 	return fd;
 }
 
-/* libzip's progress while zip_close writes: the caller's progress, whose
- * answer the cancel callback gives back. */
-static void on_zip_progress(zip_t *za, double fraction, void *arg)
+/* Every read of an entry's file while zip_close writes the zip: the
+ * caller's progress as the fraction of all the files' bytes read, at most
+ * once a thousandth; its nonzero answer stops the zip there. */
+static int on_read(void *arg, uint64_t n)
 {
 	struct ctx *x = arg;
 
-	(void)za;
-	if (!x->cancelled && x->o->progress(x->o->progress_arg, fraction))
-		x->cancelled = true;
-}
-
-static int on_zip_cancel(zip_t *za, void *arg)
-{
-	struct ctx *x = arg;
-
-	(void)za;
+	x->read_done += n;
+	if (!x->cancelled && x->read_done >= x->read_next) {
+		x->read_next = x->read_done + x->read_total / 1000 + 1;
+		if (x->o->progress(x->o->progress_arg,
+				   x->read_total ? (double)x->read_done / (double)x->read_total : 1.0))
+			x->cancelled = true;
+	}
 	return x->cancelled;
 }
 
@@ -1495,17 +1498,17 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		zip_discard(x.za);
 		goto out;
 	}
-	if (o->progress) {
-		zip_register_progress_callback_with_state(x.za, 0.001, on_zip_progress, NULL, &x);
-		zip_register_cancel_callback_with_state(x.za, on_zip_cancel, NULL, &x);
-	}
-	if (zip_close(x.za) < 0) {
+	if (o->progress && o->progress(o->progress_arg, 0.0))
+		x.cancelled = true;
+	if (x.cancelled || zip_close(x.za) < 0) {
 		rc = close_error(&x);
 		seterr(&x, rc, "writing the zip: %s", zip_strerror(x.za));
 		zip_discard(x.za);
 		goto out;
 	}
 	x.res->size = x.sink.len;
+	if (o->progress)
+		o->progress(o->progress_arg, 1.0); /* too late to stop: it is written */
 	rc = 0;
 out:
 	if (rc < 0 && out_fd >= 0 && ftruncate(out_fd, 0) < 0) {
