@@ -104,8 +104,5 @@ int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_aft
 		      const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Kudu's answer for a process that is not there (gone, 404). */
 int pd_h_not_running(struct pd_req *r, int pid);
-/* The same for an -errno of lib/. */
-int pd_h_problem_errno(struct pd_req *r, int err, unsigned retry_after, const char *param,
-		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -27,41 +27,20 @@ int pd_h_kind_status(enum pd_dump_error e)
 	return 500;
 }
 
-static int vproblem(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
-		    const char *param, const char *fmt, va_list ap)
+int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
+		      const char *param, const char *fmt, ...)
 {
 	char detail[1100], secs[16];
+	va_list ap;
 
+	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
 	if (retry_after && (e == PD_DUMP_BUSY || e == PD_DUMP_TIMEOUT || e == PD_DUMP_CHANGED)) {
 		snprintf(secs, sizeof(secs), "%u", retry_after);
 		pd_resp_header(r, "Retry-After", secs);
 	}
 	return pd_resp_problem(r, pd_h_kind_status(e), param, "%s", detail);
-}
-
-int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
-		      const char *param, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vproblem(r, e, retry_after, param, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-int pd_h_problem_errno(struct pd_req *r, int err, unsigned retry_after, const char *param,
-		       const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vproblem(r, pd_dump_error_from_errno(err, false), retry_after, param, fmt, ap);
-	va_end(ap);
-	return rc;
 }
 
 int pd_h_not_running(struct pd_req *r, int pid)

@@ -469,7 +469,7 @@ int h_process_kill(struct pd_req *r)
 		return pd_h_not_running(r, pid);
 	case -EPERM: /* refused before anything was signalled */
 		pd_kill_result_release(&res);
-		return pd_h_problem_errno(r, rc, 0, "id",
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "id",
 				       "Process %d is protected: it is pid 1, procdiag itself or one "
 				       "of its ancestors.", pid);
 	case -EBUSY: {
@@ -491,7 +491,7 @@ int h_process_kill(struct pd_req *r)
 	}
 	default:
 		pd_kill_result_release(&res);
-		return pd_h_problem_errno(r, rc, 0, NULL, "Cannot kill process %d: %s.", pid,
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, NULL, "Cannot kill process %d: %s.", pid,
 					  strerror(-rc));
 	}
 }

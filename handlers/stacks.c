@@ -68,7 +68,7 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 			 err[0] ? err : strerror(-rc));
 		break;
 	}
-	return pd_h_problem_errno(r, rc, 1, NULL, "%s", text);
+	return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 1, NULL, "%s", text);
 }
 
 /* State letters become the words of the threads routes; the process gets

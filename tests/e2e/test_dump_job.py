@@ -168,11 +168,7 @@ def test_one_name_rule_for_the_cli_and_the_api():
     pdJobNamed is found by either as PDJOBNAMED."""
     d = tempfile.mkdtemp(prefix="pd-job-")
     try:
-        exe = os.path.join(d, "pdJobNamed")
-        shutil.copy("/bin/sleep", exe)
-        one = h.spawn([exe, "60"], stdout=subprocess.DEVNULL)
-        h.wait_until(lambda: (h.proc_stat(one.pid) or {}).get("comm") == b"pdJobNamed", 5,
-                     "the named process")
+        one = named_sleep(d, "pdJobNamed")
         out = os.path.join(d, "core")
         r = subprocess.run([h.PROCDIAG, "dump", "-n", "PDJOBNAMED", "-q", "--json", "-o", out],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
