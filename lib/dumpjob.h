@@ -57,7 +57,7 @@ enum pd_dumpjob_file {
 
 struct pd_dumpjob_opts {
 	pid_t pid;
-	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: whatever runs */
+	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: the run found first */
 	struct pd_dumptype type;
 	enum pd_dump_format format;
 	unsigned deadline_ms; /* 0: the helper's default */
@@ -71,28 +71,27 @@ struct pd_dumpjob_opts {
 	 * fails the job (res->rc, res->phase PREPARE or BUNDLE). Called again
 	 * for the core, with an estimate past the first limit, when the core
 	 * met that limit. Required. */
-	int (*open_out)(void *arg, enum pd_dumpjob_file which, uint64_t estimate,
-			uint64_t *limit);
+	int (*open_out)(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit);
 	/* Called when a phase begins, after each progress of the helper, and
 	 * at least every tick_ms while the helper runs. Nonzero cancels the
 	 * job (PD_DUMP_CANCELLED). NULL: never cancelled. */
 	int (*progress)(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total);
 	void *arg;
-	unsigned tick_ms; /* 0: 100 */
+	unsigned tick_ms;   /* 0: 100 */
 	const char *helper; /* NULL: /proc/self/exe (tests name another) */
 };
 
 struct pd_dumpjob_result {
-	enum pd_dump_error error;  /* PD_DUMP_OK, or what kind of failure */
-	enum pd_dump_phase phase;  /* where it failed */
-	int rc;			   /* the -errno behind error (0: the helper's) */
-	char detail[256];	   /* a sentence, without the process's name */
-	struct pd_dumprun_result dump; /* the helper's figures and method */
-	uint64_t estimate;	   /* the estimate the core's file was asked for */
-	uint64_t limit;		   /* the last limit open_out gave */
-	int fd;			   /* after success: the final file (caller closes) */
-	uint64_t size;		   /* its bytes */
-	char core_name[32];	   /* "core.PID", the core's name inside a zip */
+	enum pd_dump_error error;	/* PD_DUMP_OK, or what kind of failure */
+	enum pd_dump_phase phase;	/* where it failed */
+	int rc;				/* the -errno behind error (0: the helper's) */
+	char detail[256];		/* a sentence, without the process's name */
+	struct pd_dumprun_result dump;	/* the helper's figures and method */
+	uint64_t estimate;		/* the estimate the core's file was asked for */
+	uint64_t limit;			/* the last limit open_out gave */
+	int fd;				/* after success: the final file (caller closes) */
+	uint64_t size;			/* its bytes */
+	char core_name[32];		/* "core.PID", the core's name inside a zip */
 	struct pd_bundle_result bundle; /* a zip's figures */
 };
 
