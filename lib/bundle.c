@@ -86,6 +86,7 @@ struct ctx {
 	struct pd_maps maps; /* live, for inode checks */
 	int memfd;	     /* /proc/PID/mem, for what the core lacks; -1 */
 	zip_t *za;
+	struct pd_zfile *core_file; /* while add_core adds it */
 	struct pd_zsink sink;
 	time_t now;
 	struct bmod *m;
@@ -240,7 +241,10 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	if (zip_name_locate(x->za, name, 0) >= 0)
 		return 0;
 	zip_error_init(&ze);
-	src = pd_zfile_source(f, &ze);
+	/* The core is deflated here, on every core; libzip copies the stream. */
+	src = f == x->core_file ? pd_zfile_deflated_source(f, level, x->o->progress,
+							   x->o->progress_arg, &ze)
+				: pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
@@ -249,8 +253,9 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 		zip_source_free(src);
 		return seterr(x, -ENOMEM, "zip: cannot add %s: %s", name, zip_strerror(x->za));
 	}
-	zip_set_file_compression(x->za, (zip_uint64_t)idx, level ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
-				 (zip_uint32_t)level);
+	if (f != x->core_file)
+		zip_set_file_compression(x->za, (zip_uint64_t)idx,
+					 level ? ZIP_CM_DEFLATE : ZIP_CM_STORE, (zip_uint32_t)level);
 	zip_file_set_mtime(x->za, (zip_uint64_t)idx, x->now, 0);
 	return 1;
 }
@@ -1284,7 +1289,9 @@ static int add_core(struct ctx *x)
 	f = pd_zfile_from_fd(fd, (uint64_t)st.st_size, x->now);
 	if (!f)
 		return -ENOMEM;
+	x->core_file = f;
 	rc = add_file(x, x->o->core_name, f, CORE_LEVEL);
+	x->core_file = NULL;
 	pd_zfile_unref(f);
 	return rc < 0 ? rc : 0;
 }

@@ -38,6 +38,10 @@ struct pd_bundle_opts {
 	 * NULL: out_fd is used, unbounded. */
 	int (*open_out)(void *arg, uint64_t bytes, uint64_t *limit);
 	void *out_arg;
+	/* Called while the core is deflated (on every core, lib/pdeflate.h)
+	 * into the zip, with the core's bytes done so far; NULL: none. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
 };
 
 struct pd_bundle_result {

@@ -2,6 +2,8 @@
 
 #include "lib/zipfd.h"
 
+#include "lib/pdeflate.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -310,6 +312,112 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze)
 	src = zip_source_function_create(zsrc_cb, z, ze);
 	if (!src) {
 		free(z);
+		return NULL;
+	}
+	f->refs++;
+	return src;
+}
+
+/* ---- pre-deflated input ----------------------------------------------------- */
+
+struct zdef {
+	struct pd_zfile *f;
+	struct pd_pdeflate_opts o;
+	struct pd_pdeflate *p; /* while open */
+	bool have_crc;
+	uint32_t crc;
+	uint64_t comp_size;
+	zip_error_t ze;
+};
+
+static zip_int64_t zdef_read(struct zdef *d, void *data, zip_uint64_t len)
+{
+	ssize_t n = pd_pdeflate_read(d->p, data, len);
+
+	if (n < 0)
+		return fail(&d->ze, n == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_READ, (int)-n);
+	if (n == 0 && len) {
+		d->have_crc = true;
+		d->crc = pd_pdeflate_crc(d->p);
+		d->comp_size = pd_pdeflate_out_size(d->p);
+	}
+	return n;
+}
+
+static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
+{
+	struct zdef *d = ud;
+	int rc;
+
+	switch (cmd) {
+	case ZIP_SOURCE_SUPPORTS:
+		return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ,
+						      ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+						      ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+	case ZIP_SOURCE_STAT: {
+		zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &d->ze);
+
+		if (!st)
+			return -1;
+		zip_stat_init(st);
+		st->size = d->f->size;
+		st->mtime = d->f->mtime;
+		st->comp_method = ZIP_CM_DEFLATE;
+		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME | ZIP_STAT_COMP_METHOD;
+		if (d->have_crc) {
+			st->crc = d->crc;
+			st->comp_size = d->comp_size;
+			st->valid |= ZIP_STAT_CRC | ZIP_STAT_COMP_SIZE;
+		}
+		return sizeof(*st);
+	}
+	case ZIP_SOURCE_OPEN:
+		pd_pdeflate_free(d->p);
+		d->p = NULL;
+		d->have_crc = false;
+		d->o.fd = d->f->fd;
+		rc = pd_pdeflate_start(&d->o, &d->p);
+		if (rc < 0)
+			return fail(&d->ze, rc == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_INTERNAL, -rc);
+		return 0;
+	case ZIP_SOURCE_READ: return zdef_read(d, data, len);
+	case ZIP_SOURCE_CLOSE:
+		pd_pdeflate_free(d->p);
+		d->p = NULL;
+		return 0;
+	case ZIP_SOURCE_ERROR: return zip_error_to_data(&d->ze, data, len);
+	case ZIP_SOURCE_FREE:
+		pd_pdeflate_free(d->p);
+		pd_zfile_unref(d->f);
+		zip_error_fini(&d->ze);
+		free(d);
+		return 0;
+	default: return fail(&d->ze, ZIP_ER_OPNOTSUPP, 0);
+	}
+}
+
+zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
+				       void (*progress)(void *arg, uint64_t done, uint64_t total),
+				       void *progress_arg, zip_error_t *ze)
+{
+	struct zdef *d = calloc(1, sizeof(*d));
+	zip_source_t *src;
+
+	if (!d || f->fd < 0) {
+		zip_error_set(ze, d ? ZIP_ER_INVAL : ZIP_ER_MEMORY, 0);
+		free(d);
+		return NULL;
+	}
+	d->f = f;
+	d->o = (struct pd_pdeflate_opts){.size = f->size,
+					 .level = level,
+					 .progress = progress,
+					 .progress_arg = progress_arg};
+	zip_error_init(&d->ze);
+	src = zip_source_function_create(zdef_cb, d, ze);
+	if (!src) {
+		zip_error_fini(&d->ze);
+		free(d);
 		return NULL;
 	}
 	f->refs++;
