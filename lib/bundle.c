@@ -27,6 +27,7 @@
 #include "lib/modules.h"
 #include "lib/ownerfile.h"
 #include "lib/proc.h"
+#include "lib/pdeflate.h"
 #include "lib/zipfd.h"
 
 #define SYSROOT	      "sysroot"
@@ -241,10 +242,13 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	if (zip_name_locate(x->za, name, 0) >= 0)
 		return 0;
 	zip_error_init(&ze);
-	/* The core is deflated here, on every core; libzip copies the stream. */
-	src = f == x->core_file ? pd_zfile_deflated_source(f, level, x->o->progress,
-							   x->o->progress_arg, &ze)
-				: pd_zfile_source(f, &ze);
+	/* A file of two chunks or more (the core always) is deflated here, on
+	 * every core; libzip copies the stream. */
+	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
+		src = pd_zfile_deflated_source(f, level, f == x->core_file ? x->o->progress : NULL,
+					       x->o->progress_arg, &ze);
+	else
+		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
@@ -253,9 +257,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 		zip_source_free(src);
 		return seterr(x, -ENOMEM, "zip: cannot add %s: %s", name, zip_strerror(x->za));
 	}
-	if (f != x->core_file)
-		zip_set_file_compression(x->za, (zip_uint64_t)idx,
-					 level ? ZIP_CM_DEFLATE : ZIP_CM_STORE, (zip_uint32_t)level);
+	zip_set_file_compression(x->za, (zip_uint64_t)idx, level ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
+				 (zip_uint32_t)level);
 	zip_file_set_mtime(x->za, (zip_uint64_t)idx, x->now, 0);
 	return 1;
 }

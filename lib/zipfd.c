@@ -205,6 +205,11 @@ void pd_zfile_unref(struct pd_zfile *f)
 	free(f);
 }
 
+uint64_t pd_zfile_size(const struct pd_zfile *f)
+{
+	return f->size;
+}
+
 static zip_int64_t zsrc_open(struct zsrc *z)
 {
 	struct pd_zfile *f = z->f;
@@ -321,21 +326,38 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze)
 /* ---- pre-deflated input ----------------------------------------------------- */
 
 struct zdef {
-	struct pd_zfile *f;
+	struct zsrc z; /* the file, opened as a plain source opens it */
 	struct pd_pdeflate_opts o;
 	struct pd_pdeflate *p; /* while open */
 	bool have_crc;
 	uint32_t crc;
 	uint64_t comp_size;
-	zip_error_t ze;
 };
+
+static zip_int64_t zdef_open(struct zdef *d)
+{
+	int rc;
+
+	pd_pdeflate_free(d->p);
+	d->p = NULL;
+	d->have_crc = false;
+	if (zsrc_open(&d->z) < 0)
+		return -1;
+	d->o.fd = d->z.f->fd;
+	rc = pd_pdeflate_start(&d->o, &d->p);
+	if (rc < 0) {
+		zsrc_close(&d->z);
+		return fail(&d->z.ze, rc == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_INTERNAL, -rc);
+	}
+	return 0;
+}
 
 static zip_int64_t zdef_read(struct zdef *d, void *data, zip_uint64_t len)
 {
 	ssize_t n = pd_pdeflate_read(d->p, data, len);
 
 	if (n < 0)
-		return fail(&d->ze, n == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_READ, (int)-n);
+		return fail(&d->z.ze, n == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_READ, (int)-n);
 	if (n == 0 && len) {
 		d->have_crc = true;
 		d->crc = pd_pdeflate_crc(d->p);
@@ -347,7 +369,6 @@ static zip_int64_t zdef_read(struct zdef *d, void *data, zip_uint64_t len)
 static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
 {
 	struct zdef *d = ud;
-	int rc;
 
 	switch (cmd) {
 	case ZIP_SOURCE_SUPPORTS:
@@ -355,13 +376,13 @@ static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cm
 						      ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
 						      ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
 	case ZIP_SOURCE_STAT: {
-		zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &d->ze);
+		zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &d->z.ze);
 
 		if (!st)
 			return -1;
 		zip_stat_init(st);
-		st->size = d->f->size;
-		st->mtime = d->f->mtime;
+		st->size = d->z.f->size;
+		st->mtime = d->z.f->mtime;
 		st->comp_method = ZIP_CM_DEFLATE;
 		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME | ZIP_STAT_COMP_METHOD;
 		if (d->have_crc) {
@@ -371,28 +392,22 @@ static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cm
 		}
 		return sizeof(*st);
 	}
-	case ZIP_SOURCE_OPEN:
-		pd_pdeflate_free(d->p);
-		d->p = NULL;
-		d->have_crc = false;
-		d->o.fd = d->f->fd;
-		rc = pd_pdeflate_start(&d->o, &d->p);
-		if (rc < 0)
-			return fail(&d->ze, rc == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_INTERNAL, -rc);
-		return 0;
+	case ZIP_SOURCE_OPEN: return zdef_open(d);
 	case ZIP_SOURCE_READ: return zdef_read(d, data, len);
 	case ZIP_SOURCE_CLOSE:
 		pd_pdeflate_free(d->p);
 		d->p = NULL;
+		zsrc_close(&d->z);
 		return 0;
-	case ZIP_SOURCE_ERROR: return zip_error_to_data(&d->ze, data, len);
+	case ZIP_SOURCE_ERROR: return zip_error_to_data(&d->z.ze, data, len);
 	case ZIP_SOURCE_FREE:
 		pd_pdeflate_free(d->p);
-		pd_zfile_unref(d->f);
-		zip_error_fini(&d->ze);
+		zsrc_close(&d->z);
+		pd_zfile_unref(d->z.f);
+		zip_error_fini(&d->z.ze);
 		free(d);
 		return 0;
-	default: return fail(&d->ze, ZIP_ER_OPNOTSUPP, 0);
+	default: return fail(&d->z.ze, ZIP_ER_OPNOTSUPP, 0);
 	}
 }
 
@@ -403,20 +418,19 @@ zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
 	struct zdef *d = calloc(1, sizeof(*d));
 	zip_source_t *src;
 
-	if (!d || f->fd < 0) {
-		zip_error_set(ze, d ? ZIP_ER_INVAL : ZIP_ER_MEMORY, 0);
-		free(d);
+	if (!d) {
+		zip_error_set(ze, ZIP_ER_MEMORY, 0);
 		return NULL;
 	}
-	d->f = f;
+	d->z.f = f;
 	d->o = (struct pd_pdeflate_opts){.size = f->size,
 					 .level = level,
 					 .progress = progress,
 					 .progress_arg = progress_arg};
-	zip_error_init(&d->ze);
+	zip_error_init(&d->z.ze);
 	src = zip_source_function_create(zdef_cb, d, ze);
 	if (!src) {
-		zip_error_fini(&d->ze);
+		zip_error_fini(&d->z.ze);
 		free(d);
 		return NULL;
 	}

@@ -47,6 +47,7 @@ typedef int (*pd_zfile_open_fn)(void *arg, const char *name);
 struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *name, dev_t dev,
 			       ino_t ino, uint64_t size, time_t mtime);
 void pd_zfile_unref(struct pd_zfile *f);
+uint64_t pd_zfile_size(const struct pd_zfile *f);
 /* A seekable read source of the file; takes its own reference. */
 zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
 
@@ -54,8 +55,7 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
  * (lib/pdeflate.h): its STAT says ZIP_CM_DEFLATE with the size and, once
  * read to the end, the CRC, so libzip (zip_close's add_data) copies the
  * stream as the entry's data instead of compressing it again. progress
- * (may be NULL) gets the input bytes done. Takes its own reference of f,
- * which must be held open (pd_zfile_from_fd). */
+ * (may be NULL) gets the input bytes done. Takes its own reference of f. */
 zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
 				       void (*progress)(void *arg, uint64_t done, uint64_t total),
 				       void *progress_arg, zip_error_t *ze);
