@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,29 +33,47 @@ static int tmpfile_fd(void)
 	return fd;
 }
 
-/* A file of size bytes: holes, runs of zeros written as data, text, and
- * bytes that do not compress, at offsets that straddle chunk bounds. Its
- * content is also returned in memory. */
+/* A file of size bytes: pieces of text, holes, zeros written as data and
+ * bytes that do not compress, a third of a chunk each (in whole pages), so that pieces
+ * straddle chunk bounds (text continues into the next chunk: a wrong
+ * dictionary shows); past 2 chunks, [2, 4) chunks are a hole, chunk 4 is
+ * zeros written, and chunk 5 zeros but for its last byte. The content is
+ * also returned in memory. */
 static unsigned char *make_input(int fd, size_t size)
 {
+	const size_t piece = (CH / 3 + 4095) / 4096 * 4096; /* page-aligned holes */
 	unsigned char *m = calloc(1, size ? size : 1);
 	uint32_t x = 12345;
 
 	assert_non_null(m);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	for (size_t off = 0; off < size; off += CH / 2) {
-		size_t n = size - off < CH / 2 ? size - off : CH / 2;
-		unsigned kind = (unsigned)(off / (CH / 2)) % 4;
+	for (size_t off = 0; off < size; off += piece) {
+		size_t n = size - off < piece ? size - off : piece;
+		unsigned kind = (unsigned)(off / piece) % 4;
 
-		if (kind == 1) /* a hole */
-			continue;
 		for (size_t i = 0; i < n; i++) {
 			x = x * 1103515245u + 12345u;
 			m[off + i] = kind == 0 ? (unsigned char)("procdiag core "[i % 14])
-				     : kind == 2 ? 0
-						 : (unsigned char)(x >> 24);
+				     : kind == 3 ? (unsigned char)(x >> 24)
+						 : 0;
 		}
+	}
+	if (size >= 6 * CH) {
+		memset(m + 2 * CH, 0, 4 * CH);
+		m[6 * CH - 1] = 1;
+	}
+	for (size_t off = 0; off < size; off += piece) {
+		size_t n = size - off < piece ? size - off : piece;
+
+		if ((off / piece) % 4 == 1) /* a hole */
+			continue;
 		assert_int_equal(pwrite(fd, m + off, n, (off_t)off), (ssize_t)n);
+	}
+	if (size >= 6 * CH) {
+		assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					   2 * CH, 2 * CH),
+				 0);
+		assert_int_equal(pwrite(fd, m + 4 * CH, 2 * CH, 4 * CH), 2 * CH);
 	}
 	return m;
 }
