@@ -88,4 +88,18 @@ int h_mon_info(struct pd_req *r);
 /* dump.c */
 int h_mon_dump(struct pd_req *r);
 
+/* problem.c: the one map from what went wrong in lib/ to an HTTP status,
+ * for every handler: the error kind (lib/dumprun.h; an errno of reading or
+ * stopping a process becomes one through pd_dump_error_from_errno) to its
+ * status: gone, zombie, kernel thread, timeout, busy 409; not permitted
+ * 403; no space 507; cancelled 499 (nobody reads it); the rest 500. */
+#include "lib/dumprun.h"
+int pd_h_kind_status(enum pd_dump_error e);
+/* A problem answer with that status; a busy one with Retry-After: the
+ * seconds a client told "busy" should wait, about the time a mini dump and
+ * its download take. */
+#define PD_H_RETRY_AFTER "10"
+int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, const char *param,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -24,6 +24,7 @@
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "lib/coreread.h"
+#include "lib/dumprun.h"
 #include "lib/modules.h"
 #include "lib/ownerfile.h"
 #include "lib/proc.h"
@@ -97,6 +98,7 @@ struct ctx {
 	struct pd_bundle_result *res;
 	char *err;
 	size_t errlen;
+	bool cancelled; /* o->progress asked to stop */
 };
 
 static int seterr(struct ctx *x, int rc, const char *fmt, ...)
@@ -1095,6 +1097,17 @@ static int add_manifest(struct ctx *x)
 	json_object_set_new(root, "process", proc);
 	json_object_set_new(dump, "type", pd_json_cstr(x->o->dump_type ? x->o->dump_type : "unknown"));
 	json_object_set_new(dump, "stopped_us", json_integer((json_int_t)x->o->stopped_us));
+	if (x->o->figures) {
+		const struct pd_dump_figures *f = x->o->figures;
+
+		json_object_set_new(dump, "method", json_string(f->method));
+		json_object_set_new(dump, "method_reason", pd_json_cstr(f->reason));
+		json_object_set_new(dump, "freezing_us", json_integer((json_int_t)f->freezing_us));
+		json_object_set_new(dump, "frozen_us", json_integer((json_int_t)f->frozen_us));
+		json_object_set_new(dump, "copy_us", json_integer((json_int_t)f->copy_us));
+		json_object_set_new(dump, "copied_bytes", json_integer((json_int_t)f->copied_bytes));
+		json_object_set_new(dump, "extra_memory", json_integer((json_int_t)f->extra_memory));
+	}
 	json_object_set_new(dump, "core", pd_json_cstr(x->o->core_name));
 	json_object_set_new(dump, "core_size", json_integer((json_int_t)x->core.size));
 	json_object_set_new(root, "dump", dump);
@@ -1360,6 +1373,25 @@ static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
 	return fd;
 }
 
+/* libzip's progress while zip_close writes: the caller's progress, whose
+ * answer the cancel callback gives back. */
+static void on_zip_progress(zip_t *za, double fraction, void *arg)
+{
+	struct ctx *x = arg;
+
+	(void)za;
+	if (!x->cancelled && x->o->progress(x->o->progress_arg, fraction))
+		x->cancelled = true;
+}
+
+static int on_zip_cancel(zip_t *za, void *arg)
+{
+	struct ctx *x = arg;
+
+	(void)za;
+	return x->cancelled;
+}
+
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1369,6 +1401,8 @@ static int close_error(struct ctx *x)
 
 	if (x->sink.err)
 		return -x->sink.err;
+	if (x->cancelled || zip_error_code_zip(ze) == ZIP_ER_CANCELLED)
+		return -ECANCELED;
 	if (zip_error_code_zip(ze) == ZIP_ER_MEMORY)
 		return -ENOMEM;
 	if (zip_error_system_type(ze) == ZIP_ET_SYS && sys > 0)
@@ -1470,6 +1504,10 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 			seterr(&x, rc, "building the zip: %s", strerror(-rc));
 		zip_discard(x.za);
 		goto out;
+	}
+	if (o->progress) {
+		zip_register_progress_callback_with_state(x.za, 0.001, on_zip_progress, NULL, &x);
+		zip_register_cancel_callback_with_state(x.za, on_zip_cancel, NULL, &x);
 	}
 	if (zip_close(x.za) < 0) {
 		rc = close_error(&x);

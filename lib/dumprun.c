@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ static const char *const codes[] = {
 	[PD_DUMP_NO_SPACE] = "no_space",
 	[PD_DUMP_IO] = "io",
 	[PD_DUMP_INTERNAL] = "internal",
+	[PD_DUMP_CANCELLED] = "cancelled",
 };
 
 const char *pd_dump_error_code(enum pd_dump_error e)
@@ -94,6 +96,45 @@ static bool get_u64(json_t *o, const char *key, uint64_t *out)
 	return true;
 }
 
+/* The optional figures of "done" (struct pd_dump_figures): absent ones get
+ * their defaults; present ones of the wrong type are not the protocol. */
+static bool parse_figures(json_t *o, struct pd_dumprun_result *r)
+{
+	struct pd_dump_figures *f = &r->fig;
+	static const struct {
+		const char *key;
+		size_t off;
+	} nums[] = {
+		{"freezing_us", offsetof(struct pd_dump_figures, freezing_us)},
+		{"frozen_us", offsetof(struct pd_dump_figures, frozen_us)},
+		{"copy_us", offsetof(struct pd_dump_figures, copy_us)},
+		{"copied_bytes", offsetof(struct pd_dump_figures, copied_bytes)},
+		{"extra_memory", offsetof(struct pd_dump_figures, extra_memory)},
+	};
+	json_t *m = json_object_get(o, "method"), *why = json_object_get(o, "reason");
+
+	snprintf(f->method, sizeof(f->method), "stop");
+	f->frozen_us = r->stopped_us;
+	f->copied_bytes = r->dumped_bytes;
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		if (json_object_get(o, nums[i].key) &&
+		    !get_u64(o, nums[i].key, (uint64_t *)((char *)f + nums[i].off)))
+			return false;
+	if (m) {
+		const char *v = json_string_value(m);
+
+		if (!v || (strcmp(v, "clone") && strcmp(v, "stop")))
+			return false;
+		snprintf(f->method, sizeof(f->method), "%s", v);
+	}
+	if (why) {
+		if (!json_is_string(why))
+			return false;
+		snprintf(f->reason, sizeof(f->reason), "%s", json_string_value(why));
+	}
+	return true;
+}
+
 static int parse_final_error(json_t *o, struct pd_dumprun_result *res)
 {
 	const char *code = json_string_value(json_object_get(o, "error"));
@@ -137,7 +178,7 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 
 		if (get_u64(o, "size", &r.size) && get_u64(o, "stopped_us", &r.stopped_us) &&
 		    get_u64(o, "threads", &r.threads) && get_u64(o, "mappings", &r.mappings) &&
-		    get_u64(o, "dumped_bytes", &r.dumped_bytes)) {
+		    get_u64(o, "dumped_bytes", &r.dumped_bytes) && parse_figures(o, &r)) {
 			*res = r;
 			rc = PD_STATUS_FINAL;
 		}

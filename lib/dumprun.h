@@ -61,6 +61,21 @@ enum pd_dump_error {
 	PD_DUMP_NO_SPACE,      /* ENOSPC/EDQUOT/EFBIG writing the core */
 	PD_DUMP_IO,
 	PD_DUMP_INTERNAL, /* also: an error code this build does not know */
+	PD_DUMP_CANCELLED, /* the caller gave up (lib/dumpjob.h); never the helper's */
+};
+
+/* How the memory was copied and what it cost (CRIU's figures). The helper's
+ * "done" event may carry each; absent ones get the defaults named here. */
+struct pd_dump_figures {
+	char method[8];	      /* "clone" or "stop" (absent: "stop") */
+	char reason[128];     /* why no clone ran ("" when one did; absent: "") */
+	uint64_t freezing_us; /* until every thread was stopped (absent: 0) */
+	uint64_t frozen_us;   /* how long the target was stopped (absent:
+				 stopped_us) */
+	uint64_t copy_us;     /* copying memory (absent: 0) */
+	uint64_t copied_bytes; /* bytes of memory read (absent: dumped_bytes) */
+	uint64_t extra_memory; /* the target's extra memory during the dump,
+				  bytes (absent: 0) */
 };
 
 struct pd_dumprun_result {
@@ -72,6 +87,7 @@ struct pd_dumprun_result {
 	uint64_t stopped_us; /* how long the target was stopped */
 	uint64_t dumped_bytes;
 	uint64_t threads, mappings;
+	struct pd_dump_figures fig;
 	int wait_status; /* the helper's, from waitpid */
 };
 
