@@ -233,6 +233,17 @@ static const char *base_name(const char *path)
 
 /* ---- zip entries ---------------------------------------------------------- */
 
+/* The core's progress as pdeflate reports it: the caller's, whose nonzero
+ * answer fails the core's source and so zip_close (-ECANCELED). */
+static int core_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct ctx *x = arg;
+
+	if (!x->cancelled && x->o->progress(x->o->progress_arg, done, total))
+		x->cancelled = true;
+	return x->cancelled;
+}
+
 /* Adds file f under name (a reference is taken). An existing name is kept:
  * two mappings of one path are one entry. 1 added, 0 already there, <0. */
 static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int level)
@@ -247,8 +258,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	/* A file of two chunks or more (the core always) is deflated here, on
 	 * every core; libzip copies the stream. */
 	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
-		src = pd_zfile_deflated_source(f, level, f == x->core_file ? x->o->progress : NULL,
-					       x->o->progress_arg, &ze);
+		src = pd_zfile_deflated_source(
+			f, level, f == x->core_file && x->o->progress ? core_progress : NULL, x, &ze);
 	else
 		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);
@@ -1373,25 +1384,6 @@ static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
 	return fd;
 }
 
-/* libzip's progress while zip_close writes: the caller's progress, whose
- * answer the cancel callback gives back. */
-static void on_zip_progress(zip_t *za, double fraction, void *arg)
-{
-	struct ctx *x = arg;
-
-	(void)za;
-	if (!x->cancelled && x->o->progress(x->o->progress_arg, fraction))
-		x->cancelled = true;
-}
-
-static int on_zip_cancel(zip_t *za, void *arg)
-{
-	struct ctx *x = arg;
-
-	(void)za;
-	return x->cancelled;
-}
-
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1504,10 +1496,6 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 			seterr(&x, rc, "building the zip: %s", strerror(-rc));
 		zip_discard(x.za);
 		goto out;
-	}
-	if (o->progress) {
-		zip_register_progress_callback_with_state(x.za, 0.001, on_zip_progress, NULL, &x);
-		zip_register_cancel_callback_with_state(x.za, on_zip_cancel, NULL, &x);
 	}
 	if (zip_close(x.za) < 0) {
 		rc = close_error(&x);

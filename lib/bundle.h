@@ -34,9 +34,10 @@ struct pd_bundle_opts {
 	/* For the manifest too: how the memory was copied (lib/dumprun.h).
 	 * NULL: not said. */
 	const struct pd_dump_figures *figures;
-	/* Called as the zip is written with the fraction done (0 to 1); nonzero
-	 * stops it (-ECANCELED). NULL: never stopped. */
-	int (*progress)(void *arg, double fraction);
+	/* Called as the core is deflated into the zip (on every CPU,
+	 * lib/pdeflate.h; the bulk of the zip's time) with the core's bytes
+	 * done so far; nonzero stops it (-ECANCELED). NULL: never stopped. */
+	int (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	/* Opens the zip's spool once every entry is chosen, before a byte is
 	 * written: bytes is an upper bound of the whole zip (every entry at
@@ -47,10 +48,6 @@ struct pd_bundle_opts {
 	 * NULL: out_fd is used, unbounded. */
 	int (*open_out)(void *arg, uint64_t bytes, uint64_t *limit);
 	void *out_arg;
-	/* Called while the core is deflated (on every core, lib/pdeflate.h)
-	 * into the zip, with the core's bytes done so far; NULL: none. */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
-	void *progress_arg;
 };
 
 struct pd_bundle_result {

@@ -13,6 +13,7 @@
 
 #include "lib/proc.h"
 #include "lib/spool.h"
+#include "lib/zstdout.h"
 
 static const char *const phase_names[] = {
 	[PD_PHASE_PREPARE] = "prepare", [PD_PHASE_COPY] = "copy",
@@ -174,13 +175,13 @@ static int copy(struct job *j, uint64_t estimate)
 	return 0;
 }
 
-static int zip_progress(void *arg, double fraction)
+/* The compress phase: bytes of the core compressed so far. */
+static int compress_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct job *j = arg;
 
-	if (j->phase != PD_PHASE_COMPRESS)
-		j->phase = PD_PHASE_COMPRESS;
-	return progress(j, (uint64_t)(fraction * (double)j->core_size), j->core_size);
+	j->phase = PD_PHASE_COMPRESS;
+	return progress(j, done, total);
 }
 
 static int zip_open_out(void *arg, uint64_t bytes, uint64_t *limit)
@@ -214,7 +215,7 @@ static int dumpjob_bundle(struct job *j)
 		.figures = &res->dump.fig,
 		.open_out = zip_open_out,
 		.out_arg = j,
-		.progress = zip_progress,
+		.progress = compress_progress,
 		.progress_arg = j,
 	};
 	int rc;
@@ -246,6 +247,42 @@ static int dumpjob_bundle(struct job *j)
 	return 0;
 }
 
+/* Step 4 for compress zstd: the core as one zstd stream, phase COMPRESS.
+ * On success res->fd is the stream and the core's file is closed. */
+static int dumpjob_zstd(struct job *j)
+{
+	struct pd_dumpjob_result *res = j->res;
+	struct pd_zstd_opts zo = {
+		.in_fd = j->core_fd,
+		.size = j->core_size,
+		.progress = compress_progress,
+		.progress_arg = j,
+	};
+	int rc;
+
+	if (enter(j, PD_PHASE_COMPRESS) < 0 ||
+	    open_file(j, PD_DUMPJOB_ZSTD, pd_zstd_bound(j->core_size), &res->fd) < 0)
+		return -1;
+	zo.out_fd = res->fd;
+	zo.limit = res->limit;
+	rc = pd_zstd_write(&zo, &res->size);
+	if (rc == -ECANCELED)
+		return fail(j, PD_DUMP_CANCELLED, rc, "the dump was cancelled");
+	if (rc == -EFBIG)
+		return fail(j, PD_DUMP_NO_SPACE, rc,
+			    "the zstd stream would pass its spool's limit (%llu bytes)",
+			    (unsigned long long)res->limit);
+	if (rc == -ENOSPC || rc == -EDQUOT)
+		return fail(j, PD_DUMP_NO_SPACE, rc, "no space for the zstd stream: %s",
+			    strerror(-rc));
+	if (rc < 0)
+		return fail(j, PD_DUMP_INTERNAL, rc, "the zstd stream could not be written: %s",
+			    strerror(-rc));
+	close(j->core_fd);
+	j->core_fd = -1;
+	return 0;
+}
+
 int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *res)
 {
 	struct job j = {.o = o, .res = res, .phase = PD_PHASE_PREPARE, .core_fd = -1};
@@ -254,11 +291,18 @@ int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *re
 	memset(res, 0, sizeof(*res));
 	res->fd = -1;
 	snprintf(res->core_name, sizeof(res->core_name), "core.%d", (int)o->pid);
+	if (o->compress != PD_DUMP_COMPRESS_NONE && o->format == PD_DUMP_FORMAT_ZIP) {
+		fail(&j, PD_DUMP_INTERNAL, -EINVAL, "a zip is deflated: it takes no other compression");
+		goto fail;
+	}
 	if (enter(&j, PD_PHASE_PREPARE) < 0 || prepare(&j, &estimate) < 0 ||
 	    copy(&j, estimate) < 0)
 		goto fail;
 	if (o->format == PD_DUMP_FORMAT_ZIP) {
 		if (dumpjob_bundle(&j) < 0)
+			goto fail;
+	} else if (o->compress == PD_DUMP_COMPRESS_ZSTD) {
+		if (dumpjob_zstd(&j) < 0)
 			goto fail;
 	} else {
 		res->fd = j.core_fd;

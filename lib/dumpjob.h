@@ -14,7 +14,10 @@
  *      file opened for more than that limit;
  *   4. for PD_DUMP_FORMAT_ZIP: the bundle step (dumpjob_bundle), phases
  *      BUNDLE (choosing the binaries and debug files) and COMPRESS (the zip
- *      written), into a second file asked of open_out (PD_DUMPJOB_ZIP).
+ *      written, its core deflated on every CPU), into a second file asked
+ *      of open_out (PD_DUMPJOB_ZIP); for PD_DUMP_COMPRESS_ZSTD, phase
+ *      COMPRESS: the core as one zstd stream (lib/zstdout.h) into a second
+ *      file (PD_DUMPJOB_ZSTD). Either way the core's file is then closed.
  *
  * The job never leaves a file open behind it: on failure every fd it got
  * from open_out is closed; on success the final file is res->fd, which the
@@ -36,6 +39,14 @@ enum pd_dump_format {
 	PD_DUMP_FORMAT_ZIP, /* the zip bundle (lib/bundle.h) */
 };
 
+/* How the final file is compressed (docs/DUMPS.md, "Compression"). A zip
+ * is always deflate: PD_DUMP_COMPRESS_ZSTD with PD_DUMP_FORMAT_ZIP fails
+ * the job (PD_DUMP_INTERNAL, -EINVAL); front ends refuse it first. */
+enum pd_dump_compress {
+	PD_DUMP_COMPRESS_NONE,
+	PD_DUMP_COMPRESS_ZSTD, /* the core as one zstd stream, on every CPU */
+};
+
 /* What the job is doing; the progress callback gets it. */
 enum pd_dump_phase {
 	PD_PHASE_PREPARE,  /* checks, estimate, the file opened */
@@ -53,6 +64,7 @@ const char *pd_dump_phase_name(enum pd_dump_phase ph);
 enum pd_dumpjob_file {
 	PD_DUMPJOB_CORE, /* the core (the final file of a raw dump) */
 	PD_DUMPJOB_ZIP,	 /* the bundle (the final file of a zip dump) */
+	PD_DUMPJOB_ZSTD, /* the zstd stream (the final file with compress zstd) */
 };
 
 struct pd_dumpjob_opts {
@@ -60,6 +72,7 @@ struct pd_dumpjob_opts {
 	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: whatever runs */
 	struct pd_dumptype type;
 	enum pd_dump_format format;
+	enum pd_dump_compress compress;
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
 	/* The scope the helper judges the stopped process by; borrowed. NULL:

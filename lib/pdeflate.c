@@ -304,8 +304,8 @@ static void release_chunk(struct pd_pdeflate *p)
 	pthread_cond_broadcast(&p->space);
 	pthread_mutex_unlock(&p->mu);
 	p->cur = NULL;
-	if (p->o.progress)
-		p->o.progress(p->o.progress_arg, p->in_done, p->o.size);
+	if (p->o.progress && p->o.progress(p->o.progress_arg, p->in_done, p->o.size))
+		p->err = -ECANCELED;
 }
 
 ssize_t pd_pdeflate_read(struct pd_pdeflate *p, void *buf, size_t len)

@@ -27,8 +27,9 @@ struct pd_pdeflate_opts {
 	int level;	  /* zlib level, 1..9 */
 	unsigned threads; /* workers; 0: the CPUs this process may run on */
 	/* Called by the reading thread as the stream is read, with the input
-	 * bytes whose deflated form was read so far; NULL: none. */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	 * bytes whose deflated form was read so far; nonzero stops the stream
+	 * (-ECANCELED). NULL: none. */
+	int (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
 
@@ -40,7 +41,8 @@ int pd_pdeflate_start(const struct pd_pdeflate_opts *o, struct pd_pdeflate **out
 
 /* Copies up to len bytes of the stream, in order. Returns the bytes copied,
  * 0 at the end of the stream, or -errno of a failed read of the input
- * (-EIO, ...) or -ENOMEM; after an error every call returns it again. */
+ * (-EIO, ...), -ENOMEM or -ECANCELED (progress said stop); after an error
+ * every call returns it again. */
 ssize_t pd_pdeflate_read(struct pd_pdeflate *p, void *buf, size_t len);
 
 /* After pd_pdeflate_read returned 0: the CRC-32 of the input and the

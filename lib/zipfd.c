@@ -412,7 +412,7 @@ static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cm
 }
 
 zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
-				       void (*progress)(void *arg, uint64_t done, uint64_t total),
+				       int (*progress)(void *arg, uint64_t done, uint64_t total),
 				       void *progress_arg, zip_error_t *ze)
 {
 	struct zdef *d = calloc(1, sizeof(*d));

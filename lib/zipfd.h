@@ -55,9 +55,10 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
  * (lib/pdeflate.h): its STAT says ZIP_CM_DEFLATE with the size and, once
  * read to the end, the CRC, so libzip (zip_close's add_data) copies the
  * stream as the entry's data instead of compressing it again. progress
- * (may be NULL) gets the input bytes done. Takes its own reference of f. */
+ * (may be NULL) gets the input bytes done; nonzero fails the read. Takes
+ * its own reference of f. */
 zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
-				       void (*progress)(void *arg, uint64_t done, uint64_t total),
+				       int (*progress)(void *arg, uint64_t done, uint64_t total),
 				       void *progress_arg, zip_error_t *ze);
 
 #endif

@@ -51,13 +51,15 @@ static int flush_out(struct zw *w, ZSTD_outBuffer *ob)
 	return 0;
 }
 
-static void progress(struct zw *w, uint64_t n)
+static int progress(struct zw *w, uint64_t n)
 {
 	w->done += n;
 	if (w->o->progress && (w->done - w->reported >= PROGRESS_STEP || w->done == w->o->size)) {
 		w->reported = w->done;
-		w->o->progress(w->o->progress_arg, w->done, w->o->size);
+		if (w->o->progress(w->o->progress_arg, w->done, w->o->size))
+			return -ECANCELED;
 	}
+	return 0;
 }
 
 /* Feeds len bytes at p (all of them), or ends the frame (end). */
@@ -80,8 +82,7 @@ static int feed(struct zw *w, const void *p, size_t len, bool end)
 		if (end ? left == 0 : ib.pos == ib.size)
 			break;
 	}
-	progress(w, len);
-	return 0;
+	return progress(w, len);
 }
 
 static int feed_zeros(struct zw *w, uint64_t len)

@@ -19,8 +19,9 @@ struct pd_zstd_opts {
 	uint64_t limit;	  /* the most out_fd may hold; 0: no bound but its fs's */
 	int level;	  /* zstd level; 0: 1, zstd -1's */
 	unsigned threads; /* workers; 0: the CPUs this process may run on */
-	/* Called with the core's bytes compressed so far; NULL: none. */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	/* Called with the core's bytes compressed so far; nonzero stops
+	 * (-ECANCELED). NULL: none. */
+	int (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
 
@@ -30,7 +31,7 @@ uint64_t pd_zstd_bound(uint64_t size);
 /* Compresses o->in_fd into o->out_fd and truncates out_fd to the stream;
  * *out_size (may be NULL) gets its length. 0 or -errno: -ENOSPC/-EDQUOT
  * (out_fd's file system is full), -EFBIG (past o->limit; nothing past it is
- * written), -EIO or another read error of in_fd, -ENOMEM. On failure
+ * written), -EIO or another read error of in_fd, -ENOMEM, -ECANCELED. On failure
  * out_fd is truncated to 0. */
 int pd_zstd_write(const struct pd_zstd_opts *o, uint64_t *out_size);
 

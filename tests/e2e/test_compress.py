@@ -101,7 +101,7 @@ def test_zstd_dump_on_monitor_route():
         assert r.status == 200, r
         assert r.content_type == "application/zstd", r
         cd = r.header("Content-Disposition") or ""
-        assert re.fullmatch(r'attachment; filename="core_\d{8}_\d{6}\.zst"', cd), cd
+        assert re.fullmatch(r'attachment; filename="core_\d{8}_\d{6}_\d{3}\.zst"', cd), cd
         assert_core_opens(unzstd(save(r.body, d, "mini.zst")), 2)
         assert_resumed(t.pid)
     finally:
