@@ -3,8 +3,11 @@
 by their real consumers: the zstd tool, unzip -t, Python's zipfile, then
 eu-readelf and gdb on what they give back."""
 import os
+import pty
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,6 +193,77 @@ def test_zip_core_entry_is_the_core_byte_for_byte_zip64_past_4gib():
                 pos += len(a)
         assert pos == big and size < big
     finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run_on_pty(argv, cwd, until=None, then=None):
+    """Runs argv with stderr on a terminal (so the CLI draws its bar);
+    when the terminal's text contains `until`, calls then(process).
+    Returns (exit status, the terminal's text)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out, fired = b"", False
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 120)
+            assert ready, "no output for 120 s: %r" % out[-500:]
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+            if until and not fired and until.encode() in out:
+                fired = True
+                then(p)
+    finally:
+        os.close(master)
+    return p.wait(timeout=120), out.decode("utf-8", "replace")
+
+
+def bar_phases(text):
+    """{phase: highest percent} of the bar's lines ("compress [###] 42% ...")."""
+    best = {}
+    for m in re.finditer(r"(\w+)\s+\[[# ]*\]\s+(\d+)%", text):
+        best[m.group(1)] = max(best.get(m.group(1), 0), int(m.group(2)))
+    return best
+
+
+def test_cli_bar_covers_compression_and_bundling():
+    p, pid = heap_target(96)
+    d = tmpdir()
+    try:
+        for flag, name in (("--zstd", "c.zst"), ("--zip", "c.zip")):
+            rc, text = run_on_pty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", flag,
+                                   "-o", name], d)
+            assert rc == 0, text[-2000:]
+            phases = bar_phases(text)
+            assert phases.get("copy") == 100, (flag, phases, text[-1000:])
+            assert phases.get("compress") == 100, (flag, phases, text[-1000:])
+            if flag == "--zip":
+                assert "bundle..." in text, text[-1000:]
+        assert_resumed(pid)
+    finally:
+        h.kill_tree(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cli_interrupted_while_compressing_leaves_nothing():
+    """SIGINT once the bar says the core is being compressed: exit 1, no
+    file (not even the core's step), the target runs."""
+    p, pid = heap_target(384)  # random bytes: zstd takes a while over them
+    d = tmpdir()
+    try:
+        rc, text = run_on_pty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", "--zstd",
+                               "-o", "c.zst"], d, until="compress",
+                              then=lambda proc: proc.send_signal(signal.SIGINT))
+        assert rc == 1 and "interrupted" in text, (rc, text[-1000:])
+        assert os.listdir(d) == [], os.listdir(d)
+        assert_resumed(pid)
+    finally:
+        h.kill_tree(p)
         shutil.rmtree(d, ignore_errors=True)
 
 
