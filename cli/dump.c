@@ -40,8 +40,8 @@ static void on_interrupt(int sig)
 static void dump_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N] [--zip|--zstd]\n"
-		"                     [-o FILE] [--json]\n\n"
+		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N]\n"
+		"                     [--zip|--zstd] [-o FILE] [--json]\n\n"
 		"  -p, --process-id, --pid PID\n"
 		"                   the process to dump\n"
 		"  -n, --name NAME  the process named NAME (as `procdiag ps` names it, any\n"

@@ -259,7 +259,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	 * every core; libzip copies the stream. */
 	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
 		src = pd_zfile_deflated_source(
-			f, level, f == x->core_file && x->o->progress ? core_progress : NULL, x, &ze);
+			f, level, f == x->core_file && x->o->progress ? core_progress : NULL, x,
+			&ze);
 	else
 		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);

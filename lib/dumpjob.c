@@ -292,7 +292,8 @@ int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *re
 	res->fd = -1;
 	snprintf(res->core_name, sizeof(res->core_name), "core.%d", (int)o->pid);
 	if (o->compress != PD_DUMP_COMPRESS_NONE && o->format == PD_DUMP_FORMAT_ZIP) {
-		fail(&j, PD_DUMP_INTERNAL, -EINVAL, "a zip is deflated: it takes no other compression");
+		fail(&j, PD_DUMP_INTERNAL, -EINVAL,
+		     "a zip is deflated: it takes no other compression");
 		goto fail;
 	}
 	if (enter(&j, PD_PHASE_PREPARE) < 0 || prepare(&j, &estimate) < 0 ||

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define CHUNK PD_PDEFLATE_CHUNK
-#define DICT 32768u
+#define CHUNK	    PD_PDEFLATE_CHUNK
+#define DICT	    32768u
 #define MAX_WORKERS 64
 
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
@@ -25,7 +25,7 @@ struct slot {
 	size_t out_len;
 	uint32_t crc;
 	size_t in_len;
-	int err; /* -errno */
+	int err;	    /* -errno */
 	unsigned char *buf; /* owned output buffer */
 	size_t cap;
 };

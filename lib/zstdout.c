@@ -13,9 +13,9 @@
 #include "lib/memcopy.h"
 #include "lib/pdeflate.h"
 
-#define IN_BUF (1u << 20)
-#define ZERO_BUF (1u << 20)
-#define OUT_BUF (1u << 20)
+#define IN_BUF	      (1u << 20)
+#define ZERO_BUF      (1u << 20)
+#define OUT_BUF	      (1u << 20)
 #define PROGRESS_STEP (64u << 20)
 
 static const unsigned char zeros[ZERO_BUF];
@@ -75,7 +75,7 @@ static int feed(struct zw *w, const void *p, size_t len, bool end)
 
 		if (ZSTD_isError(left))
 			return ZSTD_getErrorCode(left) == ZSTD_error_memory_allocation ? -ENOMEM
-										: -EIO;
+										       : -EIO;
 		rc = flush_out(w, &ob);
 		if (rc < 0)
 			return rc;

@@ -53,7 +53,7 @@ static unsigned char *make_input(int fd, size_t size)
 
 		for (size_t i = 0; i < n; i++) {
 			x = x * 1103515245u + 12345u;
-			m[off + i] = kind == 0 ? (unsigned char)("procdiag core "[i % 14])
+			m[off + i] = kind == 0	 ? (unsigned char)("procdiag core "[i % 14])
 				     : kind == 3 ? (unsigned char)(x >> 24)
 						 : 0;
 		}
@@ -70,9 +70,9 @@ static unsigned char *make_input(int fd, size_t size)
 		assert_int_equal(pwrite(fd, m + off, n, (off_t)off), (ssize_t)n);
 	}
 	if (size >= 6 * CH) {
-		assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					   2 * CH, 2 * CH),
-				 0);
+		assert_int_equal(
+			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * CH, 2 * CH),
+			0);
 		assert_int_equal(pwrite(fd, m + 4 * CH, 2 * CH, 4 * CH), 2 * CH);
 	}
 	return m;
