@@ -44,9 +44,14 @@ def unzstd(path):
 
 
 def assert_core_opens(core, threads):
+    """eu-readelf, gdb and eu-stack open the core and find every thread."""
     assert readelf_type(core).startswith("CORE")
     n, gout = gdb_threads(h.PDTARGET, core)
     assert n == threads, gout[-2000:]
+    r = subprocess.run(["eu-stack", "--core", core, "-e", h.PDTARGET], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120)
+    out = r.stdout.decode("utf-8", "replace")
+    assert len(re.findall(r"^TID \d+:", out, re.M)) == threads, out[-2000:]
 
 
 def check_zip(path, core_name, testzip=True):
