@@ -25,6 +25,11 @@
 #include "lib/proc.h"
 #include "lib/spool.h"
 
+/* Seconds a client told "too many dumps" or "busy" should wait: about the
+ * time a mini dump and its download take. */
+#define DUMP_RETRY_AFTER   10
+#define DUMP_RETRY_AFTER_S "10"
+
 
 struct dump_req {
 	struct pd_req *r;
@@ -286,13 +291,16 @@ static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t
 	return pd_req_client_gone(d->r);
 }
 
-/* Turns a failed job into its answer. The spool and the slot go back
+/* Turns a failed job into its answer: the text is the route's, the status
+ * the one map's (handlers/problem.c). The spool and the slot go back
  * first (the job closed its files), so the client's next request never
  * finds them still taken (a 429). */
 static void dump_failed(struct dump_req *d)
 {
 	struct pd_req *r = d->r;
 	const struct pd_dumpjob_result *res = &d->res;
+	const char *param = NULL;
+	char text[512];
 	int pid = d->p.pid;
 
 	release_slot(d);
@@ -306,52 +314,47 @@ static void dump_failed(struct dump_req *d)
 	}
 	pd_req_log_note(r, "dump_error=%s phase=%s", pd_dump_error_code(res->error),
 			pd_dump_phase_name(res->phase));
-	if (res->phase == PD_PHASE_BUNDLE || res->phase == PD_PHASE_COMPRESS) {
-		pd_h_problem_kind(r, res->error, NULL, "The %s of process %d failed: %s.",
-				  d->zip ? "zip bundle" : "zstd stream", pid, res->detail);
-		return;
-	}
 	switch (res->error) {
 	case PD_DUMP_GONE:
-		pd_resp_problem(r, 409, NULL, "Process %d exited while it was being dumped (%s).",
-				pid, res->detail);
+		snprintf(text, sizeof(text), "Process %d exited while it was being dumped (%s).",
+			 pid, res->detail);
 		break;
 	case PD_DUMP_ZOMBIE:
-		pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.",
-				pid);
+		snprintf(text, sizeof(text), "Process %d is a zombie: it has no memory to dump.",
+			 pid);
 		break;
 	case PD_DUMP_KERNEL_THREAD:
-		pd_resp_problem(r, 409, NULL,
-				"Process %d is a kernel thread: it has no user memory.", pid);
+		snprintf(text, sizeof(text),
+			 "Process %d is a kernel thread: it has no user memory.", pid);
 		break;
 	case PD_DUMP_TIMEOUT:
-		pd_resp_problem(
-			r, 409, NULL,
-			"Process %d could not be stopped: %s. It was resumed; try again later.",
-			pid, res->detail);
+		snprintf(text, sizeof(text),
+			 "Process %d could not be stopped: %s. It was resumed; try again later.",
+			 pid, res->detail);
 		break;
 	case PD_DUMP_BUSY:
-		pd_resp_header(r, "Retry-After", PD_H_RETRY_AFTER);
-		pd_resp_problem(r, 409, NULL,
-				"Process %d is already traced by another process (a debugger, or "
-				"another dump in progress). Try again later.",
-				pid);
+		snprintf(text, sizeof(text),
+			 "Process %d is already traced by another process (a debugger, or "
+			 "another dump in progress). Try again later.",
+			 pid);
 		break;
 	case PD_DUMP_NOT_PERMITTED:
-		pd_resp_problem(r, 403, "id",
-				"The system does not allow process %d to be traced: %s.", pid,
-				res->detail);
+		param = "id";
+		snprintf(text, sizeof(text),
+			 "The system does not allow process %d to be traced: %s.", pid,
+			 res->detail);
 		break;
 	case PD_DUMP_NO_SPACE:
-		pd_resp_problem(r, 507, NULL,
-				"The spool ran out of space while dumping process %d: %s.", pid,
-				res->detail);
+		snprintf(text, sizeof(text),
+			 "The spool ran out of space while dumping process %d: %s.", pid,
+			 res->detail);
 		break;
 	default:
-		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
-				res->detail);
+		snprintf(text, sizeof(text), "The dump of process %d failed: %s.", pid,
+			 res->detail);
 		break;
 	}
+	pd_h_problem_kind(r, res->error, DUMP_RETRY_AFTER, param, "%s", text);
 }
 
 /* The job, its spools from spool_dir; d->fd the final file. */
@@ -457,7 +460,7 @@ static int dump_process(struct dump_req *d)
 	if (atomic_fetch_add(&d->ctx->dumps_running, 1) >= d->ctx->max_dumps) {
 		release_slot(d);
 		pd_req_log_note(r, "dump=busy");
-		pd_resp_header(r, "Retry-After", PD_H_RETRY_AFTER);
+		pd_resp_header(r, "Retry-After", DUMP_RETRY_AFTER_S);
 		rc = pd_resp_problem(
 			r, 429, NULL,
 			"%d dump(s) already running, the most this server takes at once "

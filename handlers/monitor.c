@@ -292,7 +292,7 @@ int h_mon_process(struct pd_req *r)
 	rc = pd_proc_cmd_name(&p, &name);
 	if (rc == -ESRCH) {
 		pd_proc_close(&p);
-		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid", "Process %d exited.", pid);
 	}
 	if (rc == 0)
 		o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
@@ -321,14 +321,14 @@ int h_mon_env(struct pd_req *r)
 	pd_proc_close(&p);
 	if (rc == -EACCES) {
 		pd_strv_release(&env);
-		return pd_resp_problem(r, 403, "pid",
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid",
 				       "The environment of process %d cannot be read (the kernel "
 				       "refuses it).",
 				       pid);
 	}
 	if (rc == -ESRCH) {
 		pd_strv_release(&env);
-		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid", "Process %d exited.", pid);
 	}
 	/* A kernel thread or a zombie has an empty environment: {}. */
 	o = rc == 0 ? pd_environ_json(&env, NULL) : NULL;

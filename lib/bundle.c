@@ -99,6 +99,7 @@ struct ctx {
 	char *err;
 	size_t errlen;
 	bool cancelled; /* o->progress asked to stop */
+	uint64_t read_total, read_done, read_next; /* the entries' files' bytes */
 };
 
 static int seterr(struct ctx *x, int rc, const char *fmt, ...)
@@ -233,16 +234,7 @@ static const char *base_name(const char *path)
 
 /* ---- zip entries ---------------------------------------------------------- */
 
-/* The core's progress as pdeflate reports it: the caller's, whose nonzero
- * answer fails the core's source and so zip_close (-ECANCELED). */
-static int core_progress(void *arg, uint64_t done, uint64_t total)
-{
-	struct ctx *x = arg;
-
-	if (!x->cancelled && x->o->progress(x->o->progress_arg, done, total))
-		x->cancelled = true;
-	return x->cancelled;
-}
+static int on_read(void *arg, uint64_t n);
 
 /* Adds file f under name (a reference is taken). An existing name is kept:
  * two mappings of one path are one entry. 1 added, 0 already there, <0. */
@@ -258,14 +250,14 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	/* A file of two chunks or more (the core always) is deflated here, on
 	 * every core; libzip copies the stream. */
 	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
-		src = pd_zfile_deflated_source(
-			f, level, f == x->core_file && x->o->progress ? core_progress : NULL, x,
-			&ze);
+		src = pd_zfile_deflated_source(f, level, &ze);
 	else
 		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
+	if (x->o->progress)
+		x->read_total += pd_zfile_watch(f, on_read, x);
 	idx = zip_file_add(x->za, name, src, ZIP_FL_ENC_GUESS);
 	if (idx < 0) {
 		zip_source_free(src);
@@ -1385,6 +1377,23 @@ static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
 	return fd;
 }
 
+/* Every read of an entry's file while zip_close writes the zip: the
+ * caller's progress as the fraction of all the files' bytes read, at most
+ * once a thousandth; its nonzero answer stops the zip there. */
+static int on_read(void *arg, uint64_t n)
+{
+	struct ctx *x = arg;
+
+	x->read_done += n;
+	if (!x->cancelled && x->read_done >= x->read_next) {
+		x->read_next = x->read_done + x->read_total / 1000 + 1;
+		if (x->o->progress(x->o->progress_arg,
+				   x->read_total ? (double)x->read_done / (double)x->read_total : 1.0))
+			x->cancelled = true;
+	}
+	return x->cancelled;
+}
+
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1498,13 +1507,17 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		zip_discard(x.za);
 		goto out;
 	}
-	if (zip_close(x.za) < 0) {
+	if (o->progress && o->progress(o->progress_arg, 0.0))
+		x.cancelled = true;
+	if (x.cancelled || zip_close(x.za) < 0) {
 		rc = close_error(&x);
 		seterr(&x, rc, "writing the zip: %s", zip_strerror(x.za));
 		zip_discard(x.za);
 		goto out;
 	}
 	x.res->size = x.sink.len;
+	if (o->progress)
+		o->progress(o->progress_arg, 1.0); /* too late to stop: it is written */
 	rc = 0;
 out:
 	if (rc < 0 && out_fd >= 0 && ftruncate(out_fd, 0) < 0) {

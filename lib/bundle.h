@@ -34,10 +34,11 @@ struct pd_bundle_opts {
 	/* For the manifest too: how the memory was copied (lib/dumprun.h).
 	 * NULL: not said. */
 	const struct pd_dump_figures *figures;
-	/* Called as the core is deflated into the zip (on every CPU,
-	 * lib/pdeflate.h; the bulk of the zip's time) with the core's bytes
-	 * done so far; nonzero stops it (-ECANCELED). NULL: never stopped. */
-	int (*progress)(void *arg, uint64_t done, uint64_t total);
+	/* Called as the zip is written with the fraction done (0 to 1): of
+	 * the bytes of every entry's file read, the core's as the deflate
+	 * workers finish them; nonzero stops it (-ECANCELED). NULL: never
+	 * stopped. */
+	int (*progress)(void *arg, double fraction);
 	void *progress_arg;
 	/* Opens the zip's spool once every entry is chosen, before a byte is
 	 * written: bytes is an upper bound of the whole zip (every entry at

@@ -175,12 +175,20 @@ static int copy(struct job *j, uint64_t estimate)
 	return 0;
 }
 
-/* The compress phase: bytes of the core compressed so far. */
-static int compress_progress(void *arg, uint64_t done, uint64_t total)
+static int zip_progress(void *arg, double fraction)
 {
 	struct job *j = arg;
 
-	j->phase = PD_PHASE_COMPRESS;
+	if (j->phase != PD_PHASE_COMPRESS)
+		j->phase = PD_PHASE_COMPRESS;
+	return progress(j, (uint64_t)(fraction * (double)j->core_size), j->core_size);
+}
+
+/* The zstd stream's compress phase: bytes of the core compressed so far. */
+static int zstd_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct job *j = arg;
+
 	return progress(j, done, total);
 }
 
@@ -215,7 +223,7 @@ static int dumpjob_bundle(struct job *j)
 		.figures = &res->dump.fig,
 		.open_out = zip_open_out,
 		.out_arg = j,
-		.progress = compress_progress,
+		.progress = zip_progress,
 		.progress_arg = j,
 	};
 	int rc;
@@ -255,7 +263,7 @@ static int dumpjob_zstd(struct job *j)
 	struct pd_zstd_opts zo = {
 		.in_fd = j->core_fd,
 		.size = j->core_size,
-		.progress = compress_progress,
+		.progress = zstd_progress,
 		.progress_arg = j,
 	};
 	int rc;

@@ -146,6 +146,8 @@ struct pd_zfile {
 	ino_t ino;
 	uint64_t size;
 	time_t mtime;
+	pd_zfile_watch_fn watch; /* told of each read; NULL: none */
+	void *watch_arg;
 };
 
 /* One libzip source: its own read position on the shared file. */
@@ -193,6 +195,13 @@ struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *nam
 	f->size = size;
 	f->mtime = mtime;
 	return f;
+}
+
+uint64_t pd_zfile_watch(struct pd_zfile *f, pd_zfile_watch_fn fn, void *arg)
+{
+	f->watch = fn;
+	f->watch_arg = arg;
+	return f->size;
 }
 
 void pd_zfile_unref(struct pd_zfile *f)
@@ -261,6 +270,8 @@ static zip_int64_t zsrc_read(struct zsrc *z, void *data, zip_uint64_t len)
 		n = (ssize_t)len;
 	}
 	z->pos += (uint64_t)n;
+	if (z->f->watch && z->f->watch(z->f->watch_arg, (uint64_t)n))
+		return fail(&z->ze, ZIP_ER_CANCELLED, 0);
 	return n;
 }
 
@@ -332,7 +343,20 @@ struct zdef {
 	bool have_crc;
 	uint32_t crc;
 	uint64_t comp_size;
+	uint64_t told; /* input bytes the file's watch was told of */
 };
+
+/* pdeflate's progress (bytes of input done) as the file's watch wants it:
+ * the bytes since the last call; nonzero stops the stream. */
+static int zdef_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct zdef *d = arg;
+	uint64_t n = done - d->told;
+
+	(void)total;
+	d->told = done;
+	return d->z.f->watch ? d->z.f->watch(d->z.f->watch_arg, n) : 0;
+}
 
 static zip_int64_t zdef_open(struct zdef *d)
 {
@@ -341,6 +365,7 @@ static zip_int64_t zdef_open(struct zdef *d)
 	pd_pdeflate_free(d->p);
 	d->p = NULL;
 	d->have_crc = false;
+	d->told = 0;
 	if (zsrc_open(&d->z) < 0)
 		return -1;
 	d->o.fd = d->z.f->fd;
@@ -357,7 +382,11 @@ static zip_int64_t zdef_read(struct zdef *d, void *data, zip_uint64_t len)
 	ssize_t n = pd_pdeflate_read(d->p, data, len);
 
 	if (n < 0)
-		return fail(&d->z.ze, n == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_READ, (int)-n);
+		return fail(&d->z.ze,
+			    n == -ECANCELED ? ZIP_ER_CANCELLED
+			    : n == -ENOMEM  ? ZIP_ER_MEMORY
+					    : ZIP_ER_READ,
+			    n == -ECANCELED ? 0 : (int)-n);
 	if (n == 0 && len) {
 		d->have_crc = true;
 		d->crc = pd_pdeflate_crc(d->p);
@@ -411,9 +440,7 @@ static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cm
 	}
 }
 
-zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
-				       int (*progress)(void *arg, uint64_t done, uint64_t total),
-				       void *progress_arg, zip_error_t *ze)
+zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, zip_error_t *ze)
 {
 	struct zdef *d = calloc(1, sizeof(*d));
 	zip_source_t *src;
@@ -423,10 +450,8 @@ zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level,
 		return NULL;
 	}
 	d->z.f = f;
-	d->o = (struct pd_pdeflate_opts){.size = f->size,
-					 .level = level,
-					 .progress = progress,
-					 .progress_arg = progress_arg};
+	d->o = (struct pd_pdeflate_opts){
+		.size = f->size, .level = level, .progress = zdef_progress, .progress_arg = d};
 	zip_error_init(&d->z.ze);
 	src = zip_source_function_create(zdef_cb, d, ze);
 	if (!src) {

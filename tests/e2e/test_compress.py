@@ -218,11 +218,11 @@ def run_on_pty(argv, cwd, until=None, then=None):
 
 
 def bar_phases(text):
-    """{phase: highest percent} of the bar's lines ("compress [###] 42% ...")."""
-    best = {}
+    """{phase: [percents drawn]} of the bar's lines ("compress [###] 42% ...")."""
+    seen = {}
     for m in re.finditer(r"(\w+)\s+\[[# ]*\]\s+(\d+)%", text):
-        best[m.group(1)] = max(best.get(m.group(1), 0), int(m.group(2)))
-    return best
+        seen.setdefault(m.group(1), []).append(int(m.group(2)))
+    return seen
 
 
 def test_cli_bar_covers_compression_and_bundling():
@@ -234,8 +234,12 @@ def test_cli_bar_covers_compression_and_bundling():
                                        "-o", name], d)
                 assert rc == 0, text[-2000:]
                 phases = bar_phases(text)
-                assert phases.get("copy") == 100, (flag, phases, text[-1000:])
-                assert phases.get("compress") == 100, (flag, phases, text[-1000:])
+                assert max(phases.get("copy", [0])) == 100, (flag, phases, text[-1000:])
+                # The bar moves while the core (most of the bytes) is
+                # compressed, not only at its end or over the small files.
+                comp = phases.get("compress", [])
+                assert max(comp, default=0) == 100, (flag, phases, text[-1000:])
+                assert any(10 <= pct <= 90 for pct in comp), (flag, phases, text[-1000:])
                 if flag == "--zip":
                     assert "bundle..." in text, text[-1000:]
             assert_resumed(pid)
