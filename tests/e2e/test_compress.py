@@ -4,11 +4,8 @@ by their real consumers: the zstd tool, unzip -t, Python's zipfile, then
 eu-readelf and gdb on what they give back."""
 import contextlib
 import os
-import pty
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +14,7 @@ import zipfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from dumputil import *  # noqa: E402,F401,F403
+from test_dump_job import run_on_a_tty  # noqa: E402  (the CLI on a pseudo-terminal)
 
 ZSTD = shutil.which("zstd") or "/usr/bin/zstd"
 PDBUNDLE = os.path.join(h.BUILDDIR, "tests", "tools", "pdbundle")
@@ -190,37 +188,10 @@ def test_zip_core_entry_is_the_core_byte_for_byte_zip64_past_4gib():
         assert size < big
 
 
-def run_on_pty(argv, cwd, until=None, then=None):
-    """Runs argv with stderr on a terminal (so the CLI draws its bar);
-    when the terminal's text contains `until`, calls then(process).
-    Returns (exit status, the terminal's text)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    out, fired = b"", False
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], 120)
-            assert ready, "no output for 120 s: %r" % out[-500:]
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's last writer is gone
-                break
-            if not chunk:
-                break
-            out += chunk
-            if until and not fired and until.encode() in out:
-                fired = True
-                then(p)
-    finally:
-        os.close(master)
-    return p.wait(timeout=120), out.decode("utf-8", "replace")
-
-
 def bar_phases(text):
     """{phase: [percents drawn]} of the bar's lines ("compress [###] 42% ...")."""
     seen = {}
-    for m in re.finditer(r"(\w+)\s+\[[# ]*\]\s+(\d+)%", text):
+    for m in re.finditer(r"(\w+)\s+\[[# ]*\]\s+(\d+)%", text.decode("utf-8", "replace")):
         seen.setdefault(m.group(1), []).append(int(m.group(2)))
     return seen
 
@@ -230,8 +201,8 @@ def test_cli_bar_covers_compression_and_bundling():
     try:
         with workdir() as d:
             for flag, name in (("--zstd", "c.zst"), ("--zip", "c.zip")):
-                rc, text = run_on_pty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", flag,
-                                       "-o", name], d)
+                rc, text = run_on_a_tty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full",
+                                         flag, "-o", os.path.join(d, name)])
                 assert rc == 0, text[-2000:]
                 phases = bar_phases(text)
                 assert max(phases.get("copy", [0])) == 100, (flag, phases, text[-1000:])
@@ -241,7 +212,7 @@ def test_cli_bar_covers_compression_and_bundling():
                 assert max(comp, default=0) == 100, (flag, phases, text[-1000:])
                 assert any(10 <= pct <= 90 for pct in comp), (flag, phases, text[-1000:])
                 if flag == "--zip":
-                    assert "bundle..." in text, text[-1000:]
+                    assert b"bundle..." in text, text[-1000:]
             assert_resumed(pid)
     finally:
         h.kill_tree(p)
@@ -253,10 +224,9 @@ def test_cli_interrupted_while_compressing_leaves_nothing():
     p, pid = heap_target(384)  # random bytes: zstd takes a while over them
     try:
         with workdir() as d:
-            rc, text = run_on_pty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", "--zstd",
-                                   "-o", "c.zst"], d, until="compress",
-                                  then=lambda proc: proc.send_signal(signal.SIGINT))
-            assert rc == 1 and "interrupted" in text, (rc, text[-1000:])
+            rc, text = run_on_a_tty([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full",
+                                     "--zstd", "-o", os.path.join(d, "c.zst")], until=b"compress")
+            assert rc == 1 and b"interrupted" in text, (rc, text[-1000:])
             assert os.listdir(d) == [], os.listdir(d)
             assert_resumed(pid)
     finally:
