@@ -338,8 +338,7 @@ int cmd_dump(int argc, char **argv)
 	cd.compressed = zip || zstd;
 	cd.bar = !quiet && isatty(STDERR_FILENO);
 	jo.pid = pid;
-	jo.format = zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW;
-	jo.compress = zstd ? PD_DUMP_COMPRESS_ZSTD : PD_DUMP_COMPRESS_NONE;
+	jo.format = zip ? PD_DUMP_FORMAT_ZIP : zstd ? PD_DUMP_FORMAT_ZSTD : PD_DUMP_FORMAT_RAW;
 	jo.open_out = open_out;
 	jo.progress = progress;
 	jo.arg = &cd;

@@ -364,8 +364,9 @@ static int take_dump(struct dump_req *d)
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
 		.type = d->type,
-		.format = d->zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW,
-		.compress = d->zstd ? PD_DUMP_COMPRESS_ZSTD : PD_DUMP_COMPRESS_NONE,
+		.format = d->zip    ? PD_DUMP_FORMAT_ZIP
+			  : d->zstd ? PD_DUMP_FORMAT_ZSTD
+				    : PD_DUMP_FORMAT_RAW,
 		.scope = &d->ctx->config->scope,
 		.open_out = open_spool,
 		.progress = progress,

@@ -45,6 +45,6 @@ int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_aft
 
 int pd_h_not_running(struct pd_req *r, int pid)
 {
-	return pd_h_problem_kind(r, PD_DUMP_GONE, 0, NULL, "Process with an Id of %d is not running.",
-				 pid);
+	return pd_h_problem_kind(r, PD_DUMP_GONE, 0, NULL,
+				 "Process with an Id of %d is not running.", pid);
 }

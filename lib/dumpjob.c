@@ -16,9 +16,8 @@
 #include "lib/zstdout.h"
 
 static const char *const phase_names[] = {
-	[PD_PHASE_PREPARE] = "prepare", [PD_PHASE_COPY] = "copy",
-	[PD_PHASE_BUNDLE] = "bundle",	[PD_PHASE_COMPRESS] = "compress",
-	[PD_PHASE_DONE] = "done",
+	[PD_PHASE_PREPARE] = "prepare",	  [PD_PHASE_COPY] = "copy", [PD_PHASE_BUNDLE] = "bundle",
+	[PD_PHASE_COMPRESS] = "compress", [PD_PHASE_DONE] = "done",
 };
 
 const char *pd_dump_phase_name(enum pd_dump_phase ph)
@@ -40,7 +39,9 @@ struct job {
 	const struct pd_dumpjob_opts *o;
 	struct pd_dumpjob_result *res;
 	enum pd_dump_phase phase;
-	uint64_t core_size; /* for the compress phase's figures */
+	uint64_t start_time; /* the run of the process dumped: o's, or the one
+				found when none was given */
+	uint64_t core_size;  /* for the compress phase's figures */
 	int core_fd;
 };
 
@@ -109,6 +110,7 @@ static int prepare(struct job *j, uint64_t *estimate)
 	if (rc < 0)
 		return fail(j, pd_dump_error_from_errno(rc, false), rc, "%s",
 			    rc == -ESRCH ? "no such process" : strerror(-rc));
+	j->start_time = p.stat.starttime; /* the helper and the bundle check it */
 	e = pd_dump_precheck(&p);
 	rc = e == PD_DUMP_OK ? pd_dump_estimate(&p, o->type.content, estimate) : 0;
 	pd_proc_close(&p);
@@ -135,7 +137,7 @@ static int copy(struct job *j, uint64_t estimate)
 	struct pd_dumprun_opts ro = {
 		.helper = o->helper,
 		.pid = o->pid,
-		.start_time = o->start_time,
+		.start_time = j->start_time,
 		.content = o->type.content,
 		.deadline_ms = o->deadline_ms,
 		.mem_budget = o->mem_budget,
@@ -205,9 +207,8 @@ static int zip_open_out(void *arg, uint64_t bytes, uint64_t *limit)
 	return fd;
 }
 
-/* Step 4, the one place a finished core becomes what the caller asked for:
- * today the zip bundle (lib/bundle.h), phases BUNDLE then COMPRESS. On
- * success res->fd is the bundle and the core's file is closed. */
+/* The zip bundle (lib/bundle.h), phases BUNDLE then COMPRESS. On success
+ * res->fd is the bundle and the core's file is closed. */
 static int dumpjob_bundle(struct job *j)
 {
 	const struct pd_dumpjob_opts *o = j->o;
@@ -215,7 +216,7 @@ static int dumpjob_bundle(struct job *j)
 	char dtype[16], err[256] = "";
 	struct pd_bundle_opts bo = {
 		.pid = o->pid,
-		.start_time = o->start_time,
+		.start_time = j->start_time,
 		.core_fd = j->core_fd,
 		.core_name = res->core_name,
 		.dump_type = pd_dumpjob_type_name(&o->type, dtype, sizeof(dtype)),
@@ -255,7 +256,7 @@ static int dumpjob_bundle(struct job *j)
 	return 0;
 }
 
-/* Step 4 for compress zstd: the core as one zstd stream, phase COMPRESS.
+/* Step 4 for PD_DUMP_FORMAT_ZSTD: the core as one zstd stream, phase COMPRESS.
  * On success res->fd is the stream and the core's file is closed. */
 static int dumpjob_zstd(struct job *j)
 {
@@ -291,6 +292,21 @@ static int dumpjob_zstd(struct job *j)
 	return 0;
 }
 
+/* Step 4, the one place a finished core becomes the file the caller asked
+ * for, by its format; a new format (a compression) is a case here. */
+static int finish(struct job *j)
+{
+	switch (j->o->format) {
+	case PD_DUMP_FORMAT_ZIP: return dumpjob_bundle(j);
+	case PD_DUMP_FORMAT_ZSTD: return dumpjob_zstd(j);
+	case PD_DUMP_FORMAT_RAW: break;
+	}
+	j->res->fd = j->core_fd;
+	j->res->size = j->res->dump.size;
+	j->core_fd = -1;
+	return 0;
+}
+
 int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *res)
 {
 	struct job j = {.o = o, .res = res, .phase = PD_PHASE_PREPARE, .core_fd = -1};
@@ -299,25 +315,10 @@ int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *re
 	memset(res, 0, sizeof(*res));
 	res->fd = -1;
 	snprintf(res->core_name, sizeof(res->core_name), "core.%d", (int)o->pid);
-	if (o->compress != PD_DUMP_COMPRESS_NONE && o->format == PD_DUMP_FORMAT_ZIP) {
-		fail(&j, PD_DUMP_INTERNAL, -EINVAL,
-		     "a zip is deflated: it takes no other compression");
+	if (enter(&j, PD_PHASE_PREPARE) < 0 || prepare(&j, &estimate) < 0 || copy(&j, estimate) < 0)
 		goto fail;
-	}
-	if (enter(&j, PD_PHASE_PREPARE) < 0 || prepare(&j, &estimate) < 0 ||
-	    copy(&j, estimate) < 0)
+	if (finish(&j) < 0)
 		goto fail;
-	if (o->format == PD_DUMP_FORMAT_ZIP) {
-		if (dumpjob_bundle(&j) < 0)
-			goto fail;
-	} else if (o->compress == PD_DUMP_COMPRESS_ZSTD) {
-		if (dumpjob_zstd(&j) < 0)
-			goto fail;
-	} else {
-		res->fd = j.core_fd;
-		res->size = res->dump.size;
-		j.core_fd = -1;
-	}
 	j.phase = res->phase = PD_PHASE_DONE;
 	progress(&j, res->size, res->size);
 	res->error = PD_DUMP_OK;
@@ -337,16 +338,16 @@ json_t *pd_dumpjob_result_json(const struct pd_dumpjob_result *res)
 	const struct pd_dump_figures *f = &d->fig;
 	bool ok = res->error == PD_DUMP_OK;
 
-	return json_pack("{s:b,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:s}",
-			 "ok", ok, "error", pd_dump_error_code(res->error), "phase",
-			 pd_dump_phase_name(res->phase), "detail", ok ? "" : res->detail, "method",
-			 f->method[0] ? f->method : "stop", "method_reason", f->reason, "stopped_us",
-			 (json_int_t)d->stopped_us, "freezing_us", (json_int_t)f->freezing_us,
-			 "frozen_us", (json_int_t)f->frozen_us, "copy_us", (json_int_t)f->copy_us,
-			 "copied_bytes", (json_int_t)f->copied_bytes, "extra_memory",
-			 (json_int_t)f->extra_memory, "dumped_bytes", (json_int_t)d->dumped_bytes,
-			 "threads", (json_int_t)d->threads, "mappings", (json_int_t)d->mappings,
-			 "core_size", (json_int_t)d->size, "size", (json_int_t)res->size,
-			 "core_name", res->core_name);
+	return json_pack(
+		"{s:b,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		"s:s}",
+		"ok", ok, "error", pd_dump_error_code(res->error), "phase",
+		pd_dump_phase_name(res->phase), "detail", ok ? "" : res->detail, "method",
+		f->method[0] ? f->method : "stop", "method_reason", f->reason, "stopped_us",
+		(json_int_t)d->stopped_us, "freezing_us", (json_int_t)f->freezing_us, "frozen_us",
+		(json_int_t)f->frozen_us, "copy_us", (json_int_t)f->copy_us, "copied_bytes",
+		(json_int_t)f->copied_bytes, "extra_memory", (json_int_t)f->extra_memory,
+		"dumped_bytes", (json_int_t)d->dumped_bytes, "threads", (json_int_t)d->threads,
+		"mappings", (json_int_t)d->mappings, "core_size", (json_int_t)d->size, "size",
+		(json_int_t)res->size, "core_name", res->core_name);
 }

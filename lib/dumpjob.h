@@ -15,7 +15,7 @@
  *   4. for PD_DUMP_FORMAT_ZIP: the bundle step (dumpjob_bundle), phases
  *      BUNDLE (choosing the binaries and debug files) and COMPRESS (the zip
  *      written, its core deflated on every CPU), into a second file asked
- *      of open_out (PD_DUMPJOB_ZIP); for PD_DUMP_COMPRESS_ZSTD, phase
+ *      of open_out (PD_DUMPJOB_ZIP); for PD_DUMP_FORMAT_ZSTD, phase
  *      COMPRESS: the core as one zstd stream (lib/zstdout.h) into a second
  *      file (PD_DUMPJOB_ZSTD). Either way the core's file is then closed.
  *
@@ -34,17 +34,12 @@
 #include "lib/dumptype.h"
 #include "lib/scope.h"
 
+/* What the final file is (docs/DUMPS.md, "Compression"): a zip is
+ * always deflate, so zstd is a format of its own, never a zip's. */
 enum pd_dump_format {
-	PD_DUMP_FORMAT_RAW, /* the core as it is */
-	PD_DUMP_FORMAT_ZIP, /* the zip bundle (lib/bundle.h) */
-};
-
-/* How the final file is compressed (docs/DUMPS.md, "Compression"). A zip
- * is always deflate: PD_DUMP_COMPRESS_ZSTD with PD_DUMP_FORMAT_ZIP fails
- * the job (PD_DUMP_INTERNAL, -EINVAL); front ends refuse it first. */
-enum pd_dump_compress {
-	PD_DUMP_COMPRESS_NONE,
-	PD_DUMP_COMPRESS_ZSTD, /* the core as one zstd stream, on every CPU */
+	PD_DUMP_FORMAT_RAW,  /* the core as it is */
+	PD_DUMP_FORMAT_ZIP,  /* the zip bundle (lib/bundle.h) */
+	PD_DUMP_FORMAT_ZSTD, /* the core as one zstd stream (lib/zstdout.h) */
 };
 
 /* What the job is doing; the progress callback gets it. */
@@ -64,15 +59,14 @@ const char *pd_dump_phase_name(enum pd_dump_phase ph);
 enum pd_dumpjob_file {
 	PD_DUMPJOB_CORE, /* the core (the final file of a raw dump) */
 	PD_DUMPJOB_ZIP,	 /* the bundle (the final file of a zip dump) */
-	PD_DUMPJOB_ZSTD, /* the zstd stream (the final file with compress zstd) */
+	PD_DUMPJOB_ZSTD, /* the zstd stream (the final file of a zstd dump) */
 };
 
 struct pd_dumpjob_opts {
 	pid_t pid;
-	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: whatever runs */
+	uint64_t start_time; /* field 22 of /proc/PID/stat; 0: the run found first */
 	struct pd_dumptype type;
 	enum pd_dump_format format;
-	enum pd_dump_compress compress;
 	unsigned deadline_ms; /* 0: the helper's default */
 	uint64_t mem_budget;  /* 0: the helper's default */
 	/* The scope the helper judges the stopped process by; borrowed. NULL:
@@ -84,28 +78,27 @@ struct pd_dumpjob_opts {
 	 * fails the job (res->rc, res->phase PREPARE or BUNDLE). Called again
 	 * for the core, with an estimate past the first limit, when the core
 	 * met that limit. Required. */
-	int (*open_out)(void *arg, enum pd_dumpjob_file which, uint64_t estimate,
-			uint64_t *limit);
+	int (*open_out)(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit);
 	/* Called when a phase begins, after each progress of the helper, and
 	 * at least every tick_ms while the helper runs. Nonzero cancels the
 	 * job (PD_DUMP_CANCELLED). NULL: never cancelled. */
 	int (*progress)(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total);
 	void *arg;
-	unsigned tick_ms; /* 0: 100 */
+	unsigned tick_ms;   /* 0: 100 */
 	const char *helper; /* NULL: /proc/self/exe (tests name another) */
 };
 
 struct pd_dumpjob_result {
-	enum pd_dump_error error;  /* PD_DUMP_OK, or what kind of failure */
-	enum pd_dump_phase phase;  /* where it failed */
-	int rc;			   /* the -errno behind error (0: the helper's) */
-	char detail[256];	   /* a sentence, without the process's name */
-	struct pd_dumprun_result dump; /* the helper's figures and method */
-	uint64_t estimate;	   /* the estimate the core's file was asked for */
-	uint64_t limit;		   /* the last limit open_out gave */
-	int fd;			   /* after success: the final file (caller closes) */
-	uint64_t size;		   /* its bytes */
-	char core_name[32];	   /* "core.PID", the core's name inside a zip */
+	enum pd_dump_error error;	/* PD_DUMP_OK, or what kind of failure */
+	enum pd_dump_phase phase;	/* where it failed */
+	int rc;				/* the -errno behind error (0: the helper's) */
+	char detail[256];		/* a sentence, without the process's name */
+	struct pd_dumprun_result dump;	/* the helper's figures and method */
+	uint64_t estimate;		/* the estimate the core's file was asked for */
+	uint64_t limit;			/* the last limit open_out gave */
+	int fd;				/* after success: the final file (caller closes) */
+	uint64_t size;			/* its bytes */
+	char core_name[32];		/* "core.PID", the core's name inside a zip */
 	struct pd_bundle_result bundle; /* a zip's figures */
 };
 

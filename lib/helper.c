@@ -98,8 +98,7 @@ int pd_helper_fd_above_stdio(int fd, bool close_old)
 	return n;
 }
 
-int pd_helper_spawn(const char *exe, char *const argv[], const int *keep, size_t nkeep,
-		    pid_t *pid)
+int pd_helper_spawn(const char *exe, char *const argv[], const int *keep, size_t nkeep, pid_t *pid)
 {
 	static const int dfl[] = {SIGPIPE, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
 				  SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
@@ -161,8 +160,7 @@ void pd_helper_kill(pid_t pid, int *status)
 	pd_helper_reap(pid, status);
 }
 
-void pd_helper_describe_exit(char *buf, size_t size, const char *name, const char *what,
-			     int st)
+void pd_helper_describe_exit(char *buf, size_t size, const char *name, const char *what, int st)
 {
 	if (WIFSIGNALED(st))
 		snprintf(buf, size, "the %s helper %s and was killed by %s", name, what,

@@ -36,7 +36,7 @@ enum pd_dump_error {
 	PD_DUMP_BUSY,	       /* another tracer holds it (a debugger, a dump) */
 	PD_DUMP_NO_SPACE,      /* ENOSPC/EDQUOT/EFBIG writing the core */
 	PD_DUMP_IO,
-	PD_DUMP_INTERNAL, /* also: an error code this build does not know */
+	PD_DUMP_INTERNAL,  /* also: an error code this build does not know */
 	PD_DUMP_CANCELLED, /* the caller gave up (lib/dumpjob.h); never a helper's */
 	PD_DUMP_CHANGED,   /* the process changed while it was read; try again */
 };
@@ -60,8 +60,7 @@ int pd_dump_error_errno(enum pd_dump_error e);
 /* Starts exe (NULL: /proc/self/exe) with argv as above, keeping the nkeep
  * fds of keep (each > 2, as pd_helper_fd_above_stdio makes them). posix_spawn
  * uses CLONE_VFORK: safe from a threaded server. 0 or -errno. */
-int pd_helper_spawn(const char *exe, char *const argv[], const int *keep, size_t nkeep,
-		    pid_t *pid);
+int pd_helper_spawn(const char *exe, char *const argv[], const int *keep, size_t nkeep, pid_t *pid);
 /* A close-on-exec duplicate of fd numbered above 2 (a caller with a closed
  * stdin may hold fd 0, which the child's stdio set-up would clobber); fd is
  * closed when close_old. The new fd or -errno. */
@@ -80,7 +79,10 @@ struct pd_helper_lines {
 	struct strbuf buf; /* bytes read past the last line */
 	size_t max;	   /* the longest line (0: 4096) */
 };
-#define PD_HELPER_LINES_INIT { STRBUF_INIT, 0 }
+#define PD_HELPER_LINES_INIT                                                                       \
+	{                                                                                          \
+		STRBUF_INIT, 0                                                                     \
+	}
 /* The next line from fd (without its '\n') into line (reset first):
  * 1 a line, 0 end of file, -ETIME when timeout_ms passed first (-1: no
  * timeout), -EFBIG a line longer than max, -errno. */
