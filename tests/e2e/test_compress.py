@@ -96,6 +96,10 @@ def test_zstd_dump_over_http_is_the_core():
         assert_core_opens(core, 3)
         # Sparse runs compress to next to nothing: the stream is far below the core.
         assert len(r.body) * 4 < os.path.getsize(core), (len(r.body), os.path.getsize(core))
+        # A HEAD says what a GET would send, without a dump.
+        r = s.head(dump_url(t.pid, "compress=zstd"))
+        assert r.status == 200 and r.content_type == "application/zstd", r
+        assert (r.header("Content-Disposition") or "").endswith('.dmp.zst"'), r.headers
         # compress=none is the raw core, as without it.
         r = s.get(dump_url(t.pid, "compress=none"), timeout=300)
         assert r.status == 200 and r.content_type == "application/octet-stream", r
