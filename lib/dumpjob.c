@@ -82,7 +82,10 @@ static int open_file(struct job *j, enum pd_dumpjob_file which, uint64_t estimat
 	if (rc < 0)
 		return fail(j, rc == -ENOSPC || rc == -EDQUOT ? PD_DUMP_NO_SPACE : PD_DUMP_IO, rc,
 			    "cannot open a file for the %s: %s",
-			    which == PD_DUMPJOB_CORE ? "core" : "zip bundle", strerror(-rc));
+			    which == PD_DUMPJOB_CORE  ? "core"
+			    : which == PD_DUMPJOB_ZIP ? "zip bundle"
+						      : "zstd stream",
+			    strerror(-rc));
 	*fd = rc;
 	return 0;
 }
@@ -267,14 +270,26 @@ static int dumpjob_zstd(struct job *j)
 		.progress = zstd_progress,
 		.progress_arg = j,
 	};
+	uint64_t estimate = pd_zstd_estimate(j->core_fd, j->core_size);
 	int rc;
 
-	if (enter(j, PD_PHASE_COMPRESS) < 0 ||
-	    open_file(j, PD_DUMPJOB_ZSTD, pd_zstd_bound(j->core_size), &res->fd) < 0)
+	if (enter(j, PD_PHASE_COMPRESS) < 0)
 		return -1;
-	zo.out_fd = res->fd;
-	zo.limit = res->limit;
-	rc = pd_zstd_write(&zo, &res->size);
+	for (int attempt = 0;; attempt++) {
+		if (open_file(j, PD_DUMPJOB_ZSTD, estimate, &res->fd) < 0)
+			return -1;
+		zo.out_fd = res->fd;
+		zo.limit = res->limit;
+		rc = pd_zstd_write(&zo, &res->size);
+		if (!(rc == -EFBIG && res->limit && attempt == 0))
+			break;
+		/* The estimate was short for a memory spool: once more, in a
+		 * file for more than its limit (as the core's own retry). */
+		close(res->fd);
+		res->fd = -1;
+		if (estimate <= res->limit)
+			estimate = res->limit + 1;
+	}
 	if (rc == -ECANCELED)
 		return fail(j, PD_DUMP_CANCELLED, rc, "the dump was cancelled");
 	if (rc == -EFBIG)

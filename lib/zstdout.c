@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -33,6 +34,16 @@ uint64_t pd_zstd_bound(uint64_t size)
 	/* ZSTD_compressBound of size, in 64 bits, plus a frame's header,
 	 * checksum and the blocks' headers. */
 	return size + (size >> 8) + (128u << 10) + 64;
+}
+
+uint64_t pd_zstd_estimate(int fd, uint64_t size)
+{
+	struct stat st;
+	uint64_t data = size;
+
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 < size)
+		data = (uint64_t)st.st_blocks * 512;
+	return pd_zstd_bound(data) + (size >> 17) * 8;
 }
 
 static int flush_out(struct zw *w, ZSTD_outBuffer *ob)

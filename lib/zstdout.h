@@ -28,6 +28,14 @@ struct pd_zstd_opts {
 /* The most a stream of size bytes of input can take (ZSTD_compressBound). */
 uint64_t pd_zstd_bound(uint64_t size);
 
+/* About what the stream of a sparse file fd of size bytes takes: the bound
+ * of its allocated bytes (st_blocks; data does not compress worse than
+ * that) plus a few bytes per 128 KiB block of holes (zeros are RLE
+ * blocks). For choosing and sizing its spool; not a bound (a block that
+ * mixes data and zeros may take more than its data), so the writer's limit
+ * still holds. */
+uint64_t pd_zstd_estimate(int fd, uint64_t size);
+
 /* Compresses o->in_fd into o->out_fd and truncates out_fd to the stream;
  * *out_size (may be NULL) gets its length. 0 or -errno: -ENOSPC/-EDQUOT
  * (out_fd's file system is full), -EFBIG (past o->limit; nothing past it is

@@ -186,6 +186,8 @@ static void zstd_one(size_t size)
 	assert_int_equal(fstat(out, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, zlen);
 	assert_true(zlen <= pd_zstd_bound(size));
+	/* The estimate counts the holes next to nothing, and is enough here. */
+	assert_true(zlen <= pd_zstd_estimate(in, size));
 	z = malloc(zlen);
 	assert_int_equal(pread(out, z, zlen, 0), (ssize_t)zlen);
 	assert_int_equal(ZSTD_getFrameContentSize(z, zlen), size);
@@ -204,6 +206,21 @@ static void test_zstd_sizes(void **state)
 	zstd_one(0);
 	zstd_one(CH - 3);
 	zstd_one(11 * CH + 5);
+}
+
+/* A file of 1 GiB with 1 MiB of data: the estimate is about the data's. */
+static void test_zstd_estimate_sparse(void **state)
+{
+	int fd = tmpfile_fd();
+	static char data[CH];
+
+	(void)state;
+	memset(data, 'x', sizeof(data));
+	assert_int_equal(ftruncate(fd, 1 << 30), 0);
+	assert_int_equal(pwrite(fd, data, sizeof(data), 512 << 20), sizeof(data));
+	assert_true(pd_zstd_estimate(fd, 1 << 30) < 2 * CH);
+	assert_true(pd_zstd_estimate(fd, 1 << 30) >= pd_zstd_bound(CH));
+	close(fd);
 }
 
 static void test_zstd_limit(void **state)
@@ -231,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_pdeflate_early_free),
 		cmocka_unit_test(test_pdeflate_read_error),
 		cmocka_unit_test(test_zstd_sizes),
+		cmocka_unit_test(test_zstd_estimate_sparse),
 		cmocka_unit_test(test_zstd_limit),
 	};
 
