@@ -1,4 +1,4 @@
-/* procdiag dump -p PID [--type Mini|Heap|Full|N] [--zip] [-o FILE] [--json]
+/* procdiag dump -p PID [--type Mini|Heap|Full|N] [--zip|--zstd] [-o FILE] [--json]
  *
  * The same dump job the server runs (lib/dumpjob.h): this file parses the
  * command line into its options and presents its result. The file appears only
@@ -40,8 +40,8 @@ static void on_interrupt(int sig)
 static void dump_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N] [--zip] [-o FILE]\n"
-		"                     [--json]\n\n"
+		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N]\n"
+		"                     [--zip|--zstd] [-o FILE] [--json]\n\n"
 		"  -p, --process-id, --pid PID\n"
 		"                   the process to dump\n"
 		"  -n, --name NAME  the process named NAME (as `procdiag ps` names it, any\n"
@@ -54,8 +54,11 @@ static void dump_usage(FILE *out)
 		"                   mean the same dump everywhere\n"
 		"  -z, --zip        a zip bundle: the core, the mapped binaries and their\n"
 		"                   debug files, and a gdb script to open it elsewhere\n"
+		"      --zstd       the core as one zstd stream, compressed on every CPU\n"
+		"                   (`zstd -d` gives the core back); not with --zip\n"
 		"  -o, --output F   where to write (default ./core_YYYYMMDD_HHMMSS, UTC,\n"
-		"                   plus .zip with --zip); an existing file is not replaced\n"
+		"                   plus .zip with --zip, .zst with --zstd); an existing\n"
+		"                   file is not replaced\n"
 		"  -q, --quiet      no progress bar and no summary\n"
 		"      --json       the result as one JSON object on stdout (how the memory\n"
 		"                   was copied, the figures, the file; docs/DUMPS.md)\n");
@@ -64,7 +67,7 @@ static void dump_usage(FILE *out)
 /* The command's state, the job's callbacks' argument. */
 struct cli_dump {
 	const char *out, *dir;
-	bool zip, named;
+	bool compressed, named; /* the core is a step: a zip or zstd follows */
 	bool bar;
 	int last_pct;
 	enum pd_dump_phase last_phase;
@@ -153,14 +156,14 @@ static int publish(int fd, const char *path)
 }
 
 /* The job's files: the final one beside the output, unnamed until it is
- * complete; a core that is only a step towards a zip in memory when small,
- * else an unnamed file beside the output. */
+ * complete; a core that is only a step towards a zip or a zstd stream in
+ * memory when small, else an unnamed file beside the output. */
 static int open_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
 {
 	struct cli_dump *c = arg;
 
 	*limit = 0;
-	if (which == PD_DUMPJOB_CORE && c->zip)
+	if (which == PD_DUMPJOB_CORE && c->compressed)
 		return pd_spool_open(c->dir, PD_SPOOL_MEMORY_MAX_DEFAULT, estimate, NULL);
 	return open_output(c->dir, c->out, estimate, &c->named);
 }
@@ -243,11 +246,12 @@ int cmd_dump(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
+		{"zstd", no_argument, NULL, 'Z'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *pid_s = NULL, *type_s = NULL, *out = NULL, *name = NULL;
-	bool zip = false, quiet = false, json = false;
+	bool zip = false, zstd = false, quiet = false, json = false;
 	struct pd_dumpjob_opts jo = {0};
 	struct pd_dumpjob_result res;
 	struct cli_dump cd = {.last_pct = -1};
@@ -266,12 +270,18 @@ int cmd_dump(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'q': quiet = true; break;
 		case 'j': json = true; break;
+		case 'Z': zstd = true; break;
 		case 'h': dump_usage(stdout); return 0;
 		default: dump_usage(stderr); return 2;
 		}
 	}
 	if (optind != argc || !pid_s == !name) {
 		dump_usage(stderr);
+		return 2;
+	}
+	if (zip && zstd) {
+		fprintf(stderr, "procdiag: --zstd compresses the core alone; a --zip is deflated "
+				"(docs/DUMPS.md, \"Compression\"): choose one\n");
 		return 2;
 	}
 	rc = pd_dumptype_parse(type_s, &jo.type, &bad);
@@ -303,6 +313,8 @@ int cmd_dump(int argc, char **argv)
 		strftime(defname, sizeof(defname), "core_%Y%m%d_%H%M%S", &tm);
 		if (zip)
 			strcat(defname, ".zip");
+		else if (zstd)
+			strcat(defname, ".zst");
 		out = defname;
 	}
 	if (access(out, F_OK) == 0) {
@@ -323,10 +335,10 @@ int cmd_dump(int argc, char **argv)
 	}
 	cd.out = out;
 	cd.dir = dir;
-	cd.zip = zip;
+	cd.compressed = zip || zstd;
 	cd.bar = !quiet && isatty(STDERR_FILENO);
 	jo.pid = pid;
-	jo.format = zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW;
+	jo.format = zip ? PD_DUMP_FORMAT_ZIP : zstd ? PD_DUMP_FORMAT_ZSTD : PD_DUMP_FORMAT_RAW;
 	jo.open_out = open_out;
 	jo.progress = progress;
 	jo.arg = &cd;

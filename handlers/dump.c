@@ -1,4 +1,4 @@
-/* GET /processes/{id}/dump?dumpType=N&format=raw|zip
+/* GET /processes/{id}/dump?dumpType=N&format=raw|zip&compress=none|zstd
  *
  * Validate, take a slot (max_dumps), run the dump job (lib/dumpjob.h) with
  * spools for its files, then stream the spool with its exact length. The
@@ -36,6 +36,7 @@ struct dump_req {
 	struct pd_context *ctx;
 	struct pd_dumptype type;
 	bool zip;
+	bool zstd; /* compress=zstd */
 	struct pd_proc p;
 	char comm[PD_COMM_MAX];
 	time_t when;
@@ -67,9 +68,12 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
+/* format (raw or zip) and compress (none or zstd; not with a zip, which
+ * is deflate for every unzip: docs/DUMPS.md, "Compression"). */
 static int parse_format(struct dump_req *d)
 {
 	const char *fmt = pd_req_query(d->r, "format");
+	const char *comp = pd_req_query(d->r, "compress");
 
 	if (!fmt || !*fmt || !strcasecmp(fmt, "raw")) {
 		d->zip = false;
@@ -79,7 +83,27 @@ static int parse_format(struct dump_req *d)
 		pd_resp_problem(d->r, 400, "format", "format must be raw or zip, not '%s'.", fmt);
 		return -1;
 	}
+	if (!comp || !*comp || !strcasecmp(comp, "none")) {
+		d->zstd = false;
+	} else if (!strcasecmp(comp, "zstd")) {
+		d->zstd = true;
+	} else {
+		pd_resp_problem(d->r, 400, "compress", "compress must be none or zstd, not '%s'.",
+				comp);
+		return -1;
+	}
+	if (d->zip && d->zstd) {
+		pd_resp_problem(d->r, 400, "compress",
+				"compress=zstd is for the raw core; a zip bundle is always deflated "
+				"(every unzip reads it). Ask for format=zip or compress=zstd.");
+		return -1;
+	}
 	return 0;
+}
+
+static const char *content_type(const struct dump_req *d)
+{
+	return d->zip ? "application/zip" : d->zstd ? "application/zstd" : "application/octet-stream";
 }
 
 /* Kudu's dumpType (MINIDUMP_TYPE bits or a name; mini when absent) and
@@ -135,7 +159,7 @@ static void safe_name(char *dst, size_t size, const char *src, size_t len)
 
 /* Kudu's GetResponseFileName: NAME-INSTANCE-MM-dd-HH-mm-ss.dmp or .zip, the
  * time in UTC; INSTANCE is the first 6 characters of the machine name
- * (Kudu's short instance id outside Azure). */
+ * (Kudu's short instance id outside Azure). compress=zstd adds .zst. */
 static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *value, size_t size)
 {
 	char instance[8], stamp[32];
@@ -144,7 +168,7 @@ static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *
 		  strnlen(d->ctx->machine_name, 6));
 	strftime(stamp, sizeof(stamp), "%m-%d-%H-%M-%S", tm);
 	snprintf(value, size, "attachment; filename=\"%s-%s-%s.%s\"", d->comm, instance, stamp,
-		 d->zip ? "zip" : "dmp");
+		 d->zip ? "zip" : d->zstd ? "dmp.zst" : "dmp");
 }
 
 /* How the memory was copied and what it cost (lib/dumprun.h's figures). */
@@ -187,7 +211,7 @@ static int set_headers(struct dump_req *d)
 	gmtime_r(&d->when, &tm);
 	if (d->mon_name[0])
 		snprintf(value, sizeof(value), "attachment; filename=\"%s%s\"", d->mon_name,
-			 d->zip ? ".zip" : "");
+			 d->zip ? ".zip" : d->zstd ? ".zst" : "");
 	else
 		kudu_file_name(d, &tm, value, sizeof(value));
 	rc = pd_resp_header(r, "Content-Disposition", value);
@@ -340,7 +364,9 @@ static int take_dump(struct dump_req *d)
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
 		.type = d->type,
-		.format = d->zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW,
+		.format = d->zip    ? PD_DUMP_FORMAT_ZIP
+			  : d->zstd ? PD_DUMP_FORMAT_ZSTD
+				    : PD_DUMP_FORMAT_RAW,
 		.scope = &d->ctx->config->scope,
 		.open_out = open_spool,
 		.progress = progress,
@@ -362,6 +388,8 @@ static int take_dump(struct dump_req *d)
 				(unsigned long long)d->res.bundle.size,
 				(unsigned long long)d->res.bundle.bound, d->res.bundle.modules,
 				d->res.bundle.binaries, d->res.bundle.debug_files);
+	if (d->zstd)
+		pd_req_log_note(d->r, "zstd_bytes=%llu", (unsigned long long)d->res.size);
 	return 0;
 }
 
@@ -382,7 +410,7 @@ static int send_spool(struct dump_req *d, int fd)
 		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
 	if (set_headers(d) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
-	rc = pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
+	rc = pd_resp_begin(d->r, 200, content_type(d),
 			   (long long)st.st_size);
 	if (!rc)
 		rc = pd_resp_write_fd(d->r, fd, 0, (unsigned long long)st.st_size - 1);
@@ -402,7 +430,7 @@ static int answer_head(struct dump_req *d)
 	d->when = time(NULL);
 	if (set_headers(d) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
-	return pd_resp_begin(d->r, 200, d->zip ? "application/zip" : "application/octet-stream",
+	return pd_resp_begin(d->r, 200, content_type(d),
 			     -1);
 }
 

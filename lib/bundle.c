@@ -28,6 +28,7 @@
 #include "lib/modules.h"
 #include "lib/ownerfile.h"
 #include "lib/proc.h"
+#include "lib/pdeflate.h"
 #include "lib/zipfd.h"
 
 #define SYSROOT	      "sysroot"
@@ -87,6 +88,7 @@ struct ctx {
 	struct pd_maps maps; /* live, for inode checks */
 	int memfd;	     /* /proc/PID/mem, for what the core lacks; -1 */
 	zip_t *za;
+	struct pd_zfile *core_file; /* while add_core adds it */
 	struct pd_zsink sink;
 	time_t now;
 	struct bmod *m;
@@ -245,7 +247,12 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	if (zip_name_locate(x->za, name, 0) >= 0)
 		return 0;
 	zip_error_init(&ze);
-	src = pd_zfile_source(f, &ze);
+	/* A file of two chunks or more (the core always) is deflated here, on
+	 * every core; libzip copies the stream. */
+	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
+		src = pd_zfile_deflated_source(f, level, &ze);
+	else
+		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
@@ -1302,7 +1309,9 @@ static int add_core(struct ctx *x)
 	f = pd_zfile_from_fd(fd, (uint64_t)st.st_size, x->now);
 	if (!f)
 		return -ENOMEM;
+	x->core_file = f;
 	rc = add_file(x, x->o->core_name, f, CORE_LEVEL);
+	x->core_file = NULL;
 	pd_zfile_unref(f);
 	return rc < 0 ? rc : 0;
 }

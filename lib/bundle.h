@@ -34,8 +34,10 @@ struct pd_bundle_opts {
 	/* For the manifest too: how the memory was copied (lib/dumprun.h).
 	 * NULL: not said. */
 	const struct pd_dump_figures *figures;
-	/* Called as the zip is written with the fraction done (0 to 1); nonzero
-	 * stops it (-ECANCELED). NULL: never stopped. */
+	/* Called as the zip is written with the fraction done (0 to 1): of
+	 * the bytes of every entry's file read, the core's as the deflate
+	 * workers finish them; nonzero stops it (-ECANCELED). NULL: never
+	 * stopped. */
 	int (*progress)(void *arg, double fraction);
 	void *progress_arg;
 	/* Opens the zip's spool once every entry is chosen, before a byte is

@@ -13,6 +13,7 @@
 
 #include "lib/proc.h"
 #include "lib/spool.h"
+#include "lib/zstdout.h"
 
 static const char *const phase_names[] = {
 	[PD_PHASE_PREPARE] = "prepare",	  [PD_PHASE_COPY] = "copy", [PD_PHASE_BUNDLE] = "bundle",
@@ -81,7 +82,10 @@ static int open_file(struct job *j, enum pd_dumpjob_file which, uint64_t estimat
 	if (rc < 0)
 		return fail(j, rc == -ENOSPC || rc == -EDQUOT ? PD_DUMP_NO_SPACE : PD_DUMP_IO, rc,
 			    "cannot open a file for the %s: %s",
-			    which == PD_DUMPJOB_CORE ? "core" : "zip bundle", strerror(-rc));
+			    which == PD_DUMPJOB_CORE  ? "core"
+			    : which == PD_DUMPJOB_ZIP ? "zip bundle"
+						      : "zstd stream",
+			    strerror(-rc));
 	*fd = rc;
 	return 0;
 }
@@ -185,6 +189,14 @@ static int zip_progress(void *arg, double fraction)
 	return progress(j, (uint64_t)(fraction * (double)j->core_size), j->core_size);
 }
 
+/* The zstd stream's compress phase: bytes of the core compressed so far. */
+static int zstd_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct job *j = arg;
+
+	return progress(j, done, total);
+}
+
 static int zip_open_out(void *arg, uint64_t bytes, uint64_t *limit)
 {
 	struct job *j = arg;
@@ -247,12 +259,61 @@ static int dumpjob_bundle(struct job *j)
 	return 0;
 }
 
+/* Step 4 for PD_DUMP_FORMAT_ZSTD: the core as one zstd stream, phase COMPRESS.
+ * On success res->fd is the stream and the core's file is closed. */
+static int dumpjob_zstd(struct job *j)
+{
+	struct pd_dumpjob_result *res = j->res;
+	struct pd_zstd_opts zo = {
+		.in_fd = j->core_fd,
+		.size = j->core_size,
+		.progress = zstd_progress,
+		.progress_arg = j,
+	};
+	uint64_t estimate = pd_zstd_estimate(j->core_fd, j->core_size);
+	int rc;
+
+	if (enter(j, PD_PHASE_COMPRESS) < 0)
+		return -1;
+	for (int attempt = 0;; attempt++) {
+		if (open_file(j, PD_DUMPJOB_ZSTD, estimate, &res->fd) < 0)
+			return -1;
+		zo.out_fd = res->fd;
+		zo.limit = res->limit;
+		rc = pd_zstd_write(&zo, &res->size);
+		if (!(rc == -EFBIG && res->limit && attempt == 0))
+			break;
+		/* The estimate was short for a memory spool: once more, in a
+		 * file for more than its limit (as the core's own retry). */
+		close(res->fd);
+		res->fd = -1;
+		if (estimate <= res->limit)
+			estimate = res->limit + 1;
+	}
+	if (rc == -ECANCELED)
+		return fail(j, PD_DUMP_CANCELLED, rc, "the dump was cancelled");
+	if (rc == -EFBIG)
+		return fail(j, PD_DUMP_NO_SPACE, rc,
+			    "the zstd stream would pass its spool's limit (%llu bytes)",
+			    (unsigned long long)res->limit);
+	if (rc == -ENOSPC || rc == -EDQUOT)
+		return fail(j, PD_DUMP_NO_SPACE, rc, "no space for the zstd stream: %s",
+			    strerror(-rc));
+	if (rc < 0)
+		return fail(j, PD_DUMP_INTERNAL, rc, "the zstd stream could not be written: %s",
+			    strerror(-rc));
+	close(j->core_fd);
+	j->core_fd = -1;
+	return 0;
+}
+
 /* Step 4, the one place a finished core becomes the file the caller asked
  * for, by its format; a new format (a compression) is a case here. */
 static int finish(struct job *j)
 {
 	switch (j->o->format) {
 	case PD_DUMP_FORMAT_ZIP: return dumpjob_bundle(j);
+	case PD_DUMP_FORMAT_ZSTD: return dumpjob_zstd(j);
 	case PD_DUMP_FORMAT_RAW: break;
 	}
 	j->res->fd = j->core_fd;

@@ -14,7 +14,10 @@
  *      file opened for more than that limit;
  *   4. for PD_DUMP_FORMAT_ZIP: the bundle step (dumpjob_bundle), phases
  *      BUNDLE (choosing the binaries and debug files) and COMPRESS (the zip
- *      written), into a second file asked of open_out (PD_DUMPJOB_ZIP).
+ *      written, its core deflated on every CPU), into a second file asked
+ *      of open_out (PD_DUMPJOB_ZIP); for PD_DUMP_FORMAT_ZSTD, phase
+ *      COMPRESS: the core as one zstd stream (lib/zstdout.h) into a second
+ *      file (PD_DUMPJOB_ZSTD). Either way the core's file is then closed.
  *
  * The job never leaves a file open behind it: on failure every fd it got
  * from open_out is closed; on success the final file is res->fd, which the
@@ -31,9 +34,12 @@
 #include "lib/dumptype.h"
 #include "lib/scope.h"
 
+/* What the final file is (docs/DUMPS.md, "Compression"): a zip is
+ * always deflate, so zstd is a format of its own, never a zip's. */
 enum pd_dump_format {
-	PD_DUMP_FORMAT_RAW, /* the core as it is */
-	PD_DUMP_FORMAT_ZIP, /* the zip bundle (lib/bundle.h) */
+	PD_DUMP_FORMAT_RAW,  /* the core as it is */
+	PD_DUMP_FORMAT_ZIP,  /* the zip bundle (lib/bundle.h) */
+	PD_DUMP_FORMAT_ZSTD, /* the core as one zstd stream (lib/zstdout.h) */
 };
 
 /* What the job is doing; the progress callback gets it. */
@@ -53,6 +59,7 @@ const char *pd_dump_phase_name(enum pd_dump_phase ph);
 enum pd_dumpjob_file {
 	PD_DUMPJOB_CORE, /* the core (the final file of a raw dump) */
 	PD_DUMPJOB_ZIP,	 /* the bundle (the final file of a zip dump) */
+	PD_DUMPJOB_ZSTD, /* the zstd stream (the final file of a zstd dump) */
 };
 
 struct pd_dumpjob_opts {

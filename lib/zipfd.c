@@ -2,6 +2,8 @@
 
 #include "lib/zipfd.h"
 
+#include "lib/pdeflate.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -212,6 +214,11 @@ void pd_zfile_unref(struct pd_zfile *f)
 	free(f);
 }
 
+uint64_t pd_zfile_size(const struct pd_zfile *f)
+{
+	return f->size;
+}
+
 static zip_int64_t zsrc_open(struct zsrc *z)
 {
 	struct pd_zfile *f = z->f;
@@ -321,6 +328,135 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze)
 	src = zip_source_function_create(zsrc_cb, z, ze);
 	if (!src) {
 		free(z);
+		return NULL;
+	}
+	f->refs++;
+	return src;
+}
+
+/* ---- pre-deflated input ----------------------------------------------------- */
+
+struct zdef {
+	struct zsrc z; /* the file, opened as a plain source opens it */
+	struct pd_pdeflate_opts o;
+	struct pd_pdeflate *p; /* while open */
+	bool have_crc;
+	uint32_t crc;
+	uint64_t comp_size;
+	uint64_t told; /* input bytes the file's watch was told of */
+};
+
+/* pdeflate's progress (bytes of input done) as the file's watch wants it:
+ * the bytes since the last call; nonzero stops the stream. */
+static int zdef_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct zdef *d = arg;
+	uint64_t n = done - d->told;
+
+	(void)total;
+	d->told = done;
+	return d->z.f->watch ? d->z.f->watch(d->z.f->watch_arg, n) : 0;
+}
+
+static zip_int64_t zdef_open(struct zdef *d)
+{
+	int rc;
+
+	pd_pdeflate_free(d->p);
+	d->p = NULL;
+	d->have_crc = false;
+	d->told = 0;
+	if (zsrc_open(&d->z) < 0)
+		return -1;
+	d->o.fd = d->z.f->fd;
+	rc = pd_pdeflate_start(&d->o, &d->p);
+	if (rc < 0) {
+		zsrc_close(&d->z);
+		return fail(&d->z.ze, rc == -ENOMEM ? ZIP_ER_MEMORY : ZIP_ER_INTERNAL, -rc);
+	}
+	return 0;
+}
+
+static zip_int64_t zdef_read(struct zdef *d, void *data, zip_uint64_t len)
+{
+	ssize_t n = pd_pdeflate_read(d->p, data, len);
+
+	if (n < 0)
+		return fail(&d->z.ze,
+			    n == -ECANCELED ? ZIP_ER_CANCELLED
+			    : n == -ENOMEM  ? ZIP_ER_MEMORY
+					    : ZIP_ER_READ,
+			    n == -ECANCELED ? 0 : (int)-n);
+	if (n == 0 && len) {
+		d->have_crc = true;
+		d->crc = pd_pdeflate_crc(d->p);
+		d->comp_size = pd_pdeflate_out_size(d->p);
+	}
+	return n;
+}
+
+static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
+{
+	struct zdef *d = ud;
+
+	switch (cmd) {
+	case ZIP_SOURCE_SUPPORTS:
+		return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ,
+						      ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+						      ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+	case ZIP_SOURCE_STAT: {
+		zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &d->z.ze);
+
+		if (!st)
+			return -1;
+		zip_stat_init(st);
+		st->size = d->z.f->size;
+		st->mtime = d->z.f->mtime;
+		st->comp_method = ZIP_CM_DEFLATE;
+		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME | ZIP_STAT_COMP_METHOD;
+		if (d->have_crc) {
+			st->crc = d->crc;
+			st->comp_size = d->comp_size;
+			st->valid |= ZIP_STAT_CRC | ZIP_STAT_COMP_SIZE;
+		}
+		return sizeof(*st);
+	}
+	case ZIP_SOURCE_OPEN: return zdef_open(d);
+	case ZIP_SOURCE_READ: return zdef_read(d, data, len);
+	case ZIP_SOURCE_CLOSE:
+		pd_pdeflate_free(d->p);
+		d->p = NULL;
+		zsrc_close(&d->z);
+		return 0;
+	case ZIP_SOURCE_ERROR: return zip_error_to_data(&d->z.ze, data, len);
+	case ZIP_SOURCE_FREE:
+		pd_pdeflate_free(d->p);
+		zsrc_close(&d->z);
+		pd_zfile_unref(d->z.f);
+		zip_error_fini(&d->z.ze);
+		free(d);
+		return 0;
+	default: return fail(&d->z.ze, ZIP_ER_OPNOTSUPP, 0);
+	}
+}
+
+zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, zip_error_t *ze)
+{
+	struct zdef *d = calloc(1, sizeof(*d));
+	zip_source_t *src;
+
+	if (!d) {
+		zip_error_set(ze, ZIP_ER_MEMORY, 0);
+		return NULL;
+	}
+	d->z.f = f;
+	d->o = (struct pd_pdeflate_opts){
+		.size = f->size, .level = level, .progress = zdef_progress, .progress_arg = d};
+	zip_error_init(&d->z.ze);
+	src = zip_source_function_create(zdef_cb, d, ze);
+	if (!src) {
+		zip_error_fini(&d->z.ze);
+		free(d);
 		return NULL;
 	}
 	f->refs++;

@@ -139,6 +139,26 @@ def dump_url(pid, query="", prefix="/api/processes"):
     return "%s/%d/dump%s" % (prefix, pid, ("?" + query) if query else "")
 
 
+def gone_after_the_copy(stack, pid, query):
+    """GETs the dump of pid with query on a socket of its own and closes it
+    once the dump helper is gone (the copy ended, the job goes on with the
+    core); returns the phase the request's log line says it was cancelled
+    in."""
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=120)
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer "
+                  "%s\r\nConnection: close\r\n\r\n"
+                  % (dump_url(pid, query), stack.port, stack.key)).encode())
+    h.wait_until(lambda: helper_children(stack.pd.pid, "dump-helper"), 30,
+                 "the dump helper to start")
+    h.wait_until(lambda: not helper_children(stack.pd.pid, "dump-helper"), 60,
+                 "the copy to end")
+    sock.close()
+    m = h.wait_until(lambda: re.search(
+        r"GET /api/processes/%d/dump\S* .*dump=cancelled phase=(\w+)" % pid,
+        stack.stderr()), 60, "the cancelled request's log line")
+    return m.group(1)
+
+
 def save(body, d, name="core"):
     path = os.path.join(d, name)
     with open(path, "wb") as f:
