@@ -53,7 +53,7 @@ static unsigned vmflags(const char *l, size_t n)
 		unsigned bit;
 	} names[] = {
 		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT},
-		{"pf", PD_VM_PF}, {"sh", PD_VM_SH},
+		{"pf", PD_VM_PF}, {"sh", PD_VM_SH}, {"dc", PD_VM_DC}, {"wf", PD_VM_WF},
 	};
 	unsigned f = 0;
 
@@ -195,6 +195,7 @@ void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz)
 	memset(c, 0, sizeof(*c));
 	c->fz = fz;
 	c->pagemapfd = -1;
+	c->srcmem = -1;
 	c->page = (size_t)sysconf(_SC_PAGESIZE);
 }
 
@@ -256,6 +257,21 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
 
 /* ---- reading ---------------------------------------------------------------- */
 
+/* One read of the source: the target through lib/freeze.h, or the clone
+ * (its mem file, as pd_freeze_read() does for the target). */
+static ssize_t src_read(struct pd_copy *c, uint64_t addr, void *dst, size_t n)
+{
+	struct iovec l = {dst, n}, r = {(void *)(uintptr_t)addr, n};
+	ssize_t got;
+
+	if (!c->src)
+		return pd_freeze_read(c->fz, addr, dst, n);
+	got = process_vm_readv(c->src, &l, 1, &r, 1, 0);
+	if (got <= 0 && c->srcmem >= 0)
+		got = pread(c->srcmem, dst, n, (off_t)addr);
+	return got;
+}
+
 /* Reads what process_vm_readv could not at [addr, addr+len): /proc/PID/mem
  * page by page, zeros for what fails. */
 static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
@@ -266,7 +282,7 @@ static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
 
 		if (n > len)
 			n = len;
-		got = pd_freeze_read(c->fz, addr, dst, n);
+		got = src_read(c, addr, dst, n);
 		if (got < 0)
 			got = 0;
 		if ((size_t)got < n) {
@@ -307,7 +323,7 @@ static int copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, cha
 			nr++;
 			bytes += (size_t)l;
 		}
-		got = process_vm_readv(c->fz->io_tid, local, nr, remote, nr, 0);
+		got = process_vm_readv(c->src ? c->src : c->fz->io_tid, local, nr, remote, nr, 0);
 		if (got < 0)
 			got = 0;
 		/* Walk past what was read; at a failure read that page the slow
