@@ -26,6 +26,7 @@ extern char **environ;
 /* A status line is a small JSON object; anything longer is not the
  * protocol. */
 #define LINE_MAX_BYTES 4096
+#define HELPER_GRACE_MS 2000 /* see stop_helper() */
 
 static const char *const codes[] = {
 	[PD_DUMP_OK] = "",
@@ -138,6 +139,19 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 		if (get_u64(o, "size", &r.size) && get_u64(o, "stopped_us", &r.stopped_us) &&
 		    get_u64(o, "threads", &r.threads) && get_u64(o, "mappings", &r.mappings) &&
 		    get_u64(o, "dumped_bytes", &r.dumped_bytes)) {
+			const char *m = json_string_value(json_object_get(o, "method"));
+			const char *why = json_string_value(json_object_get(o, "reason"));
+
+			/* Optional: a helper of another build may not send them. */
+			snprintf(r.method, sizeof(r.method), "%s",
+				 m && (!strcmp(m, "clone") || !strcmp(m, "stop")) ? m : "");
+			snprintf(r.reason, sizeof(r.reason), "%s", why ? why : "");
+			get_u64(o, "freezing_us", &r.freezing_us);
+			get_u64(o, "frozen_us", &r.frozen_us);
+			get_u64(o, "copy_us", &r.copy_us);
+			get_u64(o, "copied_bytes", &r.copied_bytes);
+			get_u64(o, "extra_memory", &r.extra_memory);
+			r.clone_pid = res->clone_pid;
 			*res = r;
 			rc = PD_STATUS_FINAL;
 		}
@@ -145,8 +159,15 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 		struct pd_dumprun_result r = {0};
 
 		rc = parse_final_error(o, &r);
+		r.clone_pid = res->clone_pid;
 		if (rc == PD_STATUS_FINAL)
 			*res = r;
+	} else if (strcmp(ev, "clone") == 0) {
+		uint64_t c;
+
+		if (get_u64(o, "pid", &c) && c > 0 && c < INT32_MAX)
+			res->clone_pid = (pid_t)c;
+		rc = PD_STATUS_OTHER;
 	} else {
 		rc = PD_STATUS_OTHER;
 	}
@@ -276,6 +297,50 @@ static int reap(pid_t pid, int *status)
 		}
 	}
 	return 0;
+}
+
+/* SIGTERM first: with a clone, the helper kills it and has the target
+ * reap it (cli/dumphelper.c); without, it dies at once. SIGKILL after
+ * HELPER_GRACE_MS all the same. */
+static void stop_helper(pid_t pid)
+{
+	uint64_t until = pd_mono_ns() + (uint64_t)HELPER_GRACE_MS * 1000000u;
+	siginfo_t si;
+
+	kill(pid, SIGTERM);
+	while (pd_mono_ns() < until) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+			return;
+		nanosleep(&(struct timespec){0, 2000000}, NULL);
+	}
+	kill(pid, SIGKILL);
+}
+
+/* A helper killed after it cloned the target left the clone dead under
+ * the target (PTRACE_O_EXITKILL killed it; nobody reaps it): one short
+ * helper run has the target reap it (lib/cowclone.h, pd_cow_reap). */
+static void reap_clone(const struct pd_dumprun_opts *o, pid_t clone_pid)
+{
+	char pid[24], start[24], cl[24];
+	char *argv[] = {"procdiag", "dump-helper", "--pid", pid, "--start-time", start,
+			"--reap-clone", cl, NULL};
+	posix_spawn_file_actions_t fa;
+	pid_t h;
+	int st;
+
+	snprintf(pid, sizeof(pid), "%d", (int)o->pid);
+	snprintf(start, sizeof(start), "%llu", (unsigned long long)o->start_time);
+	snprintf(cl, sizeof(cl), "%d", (int)clone_pid);
+	if (posix_spawn_file_actions_init(&fa))
+		return;
+	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) == 0 &&
+	    posix_spawn_file_actions_adddup2(&fa, 2, 1) == 0 &&
+	    posix_spawn_file_actions_addclosefrom_np(&fa, 3) == 0 &&
+	    posix_spawn(&h, o->helper ? o->helper : "/proc/self/exe", &fa, NULL, argv, environ) ==
+		    0)
+		reap(h, &st);
+	posix_spawn_file_actions_destroy(&fa);
 }
 
 static void describe_exit(struct pd_dumprun_result *res, const char *what, int st)
@@ -409,11 +474,13 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res)
 	rc = read_status(o, sp[0], res);
 	/* Given up on: the kernel resumes a target whose tracer dies. */
 	if (rc < 0)
-		kill(pid, SIGKILL);
+		stop_helper(pid);
 	if (rc == -ECANCELED)
 		snprintf(res->detail, sizeof(res->detail), "the dump was cancelled");
 	reap(pid, &st);
 	res->wait_status = st;
+	if (res->clone_pid && WIFSIGNALED(st))
+		reap_clone(o, res->clone_pid);
 	if (rc == 0) {
 		describe_exit(res, "ended without a result", st);
 		rc = -EPROTO;

@@ -73,6 +73,15 @@ struct pd_dumprun_result {
 	uint64_t dumped_bytes;
 	uint64_t threads, mappings;
 	int wait_status; /* the helper's, from waitpid */
+	/* The target's copy-on-write clone the helper announced ("clone"
+	 * event), 0: none; reaped here should the helper die first. */
+	pid_t clone_pid;
+	/* From the "done" event (docs/DUMPS.md, "Copy-on-write clone"):
+	 * "clone" or "stop" ("" from a helper that does not say), why not
+	 * the clone, and CRIU-style figures. */
+	char method[8];
+	char reason[200];
+	uint64_t freezing_us, frozen_us, copy_us, copied_bytes, extra_memory;
 };
 
 /* Runs one dump. Returns 0 when the helper reported a result (res->error
