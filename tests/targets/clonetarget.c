@@ -1,0 +1,233 @@
+/* clonetarget: a process for the copy-on-write clone tests (test_clone.py).
+ *
+ *   clonetarget [gen MIB] [anon MIB] [threads N] [seccomp] [dontfork]
+ *
+ * It forks once: the parent stays as the target's parent and only counts
+ * the SIGCHLDs it gets; the child is the target. The target
+ *   - has pthread_atfork handlers that count their runs (none may run:
+ *     the dump's clone is no fork(3));
+ *   - counts the SIGCHLDs it gets (none may come: the clone's exit
+ *     signal is 0);
+ *   gen MIB   runs a thread that writes the generation number g into the
+ *             first 8 bytes of every page of a MIB buffer, in page order,
+ *             then g+1, ... for ever (the point-in-time test);
+ *   anon MIB  touches MIB more of anonymous memory (a cgroup's usage);
+ *   threads N N more threads parked in pause();
+ *   seccomp   installs a seccomp filter that fails clone (but threads)
+ *             with EPERM and clone3 with ENOSYS, before any thread;
+ *   dontfork  one page with MADV_DONTFORK and one with MADV_WIPEONFORK,
+ *             each holding "PDDONTFORK" / "PDWIPEONFORK".
+ * Then it prints
+ *
+ *   ready PID parent=PPID gen=ADDR pages=N dontfork=ADDR wipeonfork=ADDR
+ *
+ * (addresses 0x0 when not asked for). SIGUSR1 to the target makes it print
+ * "target sigchld=N atfork=M gen=G", SIGUSR1 to the parent makes it print
+ * "parent sigchld=N" (the target's own exit excepted: it does not exit). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+static volatile sig_atomic_t sigchld, atforks, want_report;
+static volatile uint64_t *gen_buf;
+static volatile uint64_t gen;
+static size_t gen_pages;
+
+static void on_chld(int sig)
+{
+	(void)sig;
+	sigchld++;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	want_report = 1;
+}
+
+static void atfork_prepare(void)
+{
+	atforks++;
+}
+
+static void *writer(void *arg)
+{
+	size_t step = (size_t)sysconf(_SC_PAGESIZE) / sizeof(uint64_t);
+
+	(void)arg;
+	for (;;) {
+		uint64_t g = gen + 1;
+
+		for (size_t i = 0; i < gen_pages; i++)
+			gen_buf[i * step] = g;
+		gen = g;
+	}
+	return NULL;
+}
+
+static void *parked(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void install_seccomp(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+		perror("seccomp");
+		exit(1);
+	}
+}
+
+static void *special_page(int advice, const char *text)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED || madvise(p, page, advice) < 0) {
+		perror("madvise");
+		exit(1);
+	}
+	strcpy(p, text);
+	return p;
+}
+
+static void parent_loop(pid_t child)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	(void)child;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_chld;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&none);
+	for (;;) {
+		sigsuspend(&none);
+		if (want_report) {
+			want_report = 0;
+			printf("parent sigchld=%d\n", (int)sigchld);
+			fflush(stdout);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), gen_mib = 0, anon_mib = 0;
+	int nthreads = 0;
+	int use_seccomp = 0, dontfork = 0;
+	void *df = NULL, *wf = NULL;
+	struct sigaction sa;
+	pthread_t th;
+	pid_t child;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "gen") && i + 1 < argc)
+			gen_mib = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "anon") && i + 1 < argc)
+			anon_mib = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "threads") && i + 1 < argc)
+			nthreads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "seccomp"))
+			use_seccomp = 1;
+		else if (!strcmp(argv[i], "dontfork"))
+			dontfork = 1;
+		else {
+			fprintf(stderr, "clonetarget: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (child > 0)
+		parent_loop(child);
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_chld;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_atfork(atfork_prepare, atfork_prepare, atfork_prepare);
+	if (use_seccomp)
+		install_seccomp();
+	if (dontfork) {
+		df = special_page(MADV_DONTFORK, "PDDONTFORK");
+		wf = special_page(MADV_WIPEONFORK, "PDWIPEONFORK");
+	}
+	if (anon_mib) {
+		char *a = mmap(NULL, anon_mib << 20, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (a == MAP_FAILED)
+			return 1;
+		for (size_t i = 0; i < anon_mib << 20; i += page)
+			a[i] = (char)(i / page) | 1;
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_create(&th, NULL, parked, NULL);
+	if (gen_mib) {
+		gen_pages = (gen_mib << 20) / page;
+		gen_buf = mmap(NULL, gen_mib << 20, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (gen_buf == MAP_FAILED)
+			return 1;
+		for (size_t i = 0; i < gen_pages; i++)
+			gen_buf[i * (page / sizeof(uint64_t))] = 0;
+		pthread_create(&th, NULL, writer, NULL);
+	}
+	printf("ready %d parent=%d gen=%#lx pages=%zu dontfork=%#lx wipeonfork=%#lx\n",
+	       (int)getpid(), (int)getppid(), (unsigned long)gen_buf, gen_pages,
+	       (unsigned long)df, (unsigned long)wf);
+	fflush(stdout);
+	for (;;) {
+		pause();
+		if (want_report) {
+			want_report = 0;
+			printf("target sigchld=%d atfork=%d gen=%llu\n", (int)sigchld, (int)atforks,
+			       (unsigned long long)gen);
+			fflush(stdout);
+		}
+	}
+}
