@@ -112,9 +112,12 @@ def assert_no_child_left(t):
 def test_point_in_time():
     """Proves: the core is one instant of the whole process. A thread keeps
     writing its generation number into every page of a 256 MiB buffer, in
-    order, all through the copy (which runs after the target was thawed):
-    the core holds at most one boundary, g+1 before g. gdb and eu-stack read
-    the core."""
+    order from both ends (page i, then page N-1-i), all through the copy
+    (which runs after the target was thawed): the core holds at most one
+    boundary, g+1 before g, in the first half, and the second half mirrors
+    it but for the one pair the writer was between (a copy read in address
+    order while the writer runs would see the halves differ). gdb and
+    eu-stack read the core."""
     t = CloneTarget("gen", 256, "threads", 2)
     try:
         hp, clones = dump(t)
@@ -127,12 +130,17 @@ def test_point_in_time():
         core = Core(hp.path)
         gens = [struct.unpack("<Q", core.read(t.gen + i * PAGE, 8))[0] for i in range(t.pages)]
         core.close()
-        boundaries = [i for i in range(1, len(gens)) if gens[i] != gens[i - 1]]
+        half = t.pages // 2
+        first = gens[:half]
+        boundaries = [i for i in range(1, half) if first[i] != first[i - 1]]
         assert len(boundaries) <= 1, "%d boundaries, the first at pages %s: %s" % (
-            len(boundaries), boundaries[:5], [gens[i - 1:i + 1] for i in boundaries[:5]])
+            len(boundaries), boundaries[:5], [first[i - 1:i + 1] for i in boundaries[:5]])
         if boundaries:
             b = boundaries[0]
-            assert gens[b - 1] == gens[b] + 1, (gens[b - 1], gens[b])
+            assert first[b - 1] == first[b] + 1, (first[b - 1], first[b])
+        torn = [i for i in range(half) if gens[i] != gens[t.pages - 1 - i]]
+        assert len(torn) <= 1, "%d pages differ from their mirror, e.g. %s" % (
+            len(torn), [(i, gens[i], gens[t.pages - 1 - i]) for i in torn[:5]])
         assert gens[-1] >= 1, "the writer had not begun: %d" % gens[-1]
         # The target runs on: its writer finishes the pass it was in.
         h.wait_until(lambda: int(t.report("target")["gen"]) >= gens[0], 60,

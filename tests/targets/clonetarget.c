@@ -9,8 +9,11 @@
  *   - counts the SIGCHLDs it gets (none may come: the clone's exit
  *     signal is 0);
  *   gen MIB   runs a thread that writes the generation number g into the
- *             first 8 bytes of every page of a MIB buffer, in page order,
- *             then g+1, ... for ever (the point-in-time test);
+ *             first 8 bytes of every page of a MIB buffer, in page order
+ *             from both ends at once (page i, then page N-1-i, i from 0
+ *             to N/2), then g+1, ... for ever (the point-in-time test: a
+ *             copy read in address order while it runs sees page i and
+ *             page N-1-i differ);
  *   anon MIB  touches MIB more of anonymous memory (a cgroup's usage);
  *   threads N N more threads parked in pause();
  *   seccomp   installs a seccomp filter that fails clone (but threads)
@@ -76,8 +79,10 @@ static void *writer(void *arg)
 	for (;;) {
 		uint64_t g = gen + 1;
 
-		for (size_t i = 0; i < gen_pages; i++)
+		for (size_t i = 0; i < gen_pages / 2; i++) {
 			gen_buf[i * step] = g;
+			gen_buf[(gen_pages - 1 - i) * step] = g;
+		}
 		gen = g;
 	}
 	return NULL;
