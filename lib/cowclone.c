@@ -38,11 +38,6 @@
 #define SCAN_MAX      (1u << 20) /* bytes of one mapping searched for 0f 05 */
 #define CGROUP_MAX    4096
 #define BPF_MAX_INSNS 4096 /* BPF_MAXINSNS */
-/* The kernel's restart codes (include/linux/errno.h, not exported). */
-#define ERESTARTSYS_	       512
-#define ERESTARTNOINTR_	       513
-#define ERESTARTNOHAND_	       514
-#define ERESTART_RESTARTBLOCK_ 516
 
 static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -417,33 +412,6 @@ static uint64_t find_syscall(struct pd_freeze *fz)
 
 /* ---- running one system call in a stopped thread ----------------------------- */
 
-/* The registers a thread stopped inside a system call goes back to, with
- * the restart the kernel would have made on its way out (CRIU's compel
- * does the same before its parasite calls): the injected call's exit does
- * not go through that path again. */
-static struct user_regs_struct restarted(const struct user_regs_struct *r)
-{
-	struct user_regs_struct o = *r;
-
-	if ((long)o.orig_rax < 0)
-		return o;
-	switch ((long)o.rax) {
-	case -ERESTARTSYS_:
-	case -ERESTARTNOINTR_:
-	case -ERESTARTNOHAND_:
-		o.rax = o.orig_rax;
-		o.rip -= 2;
-		break;
-	case -ERESTART_RESTARTBLOCK_:
-		o.rax = SYS_restart_syscall;
-		o.rip -= 2;
-		break;
-	default: return o;
-	}
-	o.orig_rax = (unsigned long long)-1;
-	return o;
-}
-
 static int wait_stop(pid_t tid, int *st)
 {
 	for (;;) {
@@ -458,23 +426,51 @@ static int wait_stop(pid_t tid, int *st)
 }
 
 struct call {
-	pid_t tid;			  /* stopped, seized by us */
+	pid_t tid;			  /* in an interrupt stop, seized by us */
 	struct user_regs_struct saved;	  /* its registers as stopped */
 	uint64_t ip;			  /* a syscall instruction */
 	long nr;			  /* the call and its arguments */
 	uint64_t arg[6];
 	long ret;			  /* its return value */
 	pid_t child;			  /* a clone/fork event's new pid */
-	int held_sig;			  /* a signal that came meanwhile */
+	uint64_t held;			  /* signals that came meanwhile (bit sig-1) */
 };
 
+/* Brings the thread, its registers put back exactly as they were, into an
+ * interrupt stop again: PTRACE_INTERRUPT, then PTRACE_CONT out of the
+ * syscall-exit stop takes it through the kernel's signal path, where it
+ * traps before anything else. So when it is let go, the kernel itself
+ * restarts the system call it was stopped in (-ERESTARTSYS and the
+ * others, restart_syscall) and restores a sigsuspend's mask, as it would
+ * have without us. */
+static int restop(struct call *c, const struct user_regs_struct *regs)
+{
+	int st, rc;
+
+	if (ptrace(PTRACE_SETREGS, c->tid, 0, regs) < 0)
+		return -errno;
+	if (ptrace(PTRACE_INTERRUPT, c->tid, 0, 0) < 0 || ptrace(PTRACE_CONT, c->tid, 0, 0) < 0)
+		return -errno;
+	for (;;) {
+		rc = wait_stop(c->tid, &st);
+		if (rc < 0)
+			return rc;
+		if ((st >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		if ((st >> 16) == 0 && WSTOPSIG(st) > 0 && WSTOPSIG(st) <= 64)
+			c->held |= 1ull << (WSTOPSIG(st) - 1);
+		if (ptrace(PTRACE_CONT, c->tid, 0, 0) < 0)
+			return -errno;
+	}
+}
+
 /* Runs c->nr in c->tid through PTRACE_SYSCALL: entry stop, a clone event
- * perhaps, exit stop; then puts the registers back (restarted()). The
- * thread stays in its syscall-exit stop; a signal that came for it in
- * between is in held_sig, for the caller's PTRACE_DETACH to give back. */
+ * perhaps, exit stop; then restop(). A signal dequeued on the way is held
+ * and queued again (tkill) once the thread is back in its stop, so that it
+ * is delivered when the thread runs (its siginfo is not kept). */
 static int call_in(struct call *c)
 {
-	struct user_regs_struct r = c->saved, back = restarted(&c->saved);
+	struct user_regs_struct r = c->saved;
 	bool entered = false;
 	int st, rc = 0;
 
@@ -496,13 +492,13 @@ static int call_in(struct call *c)
 		goto opts;
 	}
 	for (;;) {
-		int sig = 0;
+		int sig;
 
 		if (ptrace(PTRACE_SYSCALL, c->tid, 0, 0) < 0)
 			return -errno;
 		rc = wait_stop(c->tid, &st);
 		if (rc < 0)
-			return rc; /* killed: nothing to restore */
+			return rc; /* killed: nothing to put back */
 		sig = WSTOPSIG(st);
 		if (sig == (SIGTRAP | 0x80)) {
 			if (!entered) {
@@ -521,29 +517,13 @@ static int call_in(struct call *c)
 				c->child = (pid_t)msg;
 			continue;
 		}
-		if ((st >> 16) == 0 && !entered && !c->held_sig) {
-			/* A signal dequeued on the way out of the stop: held,
-			 * given back when the thread is let go. */
-			c->held_sig = sig;
-			continue;
-		}
-		/* A second signal, or a group stop: give up the call, put
-		 * the thread back as it was (it has not entered our call). */
-		if (entered)
-			return -EIO; /* cannot happen between entry and exit */
-		if ((st >> 16) == 0) {
-			/* The thread stays in this signal's delivery stop;
-			 * the one held before is queued again behind it. */
-			if (c->held_sig)
-				syscall(SYS_tkill, c->tid, c->held_sig);
-			c->held_sig = sig;
-		}
-		back = c->saved;
-		rc = -EINTR;
-		break;
+		if ((st >> 16) == 0 && sig > 0 && sig <= 64)
+			c->held |= 1ull << (sig - 1); /* suppressed now, queued later */
 	}
-	if (ptrace(PTRACE_SETREGS, c->tid, 0, &back) < 0 && rc == 0)
-		rc = -errno;
+	rc = restop(c, &c->saved);
+	for (int sig = 1; sig <= 64; sig++)
+		if (c->held & (1ull << (sig - 1)))
+			syscall(SYS_tkill, c->tid, sig);
 opts:
 	ptrace(PTRACE_SETOPTIONS, c->tid, 0, 0);
 	return rc;
@@ -606,10 +586,6 @@ int pd_cow_clone(struct pd_freeze *fz, struct pd_cow *c, char *why, size_t len)
 		return rc;
 	c->via = t->tid;
 	rc = call_in(&call);
-	if (call.held_sig && !t->pending_sig) {
-		t->pending_sig = call.held_sig; /* PTRACE_DETACH gives it back */
-		t->have_siginfo = false;
-	}
 	if (rc < 0 && !call.child)
 		return why_set(why, len, rc, "injecting clone: %s", strerror(-rc));
 	if (call.ret < 0 && !call.child)
@@ -665,10 +641,10 @@ static int reap_through(pid_t pid, const pid_t *tids, size_t n, pid_t clone_pid)
 			continue;
 		if (ptrace(PTRACE_INTERRUPT, call.tid, 0, 0) < 0 || wait_stop(call.tid, &st) < 0)
 			continue; /* gone */
-		if ((st >> 16) == 0)
-			call.held_sig = WSTOPSIG(st); /* a signal-delivery stop */
-		if (ptrace(PTRACE_GETREGS, call.tid, 0, &call.saved) < 0) {
-			ptrace(PTRACE_DETACH, call.tid, 0, (void *)(long)call.held_sig);
+		if ((st >> 16) == 0 || ptrace(PTRACE_GETREGS, call.tid, 0, &call.saved) < 0) {
+			/* A signal-delivery stop: given back, another thread. */
+			ptrace(PTRACE_DETACH, call.tid, 0,
+			       (void *)(long)((st >> 16) == 0 ? WSTOPSIG(st) : 0));
 			continue;
 		}
 		memset(&tmp, 0, sizeof(tmp));
@@ -691,7 +667,7 @@ static int reap_through(pid_t pid, const pid_t *tids, size_t n, pid_t clone_pid)
 		call.arg[0] = (uint64_t)clone_pid;
 		call.arg[2] = __WALL | WNOHANG;
 		rc = call.ip ? call_in(&call) : -EOPNOTSUPP;
-		ptrace(PTRACE_DETACH, call.tid, 0, (void *)(long)call.held_sig);
+		ptrace(PTRACE_DETACH, call.tid, 0, 0);
 		if (rc == 0)
 			rc = call.ret == clone_pid ? 0 : call.ret < 0 ? (int)call.ret : -EAGAIN;
 		if (rc != -ESRCH)

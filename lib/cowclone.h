@@ -17,11 +17,14 @@
  * clone(flags 0, exit signal 0) in its registers, and runs exactly that
  * instruction under PTRACE_SYSCALL; PTRACE_O_TRACECLONE makes the kernel
  * attach the child to us, stopped before its first user instruction. The
- * thread's registers are then put back as they were, with the restart of a
- * system call it was interrupted in done the way the kernel would have done
- * it (as CRIU's compel does around its parasite calls): rax = orig_rax and
- * rip back over the syscall instruction for -ERESTARTSYS, -ERESTARTNOINTR,
- * -ERESTARTNOHAND, restart_syscall for -ERESTART_RESTARTBLOCK.
+ * thread's registers are then put back exactly as they were and the thread
+ * is brought into an interrupt stop again (PTRACE_INTERRUPT, PTRACE_CONT
+ * out of the syscall-exit stop: it traps in the kernel's signal path). So
+ * the system call it was stopped in is restarted by the kernel itself when
+ * it runs again, as it would have been without us (-ERESTARTSYS and the
+ * others, restart_syscall, a sigsuspend's mask), where CRIU's compel
+ * rewinds rax/rip by hand for its parasite calls. The injected call starts
+ * with orig_rax -1, so that the way there restarts nothing.
  *
  * The clone's real parent is the target, and with exit signal 0 the kernel
  * never reaps it on its own: once killed it stays a zombie under the target
