@@ -264,11 +264,13 @@ static ssize_t src_read(struct pd_copy *c, uint64_t addr, void *dst, size_t n)
 	struct iovec l = {dst, n}, r = {(void *)(uintptr_t)addr, n};
 	ssize_t got;
 
+	(void)l;
+	(void)r;
 	if (!c->src)
 		return pd_freeze_read(c->fz, addr, dst, n);
-	got = process_vm_readv(c->src, &l, 1, &r, 1, 0);
-	if (got <= 0 && c->srcmem >= 0)
+	do
 		got = pread(c->srcmem, dst, n, (off_t)addr);
+	while (got < 0 && errno == EINTR);
 	return got;
 }
 
@@ -363,14 +365,49 @@ static int copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, cha
 	return 0;
 }
 
+/* From a clone: its mem file only. process_vm_readv pins the pages it
+ * reads (FOLL_PIN), and a read-only pin of an anonymous page the clone
+ * shares with the target makes the kernel unshare it (copy it into the
+ * clone): the whole copy would cost as much memory again. The mem file
+ * reads through get_user_pages without a pin, and nothing is copied. */
+static int copy_read_mem(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base,
+			 bool at_off)
+{
+	char *packed = base;
+
+	for (size_t i = 0; i < n; i++) {
+		char *dst = at_off ? base + runs[i].off : packed;
+		uint64_t done = 0;
+
+		while (done < runs[i].len) {
+			uint64_t want = runs[i].len - done;
+			ssize_t got = src_read(c, runs[i].addr + done, dst + done,
+					       (size_t)(want < RV_MAX_BYTES ? want : RV_MAX_BYTES));
+
+			if (got <= 0) {
+				/* A page that cannot be read: zeros, and on. */
+				size_t l = c->page - (size_t)((runs[i].addr + done) % c->page);
+
+				if (l > want)
+					l = (size_t)want;
+				read_slow(c, runs[i].addr + done, l, dst + done);
+				got = (ssize_t)l;
+			}
+			done += (uint64_t)got;
+		}
+		packed += runs[i].len;
+	}
+	return 0;
+}
+
 int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst)
 {
-	return copy_read(c, runs, n, dst, false);
+	return c->src ? copy_read_mem(c, runs, n, dst, false) : copy_read(c, runs, n, dst, false);
 }
 
 int pd_copy_read_at(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base)
 {
-	return copy_read(c, runs, n, base, true);
+	return c->src ? copy_read_mem(c, runs, n, base, true) : copy_read(c, runs, n, base, true);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
