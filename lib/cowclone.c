@@ -436,21 +436,13 @@ struct call {
 	uint64_t held;			  /* signals that came meanwhile (bit sig-1) */
 };
 
-/* Brings the thread, its registers put back exactly as they were, into an
- * interrupt stop again: PTRACE_INTERRUPT, then PTRACE_CONT out of the
- * syscall-exit stop takes it through the kernel's signal path, where it
- * traps before anything else. So when it is let go, the kernel itself
- * restarts the system call it was stopped in (-ERESTARTSYS and the
- * others, restart_syscall) and restores a sigsuspend's mask, as it would
- * have without us. */
-static int restop(struct call *c, const struct user_regs_struct *regs)
+/* Waits for the thread's next stop after a PTRACE_CONT with a
+ * PTRACE_INTERRUPT pending: the interrupt stop in the kernel's signal
+ * path. Signal-delivery stops on the way are held (c->held). */
+static int wait_trap(struct call *c)
 {
 	int st, rc;
 
-	if (ptrace(PTRACE_SETREGS, c->tid, 0, regs) < 0)
-		return -errno;
-	if (ptrace(PTRACE_INTERRUPT, c->tid, 0, 0) < 0 || ptrace(PTRACE_CONT, c->tid, 0, 0) < 0)
-		return -errno;
 	for (;;) {
 		rc = wait_stop(c->tid, &st);
 		if (rc < 0)
@@ -464,15 +456,22 @@ static int restop(struct call *c, const struct user_regs_struct *regs)
 	}
 }
 
-/* Runs c->nr in c->tid through PTRACE_SYSCALL: entry stop, a clone event
- * perhaps, exit stop; then restop(). A signal dequeued on the way is held
- * and queued again (tkill) once the thread is back in its stop, so that it
- * is delivered when the thread runs (its siginfo is not kept). */
+/* Runs c->nr in c->tid: PTRACE_SYSCALL to its entry stop (so that a
+ * failed call can never return into the code after the instruction),
+ * PTRACE_SYSCALL to the clone event or, for another call or a failed
+ * clone, the exit stop. From there PTRACE_INTERRUPT and PTRACE_CONT bring
+ * the thread through the kernel's signal path, where it traps: an
+ * interrupt stop again, as it was, and its registers are put back exactly.
+ * So when it is let go, the kernel itself restarts the system call it was
+ * stopped in (-ERESTARTSYS and the others, restart_syscall) and restores a
+ * sigsuspend's mask, as it would have without us. A signal dequeued on the
+ * way is held and queued again (tkill) once the thread is back in its
+ * stop, so that it is delivered when the thread runs (its siginfo is not
+ * kept). */
 static int call_in(struct call *c)
 {
 	struct user_regs_struct r = c->saved;
-	bool entered = false;
-	int st, rc = 0;
+	int st, rc = 0, sig;
 
 	if (ptrace(PTRACE_SETOPTIONS, c->tid, 0,
 		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
@@ -491,39 +490,49 @@ static int call_in(struct call *c)
 		rc = -errno;
 		goto opts;
 	}
+	/* To the entry stop (signals met on the way out of the interrupt
+	 * stop are held: resumed without them). */
 	for (;;) {
-		int sig;
-
 		if (ptrace(PTRACE_SYSCALL, c->tid, 0, 0) < 0)
 			return -errno;
 		rc = wait_stop(c->tid, &st);
 		if (rc < 0)
 			return rc; /* killed: nothing to put back */
 		sig = WSTOPSIG(st);
-		if (sig == (SIGTRAP | 0x80)) {
-			if (!entered) {
-				entered = true;
-				continue;
-			}
-			if (ptrace(PTRACE_GETREGS, c->tid, 0, &r) < 0)
-				return -errno;
-			c->ret = (long)r.rax;
+		if (sig == (SIGTRAP | 0x80))
 			break;
-		}
-		if (sig == SIGTRAP && (st >> 16) != 0 && (st >> 16) != PTRACE_EVENT_STOP) {
-			unsigned long msg = 0;
-
-			if (ptrace(PTRACE_GETEVENTMSG, c->tid, 0, &msg) == 0)
-				c->child = (pid_t)msg;
-			continue;
-		}
 		if ((st >> 16) == 0 && sig > 0 && sig <= 64)
-			c->held |= 1ull << (sig - 1); /* suppressed now, queued later */
+			c->held |= 1ull << (sig - 1);
 	}
-	rc = restop(c, &c->saved);
-	for (int sig = 1; sig <= 64; sig++)
+	/* The call; then the clone event (in it, the child made) or the
+	 * exit stop (nothing between entry and exit can deliver a signal). */
+	if (ptrace(PTRACE_SYSCALL, c->tid, 0, 0) < 0)
+		return -errno;
+	rc = wait_stop(c->tid, &st);
+	if (rc < 0)
+		return rc;
+	if ((st >> 16) == PTRACE_EVENT_CLONE || (st >> 16) == PTRACE_EVENT_FORK ||
+	    (st >> 16) == PTRACE_EVENT_VFORK) {
+		unsigned long msg = 0;
+
+		if (ptrace(PTRACE_GETEVENTMSG, c->tid, 0, &msg) == 0)
+			c->child = (pid_t)msg;
+		c->ret = c->child;
+	} else {
+		if (ptrace(PTRACE_GETREGS, c->tid, 0, &r) < 0)
+			return -errno;
+		c->ret = (long)r.rax;
+	}
+	if (ptrace(PTRACE_SETOPTIONS, c->tid, 0, 0) < 0 ||
+	    ptrace(PTRACE_INTERRUPT, c->tid, 0, 0) < 0 || ptrace(PTRACE_CONT, c->tid, 0, 0) < 0)
+		return -errno;
+	rc = wait_trap(c);
+	if (rc == 0 && ptrace(PTRACE_SETREGS, c->tid, 0, &c->saved) < 0)
+		rc = -errno;
+	for (sig = 1; sig <= 64; sig++)
 		if (c->held & (1ull << (sig - 1)))
 			syscall(SYS_tkill, c->tid, sig);
+	return rc;
 opts:
 	ptrace(PTRACE_SETOPTIONS, c->tid, 0, 0);
 	return rc;

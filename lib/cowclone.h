@@ -17,9 +17,9 @@
  * clone(flags 0, exit signal 0) in its registers, and runs exactly that
  * instruction under PTRACE_SYSCALL; PTRACE_O_TRACECLONE makes the kernel
  * attach the child to us, stopped before its first user instruction. The
- * thread's registers are then put back exactly as they were and the thread
- * is brought into an interrupt stop again (PTRACE_INTERRUPT, PTRACE_CONT
- * out of the syscall-exit stop: it traps in the kernel's signal path). So
+ * thread is then brought into an interrupt stop again (PTRACE_INTERRUPT,
+ * PTRACE_CONT out of the clone event: it traps in the kernel's signal path
+ * on its way out of the call) and its registers are put back exactly. So
  * the system call it was stopped in is restarted by the kernel itself when
  * it runs again, as it would have been without us (-ERESTARTSYS and the
  * others, restart_syscall, a sigsuspend's mask), where CRIU's compel
