@@ -85,7 +85,8 @@ static void on_cloned(void *arg, pid_t pid)
 {
 	(void)arg;
 	clone_pid = pid;
-	emit(json_pack("{s:s,s:i}", "event", "clone", "pid", (int)pid));
+	if (pid)
+		emit(json_pack("{s:s,s:i}", "event", "clone", "pid", (int)pid));
 }
 
 /* SIGTERM: our caller went away (PR_SET_PDEATHSIG) or gives up. Without a

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <sys/procfs.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -1294,7 +1295,7 @@ static void try_clone(struct dump *d)
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	rc = pd_cow_clone(&d->fz, &d->cow, d->res->reason, sizeof(d->res->reason));
-	if (rc == 0 && d->o->cloned)
+	if (d->cow.pid && d->o->cloned)
 		d->o->cloned(d->o->progress_arg, d->cow.pid);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	trace(d, "cloned");
@@ -1450,9 +1451,11 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	pr.total = d.runs.bytes;
 	if (want_clone && d.runs.bytes)
 		try_clone(&d);
-	else if (o->content && !res->reason[0])
+	else if (!res->reason[0])
 		snprintf(res->reason, sizeof(res->reason), "%s",
-			 want_clone ? "nothing to copy" : "the clone was not tried");
+			 !o->content ? "a mini dump copies little"
+			 : want_clone ? "nothing to copy"
+				      : "the clone was not tried");
 
 	if (d.map) {
 		/* Into the mapped output (while stopped, or from the clone). */
@@ -1566,7 +1569,16 @@ out:
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
 	res->freezing_us = pd_freeze_freezing_us(&d.fz);
 	if (d.cow.pid || d.cow.procfd >= 0) {
+		sigset_t all, old;
+
+		/* Its pid is no longer the caller's to kill; no handler of the
+		 * caller's runs while a thread of the target reaps it. */
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, &old);
+		if (o->cloned)
+			o->cloned(o->progress_arg, 0);
 		pd_cow_release(&d.cow, &d.fz);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		trace(&d, "clone reaped");
 	}
 	free(d.frzbuf);

@@ -46,7 +46,7 @@ struct pd_core_opts {
 	void *progress_arg;
 	/* Called with the clone's pid once it exists, before the target is
 	 * thawed (the helper tells its caller, who reaps it should the
-	 * helper die: lib/cowclone.h). */
+	 * helper die: lib/cowclone.h), and with 0 before it is killed. */
 	void (*cloned)(void *arg, pid_t clone_pid);
 	/* Set (from a signal handler) to give up: checked after the copy. */
 	volatile int *cancel;

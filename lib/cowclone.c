@@ -621,15 +621,14 @@ int pd_cow_clone(struct pd_freeze *fz, struct pd_cow *c, char *why, size_t len)
 			close(fd);
 		}
 	}
+	/* Failures from here on leave c->pid for pd_cow_release(), once the
+	 * target is thawed (its threads are ours until then). */
 	if (c->memfd < 0) {
 		rc = -errno;
-		pd_cow_release(c, fz);
 		return why_set(why, len, rc, "opening the clone's memory: %s", strerror(-rc));
 	}
-	if (rc < 0) {
-		pd_cow_release(c, fz);
+	if (rc < 0)
 		return why_set(why, len, rc, "injecting clone: %s", strerror(-rc));
-	}
 	return 0;
 }
 

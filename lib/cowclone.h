@@ -63,7 +63,9 @@ struct pd_cow {
  * make the clone cost (its anonymous resident bytes). */
 int pd_cow_precheck(struct pd_freeze *fz, uint64_t anon, char *why, size_t len);
 
-/* Every thread of fz stopped, registers read: makes the clone. */
+/* Every thread of fz stopped, registers read: makes the clone. On failure
+ * c->pid may still name a clone made before the failure: pd_cow_release()
+ * it after the thaw, as after success. */
 int pd_cow_clone(struct pd_freeze *fz, struct pd_cow *c, char *why, size_t len);
 
 /* The clone's private memory now: what the target's writes since the clone

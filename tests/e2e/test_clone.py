@@ -147,10 +147,10 @@ def test_point_in_time():
                      "the writer to finish pass %d" % gens[0])
         # gdb: every thread (main, two parked, the writer).
         n, info = du.gdb_threads(CLONETARGET, hp.path, t.pid)
-        assert n == 4 and "writer" in info, info
+        assert n == 5 and "writer" in info, info  # and the reporter
         out = subprocess.run([EU_STACK, "--core", hp.path, "-e", CLONETARGET],
                              capture_output=True, text=True, timeout=120)
-        assert out.stdout.count("TID ") == 4, out.stdout + out.stderr
+        assert out.stdout.count("TID ") == 5, out.stdout + out.stderr
         assert_no_child_left(t)
     finally:
         t.kill()
@@ -170,10 +170,32 @@ def test_nothing_leaks_into_the_target():
         assert not os.path.exists("/proc/%d" % clones[0]), "the clone %d is left" % clones[0]
         assert_no_child_left(t)
         te.assert_running(t.pid)
-        assert t.report("target") == {"sigchld": "0", "atfork": "0", "gen": "0"}
+        assert t.report("target") == {"sigchld": "0", "atfork": "0", "gen": "0", "wakes": "0",
+                                      "badwake": "0", "badmask": "0"}
         assert t.report("parent") == {"sigchld": "0"}
     finally:
         t.kill()
+
+
+def test_interrupted_system_calls_go_on_as_before():
+    """Proves: the thread that ran the injected clone (and, after, the
+    wait4 that reaps it) was blocked in a system call, and that call goes
+    on as if nothing had happened: a pipe read (-ERESTARTSYS), a nanosleep
+    (restart_syscall), pause (-ERESTARTNOHAND) never return, and a
+    sigsuspend returns only for the SIGUSR2 sent after the dump, with the
+    thread's signal mask as it was before it (the kernel's saved mask)."""
+    for kind in ("read", "sleep", "pause", "sigsuspend"):
+        t = CloneTarget("threads", 1, "anon", 4, "block", kind)
+        try:
+            hp, clones = dump(t)
+            assert hp.final["method"] == "clone" and len(clones) == 1, (kind, hp.final)
+            assert_no_child_left(t)
+            os.kill(t.pid, signal.SIGUSR2)
+            r = h.wait_until(lambda: (lambda r: r if r["wakes"] != "0" else None)(
+                t.report("target")), 10, "the SIGUSR2 to wake the main thread")
+            assert r["badwake"] == "0" and r["badmask"] == "0", (kind, r)
+        finally:
+            t.kill()
 
 
 def test_dontfork_and_wipeonfork_come_from_the_target():
@@ -205,7 +227,7 @@ def test_seccomp_forbidding_clone_falls_back_to_stop():
         assert "seccomp" in hp.final["reason"], hp.final
         assert clones == []
         n, info = du.gdb_threads(CLONETARGET, hp.path, t.pid)
-        assert n == 3, info
+        assert n == 4, info  # main, two parked, the reporter
         assert_no_child_left(t)
         te.assert_running(t.pid)
         assert t.report("target")["sigchld"] == "0"

@@ -1,6 +1,7 @@
 /* clonetarget: a process for the copy-on-write clone tests (test_clone.py).
  *
  *   clonetarget [gen MIB] [anon MIB] [threads N] [seccomp] [dontfork]
+ *               [block pause|read|sleep|sigsuspend]
  *
  * It forks once: the parent stays as the target's parent and only counts
  * the SIGCHLDs it gets; the child is the target. The target
@@ -19,13 +20,23 @@
  *   seccomp   installs a seccomp filter that fails clone (but threads)
  *             with EPERM and clone3 with ENOSYS, before any thread;
  *   dontfork  one page with MADV_DONTFORK and one with MADV_WIPEONFORK,
- *             each holding "PDDONTFORK" / "PDWIPEONFORK".
+ *             each holding "PDDONTFORK" / "PDWIPEONFORK";
+ *   block K   what the main thread (the leader: the one a dump injects its
+ *             calls into) blocks in, for ever: pause (default), read of a
+ *             pipe nobody writes, nanosleep of an hour, sigsuspend with
+ *             SIGUSR2 let through. Each return not caused by a SIGUSR2
+ *             (its handler sets a flag) counts as a bad wake-up: a system
+ *             call that was not restarted as the kernel would; after a
+ *             sigsuspend the thread's mask must be what it was before
+ *             (else a bad mask). SIGUSR2 wakes it on purpose.
  * Then it prints
  *
  *   ready PID parent=PPID gen=ADDR pages=N dontfork=ADDR wipeonfork=ADDR
  *
  * (addresses 0x0 when not asked for). SIGUSR1 to the target makes it print
- * "target sigchld=N atfork=M gen=G", SIGUSR1 to the parent makes it print
+ * "target sigchld=N atfork=M gen=G wakes=W badwake=B badmask=K" (a thread of its
+ * own waits for SIGUSR1, blocked everywhere else), SIGUSR1 to the parent
+ * makes it print
  * "parent sigchld=N" (the target's own exit excepted: it does not exit). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +60,7 @@
 #define MADV_WIPEONFORK 18
 #endif
 
-static volatile sig_atomic_t sigchld, atforks, want_report;
+static volatile sig_atomic_t sigchld, atforks, want_report, woke, wakes, badwake, badmask;
 static volatile uint64_t *gen_buf;
 static volatile uint64_t gen;
 static size_t gen_pages;
@@ -64,6 +75,63 @@ static void on_usr1(int sig)
 {
 	(void)sig;
 	want_report = 1;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	woke = 1;
+}
+
+static void *reporter(void *arg)
+{
+	sigset_t usr1;
+	int sig;
+
+	(void)arg;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	for (;;) {
+		if (sigwait(&usr1, &sig) != 0)
+			continue;
+		printf("target sigchld=%d atfork=%d gen=%llu wakes=%d badwake=%d badmask=%d\n",
+		       (int)sigchld, (int)atforks, (unsigned long long)gen, (int)wakes,
+		       (int)badwake, (int)badmask);
+		fflush(stdout);
+	}
+	return NULL;
+}
+
+/* The main thread's wait, for ever (block K above). */
+static void block_forever(const char *kind)
+{
+	sigset_t before, now, susp;
+	int pfd[2];
+	char c;
+
+	if (pipe(pfd) < 0)
+		exit(1);
+	pthread_sigmask(SIG_BLOCK, NULL, &before);
+	susp = before;
+	sigdelset(&susp, SIGUSR2);
+	for (;;) {
+		woke = 0;
+		if (!strcmp(kind, "read"))
+			(void)!read(pfd[0], &c, 1);
+		else if (!strcmp(kind, "sleep"))
+			nanosleep(&(struct timespec){3600, 0}, NULL);
+		else if (!strcmp(kind, "sigsuspend"))
+			sigsuspend(&susp);
+		else
+			pause();
+		if (!woke)
+			badwake++;
+		else
+			wakes++;
+		pthread_sigmask(SIG_BLOCK, NULL, &now);
+		if (sigismember(&now, SIGUSR2) != sigismember(&before, SIGUSR2))
+			badmask++;
+	}
 }
 
 static void atfork_prepare(void)
@@ -161,6 +229,8 @@ int main(int argc, char **argv)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), gen_mib = 0, anon_mib = 0;
 	int nthreads = 0;
 	int use_seccomp = 0, dontfork = 0;
+	const char *block = "pause";
+	sigset_t mask;
 	void *df = NULL, *wf = NULL;
 	struct sigaction sa;
 	pthread_t th;
@@ -177,6 +247,8 @@ int main(int argc, char **argv)
 			use_seccomp = 1;
 		else if (!strcmp(argv[i], "dontfork"))
 			dontfork = 1;
+		else if (!strcmp(argv[i], "block") && i + 1 < argc)
+			block = argv[++i];
 		else {
 			fprintf(stderr, "clonetarget: unknown argument %s\n", argv[i]);
 			return 2;
@@ -192,8 +264,20 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_chld;
 	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
+	/* SIGUSR1 for the reporter thread alone; SIGUSR2 for the main
+	 * thread's sigsuspend alone (the others inherit both blocked). */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	pthread_create(&th, NULL, reporter, NULL);
+	if (strcmp(block, "sigsuspend")) {
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGUSR2);
+		pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	}
 	pthread_atfork(atfork_prepare, atfork_prepare, atfork_prepare);
 	if (use_seccomp)
 		install_seccomp();
@@ -226,13 +310,5 @@ int main(int argc, char **argv)
 	       (int)getpid(), (int)getppid(), (unsigned long)gen_buf, gen_pages,
 	       (unsigned long)df, (unsigned long)wf);
 	fflush(stdout);
-	for (;;) {
-		pause();
-		if (want_report) {
-			want_report = 0;
-			printf("target sigchld=%d atfork=%d gen=%llu\n", (int)sigchld, (int)atforks,
-			       (unsigned long long)gen);
-			fflush(stdout);
-		}
-	}
+	block_forever(block);
 }
