@@ -103,6 +103,7 @@ struct dump {
 	struct pd_cow cow;
 	struct pd_runs frz;
 	char *frzbuf;
+	bool runs_planned;
 };
 
 static int fail(struct dump *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1024,7 +1025,20 @@ static int plan_runs(struct dump *d, struct pd_runs *out)
 
 /* With every thread stopped: the maps, auxv, what to dump, the layout,
  * which pages to read. */
-static int plan(struct dump *d)
+/* Does any mapping hold what a clone does not carry (copy_unforkable())? */
+static bool unforkable(const struct dump *d)
+{
+	for (size_t i = 0; i < d->vmas.n; i++)
+		if (d->vmas.v[i].vmflags & (PD_VM_DC | PD_VM_WF))
+			return true;
+	return false;
+}
+
+/* With defer (a clone is to be made), the pages to read are left to be
+ * planned from the clone's pagemap once the target runs again (its pages
+ * at the instant), unless some must be read from the target while frozen.
+ * d->runs_planned says which. */
+static int plan(struct dump *d, bool defer)
 {
 	char path[48];
 	int rc;
@@ -1044,9 +1058,12 @@ static int plan(struct dump *d)
 		return fail(d, -ENOMEM, "out of memory planning the core");
 	layout(d);
 	trace(d, "layout");
+	if (defer && !unforkable(d))
+		return 0;
 	rc = plan_runs(d, &d->runs);
 	if (rc < 0)
 		return fail(d, rc, "planning the copy: %s", strerror(-rc));
+	d->runs_planned = true;
 	return 0;
 }
 
@@ -1394,7 +1411,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	/* Content beyond the mini base goes straight into the output, mapped
 	 * and faulted in before the stop (when smaps could be read and the
 	 * page cache has room for it); else into RAM as below. */
-	if (o->content && d.pre.n) {
+	if (o->content && d.pre.n && !want_clone) {
 		rc = provisional(&d);
 		trace(&d, "provisional");
 		if (rc == 0 && d.prov.bytes <= budget) {
@@ -1439,7 +1456,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		goto out;
 	}
 	pd_hook_frozen(PD_HOOK_DUMP);
-	rc = plan(&d);
+	rc = plan(&d, want_clone);
 	if (rc < 0)
 		goto out;
 	trace(&d, "planned");
@@ -1447,15 +1464,29 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	res->mappings = (unsigned)d.vmas.n;
 	res->segments = (unsigned)d.nsegs;
 	res->size = d.size;
-	res->copied_bytes = d.runs.bytes;
-	pr.total = d.runs.bytes;
-	if (want_clone && d.runs.bytes)
+	if (want_clone)
 		try_clone(&d);
 	else if (!res->reason[0])
 		snprintf(res->reason, sizeof(res->reason), "%s",
-			 !o->content ? "a mini dump copies little"
-			 : want_clone ? "nothing to copy"
-				      : "the clone was not tried");
+			 !o->content ? "a mini dump copies little" : "the clone was not tried");
+	if (!d.runs_planned) {
+		/* From the clone's pagemap, the target running; or from the
+		 * target's, still frozen, when the clone failed. */
+		if (res->cloned) {
+			if (d.copy.pagemapfd >= 0)
+				close(d.copy.pagemapfd);
+			d.copy.pagemapfd = openat(d.cow.procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+		}
+		rc = plan_runs(&d, &d.runs);
+		if (rc < 0) {
+			fail(&d, rc, "planning the copy: %s", strerror(-rc));
+			goto out;
+		}
+		d.runs_planned = true;
+		trace(&d, "pages planned");
+	}
+	res->copied_bytes = d.runs.bytes;
+	pr.total = d.runs.bytes;
 
 	if (d.map) {
 		/* Into the mapped output (while stopped, or from the clone). */
