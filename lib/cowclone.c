@@ -158,29 +158,23 @@ static int cgroup_check(int procfd, uint64_t anon, char *why, size_t len)
 		if (v2) {
 			mem = headroom(v2base, path, "memory.max", "memory.current", where,
 				       sizeof(where));
-			if (mem < need) {
-				rc = why_set(why, len, -ENOSPC,
-					     "cgroup %s: memory headroom %llu bytes, below the "
-					     "%llu the target could write",
-					     where, (unsigned long long)mem, (unsigned long long)need);
-				goto out;
-			}
-			pids = headroom(v2base, path, "pids.max", "pids.current", where,
-					sizeof(where));
 		} else if (has_controller(c1 + 1, (size_t)(c2 - c1 - 1), "memory")) {
 			mem = headroom("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes",
 				       "memory.usage_in_bytes", where, sizeof(where));
-			if (mem < need) {
-				rc = why_set(why, len, -ENOSPC,
-					     "cgroup %s: memory headroom %llu bytes, below the "
-					     "%llu the target could write",
-					     where, (unsigned long long)mem, (unsigned long long)need);
-				goto out;
-			}
-		} else if (has_controller(c1 + 1, (size_t)(c2 - c1 - 1), "pids")) {
+		}
+		if (mem < need) {
+			rc = why_set(why, len, -ENOSPC,
+				     "cgroup %s: memory headroom %llu bytes, below the %llu the "
+				     "target could write",
+				     where, (unsigned long long)mem, (unsigned long long)need);
+			goto out;
+		}
+		if (v2)
+			pids = headroom(v2base, path, "pids.max", "pids.current", where,
+					sizeof(where));
+		else if (has_controller(c1 + 1, (size_t)(c2 - c1 - 1), "pids"))
 			pids = headroom("/sys/fs/cgroup/pids", path, "pids.max", "pids.current",
 					where, sizeof(where));
-		}
 		if (pids < 1) {
 			rc = why_set(why, len, -ENOSPC, "cgroup %s: pids.max reached", where);
 			goto out;

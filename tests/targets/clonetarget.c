@@ -202,17 +202,24 @@ static void *special_page(int advice, const char *text)
 	return p;
 }
 
-static void parent_loop(pid_t child)
+/* SIGCHLD counted, and sig to handler (no SA_RESTART). */
+static void catch_signals(int sig, void (*handler)(int))
 {
 	struct sigaction sa;
-	sigset_t none;
 
-	(void)child;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_chld;
 	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = handler;
+	sigaction(sig, &sa, NULL);
+}
+
+static void parent_loop(pid_t child)
+{
+	sigset_t none;
+
+	(void)child;
+	catch_signals(SIGUSR1, on_usr1);
 	sigemptyset(&none);
 	for (;;) {
 		sigsuspend(&none);
@@ -232,7 +239,6 @@ int main(int argc, char **argv)
 	const char *block = "pause";
 	sigset_t mask;
 	void *df = NULL, *wf = NULL;
-	struct sigaction sa;
 	pthread_t th;
 	pid_t child;
 
@@ -261,11 +267,7 @@ int main(int argc, char **argv)
 		parent_loop(child);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_chld;
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = on_usr2;
-	sigaction(SIGUSR2, &sa, NULL);
+	catch_signals(SIGUSR2, on_usr2);
 	/* SIGUSR1 for the reporter thread alone; SIGUSR2 for the main
 	 * thread's sigsuspend alone (the others inherit both blocked). */
 	sigemptyset(&mask);
