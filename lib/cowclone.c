@@ -206,6 +206,8 @@ int pd_cow_precheck(struct pd_freeze *fz, uint64_t anon, char *why, size_t len)
 #ifndef PD_COW_ARCH
 	(void)fz;
 	(void)anon;
+	(void)cgroup_check; /* used on x86-64 only */
+	(void)seccomp_mode;
 	return why_set(why, len, -EOPNOTSUPP, "the clone is implemented for x86-64 only");
 #else
 	if (seccomp_mode(fz->procfd, fz->pid) == 1)

@@ -261,11 +261,8 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
  * (its mem file, as pd_freeze_read() does for the target). */
 static ssize_t src_read(struct pd_copy *c, uint64_t addr, void *dst, size_t n)
 {
-	struct iovec l = {dst, n}, r = {(void *)(uintptr_t)addr, n};
 	ssize_t got;
 
-	(void)l;
-	(void)r;
 	if (!c->src)
 		return pd_freeze_read(c->fz, addr, dst, n);
 	do
