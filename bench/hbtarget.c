@@ -3,8 +3,8 @@
  *   hbtarget THREADS HEAP_MIB [STACK_KIB [WRITE_MBPS]]
  *
  * Starts THREADS threads parked in a condition wait (each with a touched
- * stack page; stacks of STACK_KIB, default the system's, 8 MiB usually), allocates HEAP_MIB MiB of heap and writes every page of it
- * (with non-zero, varying bytes so no page is a hole), then prints
+ * stack page; stacks of STACK_KIB, default the system's, 8 MiB usually), allocates HEAP_MIB MiB of
+ * heap and writes every page of it (with non-zero, varying bytes so no page is a hole), then prints
  * "ready PID" on stdout. A heartbeat thread wakes every millisecond and
  * records the longest gap between two wake-ups. Each SIGUSR1 makes it print
  * "gap_us N" (the longest gap since the previous SIGUSR1, minus the 1 ms

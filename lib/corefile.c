@@ -1398,8 +1398,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	 * had (lib/cowclone.h): then the target stays stopped for the copy. */
 	want_clone = false;
 	if (o->content) {
-		want_clone = pd_cow_precheck(&d.fz, d.status.rss_anon > 0 ? (uint64_t)d.status.rss_anon : 0,
-					     res->reason, sizeof(res->reason)) == 0;
+		want_clone = pd_cow_precheck(
+				     &d.fz, d.status.rss_anon > 0 ? (uint64_t)d.status.rss_anon : 0,
+				     res->reason, sizeof(res->reason)) == 0;
 		trace(&d, "prechecked");
 	}
 
@@ -1539,8 +1540,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		}
 	}
 	if (res->cloned ? clone_died(&d) : pd_freeze_gone(&d.fz)) {
-		rc = fail(&d, -ESRCH, res->cloned ? "the clone of process %d was killed during the dump"
-						  : "process %d exited during the dump",
+		rc = fail(&d, -ESRCH,
+			  res->cloned ? "the clone of process %d was killed during the dump"
+				      : "process %d exited during the dump",
 			  (int)o->pid);
 		goto out;
 	}

@@ -69,7 +69,7 @@ struct pd_core_result {
 	uint64_t extra_memory; /* bytes the target's writes cost meanwhile */
 	uint64_t frozen_bytes; /* read from the target itself while frozen
 				  (MADV_DONTFORK, MADV_WIPEONFORK mappings) */
-	bool write_failed; /* the error came from writing out_fd */
+	bool write_failed;     /* the error came from writing out_fd */
 };
 
 /* Dumps o->pid into o->out_fd. 0, or -errno with a human text in err:

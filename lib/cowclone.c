@@ -78,8 +78,8 @@ static bool read_u64_file(const char *path, uint64_t *v)
 
 /* Headroom of limit/usage files in dir and every ancestor up to the root:
  * the smallest limit - usage; UINT64_MAX when nothing limits. */
-static uint64_t headroom(const char *base, const char *cgpath, const char *limit,
-			 const char *usage, char *where, size_t wlen)
+static uint64_t headroom(const char *base, const char *cgpath, const char *limit, const char *usage,
+			 char *where, size_t wlen)
 {
 	char path[CGROUP_MAX + 64], dir[CGROUP_MAX];
 	uint64_t best = UINT64_MAX;
@@ -194,8 +194,7 @@ static int seccomp_mode(int procfd, pid_t tid)
 	int mode = 0;
 
 	snprintf(path, sizeof(path), "task/%d/status", (int)tid);
-	if (pd_read_file_at(procfd, path, &sb, 1 << 16) == 0 &&
-	    (p = strstr(sb.buf, "\nSeccomp:")))
+	if (pd_read_file_at(procfd, path, &sb, 1 << 16) == 0 && (p = strstr(sb.buf, "\nSeccomp:")))
 		mode = atoi(p + 9);
 	strbuf_release(&sb);
 	return mode;
@@ -422,14 +421,14 @@ static int wait_stop(pid_t tid, int *st)
 }
 
 struct call {
-	pid_t tid;			  /* in an interrupt stop, seized by us */
-	struct user_regs_struct saved;	  /* its registers as stopped */
-	uint64_t ip;			  /* a syscall instruction */
-	long nr;			  /* the call and its arguments */
+	pid_t tid;		       /* in an interrupt stop, seized by us */
+	struct user_regs_struct saved; /* its registers as stopped */
+	uint64_t ip;		       /* a syscall instruction */
+	long nr;		       /* the call and its arguments */
 	uint64_t arg[6];
-	long ret;			  /* its return value */
-	pid_t child;			  /* a clone/fork event's new pid */
-	uint64_t held;			  /* signals that came meanwhile (bit sig-1) */
+	long ret;      /* its return value */
+	pid_t child;   /* a clone/fork event's new pid */
+	uint64_t held; /* signals that came meanwhile (bit sig-1) */
 };
 
 /* Waits for the thread's next stop after a PTRACE_CONT with a
@@ -470,8 +469,8 @@ static int call_in(struct call *c)
 	int st, rc = 0, sig;
 
 	if (ptrace(PTRACE_SETOPTIONS, c->tid, 0,
-		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
-				  PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)) < 0)
+		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
+				  PTRACE_O_TRACEVFORK)) < 0)
 		return -errno;
 	r.rip = c->ip;
 	r.rax = (unsigned long long)c->nr;
@@ -539,8 +538,7 @@ opts:
 static struct pd_thread *pick_thread(struct pd_freeze *fz)
 {
 	for (size_t i = 0; i < fz->n; i++)
-		if (fz->threads[i].stopped && !fz->threads[i].gone &&
-		    !fz->threads[i].pending_sig)
+		if (fz->threads[i].stopped && !fz->threads[i].gone && !fz->threads[i].pending_sig)
 			return &fz->threads[i];
 	return NULL;
 }

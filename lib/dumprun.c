@@ -25,7 +25,7 @@ extern char **environ;
 
 /* A status line is a small JSON object; anything longer is not the
  * protocol. */
-#define LINE_MAX_BYTES 4096
+#define LINE_MAX_BYTES	4096
 #define HELPER_GRACE_MS 2000 /* see stop_helper() */
 
 static const char *const codes[] = {
@@ -323,8 +323,8 @@ static void stop_helper(pid_t pid)
 static void reap_clone(const struct pd_dumprun_opts *o, pid_t clone_pid)
 {
 	char pid[24], start[24], cl[24];
-	char *argv[] = {"procdiag", "dump-helper", "--pid", pid, "--start-time", start,
-			"--reap-clone", cl, NULL};
+	char *argv[] = {"procdiag", "dump-helper",  "--pid", pid, "--start-time",
+			start,	    "--reap-clone", cl,	     NULL};
 	posix_spawn_file_actions_t fa;
 	pid_t h;
 	int st;

@@ -52,8 +52,8 @@ static unsigned vmflags(const char *l, size_t n)
 		char name[3];
 		unsigned bit;
 	} names[] = {
-		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT},
-		{"pf", PD_VM_PF}, {"sh", PD_VM_SH}, {"dc", PD_VM_DC}, {"wf", PD_VM_WF},
+		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT}, {"pf", PD_VM_PF},
+		{"sh", PD_VM_SH}, {"dc", PD_VM_DC}, {"wf", PD_VM_WF},
 	};
 	unsigned f = 0;
 

@@ -76,7 +76,7 @@ struct pd_copy {
 	/* Where memory is read from when not the target: its copy-on-write
 	 * clone (lib/cowclone.h); 0 and -1: the target. */
 	pid_t src;
-	int srcmem; /* /proc/SRC/mem */
+	int srcmem;	      /* /proc/SRC/mem */
 	int pagemapfd;	      /* task/IO_TID/pagemap, opened lazily */
 	uint64_t *pm;	      /* pagemap buffer */
 	size_t page;

@@ -309,8 +309,8 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, writer, NULL);
 	}
 	printf("ready %d parent=%d gen=%#lx pages=%zu dontfork=%#lx wipeonfork=%#lx\n",
-	       (int)getpid(), (int)getppid(), (unsigned long)gen_buf, gen_pages,
-	       (unsigned long)df, (unsigned long)wf);
+	       (int)getpid(), (int)getppid(), (unsigned long)gen_buf, gen_pages, (unsigned long)df,
+	       (unsigned long)wf);
 	fflush(stdout);
 	block_forever(block);
 }
