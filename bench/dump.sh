@@ -10,9 +10,15 @@
 # the target was stopped as its heartbeat saw it, core size and blocks on
 # disk, the dumper's peak RSS); a mini dump (time, stop, size); and, on A, the
 # zip bundle (`--type Full --zip`: time and size).
+# On A and B also the copy-on-write clone's floor (docs/DUMPS.md): a bare
+# fork() of the same memory (bench/forkfloor), procdiag's stop by the
+# heartbeat and by the dump helper's own figures (method, freezing, frozen,
+# copy time, bytes, extra memory), gcore's stop, and the ratios; and A with a
+# writer thread (200 MB/s of page writes: WRITE_MBPS) for the extra memory
+# the clone costs.
 #
 # Usage: bench/dump.sh [-o FILE]     (in a built tree; ./dev bench runs it)
-# Environment: DUMP_DIR (where the cores go; default a temp dir under /var/tmp,
+# Environment: TARGETS=S is a quick 128 MiB check; DUMP_DIR (where the cores go; default a temp dir under /var/tmp,
 # it needs ~10 GiB free), TARGETS (default "A B C"), RUNS (default 1).
 set -euo pipefail
 
@@ -30,6 +36,8 @@ import os, re, shutil, signal, subprocess, sys, tempfile, time
 root = sys.argv[1]
 procdiag = os.path.join(root, "procdiag")
 hbtarget = os.path.join(root, "bench", "hbtarget")
+forkfloor = os.path.join(root, "bench", "forkfloor")
+write_mbps = os.environ.get("WRITE_MBPS", "200")
 base = os.environ.get("DUMP_DIR") or "/var/tmp"
 work = tempfile.mkdtemp(prefix="pd-bench-dump-", dir=base)
 runs = int(os.environ.get("RUNS", "1"))
@@ -37,12 +45,14 @@ targets = {
     "A": ("32 threads, 1 GiB heap", ["32", "1024"]),
     "B": ("32 threads, 4 GiB heap", ["32", "4096"]),
     "C": ("1000 threads, 8 MiB stacks, 16 MiB heap", ["1000", "16"]),
+    "S": ("32 threads, 128 MiB heap", ["32", "128"]),  # a quick check, not in the default
 }
 chosen = os.environ.get("TARGETS", "A B C").split()
 
 
 class Target:
     def __init__(self, args):
+        self.args = args
         self.p = subprocess.Popen([hbtarget] + args, stdout=subprocess.PIPE)
         line = self.p.stdout.readline().decode()
         assert line.startswith("ready"), line
@@ -75,6 +85,33 @@ def measured(argv, t):
     return wall, t.gap() / 1000.0, ru.ru_maxrss / 1024.0, err
 
 
+def helper_dump(t, out):
+    """The dump helper run directly (the engine the CLI and the server
+    run): (stop ms by the heartbeat, its done event)."""
+    import json
+    fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    r, w = os.pipe()
+    t.gap()
+    p = subprocess.Popen([procdiag, "dump-helper", "--pid", str(t.pid), "--start-time", "0",
+                          "--content", "8", "--out-fd", str(fd), "--status-fd", str(w)],
+                         pass_fds=(fd, w), stdout=subprocess.DEVNULL)
+    os.close(fd)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        events = [json.loads(x) for x in f.read().decode().splitlines()]
+    p.wait()
+    os.unlink(out)
+    if p.returncode != 0 or events[-1]["event"] != "done":
+        raise SystemExit("dump-helper failed: %r" % events[-1:])
+    return t.gap() / 1000.0, events[-1]
+
+
+def fork_floor(args):
+    out = subprocess.run([forkfloor, args[0], args[1]], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[1]) / 1000.0, int(out[2]) / 1000.0
+
+
 def size_of(path):
     st = os.stat(path)
     return st.st_size, st.st_blocks * 512
@@ -88,7 +125,7 @@ def best(results):
     return min(results, key=lambda r: r[0])
 
 
-rows, minis, zips = [], [], []
+rows, minis, zips, clones = [], [], [], []
 for key in chosen:
     label, args = targets[key]
     t = Target(args)
@@ -121,8 +158,22 @@ for key in chosen:
                                              "--zip", "-q", "-o", out], t)
             zips.append((label, wall, stop, rss, os.stat(out).st_size))
             os.unlink(out)
+        if key in ("A", "B", "S"):
+            cl = [helper_dump(t, os.path.join(work, "helper.core")) for i in range(runs)]
     finally:
         t.close()
+    if key in ("A", "B", "S"):
+        fl = fork_floor(args)
+        c = min(cl, key=lambda x: x[0])
+        clones.append((label, fl, c, best(gc)[1]))
+        if key in ("A", "S"):
+            t = Target(args[:2] + ["0", write_mbps])
+            try:
+                c = min((helper_dump(t, os.path.join(work, "helper.core")) for i in range(runs)),
+                        key=lambda x: x[0])
+            finally:
+                t.close()
+            clones.append((label + ", writer %s MB/s" % write_mbps, fl, c, None))
     p, g, m = best(pd), best(gc), best(mini)
     rows.append((label, p, g))
     minis.append((label, m))
@@ -154,7 +205,22 @@ if zips:
     print("|---|---|---:|---:|---:|---:|")
     for label, wall, stop, rss, size in zips:
         print("| %s | procdiag dump --zip | %.2f | %.1f | %.0f | %s |" % (label, wall, stop, rss, mib(size)))
-print("\nReproduce: `bench/dump.sh` in a built tree (TARGETS=\"%s\" RUNS=%d)." % (" ".join(chosen), runs))
+if clones:
+    print("\nCopy-on-write clone (docs/DUMPS.md): fork() floor is bench/forkfloor, a bare fork() of")
+    print("the same threads and memory (best / median of 9); the stop by the target's heartbeat")
+    print("and by the dump helper's own figure (frozen), run directly; gcore's stop from the table")
+    print("above. Goal: stop <= 1.5x fork.\n")
+    print("| target | fork() ms best / median | method | stop ms (heartbeat) | frozen ms (own) | freezing ms | copy s | copied MiB | extra memory MiB | gcore stop ms | stop vs fork (best) | stop vs gcore |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, fl, (stop, e), gstop in clones:
+        print("| %s | %.1f / %.1f | %s%s | %.1f | %.1f | %.1f | %.2f | %s | %s | %s | %s | %s |" % (
+            label, fl[0], fl[1], e.get("method", "?"),
+            (" (" + e["reason"] + ")") if e.get("reason") else "", stop,
+            e.get("frozen_us", 0) / 1000.0, e.get("freezing_us", 0) / 1000.0,
+            e.get("copy_us", 0) / 1e6, mib(e.get("copied_bytes", 0)),
+            mib(e.get("extra_memory", 0)), "%.1f" % gstop if gstop else "-",
+            ratio(stop, fl[0]), ratio(stop, gstop) if gstop else "-"))
+print("\nReproduce: `bench/dump.sh` in a built tree (TARGETS=\"%s\" RUNS=%d WRITE_MBPS=%s)." % (" ".join(chosen), runs, write_mbps))
 EOF
 )
 echo "$report"

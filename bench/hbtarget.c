@@ -1,15 +1,18 @@
 /* A benchmark target that measures, from the inside, how long it was stopped.
  *
- *   hbtarget THREADS HEAP_MIB [STACK_KIB]
+ *   hbtarget THREADS HEAP_MIB [STACK_KIB [WRITE_MBPS]]
  *
  * Starts THREADS threads parked in a condition wait (each with a touched
- * stack page; stacks of STACK_KIB, default the system's, 8 MiB usually), allocates HEAP_MIB MiB of heap and writes every page of it
- * (with non-zero, varying bytes so no page is a hole), then prints
+ * stack page; stacks of STACK_KIB, default the system's, 8 MiB usually), allocates HEAP_MIB MiB of
+ * heap and writes every page of it (with non-zero, varying bytes so no page is a hole), then prints
  * "ready PID" on stdout. A heartbeat thread wakes every millisecond and
  * records the longest gap between two wake-ups. Each SIGUSR1 makes it print
  * "gap_us N" (the longest gap since the previous SIGUSR1, minus the 1 ms
  * period) on stdout and start over; a dumper that stops every thread shows
- * up as a gap as long as the stop.
+ * up as a gap as long as the stop. With WRITE_MBPS, one more thread writes
+ * one byte into each page of the heap, in order and round again, at that
+ * many MB (10^6 bytes) of pages a second: what a clone dump's copy-on-write
+ * costs for a process that keeps writing (bench/dump.sh).
  * With HB_KSM=1 in the environment all its anonymous memory is KSM-mergeable
  * (PR_SET_MEMORY_MERGE, Linux 6.4): bench/zeropages.sh uses it where the
  * kernel never maps the zero page, so that KSM's use_zero_pages maps it. */
@@ -48,6 +51,29 @@ static void *parked(void *arg)
 	return NULL;
 }
 
+static unsigned char *wheap;
+static size_t wlen;
+static long write_mbps;
+
+static void *writer(void *arg)
+{
+	/* Pages per millisecond at write_mbps MB/s of pages. */
+	size_t per_ms = (size_t)write_mbps * 1000000 / 4096 / 1000, at = 0;
+	struct timespec ms = {0, 1000 * 1000};
+
+	(void)arg;
+	if (!per_ms)
+		per_ms = 1;
+	for (unsigned char n = 1;; n++) {
+		for (size_t k = 0; k < per_ms; k++) {
+			wheap[at] = n;
+			at = at + 4096 < wlen ? at + 4096 : 0;
+		}
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -66,7 +92,7 @@ int main(int argc, char **argv)
 	pthread_attr_t attr;
 
 	if (threads < 0 || heap_mib < 0 || (len && !heap)) {
-		fprintf(stderr, "usage: hbtarget THREADS HEAP_MIB [STACK_KIB]\n");
+		fprintf(stderr, "usage: hbtarget THREADS HEAP_MIB [STACK_KIB [WRITE_MBPS]]\n");
 		return 2;
 	}
 	if (getenv("HB_KSM") && !strcmp(getenv("HB_KSM"), "1"))
@@ -83,6 +109,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "hbtarget: thread %ld: cannot create\n", i);
 			return 1;
 		}
+	}
+	write_mbps = argc > 4 ? atol(argv[4]) : 0;
+	if (write_mbps > 0 && len) {
+		pthread_t t;
+
+		wheap = heap;
+		wlen = len;
+		if (pthread_create(&t, NULL, writer, NULL))
+			return 1;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1;

@@ -7,15 +7,15 @@
 #   wrk_run NAME URL CONNS SECONDS
 #                            prints "req_per_s p50_ms p99_ms errors"
 # Callers set THREADS (procdiag workers) and NGINX before start_stack.
-#   dump_bench_ready NAME    exits unless gcore, python3, ./procdiag and
-#                            bench/hbtarget are there (the dump benchmarks)
+#   dump_bench_ready NAME    exits unless gcore, python3, ./procdiag,
+#                            bench/hbtarget and bench/forkfloor are there (the dump benchmarks)
 
 dump_bench_ready() {
 	local tool
 	for tool in gcore python3; do
 		command -v "$tool" >/dev/null || { echo "bench/$1.sh: $tool missing (./dev bench installs it)" >&2; exit 1; }
 	done
-	[ -x ./procdiag ] && [ -x bench/hbtarget ] || { echo "bench/$1.sh: build first (make)" >&2; exit 1; }
+	[ -x ./procdiag ] && [ -x bench/hbtarget ] && [ -x bench/forkfloor ] || { echo "bench/$1.sh: build first (make)" >&2; exit 1; }
 }
 
 bench_init() {

@@ -32,6 +32,7 @@
 #include "cli/cli.h"
 #include "common/numparse.h"
 #include "lib/corefile.h"
+#include "lib/cowclone.h"
 #include "lib/dumprun.h"
 #include "lib/scope.h"
 #include "lib/testhooks.h"
@@ -75,6 +76,32 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 		       (json_int_t)total));
 }
 
+/* The clone, once there is one (lib/cowclone.h): a caller that must
+ * SIGKILL us reaps it with --reap-clone. */
+static volatile pid_t clone_pid;
+static volatile int cancelled;
+
+static void on_cloned(void *arg, pid_t pid)
+{
+	(void)arg;
+	clone_pid = pid;
+	if (pid)
+		emit(json_pack("{s:s,s:i}", "event", "clone", "pid", (int)pid));
+}
+
+/* SIGTERM: our caller went away (PR_SET_PDEATHSIG) or gives up. Without a
+ * clone, dying at once is the cleanup (the kernel thaws a seized target).
+ * With one, the copy is cut short and the normal path kills the clone and
+ * has the target reap it, which the kernel does not do for us. */
+static void on_term(int sig)
+{
+	(void)sig;
+	if (!clone_pid)
+		_exit(1);
+	cancelled = 1;
+	kill(clone_pid, SIGKILL);
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: procdiag dump-helper --pid PID --start-time TICKS --content MASK\n"
@@ -105,6 +132,7 @@ int cmd_dump_helper(int argc, char **argv)
 		{"out-max", required_argument, NULL, 'M'},
 		{"trace", no_argument, NULL, 't'},
 		{"scope", required_argument, NULL, 'u'},
+		{"reap-clone", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pd_core_opts o;
@@ -112,7 +140,8 @@ int cmd_dump_helper(int argc, char **argv)
 	struct pd_scope scope = PD_SCOPE_INIT;
 	uint64_t v, seen = 0, out_max = 0;
 	char err[512];
-	int c, rc, pid = -1;
+	int c, rc, pid = -1, reap = 0;
+	struct sigaction sa;
 
 	memset(&o, 0, sizeof(o));
 	o.out_fd = -1;
@@ -158,6 +187,10 @@ int cmd_dump_helper(int argc, char **argv)
 				return usage();
 			break;
 		case 't': o.trace = true; break;
+		case 'r':
+			if (parse_pid(a, n, &reap) < 0 || reap <= 0)
+				return usage();
+			break;
 		case 'u':
 			pd_scope_release(&scope);
 			if (pd_scope_parse_ids(&scope, a) < 0)
@@ -168,16 +201,33 @@ int cmd_dump_helper(int argc, char **argv)
 		}
 		seen |= 1u << (c & 31);
 	}
+	if (reap && pid > 0 && optind == argc) {
+		/* procdiag dump-helper --pid T [--start-time S] --reap-clone C:
+		 * the clone a killed helper left dead under its target. */
+		rc = pd_cow_reap(pid, o.start_time, reap);
+		if (rc < 0)
+			fprintf(stderr, "procdiag: reaping clone %d of %d: %s\n", reap, pid,
+				strerror(-rc));
+		return rc < 0 ? 1 : 0;
+	}
 	if (optind != argc || pid <= 0 || !(seen & (1u << ('s' & 31))) ||
 	    !(seen & (1u << ('c' & 31))) || !open_fd(o.out_fd) || !open_fd(status_fd) ||
 	    o.out_fd == status_fd)
 		return usage();
 	o.pid = pid;
 	o.progress = on_progress;
+	o.cloned = on_cloned;
+	o.cancel = &cancelled;
 
-	/* A dead parent must not leave us (and a frozen target) behind; if the
-	 * parent died before the prctl, we notice it here. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A dead parent must not leave us (and a frozen target, or a clone)
+	 * behind: SIGTERM, see on_term(). SA_RESTART: no system call of the
+	 * copy fails for it. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sa.sa_flags = SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 	if (out_max) {
 		/* The spool's bound, kept by the kernel: a write or truncate of
@@ -202,11 +252,15 @@ int cmd_dump_helper(int argc, char **argv)
 			       "detail", err[0] ? err : strerror(-rc)));
 		return 1;
 	}
-	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "event", "done", "size",
-		       (json_int_t)res.size, "stopped_us", (json_int_t)res.stopped_us, "threads",
-		       (json_int_t)res.threads, "mappings", (json_int_t)res.mappings,
-		       "dumped_bytes", (json_int_t)res.dumped_bytes, "copied_bytes",
-		       (json_int_t)res.copied_bytes, "zero_bytes", (json_int_t)res.zero_bytes,
-		       "zero_method", res.zero_method ? res.zero_method : "none"));
+	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "event",
+		       "done", "size", (json_int_t)res.size, "stopped_us", (json_int_t)res.stopped_us,
+		       "threads", (json_int_t)res.threads, "mappings", (json_int_t)res.mappings,
+		       "dumped_bytes", (json_int_t)res.dumped_bytes, "method",
+		       res.cloned ? "clone" : "stop", "reason", res.reason, "freezing_us",
+		       (json_int_t)res.freezing_us, "frozen_us", (json_int_t)res.stopped_us,
+		       "copy_us", (json_int_t)res.copy_us, "copied_bytes",
+		       (json_int_t)res.copied_bytes, "extra_memory", (json_int_t)res.extra_memory,
+		       "zero_bytes", (json_int_t)res.zero_bytes, "zero_method",
+		       res.zero_method ? res.zero_method : "none"));
 	return 0;
 }

@@ -15,12 +15,15 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <sys/procfs.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "lib/cowclone.h"
 #include "lib/freeze.h"
 #include "lib/memcopy.h"
 #include "lib/proc.h"
@@ -95,6 +98,12 @@ struct dump {
 	uint64_t prov_size;
 	char *map;
 	uint64_t map_len;
+	/* The copy-on-write clone (lib/cowclone.h), and what is read from the
+	 * target itself while frozen because a clone does not carry it: */
+	struct pd_cow cow;
+	struct pd_runs frz;
+	char *frzbuf;
+	bool runs_planned;
 };
 
 static int fail(struct dump *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1019,7 +1028,20 @@ static int plan_runs(struct dump *d, struct pd_runs *out)
 
 /* With every thread stopped: the maps, auxv, what to dump, the layout,
  * which pages to read. */
-static int plan(struct dump *d)
+/* Does any mapping hold what a clone does not carry (copy_unforkable())? */
+static bool unforkable(const struct dump *d)
+{
+	for (size_t i = 0; i < d->vmas.n; i++)
+		if (d->vmas.v[i].vmflags & (PD_VM_DC | PD_VM_WF))
+			return true;
+	return false;
+}
+
+/* With defer (a clone is to be made), the pages to read are left to be
+ * planned from the clone's pagemap once the target runs again (its pages
+ * at the instant), unless some must be read from the target while frozen.
+ * d->runs_planned says which. */
+static int plan(struct dump *d, bool defer)
 {
 	char path[48];
 	int rc;
@@ -1040,11 +1062,12 @@ static int plan(struct dump *d)
 	layout(d);
 	trace(d, "layout");
 	d->copy.zero_pages = 0;
+	if (defer && !unforkable(d))
+		return 0;
 	rc = plan_runs(d, &d->runs);
 	if (rc < 0)
 		return fail(d, rc, "planning the copy: %s", strerror(-rc));
-	d->res->zero_bytes = d->copy.zero_pages * d->page;
-	d->res->zero_method = pd_zero_method_name(d->copy.zero_method);
+	d->runs_planned = true;
 	return 0;
 }
 
@@ -1219,6 +1242,106 @@ static uint64_t min_hole(int fd, uint64_t page)
 	return MIN_HOLE_DISK;
 }
 
+/* The parts of the runs in mappings a fork does not carry as they are
+ * (VmFlags dc: MADV_DONTFORK, gone from the clone; wf: MADV_WIPEONFORK,
+ * zeros in it): read from the target while it is still frozen, into
+ * d->frzbuf, written over the core once the rest is. */
+static int copy_unforkable(struct dump *d)
+{
+	for (size_t i = 0; i < d->vmas.n; i++) {
+		const struct pd_vma *v = &d->vmas.v[i];
+		uint64_t s = v->map->start, e = v->map->end;
+
+		if (!(v->vmflags & (PD_VM_DC | PD_VM_WF)))
+			continue;
+		for (size_t j = 0; j < d->runs.n; j++) {
+			const struct pd_run *r = &d->runs.v[j];
+			uint64_t a = r->addr > s ? r->addr : s;
+			uint64_t b = r->addr + r->len < e ? r->addr + r->len : e;
+			struct pd_run *nv;
+
+			if (a >= b)
+				continue;
+			if (d->frz.n == d->frz.alloc) {
+				size_t na = d->frz.alloc ? d->frz.alloc * 2 : 16;
+
+				nv = realloc(d->frz.v, na * sizeof(*nv));
+				if (!nv)
+					return -ENOMEM;
+				d->frz.v = nv;
+				d->frz.alloc = na;
+			}
+			d->frz.v[d->frz.n++] = (struct pd_run){a, b - a, r->off + (a - r->addr)};
+			d->frz.bytes += b - a;
+		}
+	}
+	if (!d->frz.bytes)
+		return 0;
+	d->frzbuf = malloc(d->frz.bytes);
+	if (!d->frzbuf)
+		return -ENOMEM;
+	return pd_copy_read(&d->copy, d->frz.v, d->frz.n, d->frzbuf);
+}
+
+/* After the rest of the core is written: the frozen copies over it. */
+static int write_unforkable(struct dump *d)
+{
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < d->frz.n; i++) {
+		int rc = pd_pwrite_all(d->o->out_fd, d->frzbuf + at, d->frz.v[i].len,
+				       d->frz.v[i].off);
+
+		if (rc < 0)
+			return rc;
+		at += d->frz.v[i].len;
+	}
+	return 0;
+}
+
+/* Frozen, planned: copies what the clone will not carry, then clones. On
+ * any failure the dump goes on stopped, with the reason in res. */
+static void try_clone(struct dump *d)
+{
+	sigset_t all, old;
+	int rc = copy_unforkable(d);
+
+	if (rc < 0) {
+		snprintf(d->res->reason, sizeof(d->res->reason),
+			 "copying the mappings a clone does not carry: %s", strerror(-rc));
+		return;
+	}
+	/* No signal handler of ours runs between the clone's birth and the
+	 * caller's knowing its pid (the helper's handler reaps it). */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = pd_cow_clone(&d->fz, &d->cow, d->res->reason, sizeof(d->res->reason));
+	if (d->cow.pid && d->o->cloned)
+		d->o->cloned(d->o->progress_arg, d->cow.pid);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	trace(d, "cloned");
+	if (rc < 0)
+		return;
+	d->res->cloned = true;
+	d->res->reason[0] = 0;
+	d->res->frozen_bytes = d->frz.bytes;
+	d->copy.src = d->cow.pid;
+	d->copy.srcmem = d->cow.memfd;
+	/* The clone holds the instant: the target runs on. */
+	pd_freeze_thaw(&d->fz);
+	trace(d, "thawed");
+	pd_hook_cloned(d->o->cancel);
+}
+
+/* Did the clone die under us (killed: an OOM kill prefers it)? */
+static bool clone_died(struct dump *d)
+{
+	int st;
+
+	return waitpid(d->cow.pid, &st, __WALL | WNOHANG) == d->cow.pid &&
+	       (WIFEXITED(st) || WIFSIGNALED(st));
+}
+
 static const char *errtext(int rc)
 {
 	switch (rc) {
@@ -1238,9 +1361,12 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	char *ram = MAP_FAILED;
 	uint64_t budget, ram_size = 0;
 	struct stat st;
+	uint64_t t_copy = 0;
+	bool want_clone;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
+	d.cow = (struct pd_cow)PD_COW_INIT;
 	memset(res, 0, sizeof(*res));
 	if (err && errlen)
 		err[0] = 0;
@@ -1272,6 +1398,16 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		goto out;
 	}
 
+	/* A clone for every dump that copies memory, unless it cannot be
+	 * had (lib/cowclone.h): then the target stays stopped for the copy. */
+	want_clone = false;
+	if (o->content) {
+		want_clone = pd_cow_precheck(
+				     &d.fz, d.status.rss_anon > 0 ? (uint64_t)d.status.rss_anon : 0,
+				     res->reason, sizeof(res->reason)) == 0;
+		trace(&d, "prechecked");
+	}
+
 	/* The RAM copy's buffer is allocated and faulted in before the stop:
 	 * zeroing hundreds of MiB is as slow as copying them. Sized from the
 	 * resident set; if the plan needs more, the rest is found while
@@ -1280,7 +1416,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	/* Content beyond the mini base goes straight into the output, mapped
 	 * and faulted in before the stop (when smaps could be read and the
 	 * page cache has room for it); else into RAM as below. */
-	if (o->content && d.pre.n) {
+	if (o->content && d.pre.n && !want_clone) {
 		rc = provisional(&d);
 		trace(&d, "provisional");
 		if (rc == 0 && d.prov.bytes <= budget) {
@@ -1299,7 +1435,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		}
 		trace(&d, "mapped");
 	}
-	if (o->content && !d.map) {
+	if (o->content && !d.map && !want_clone) {
 		struct pd_proc p = {.pid = d.fz.pid, .dirfd = d.fz.procfd};
 		struct pd_rollup ru;
 
@@ -1325,7 +1461,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		goto out;
 	}
 	pd_hook_frozen(PD_HOOK_DUMP);
-	rc = plan(&d);
+	rc = plan(&d, want_clone);
 	if (rc < 0)
 		goto out;
 	trace(&d, "planned");
@@ -1333,24 +1469,51 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	res->mappings = (unsigned)d.vmas.n;
 	res->segments = (unsigned)d.nsegs;
 	res->size = d.size;
+	if (want_clone)
+		try_clone(&d);
+	else if (!res->reason[0])
+		snprintf(res->reason, sizeof(res->reason), "%s",
+			 !o->content ? "a mini dump copies little" : "the clone was not tried");
+	if (!d.runs_planned) {
+		/* From the clone's pagemap, the target running; or from the
+		 * target's, still frozen, when the clone failed. */
+		if (res->cloned) {
+			if (d.copy.pagemapfd >= 0)
+				close(d.copy.pagemapfd);
+			d.copy.pagemapfd = openat(d.cow.procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+			/* Zero pages are asked of the clone too (move_pages). */
+			d.copy.pm_tid = d.cow.pid;
+		}
+		rc = plan_runs(&d, &d.runs);
+		if (rc < 0) {
+			fail(&d, rc, "planning the copy: %s", strerror(-rc));
+			goto out;
+		}
+		d.runs_planned = true;
+		trace(&d, "pages planned");
+	}
 	res->copied_bytes = d.runs.bytes;
+	res->zero_bytes = d.copy.zero_pages * d.page;
+	res->zero_method = pd_zero_method_name(d.copy.zero_method);
 	pr.total = d.runs.bytes;
 
 	if (d.map) {
-		/* Into the mapped output while stopped. */
+		/* Into the mapped output (while stopped, or from the clone). */
 		rc = remap_output(&d);
 		if (rc < 0) {
 			res->write_failed = true;
 			fail(&d, rc, "writing the core: %s", strerror(-rc));
 			goto out;
 		}
+		t_copy = pd_mono_ns();
 		rc = d.runs.bytes ? pd_copy_read_at(&d.copy, d.runs.v, d.runs.n, d.map) : 0;
 		if (rc < 0) {
 			fail(&d, rc, "copying memory: %s", strerror(-rc));
 			goto out;
 		}
-	} else if (d.runs.bytes <= budget) {
+	} else if (!res->cloned && d.runs.bytes <= budget) {
 		/* Into RAM while stopped, to the file after the thaw. */
+		t_copy = pd_mono_ns();
 		if (d.runs.bytes > ram_size) {
 			if (ram != MAP_FAILED)
 				munmap(ram, ram_size);
@@ -1373,6 +1536,8 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 		bool wf;
 
 		trace(&d, "direct");
+		if (!t_copy)
+			t_copy = pd_mono_ns();
 		rc = pd_copy_direct(&d.copy, &d.runs, o->out_fd, DIRECT_BUF, &res->dumped_bytes,
 				    &pr, &wf);
 		if (rc < 0) {
@@ -1382,10 +1547,19 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 			goto out;
 		}
 	}
-	if (pd_freeze_gone(&d.fz)) {
-		rc = fail(&d, -ESRCH, "process %d exited during the dump", (int)o->pid);
+	if (res->cloned ? clone_died(&d) : pd_freeze_gone(&d.fz)) {
+		rc = fail(&d, -ESRCH,
+			  res->cloned ? "the clone of process %d was killed during the dump"
+				      : "process %d exited during the dump",
+			  (int)o->pid);
 		goto out;
 	}
+	if (o->cancel && *o->cancel) {
+		rc = fail(&d, -ECANCELED, "cancelled: the helper's caller went away");
+		goto out;
+	}
+	if (res->cloned)
+		res->extra_memory = pd_cow_extra(&d.cow);
 	trace(&d, "copied");
 	pd_freeze_thaw(&d.fz);
 	trace(&d, "thawed");
@@ -1412,7 +1586,9 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 			goto out;
 		}
 	}
-	rc = write_headers(&d);
+	rc = write_unforkable(&d);
+	if (rc == 0)
+		rc = write_headers(&d);
 	if (rc < 0) {
 		res->write_failed = rc != -ENOMEM;
 		fail(&d, rc, "writing the core: %s", strerror(-rc));
@@ -1426,10 +1602,28 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	}
 	if (pr.fn && pr.total && pr.last != pr.done)
 		pr.fn(pr.arg, pr.done, pr.total);
+	if (t_copy)
+		res->copy_us = (pd_mono_ns() - t_copy) / 1000u;
 	trace(&d, "written");
 out:
 	pd_freeze_thaw(&d.fz);
 	res->stopped_us = pd_freeze_stopped_us(&d.fz);
+	res->freezing_us = pd_freeze_freezing_us(&d.fz);
+	if (d.cow.pid || d.cow.procfd >= 0) {
+		sigset_t all, old;
+
+		/* Its pid is no longer the caller's to kill; no handler of the
+		 * caller's runs while a thread of the target reaps it. */
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, &old);
+		if (o->cloned)
+			o->cloned(o->progress_arg, 0);
+		pd_cow_release(&d.cow, &d.fz);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		trace(&d, "clone reaped");
+	}
+	free(d.frzbuf);
+	pd_runs_release(&d.frz);
 	if (ram != MAP_FAILED)
 		munmap(ram, ram_size);
 	if (d.map)

@@ -44,6 +44,12 @@ struct pd_core_opts {
 	const struct pd_scope *scope;  /* judged once stopped (lib/freeze.h); NULL: none */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* Called with the clone's pid once it exists, before the target is
+	 * thawed (the helper tells its caller, who reaps it should the
+	 * helper die: lib/cowclone.h), and with 0 before it is killed. */
+	void (*cloned)(void *arg, pid_t clone_pid);
+	/* Set (from a signal handler) to give up: checked after the copy. */
+	volatile int *cancel;
 };
 
 struct pd_core_result {
@@ -53,7 +59,17 @@ struct pd_core_result {
 	uint64_t copied_bytes; /* bytes of memory read from the target */
 	unsigned threads, mappings, segments;
 	bool in_ram;	   /* copied into memory, written after the thaw */
-	bool write_failed; /* the error came from writing out_fd */
+	/* How memory was copied (docs/DUMPS.md, "Copy-on-write clone"):
+	 * from a copy-on-write clone of the target, thawed at once, or
+	 * while the target stayed stopped, and why (reason "" for clone). */
+	bool cloned;
+	char reason[200];
+	uint64_t freezing_us;  /* first interrupt .. every thread stopped */
+	uint64_t copy_us;      /* reading the memory (and writing it) */
+	uint64_t extra_memory; /* bytes the target's writes cost meanwhile */
+	uint64_t frozen_bytes; /* read from the target itself while frozen
+				  (MADV_DONTFORK, MADV_WIPEONFORK mappings) */
+	bool write_failed;     /* the error came from writing out_fd */
 	uint64_t zero_bytes;	 /* bytes of the kernel's zero page left as holes */
 	const char *zero_method; /* how they were found (pd_zero_method_name()) */
 };

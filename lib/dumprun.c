@@ -127,6 +127,7 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 		if (get_u64(o, "size", &r.size) && get_u64(o, "stopped_us", &r.stopped_us) &&
 		    get_u64(o, "threads", &r.threads) && get_u64(o, "mappings", &r.mappings) &&
 		    get_u64(o, "dumped_bytes", &r.dumped_bytes) && parse_figures(o, &r)) {
+			r.clone_pid = res->clone_pid;
 			*res = r;
 			rc = PD_STATUS_FINAL;
 		}
@@ -134,8 +135,15 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 		struct pd_dumprun_result r = {0};
 
 		rc = parse_final_error(o, &r);
+		r.clone_pid = res->clone_pid;
 		if (rc == PD_STATUS_FINAL)
 			*res = r;
+	} else if (strcmp(ev, "clone") == 0) {
+		uint64_t c;
+
+		if (get_u64(o, "pid", &c) && c > 0 && c < INT32_MAX)
+			res->clone_pid = (pid_t)c;
+		rc = PD_STATUS_OTHER;
 	} else {
 		rc = PD_STATUS_OTHER;
 	}
@@ -203,6 +211,8 @@ static int build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int o
 /* A status line is a small JSON object; anything longer is not the
  * protocol. */
 #define LINE_MAX_BYTES 4096
+/* How long a helper told to stop may take to kill and reap its clone. */
+#define HELPER_GRACE_MS 2000
 
 static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_fd, pid_t *pid)
 {
@@ -214,6 +224,24 @@ static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_
 		rc = pd_helper_spawn(o->helper, a.v, keep, 2, pid);
 	strbuf_release(&a.scope);
 	return rc;
+}
+
+/* A helper killed after it cloned the target left the clone dead under
+ * the target (PTRACE_O_EXITKILL killed it; nobody reaps it): one short
+ * helper run has the target reap it (lib/cowclone.h, pd_cow_reap). */
+static void reap_clone(const struct pd_dumprun_opts *o, pid_t clone_pid)
+{
+	char pid[24], start[24], cl[24];
+	char *argv[] = {"procdiag", "dump-helper",  "--pid", pid, "--start-time",
+			start,	    "--reap-clone", cl,	     NULL};
+	pid_t h;
+	int st;
+
+	snprintf(pid, sizeof(pid), "%d", (int)o->pid);
+	snprintf(start, sizeof(start), "%llu", (unsigned long long)o->start_time);
+	snprintf(cl, sizeof(cl), "%d", (int)clone_pid);
+	if (pd_helper_spawn(o->helper, argv, NULL, 0, &h) == 0)
+		pd_helper_reap(h, &st);
 }
 
 /* Reads status lines until the helper closes its end (it exits), or tick
@@ -302,14 +330,20 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res)
 		goto out_close;
 	}
 	rc = read_status(o, sp[0], res);
-	/* Given up on: the kernel resumes a target whose tracer dies. */
+	/* Given up on: the kernel resumes a target whose tracer dies. SIGTERM
+	 * first: with a clone, the helper kills it and has the target reap
+	 * it (cli/dumphelper.c). */
 	if (rc < 0)
-		pd_helper_kill(pid, &st);
+		pd_helper_stop(pid, HELPER_GRACE_MS, &st);
 	else
 		pd_helper_reap(pid, &st);
 	if (rc == -ECANCELED)
 		snprintf(res->detail, sizeof(res->detail), "the dump was cancelled");
 	res->wait_status = st;
+	if (res->clone_pid && WIFSIGNALED(st))
+		reap_clone(o, res->clone_pid);
+	if (res->clone_pid && WIFSIGNALED(st))
+		reap_clone(o, res->clone_pid);
 	if (rc == 0) {
 		pd_helper_describe_exit(res->detail, sizeof(res->detail), "dump", "ended without a result", st);
 		rc = -EPROTO;

@@ -55,7 +55,7 @@ struct pd_dumprun_opts {
  * "done" event may carry each; absent ones get the defaults named here. */
 struct pd_dump_figures {
 	char method[8];	      /* "clone" or "stop" (absent: "stop") */
-	char reason[128];     /* why no clone ran ("" when one did; absent: "") */
+	char reason[200];     /* why no clone ran ("" when one did; absent: "") */
 	uint64_t freezing_us; /* until every thread was stopped (absent: 0) */
 	uint64_t frozen_us;   /* how long the target was stopped (absent:
 				 stopped_us) */
@@ -76,6 +76,9 @@ struct pd_dumprun_result {
 	uint64_t threads, mappings;
 	struct pd_dump_figures fig;
 	int wait_status; /* the helper's, from waitpid */
+	/* The target's copy-on-write clone the helper announced ("clone"
+	 * event), 0: none; reaped here should the helper die first. */
+	pid_t clone_pid;
 };
 
 /* Runs one dump. Returns 0 when the helper reported a result (res->error

@@ -458,6 +458,7 @@ int pd_freeze_stop(struct pd_freeze *fz, unsigned deadline_ms)
 			goto fail;
 	}
 
+	fz->t_all_stopped_ns = pd_mono_ns();
 	rc = recheck(fz);
 	if (rc < 0)
 		goto fail;
@@ -596,6 +597,13 @@ uint64_t pd_freeze_stopped_us(const struct pd_freeze *fz)
 		return 0;
 	end = fz->frozen ? pd_mono_ns() : fz->t_thawed_ns;
 	return end > fz->t_first_stop_ns ? (end - fz->t_first_stop_ns) / 1000u : 0;
+}
+
+uint64_t pd_freeze_freezing_us(const struct pd_freeze *fz)
+{
+	if (!fz->t_first_stop_ns || fz->t_all_stopped_ns < fz->t_first_stop_ns)
+		return 0;
+	return (fz->t_all_stopped_ns - fz->t_first_stop_ns) / 1000u;
 }
 
 void pd_freeze_close(struct pd_freeze *fz)

@@ -100,6 +100,7 @@ struct pd_freeze {
 	size_t n, alloc;     /* threads, sorted: leader first, then by tid */
 	struct pd_thread *threads;
 	uint64_t t_first_stop_ns; /* CLOCK_MONOTONIC at the first PTRACE_INTERRUPT */
+	uint64_t t_all_stopped_ns; /* ... once every thread is stopped */
 	uint64_t t_thawed_ns;	  /* ... after the last PTRACE_DETACH */
 	bool frozen;
 };
@@ -133,6 +134,10 @@ void pd_freeze_thaw(struct pd_freeze *fz);
 /* Microseconds from the first PTRACE_INTERRUPT to the last PTRACE_DETACH
  * (so far, if still frozen). */
 uint64_t pd_freeze_stopped_us(const struct pd_freeze *fz);
+
+/* Microseconds from the first PTRACE_INTERRUPT until every thread was
+ * stopped (CRIU's "freezing time"). */
+uint64_t pd_freeze_freezing_us(const struct pd_freeze *fz);
 
 /* Thaws if needed, closes the fds, frees the threads. */
 void pd_freeze_close(struct pd_freeze *fz);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/sysclock.h"
@@ -158,6 +159,21 @@ void pd_helper_kill(pid_t pid, int *status)
 {
 	kill(pid, SIGKILL);
 	pd_helper_reap(pid, status);
+}
+
+void pd_helper_stop(pid_t pid, unsigned grace_ms, int *status)
+{
+	uint64_t until = pd_mono_ns() + (uint64_t)grace_ms * 1000000u;
+	siginfo_t si;
+
+	kill(pid, SIGTERM);
+	while (pd_mono_ns() < until) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+			break;
+		nanosleep(&(struct timespec){0, 2000000}, NULL);
+	}
+	pd_helper_kill(pid, status);
 }
 
 void pd_helper_describe_exit(char *buf, size_t size, const char *name, const char *what, int st)

@@ -69,6 +69,10 @@ int pd_helper_fd_above_stdio(int fd, bool close_old);
 int pd_helper_reap(pid_t pid, int *status);
 /* SIGKILL, then reaped. */
 void pd_helper_kill(pid_t pid, int *status);
+/* SIGTERM, so that it may clean up (the dump helper kills and reaps its
+ * copy-on-write clone), then SIGKILL after grace_ms all the same, then
+ * reaped. */
+void pd_helper_stop(pid_t pid, unsigned grace_ms, int *status);
 /* "the NAME helper WHAT and was killed by SIGNAL" / "... exited with status
  * N", into buf. */
 void pd_helper_describe_exit(char *buf, size_t size, const char *name, const char *what,

@@ -56,8 +56,8 @@ static unsigned vmflags(const char *l, size_t n)
 		char name[3];
 		unsigned bit;
 	} names[] = {
-		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT},
-		{"pf", PD_VM_PF}, {"sh", PD_VM_SH},
+		{"dd", PD_VM_DD}, {"io", PD_VM_IO}, {"ht", PD_VM_HT}, {"pf", PD_VM_PF},
+		{"sh", PD_VM_SH}, {"dc", PD_VM_DC}, {"wf", PD_VM_WF},
 	};
 	unsigned f = 0;
 
@@ -199,6 +199,7 @@ void pd_copy_init(struct pd_copy *c, struct pd_freeze *fz)
 	memset(c, 0, sizeof(*c));
 	c->fz = fz;
 	c->pagemapfd = -1;
+	c->srcmem = -1;
 	c->page = (size_t)sysconf(_SC_PAGESIZE);
 	c->zero_method = (enum pd_zero_method)pd_hook_zero_method(PD_ZERO_SCAN);
 }
@@ -398,6 +399,20 @@ int pd_copy_plan(struct pd_copy *c, uint64_t addr, uint64_t len, uint64_t off, b
 
 /* ---- reading ---------------------------------------------------------------- */
 
+/* One read of the source: the target through lib/freeze.h, or the clone
+ * (its mem file, as pd_freeze_read() does for the target). */
+static ssize_t src_read(struct pd_copy *c, uint64_t addr, void *dst, size_t n)
+{
+	ssize_t got;
+
+	if (!c->src)
+		return pd_freeze_read(c->fz, addr, dst, n);
+	do
+		got = pread(c->srcmem, dst, n, (off_t)addr);
+	while (got < 0 && errno == EINTR);
+	return got;
+}
+
 /* Reads what process_vm_readv could not at [addr, addr+len): /proc/PID/mem
  * page by page, zeros for what fails. */
 static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
@@ -408,7 +423,7 @@ static void read_slow(struct pd_copy *c, uint64_t addr, size_t len, char *dst)
 
 		if (n > len)
 			n = len;
-		got = pd_freeze_read(c->fz, addr, dst, n);
+		got = src_read(c, addr, dst, n);
 		if (got < 0)
 			got = 0;
 		if ((size_t)got < n) {
@@ -449,7 +464,7 @@ static int copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, cha
 			nr++;
 			bytes += (size_t)l;
 		}
-		got = process_vm_readv(c->fz->io_tid, local, nr, remote, nr, 0);
+		got = process_vm_readv(c->src ? c->src : c->fz->io_tid, local, nr, remote, nr, 0);
 		if (got < 0)
 			got = 0;
 		/* Walk past what was read; at a failure read that page the slow
@@ -489,14 +504,49 @@ static int copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, cha
 	return 0;
 }
 
+/* From a clone: its mem file only. process_vm_readv pins the pages it
+ * reads (FOLL_PIN), and a read-only pin of an anonymous page the clone
+ * shares with the target makes the kernel unshare it (copy it into the
+ * clone): the whole copy would cost as much memory again. The mem file
+ * reads through get_user_pages without a pin, and nothing is copied. */
+static int copy_read_mem(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base,
+			 bool at_off)
+{
+	char *packed = base;
+
+	for (size_t i = 0; i < n; i++) {
+		char *dst = at_off ? base + runs[i].off : packed;
+		uint64_t done = 0;
+
+		while (done < runs[i].len) {
+			uint64_t want = runs[i].len - done;
+			ssize_t got = src_read(c, runs[i].addr + done, dst + done,
+					       (size_t)(want < RV_MAX_BYTES ? want : RV_MAX_BYTES));
+
+			if (got <= 0) {
+				/* A page that cannot be read: zeros, and on. */
+				size_t l = c->page - (size_t)((runs[i].addr + done) % c->page);
+
+				if (l > want)
+					l = (size_t)want;
+				read_slow(c, runs[i].addr + done, l, dst + done);
+				got = (ssize_t)l;
+			}
+			done += (uint64_t)got;
+		}
+		packed += runs[i].len;
+	}
+	return 0;
+}
+
 int pd_copy_read(struct pd_copy *c, const struct pd_run *runs, size_t n, char *dst)
 {
-	return copy_read(c, runs, n, dst, false);
+	return c->src ? copy_read_mem(c, runs, n, dst, false) : copy_read(c, runs, n, dst, false);
 }
 
 int pd_copy_read_at(struct pd_copy *c, const struct pd_run *runs, size_t n, char *base)
 {
-	return copy_read(c, runs, n, base, true);
+	return c->src ? copy_read_mem(c, runs, n, base, true) : copy_read(c, runs, n, base, true);
 }
 
 /* ---- writing ---------------------------------------------------------------- */

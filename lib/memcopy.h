@@ -30,6 +30,8 @@
 #define PD_VM_HT 0x4u  /* ht: hugetlb */
 #define PD_VM_PF 0x8u  /* pf: VM_PFNMAP */
 #define PD_VM_SH 0x10u /* sh: VM_SHARED */
+#define PD_VM_DC 0x20u /* dc: VM_DONTCOPY (madvise(MADV_DONTFORK)) */
+#define PD_VM_WF 0x40u /* wf: VM_WIPEONFORK (madvise(MADV_WIPEONFORK)) */
 
 /* Bits of a /proc/PID/pagemap entry. */
 #define PD_PM_PRESENT	(1ull << 63)
@@ -85,6 +87,10 @@ void pd_runs_release(struct pd_runs *r);
 
 struct pd_copy {
 	struct pd_freeze *fz; /* the frozen target (io_tid, procfd) */
+	/* Where memory is read from when not the target: its copy-on-write
+	 * clone (lib/cowclone.h); 0 and -1: the target. */
+	pid_t src;
+	int srcmem;	      /* /proc/SRC/mem */
 	int pagemapfd;	      /* task/IO_TID/pagemap, opened lazily */
 	uint64_t *pm;	      /* pagemap buffer */
 	size_t page;

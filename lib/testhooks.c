@@ -55,6 +55,14 @@ void pd_hook_frozen(enum pd_hook_point where)
 		;
 }
 
+void pd_hook_cloned(volatile int *cancel)
+{
+	uint64_t ms = env_u64("PD_TEST_CLONED_SLEEP_MS", 600000, 0);
+
+	for (; ms && !(cancel && *cancel); ms -= ms < 10 ? ms : 10)
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+}
+
 uint64_t pd_hook_mem_budget(uint64_t budget)
 {
 	return budget ? budget : env_u64("PD_TEST_MEM_BUDGET", UINT64_MAX, 0);

@@ -14,6 +14,10 @@
  *       PD_TEST_FROZEN_SLEEP_MS=MS  sleeps that long, target frozen
  *   pd_hook_frozen(PD_HOOK_STACKS)  after the stacks helper froze its target:
  *       PD_TEST_STACKS_FROZEN_SLEEP_MS=MS
+ *   pd_hook_cloned(cancel)          after the dump helper cloned its target
+ *       PD_TEST_CLONED_SLEEP_MS=MS  and thawed it: sleeps that long (the
+ *                                   clone alive, the target running), or
+ *                                   until *cancel is set
  *   pd_hook_mem_budget(budget)      the dump helper's --mem-budget when the
  *       PD_TEST_MEM_BUDGET=BYTES    caller gave none (the server never does):
  *                                   a small one takes the direct-write path
@@ -34,6 +38,7 @@ enum pd_hook_point { PD_HOOK_DUMP, PD_HOOK_STACKS };
 
 #ifdef PD_TEST_HOOKS
 void pd_hook_frozen(enum pd_hook_point where);
+void pd_hook_cloned(volatile int *cancel);
 uint64_t pd_hook_mem_budget(uint64_t budget);
 unsigned pd_hook_freeze_rounds(unsigned max);
 int pd_hook_zero_method(int m);
@@ -41,6 +46,11 @@ int pd_hook_zero_method(int m);
 static inline void pd_hook_frozen(enum pd_hook_point where)
 {
 	(void)where;
+}
+
+static inline void pd_hook_cloned(volatile int *cancel)
+{
+	(void)cancel;
 }
 
 static inline uint64_t pd_hook_mem_budget(uint64_t budget)

@@ -477,6 +477,11 @@ class NeedsOwnStack(Exception):
     main() reports the test as skipped."""
 
 
+class Skip(Exception):
+    """Raised by a test whose condition this machine cannot make (a memory
+    cgroup it may create, say), with why; main() reports it as skipped."""
+
+
 class _Installed:
     """The installed responder, seen like a Popen: pid, poll(), returncode."""
 
@@ -1035,7 +1040,7 @@ def main(ns, timeout=180):
         signal.alarm(timeout)
         try:
             fn()
-        except NeedsOwnStack as e:
+        except (NeedsOwnStack, Skip) as e:
             skip = str(e)
         except BaseException as e:  # noqa: B902 - report everything, go on
             if isinstance(e, KeyboardInterrupt):

@@ -38,6 +38,7 @@ class Hostile:
             "PD_TEST_FROZEN_SLEEP_MS": "60000",
             "PD_TEST_FROZEN_WAIT": self.fifo,
             "PD_TEST_STACKS_FROZEN_SLEEP_MS": "60000",
+            "PD_TEST_CLONED_SLEEP_MS": "60000",
             "PD_TEST_MEM_BUDGET": "1",
             "PD_DUMP_TRACE": "1",
         }

@@ -238,6 +238,16 @@ static int cancel_at_first_tick(void *arg, uint64_t done, uint64_t total)
 	return 1;
 }
 
+/* Cancels once the helper said it is ready (a progress line). */
+static int cancel_after_progress(void *arg, uint64_t done, uint64_t total)
+{
+	(void)done;
+	if (!total)
+		return 0;
+	(*(int *)arg)++;
+	return 1;
+}
+
 /* A binary that exits without a word: -EPROTO, reaped, status kept. */
 static void test_helper_without_result(void **state)
 {
@@ -261,8 +271,11 @@ static void test_helper_without_result(void **state)
 }
 
 /* A helper that says nothing and never exits: the first tick that asks to
- * stop ends the run with -ECANCELED, and the helper is killed and reaped. */
-static void test_tick_cancels(void **state)
+ * stop ends the run with -ECANCELED, and the helper is told to stop
+ * (SIGTERM: a helper with a clone cleans it up), killed when it does not
+ * (here: it ignores SIGTERM), and reaped. */
+static void tick_cancels(const char *script, int sig,
+			 int (*tick)(void *arg, uint64_t done, uint64_t total))
 {
 	char dir[] = "/tmp/pd-dumprun-XXXXXX", path[64];
 	struct pd_dumprun_result res;
@@ -271,29 +284,45 @@ static void test_tick_cancels(void **state)
 		.helper = path,
 		.pid = getpid(),
 		.out_fd = fd,
-		.tick = cancel_at_first_tick,
+		.tick = tick,
 		.arg = &ticks,
 		.tick_ms = 1,
 	};
 	FILE *f;
 
-	(void)state;
 	assert_true(fd >= 0);
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/helper", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs("#!/bin/sh\nexec sleep 600\n", f);
+	fputs(script, f);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(chmod(path, 0700), 0);
 	assert_int_equal(pd_dump_run(&o, &res), -ECANCELED);
 	assert_int_equal(ticks, 1);
-	assert_true(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == SIGKILL);
+	assert_true(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == sig);
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 	assert_int_equal(errno, ECHILD);
 	unlink(path);
 	rmdir(dir);
 	close(fd);
+}
+
+static void test_tick_cancels(void **state)
+{
+	(void)state;
+	tick_cancels("#!/bin/sh\nexec sleep 600\n", SIGTERM, cancel_at_first_tick);
+}
+
+static void test_tick_cancels_deaf_helper(void **state)
+{
+	(void)state;
+	tick_cancels("#!/bin/sh\ntrap '' TERM\n"
+		     "while [ $# -gt 0 ]; do [ \"$1\" = --status-fd ] && fd=$2; shift; done\n"
+		     "eval \"echo '{\\\"event\\\":\\\"progress\\\",\\\"done\\\":0,"
+		     "\\\"total\\\":1}' >&$fd\"\n"
+		     "exec sleep 600\n",
+		     SIGKILL, cancel_after_progress);
 }
 
 static void test_helper_missing(void **state)
@@ -442,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_helper_without_result),
 		cmocka_unit_test(test_tick_cancels),
+		cmocka_unit_test(test_tick_cancels_deaf_helper),
 		cmocka_unit_test(test_helper_missing),
 		cmocka_unit_test(test_bad_out_fd),
 	};
