@@ -11,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -366,6 +367,39 @@ def test_responder_killed_mid_dump_leaves_no_zombie():
         shutil.rmtree(s.dir, ignore_errors=True)
         du.reap_our_zombies({s.pd.pid})
         t.kill()
+
+
+def as_nobody():
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+
+
+def test_clone_under_the_service_confinement():
+    """Proves: run as the service runs (root with only CAP_SYS_PTRACE,
+    CAP_KILL and CAP_DAC_READ_SEARCH, no new privileges, scope = nobody),
+    a full dump of a target of the scope's user is taken from a clone
+    (X-Dump-Method: clone), gdb finds every thread in the core, and the
+    clone is reaped through the target: no child, no SIGCHLD."""
+    with h.Stack(confined=True, config_lines=["scope = nobody"]) as s:
+        t = CloneTarget("threads", 3, "anon", 8, preexec_fn=as_nobody)
+        d = tempfile.mkdtemp(prefix="pd-e2e-clone-")
+        try:
+            assert h.proc_uid(t.pid) == 65534
+            r = s.get(du.dump_url(t.pid, "dumpType=Full"), timeout=120)
+            assert r.status == 200, r
+            assert r.header("X-Dump-Method") == "clone", r.headers
+            assert r.header("X-Dump-Method-Reason") in (None, ""), r.headers
+            core = du.save(r.body, d)
+            n, info = du.gdb_threads(CLONETARGET, core, pid=t.pid)
+            assert n == len(os.listdir("/proc/%d/task" % t.pid)) == 5, info
+            assert_no_child_left(t)
+            te.assert_running(t.pid)
+            assert t.report("target")["sigchld"] == "0"
+            assert t.report("parent") == {"sigchld": "0"}
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+            t.kill()
 
 
 if __name__ == "__main__":
