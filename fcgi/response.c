@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -118,6 +119,7 @@ static void cut(struct pd_req *r, const char *why)
 	pd_req_log_note(r, "cut=%s", why);
 	shutdown(r->fcgx->ipcFd, SHUT_RDWR);
 	r->client_gone = true;
+	r->cut = true;
 }
 
 /* Before each write: past the download deadline the response is cut;
@@ -237,6 +239,30 @@ static int begin(struct pd_req *r, int status, const char *ctype, long long leng
 int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long long length)
 {
 	return begin(r, status, content_type, length);
+}
+
+int pd_resp_begin_range(struct pd_req *r, const char *content_type, unsigned long long first,
+			unsigned long long last, unsigned long long size)
+{
+	char v[80];
+	int rc;
+
+	if (first > last || last >= size)
+		return -EINVAL;
+	snprintf(v, sizeof(v), "bytes %llu-%llu/%llu", first, last, size);
+	rc = pd_resp_header(r, "Content-Range", v);
+	return rc ? rc : begin(r, 206, content_type, (long long)(last - first + 1));
+}
+
+int pd_resp_range_unsatisfiable(struct pd_req *r, unsigned long long size)
+{
+	char v[40];
+
+	snprintf(v, sizeof(v), "bytes */%llu", size);
+	pd_resp_header(r, "Content-Range", v);
+	return pd_resp_problem(r, 416, "Range",
+			       "The Range header asks for no byte of the %llu this resource has.",
+			       size);
 }
 
 int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
