@@ -1,6 +1,7 @@
-/* procdiag dump -p PID [--type Mini|Heap|Full|N] [--zip] [-o FILE]
+/* procdiag dump -p PID [--type Mini|Heap|Full|N] [--zip] [-o FILE] [--json]
  *
- * The same helper the server runs (lib/dumprun.h). The file appears only
+ * The same dump job the server runs (lib/dumpjob.h): this file parses the
+ * command line into its options and presents its result. The file appears only
  * when it is complete: it is written as an unnamed O_TMPFILE in the
  * output's directory and linked to its name at the end, so an interrupted
  * dump leaves nothing behind. */
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,11 @@
 #include "common/numparse.h"
 #include "common/strbuf.h"
 #include "handlers/conffile.h"
-#include "lib/dumprun.h"
+#include "lib/dumpjob.h"
 #include "lib/dumptype.h"
 #include "lib/proc.h"
 #include "lib/snapshot.h"
 #include "lib/spool.h"
-#include "lib/bundle.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -39,10 +40,12 @@ static void on_interrupt(int sig)
 static void dump_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N] [--zip] [-o FILE]\n\n"
+		"usage: procdiag dump -p PID|-n NAME [--type Mini|Triage|Heap|Full|N] [--zip] [-o FILE]\n"
+		"                     [--json]\n\n"
 		"  -p, --process-id, --pid PID\n"
 		"                   the process to dump\n"
-		"  -n, --name NAME  the process named NAME (its comm); it must be the only one\n"
+		"  -n, --name NAME  the process named NAME (as `procdiag ps` names it, any\n"
+		"                   case); it must be the only one\n"
 		"  -t, --type T     what the dump holds: a MINIDUMP_TYPE number (0 mini,\n"
 		"                   1 +data segments, 0x200 +heap, 2 full; docs/DUMPS.md) or\n"
 		"                   Mini, Triage, Heap (WithHeap), Full. Default: Mini.\n"
@@ -53,41 +56,59 @@ static void dump_usage(FILE *out)
 		"                   debug files, and a gdb script to open it elsewhere\n"
 		"  -o, --output F   where to write (default ./core_YYYYMMDD_HHMMSS, UTC,\n"
 		"                   plus .zip with --zip); an existing file is not replaced\n"
-		"  -q, --quiet      no progress bar and no summary\n");
+		"  -q, --quiet      no progress bar and no summary\n"
+		"      --json       the result as one JSON object on stdout (how the memory\n"
+		"                   was copied, the figures, the file; docs/DUMPS.md)\n");
 }
 
-struct progress {
+/* The command's state, the job's callbacks' argument. */
+struct cli_dump {
+	const char *out, *dir;
+	bool zip, named;
 	bool bar;
 	int last_pct;
+	enum pd_dump_phase last_phase;
 };
 
-static int tick(void *arg, uint64_t done, uint64_t total)
+static void draw_bar(struct cli_dump *c, enum pd_dump_phase ph, uint64_t done, uint64_t total)
 {
-	struct progress *pg = arg;
 	int pct, width = 30;
+
+	pct = total == 0 ? 0 : done >= total ? 100 : (int)(done * 100 / total);
+	if (pct == c->last_pct && ph == c->last_phase)
+		return;
+	c->last_pct = pct;
+	c->last_phase = ph;
+	if (total == 0) {
+		fprintf(stderr, "\r%-60s\r%s...", "", pd_dump_phase_name(ph));
+	} else {
+		fprintf(stderr, "\r%-8s [%-*.*s] %3d%% %8.1f / %.1f MiB", pd_dump_phase_name(ph),
+			width, width * pct / 100, "##############################", pct,
+			(double)done / 1048576.0, (double)total / 1048576.0);
+	}
+	fflush(stderr);
+}
+
+/* The job's progress: the bar through every phase (copy, bundle,
+ * compress), and the cancel on SIGINT/SIGTERM. */
+static int progress(void *arg, enum pd_dump_phase ph, uint64_t done, uint64_t total)
+{
+	struct cli_dump *c = arg;
 
 	if (interrupted)
 		return 1;
-	if (!pg->bar || total == 0)
-		return 0;
-	pct = done >= total ? 100 : (int)(done * 100 / total);
-	if (pct == pg->last_pct)
-		return 0;
-	pg->last_pct = pct;
-	fprintf(stderr, "\r[%-*.*s] %3d%% %8.1f / %.1f MiB", width, width * pct / 100,
-		"##############################", pct, (double)done / 1048576.0,
-		(double)total / 1048576.0);
-	fflush(stderr);
+	if (c->bar && ph != PD_PHASE_PREPARE && ph != PD_PHASE_DONE)
+		draw_bar(c, ph, done, total);
 	return 0;
 }
 
-static void end_bar(struct progress *pg)
+static void end_bar(struct cli_dump *c)
 {
-	if (pg->bar && pg->last_pct >= 0) {
-		fprintf(stderr, "\r%*s\r", 60, "");
+	if (c->bar && c->last_pct >= 0) {
+		fprintf(stderr, "\r%*s\r", 70, "");
 		fflush(stderr);
 	}
-	pg->last_pct = -1;
+	c->last_pct = -1;
 }
 
 /* The directory part of path ("." when there is none). */
@@ -131,48 +152,84 @@ static int publish(int fd, const char *path)
 	return 0;
 }
 
-static const char *error_text(const struct pd_dumprun_result *res, int rc)
+/* The job's files: the final one beside the output, unnamed until it is
+ * complete; a core that is only a step towards a zip in memory when small,
+ * else an unnamed file beside the output. */
+static int open_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
 {
-	if (rc == -ECANCELED)
-		return "interrupted; the process was resumed";
-	if (res->detail[0])
-		return res->detail;
-	return strerror(rc < 0 ? -rc : EIO);
+	struct cli_dump *c = arg;
+
+	*limit = 0;
+	if (which == PD_DUMPJOB_CORE && c->zip)
+		return pd_spool_open(c->dir, PD_SPOOL_MEMORY_MAX_DEFAULT, estimate, NULL);
+	return open_output(c->dir, c->out, estimate, &c->named);
 }
 
-/* dotnet-dump collect -n: the one process with this name. 0, or the exit
- * status (1: none or several, listed on stderr). */
+/* dotnet-dump collect -n: the one process with this name (the rule of
+ * lib/snapshot.h). 0, or the exit status (1: none or several, listed on
+ * stderr). */
 static int pid_by_name(const char *name, int *pid)
 {
 	struct pd_snapshot *snap = NULL;
-	struct strbuf all = STRBUF_INIT;
-	size_t n = 0, len = strlen(name);
+	struct strbuf all = STRBUF_INIT, scratch = STRBUF_INIT;
+	size_t n = 0;
 	int rc = pd_snapshot_scan(&snap);
 
 	if (rc < 0) {
 		fprintf(stderr, "procdiag: cannot read /proc: %s\n", strerror(-rc));
 		return 1;
 	}
-	for (size_t i = 0; i < snap->n; i++) {
+	for (size_t i = 0; rc >= 0 && i < snap->n; i++) {
 		const struct pd_proc_entry *e = &snap->procs[i];
 
-		if (e->comm_len != len || memcmp(e->comm, name, len) || e->state == 'Z')
+		rc = pd_entry_named(e, name, &scratch);
+		if (rc <= 0)
 			continue;
 		*pid = e->pid;
 		strbuf_addf(&all, "%s%d", n++ ? ", " : "", e->pid);
 	}
 	pd_snapshot_unref(snap);
-	rc = 0;
-	if (n == 0) {
+	strbuf_release(&scratch);
+	if (rc < 0 || all.failed) {
+		fprintf(stderr, "procdiag: out of memory\n");
+		rc = 1;
+	} else if (n == 0) {
 		fprintf(stderr, "procdiag: no process is named '%s'\n", name);
 		rc = 1;
 	} else if (n > 1) {
 		fprintf(stderr, "procdiag: %zu processes are named '%s' (%s): choose one with -p\n",
 			n, name, all.buf);
 		rc = 1;
+	} else {
+		rc = 0;
 	}
 	strbuf_release(&all);
 	return rc;
+}
+
+/* The job's failure, as the CLI says it. */
+static void say_failure(int pid, const struct pd_dumpjob_result *res)
+{
+	switch (res->error) {
+	case PD_DUMP_CANCELLED:
+		fprintf(stderr, "procdiag: dump of process %d interrupted; the process was resumed\n",
+			pid);
+		break;
+	case PD_DUMP_KERNEL_THREAD:
+		fprintf(stderr, "procdiag: process %d is a kernel thread: nothing to dump\n", pid);
+		break;
+	case PD_DUMP_ZOMBIE:
+		fprintf(stderr, "procdiag: process %d is a zombie: nothing to dump\n", pid);
+		break;
+	default:
+		fprintf(stderr, "procdiag: dump of process %d failed (%s, %s): %s%s\n", pid,
+			pd_dump_error_code(res->error), pd_dump_phase_name(res->phase),
+			res->detail,
+			res->rc == -ENOSPC && res->phase == PD_PHASE_PREPARE
+				? " (the dump needs about that much room)"
+				: "");
+		break;
+	}
 }
 
 int cmd_dump(int argc, char **argv)
@@ -185,20 +242,19 @@ int cmd_dump(int argc, char **argv)
 		{"zip", no_argument, NULL, 'z'},
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *pid_s = NULL, *type_s = NULL, *out = NULL, *name = NULL;
-	bool zip = false, quiet = false, named = false;
-	struct pd_dumptype type;
-	struct pd_dumprun_result res;
-	struct progress pg = {.last_pct = -1};
+	bool zip = false, quiet = false, json = false;
+	struct pd_dumpjob_opts jo = {0};
+	struct pd_dumpjob_result res;
+	struct cli_dump cd = {.last_pct = -1};
 	struct sigaction sa = {.sa_handler = on_interrupt}, old_int, old_term;
-	struct pd_proc p;
 	char defname[64], *dir = NULL;
-	uint64_t estimate;
 	uint32_t bad;
-	int c, pid, rc, ret = 1, core_fd = -1, out_fd = -1;
+	int c, pid, rc, ret = 1;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:n:t:zo:qh", opts, NULL)) != -1) {
@@ -209,6 +265,7 @@ int cmd_dump(int argc, char **argv)
 		case 'z': zip = true; break;
 		case 'o': out = optarg; break;
 		case 'q': quiet = true; break;
+		case 'j': json = true; break;
 		case 'h': dump_usage(stdout); return 0;
 		default: dump_usage(stderr); return 2;
 		}
@@ -217,7 +274,7 @@ int cmd_dump(int argc, char **argv)
 		dump_usage(stderr);
 		return 2;
 	}
-	rc = pd_dumptype_parse(type_s, &type, &bad);
+	rc = pd_dumptype_parse(type_s, &jo.type, &bad);
 	if (rc == -ERANGE) {
 		fprintf(stderr, "procdiag: --type %s has bits no MINIDUMP_TYPE defines (0x%x)\n",
 			type_s, bad);
@@ -252,124 +309,81 @@ int cmd_dump(int argc, char **argv)
 		fprintf(stderr, "procdiag: %s exists; not replacing it\n", out);
 		return 1;
 	}
-	if (type.ignored && !quiet) {
+	if (jo.type.ignored && !quiet) {
 		char names[512];
 
-		pd_dumpbits_names(type.ignored, names, sizeof(names));
+		pd_dumpbits_names(jo.type.ignored, names, sizeof(names));
 		fprintf(stderr, "procdiag: ignoring dump type bits with no Linux meaning: %s\n",
 			names);
 	}
-	rc = pd_proc_open(pid, &p);
-	if (rc < 0) {
-		fprintf(stderr, "procdiag: process %d: %s\n", pid,
-			rc == -ESRCH ? "no such process" : strerror(-rc));
+	dir = dir_of(out);
+	if (!dir) {
+		fprintf(stderr, "procdiag: out of memory\n");
 		return 1;
 	}
-	switch (pd_dump_precheck(&p)) {
-	case PD_DUMP_OK: break;
-	case PD_DUMP_KERNEL_THREAD:
-		fprintf(stderr, "procdiag: process %d is a kernel thread: nothing to dump\n", pid);
-		goto out;
-	case PD_DUMP_ZOMBIE:
-		fprintf(stderr, "procdiag: process %d is a zombie: nothing to dump\n", pid);
-		goto out;
-	default: fprintf(stderr, "procdiag: process %d: no such process\n", pid); goto out;
-	}
-	dir = dir_of(out);
-	rc = dir ? pd_dump_estimate(&p, type.content, &estimate) : -ENOMEM;
-	if (rc < 0) {
-		fprintf(stderr, "procdiag: process %d: %s\n", pid, strerror(-rc));
-		goto out;
-	}
-	/* A core inside a zip is only a step: memory when small, else an
-	 * unnamed file beside the output. */
-	if (zip)
-		core_fd = pd_spool_open(dir, PD_SPOOL_MEMORY_MAX_DEFAULT, estimate, NULL);
-	else
-		core_fd = open_output(dir, out, estimate, &named);
-	if (core_fd < 0) {
-		fprintf(stderr, "procdiag: cannot write in %s: %s%s\n", dir, strerror(-core_fd),
-			core_fd == -ENOSPC ? " (the dump needs about that much room)" : "");
-		goto out;
-	}
+	cd.out = out;
+	cd.dir = dir;
+	cd.zip = zip;
+	cd.bar = !quiet && isatty(STDERR_FILENO);
+	jo.pid = pid;
+	jo.format = zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW;
+	jo.open_out = open_out;
+	jo.progress = progress;
+	jo.arg = &cd;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	pg.bar = !quiet && isatty(STDERR_FILENO);
-	struct pd_dumprun_opts o = {
-		.pid = pid,
-		.start_time = p.stat.starttime,
-		.content = type.content,
-		.out_fd = core_fd,
-		.tick = tick,
-		.arg = &pg,
-	};
-	rc = pd_dump_run(&o, &res);
-	end_bar(&pg);
+	rc = pd_dumpjob_run(&jo, &res);
+	end_bar(&cd);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
-	if (rc < 0 || res.error != PD_DUMP_OK) {
-		fprintf(stderr, "procdiag: dump of process %d failed%s%s: %s\n", pid,
-			rc == 0 ? " " : "", rc == 0 ? pd_dump_error_code(res.error) : "",
-			error_text(&res, rc));
+	if (rc < 0) {
+		say_failure(pid, &res);
 		goto out;
 	}
-	out_fd = core_fd;
-	if (zip) {
-		char core_name[32], dtype[16], err[256] = "";
-		struct pd_bundle_result br = {0};
-		struct pd_bundle_opts bo = {
-			.pid = pid,
-			.start_time = p.stat.starttime,
-			.core_fd = core_fd,
-			.core_name = core_name,
-			.dump_type = type.name ? type.name : dtype,
-			.stopped_us = res.stopped_us,
-		};
-
-		snprintf(core_name, sizeof(core_name), "core.%d", pid);
-		snprintf(dtype, sizeof(dtype), "0x%x", type.bits);
-		out_fd = open_output(dir, out, res.size, &named);
-		if (out_fd < 0) {
-			fprintf(stderr, "procdiag: cannot write in %s: %s\n", dir,
-				strerror(-out_fd));
-			goto out;
-		}
-		if (!quiet)
-			fprintf(stderr, "procdiag: bundling the binaries and debug files...\n");
-		rc = pd_bundle_write(&bo, out_fd, &br, err, sizeof(err));
-		if (rc < 0) {
-			fprintf(stderr, "procdiag: the zip bundle failed: %s\n",
-				err[0] ? err : strerror(-rc));
-			goto out;
-		}
-	}
-	if (!named) {
-		rc = publish(out_fd, out);
+	if (!cd.named) {
+		rc = publish(res.fd, out);
 		if (rc < 0) {
 			fprintf(stderr, "procdiag: cannot create %s: %s\n", out, strerror(-rc));
 			goto out;
 		}
-	} else if (fsync(out_fd) < 0) {
+	} else if (fsync(res.fd) < 0) {
 		fprintf(stderr, "procdiag: %s: %s\n", out, strerror(errno));
 		goto out;
 	}
-	if (!quiet)
+	if (!quiet) {
+		const struct pd_dumprun_result *d = &res.dump;
+
 		fprintf(stderr,
 			"procdiag: wrote %s: core of %llu bytes, %llu threads, %llu mappings; "
-			"process %d was stopped for %.3f ms\n",
-			out, (unsigned long long)res.size, (unsigned long long)res.threads,
-			(unsigned long long)res.mappings, pid, (double)res.stopped_us / 1000.0);
+			"process %d was stopped for %.3f ms (method %s%s%s, %llu bytes copied)\n",
+			out, (unsigned long long)d->size, (unsigned long long)d->threads,
+			(unsigned long long)d->mappings, pid, (double)d->stopped_us / 1000.0,
+			d->fig.method, d->fig.reason[0] ? ": " : "", d->fig.reason,
+			(unsigned long long)d->fig.copied_bytes);
+	}
+	if (json) {
+		json_t *o = pd_dumpjob_result_json(&res);
+		char *text;
+
+		if (o)
+			json_object_set_new(o, "file", json_string(out));
+		text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!text || printf("%s\n", text) < 0 || fflush(stdout) != 0) {
+			free(text);
+			fprintf(stderr, "procdiag: cannot write the JSON result\n");
+			goto out;
+		}
+		free(text);
+	}
 	ret = 0;
 out:
-	if (ret != 0 && named)
+	if (ret != 0 && cd.named)
 		unlink(out); /* a half-written file that had to have a name */
-	if (out_fd >= 0 && out_fd != core_fd)
-		close(out_fd);
-	if (core_fd >= 0)
-		close(core_fd);
+	if (res.fd >= 0)
+		close(res.fd);
 	free(dir);
-	pd_proc_close(&p);
 	return ret;
 }

@@ -9,7 +9,7 @@
  *                                       process is stopped: lib/freeze.h;
  *                                       absent: the kernel alone judges)
  *   <- {"ok":true,"stacks":{...the document of lib/stacks.h...}}
- *   <- {"ok":false,"error":CODE,"detail":"text"}   CODE: pd_stacks_error_code()
+ *   <- {"ok":false,"error":CODE,"detail":"text"}   CODE: lib/helper.h's words
  * EOF on fd N ends it (exit 0). Internal: not listed in `procdiag --help`.
  * Exit 2 for bad arguments. It reads no environment variable (the test
  * build's hooks are in lib/testhooks.h). */
@@ -30,6 +30,7 @@
 #include "cli/cli.h"
 #include "common/numparse.h"
 #include "common/strbuf.h"
+#include "lib/helper.h"
 #include "lib/stacks.h"
 
 #define MAX_REQUEST 4096
@@ -87,7 +88,8 @@ static json_t *handle(struct pd_stacks_cache *cache, const char *line)
 	rc = pd_stacks_collect(cache, (pid_t)pid, (uint64_t)start, &o, &doc, err, sizeof(err));
 	pd_scope_release(&scope);
 	if (rc < 0)
-		return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", pd_stacks_error_code(rc), "detail",
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "error",
+				 pd_dump_error_code(pd_dump_error_from_errno(rc, false)), "detail",
 				 err[0] ? err : strerror(-rc));
 	resp = json_pack("{s:b,s:o}", "ok", 1, "stacks", doc);
 	return resp;

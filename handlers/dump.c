@@ -1,9 +1,9 @@
 /* GET /processes/{id}/dump?dumpType=N&format=raw|zip
  *
- * Validate, take a slot (max_dumps), spool, run the dump helper (which
- * stops the target only while it copies), then stream the spool with its
- * exact length. The spool is an unnamed file: whatever happens - a client
- * that goes away, an error, a crash - closing it leaves nothing behind. */
+ * Validate, take a slot (max_dumps), run the dump job (lib/dumpjob.h) with
+ * spools for its files, then stream the spool with its exact length. The
+ * spool is an unnamed file: whatever happens - a client that goes away, an
+ * error, a crash - closing it leaves nothing behind. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,17 +19,18 @@
 #include "fcgi/response.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
-#include "lib/dumprun.h"
+#include "lib/dumpjob.h"
 #include "lib/dumptype.h"
 #include "lib/modules.h"
 #include "lib/proc.h"
 #include "lib/spool.h"
 #include "lib/spoolkeep.h"
-#include "lib/bundle.h"
 
-/* Seconds a client told "too many dumps" should wait: about the time a
- * mini dump and its download take. */
-#define RETRY_AFTER "10"
+/* Seconds a client told "too many dumps" or "busy" should wait: about the
+ * time a mini dump and its download take. */
+#define DUMP_RETRY_AFTER   10
+#define DUMP_RETRY_AFTER_S "10"
+
 
 struct dump_req {
 	struct pd_req *r;
@@ -39,10 +40,12 @@ struct dump_req {
 	struct pd_proc p;
 	char comm[PD_COMM_MAX];
 	time_t when;
-	int core_fd, zip_fd;
+	int fd;	       /* the job's final file (core or zip) */
 	bool slot;     /* holds one of max_dumps */
-	bool answered; /* an error answer went out from a callback */
-	struct pd_dumprun_result res;
+	int spool_rc;  /* a spool that could not be opened: -errno */
+	uint64_t spool_avail, spool_wanted; /* ... for lack of room */
+	unsigned core_spools; /* spools the job asked for its core */
+	struct pd_dumpjob_result res;
 	char mon_name[48]; /* dotnet-monitor's route: its file name */
 	bool resumed;	   /* a kept spool, asked for by If-Range */
 	char etag[PD_SPOOL_TOKEN_LEN + 1]; /* its token; "" when not resumable */
@@ -55,14 +58,11 @@ static void release_slot(struct dump_req *d)
 	d->slot = false;
 }
 
-static void close_spools(struct dump_req *d);
-
-/* Before an error answer: the spool and the slot go back first, so the
- * client's next request never finds them still taken (a 429). */
-static void give_back(struct dump_req *d)
+static void close_spool(struct dump_req *d)
 {
-	close_spools(d);
-	release_slot(d);
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
 }
 
 static const char *spool_dir(const struct pd_context *ctx)
@@ -150,6 +150,34 @@ static void kudu_file_name(const struct dump_req *d, const struct tm *tm, char *
 		 d->zip ? "zip" : "dmp");
 }
 
+/* How the memory was copied and what it cost (lib/dumprun.h's figures). */
+static int set_figures(struct pd_req *r, const struct pd_dumprun_result *res)
+{
+	const struct pd_dump_figures *f = &res->fig;
+	const struct {
+		const char *name;
+		uint64_t v;
+	} nums[] = {
+		{"X-Dump-Stopped-Us", res->stopped_us},
+		{"X-Dump-Threads", res->threads},
+		{"X-Dump-Freezing-Us", f->freezing_us},
+		{"X-Dump-Frozen-Us", f->frozen_us},
+		{"X-Dump-Copy-Us", f->copy_us},
+		{"X-Dump-Copied-Bytes", f->copied_bytes},
+		{"X-Dump-Extra-Memory", f->extra_memory},
+	};
+	char value[32];
+	int rc = pd_resp_header(r, "X-Dump-Method", f->method);
+
+	if (f->reason[0])
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Method-Reason", f->reason);
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		snprintf(value, sizeof(value), "%llu", (unsigned long long)nums[i].v);
+		rc = rc ? rc : pd_resp_header(r, nums[i].name, value);
+	}
+	return rc;
+}
+
 /* The file name is the peer's of the route: dotnet-monitor's when
  * mon_name is set, else Kudu's. */
 static int set_headers(struct dump_req *d)
@@ -176,251 +204,168 @@ static int set_headers(struct dump_req *d)
 	}
 	if (pd_req_is_head(r) || d->resumed)
 		return rc; /* no dump was taken now */
-	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.stopped_us);
-	rc = rc ? rc : pd_resp_header(r, "X-Dump-Stopped-Us", value);
-	snprintf(value, sizeof(value), "%llu", (unsigned long long)d->res.threads);
-	rc = rc ? rc : pd_resp_header(r, "X-Dump-Threads", value);
-	return rc;
+	return rc ? rc : set_figures(r, &d->res.dump);
 }
 
-/* A spool for about estimate bytes: memory up to spool_memory_max, else
- * disk when spool_dir has the room. *limit gets what the spool may hold
- * while it is written: spool_memory_max for memory, 0 for disk (its file
- * system's free space bounds it). */
-static int open_spool(struct dump_req *d, uint64_t estimate, int *fd, uint64_t *limit)
+/* The job's files: a spool for about estimate bytes, memory up to
+ * spool_memory_max, else disk when spool_dir has the room. *limit gets what
+ * the spool may hold while it is written: spool_memory_max for memory, 0
+ * for disk (its file system's free space bounds it). */
+static int open_spool(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
 {
+	struct dump_req *d = arg;
 	const struct pd_config *c = d->ctx->config;
 	bool mem = false;
-	uint64_t avail = 0;
 	int rc;
 
+	if (which == PD_DUMPJOB_CORE && d->core_spools++)
+		pd_req_log_note(d->r, "spool=memory_full");
 	rc = pd_spool_open(spool_dir(d->ctx), c->spool_memory_max, estimate, &mem);
 	if (rc >= 0) {
-		*fd = rc;
 		*limit = mem ? c->spool_memory_max : 0;
 		pd_req_log_note(d->r, "spool=%s", mem ? "memory" : "disk");
-		return 0;
+		return rc;
 	}
+	d->spool_rc = rc;
+	d->spool_wanted = estimate;
 	if (rc == -ENOSPC) {
 		int probe = open(spool_dir(d->ctx), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		if (probe >= 0) {
-			pd_spool_room(probe, &avail);
+			pd_spool_room(probe, &d->spool_avail);
 			close(probe);
 		}
 		pd_req_log_note(d->r, "spool=full");
-		give_back(d);
+	}
+	return rc;
+}
+
+/* A spool that could not be opened, answered. */
+static void spool_failed(struct dump_req *d)
+{
+	int rc = d->spool_rc;
+
+	if (rc == -ENOSPC)
 		pd_resp_problem(d->r, 507, NULL,
 				"The spool directory has %llu bytes free; this dump needs about "
 				"%llu. Free space there, or set spool_dir to a larger file system.",
-				(unsigned long long)avail, (unsigned long long)estimate);
-	} else if (rc == -EOPNOTSUPP) {
-		give_back(d);
+				(unsigned long long)d->spool_avail,
+				(unsigned long long)d->spool_wanted);
+	else if (rc == -EOPNOTSUPP)
 		pd_resp_problem(d->r, 500, NULL,
 				"The file system of spool_dir does not support unnamed temporary "
 				"files (O_TMPFILE); choose another spool_dir.");
-	} else {
-		give_back(d);
+	else
 		pd_resp_problem(d->r, 500, NULL, "Cannot open a spool in spool_dir: %s.",
 				strerror(-rc));
-	}
-	return -1;
 }
 
-static int tick(void *arg, uint64_t done, uint64_t total)
-{
-	(void)done;
-	(void)total;
-	return pd_req_client_gone(arg);
-}
-
-/* Turns a failed dump into its answer. */
-static void dump_failed(struct dump_req *d, int rc)
-{
-	struct pd_req *r = d->r;
-	const struct pd_dumprun_result *res = &d->res;
-	int pid = d->p.pid;
-
-	give_back(d);
-	if (rc == -ECANCELED) {
-		pd_req_log_note(r, "dump=cancelled");
-		return;
-	}
-	if (rc < 0) {
-		pd_req_log_note(r, "dump=failed");
-		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
-				res->detail[0] ? res->detail : strerror(-rc));
-		return;
-	}
-	pd_req_log_note(r, "dump_error=%s", pd_dump_error_code(res->error));
-	switch (res->error) {
-	case PD_DUMP_GONE:
-		pd_resp_problem(r, 409, NULL, "Process %d exited while it was being dumped (%s).",
-				pid, res->detail);
-		break;
-	case PD_DUMP_ZOMBIE:
-		pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no memory to dump.",
-				pid);
-		break;
-	case PD_DUMP_KERNEL_THREAD:
-		pd_resp_problem(r, 409, NULL,
-				"Process %d is a kernel thread: it has no user memory.", pid);
-		break;
-	case PD_DUMP_TIMEOUT:
-		pd_resp_problem(
-			r, 409, NULL,
-			"Process %d could not be stopped: %s. It was resumed; try again later.",
-			pid, res->detail);
-		break;
-	case PD_DUMP_BUSY:
-		pd_resp_header(r, "Retry-After", RETRY_AFTER);
-		pd_resp_problem(r, 409, NULL,
-				"Process %d is already traced by another process (a debugger, or "
-				"another dump in progress). Try again later.",
-				pid);
-		break;
-	case PD_DUMP_NOT_PERMITTED:
-		pd_resp_problem(r, 403, "id",
-				"The system does not allow process %d to be traced: %s.", pid,
-				res->detail);
-		break;
-	case PD_DUMP_NO_SPACE:
-		pd_resp_problem(r, 507, NULL,
-				"The spool ran out of space while dumping process %d: %s.", pid,
-				res->detail);
-		break;
-	default:
-		pd_resp_problem(r, 500, NULL, "The dump of process %d failed: %s.", pid,
-				res->detail);
-		break;
-	}
-}
-
-static int take_dump(struct dump_req *d)
-{
-	struct pd_dumprun_opts o = {
-		.pid = d->p.pid,
-		.start_time = d->p.stat.starttime,
-		.content = d->type.content,
-		.scope = &d->ctx->config->scope,
-		.tick = tick,
-		.arg = d->r,
-	};
-	uint64_t estimate;
-	int rc;
-
-	rc = pd_dump_estimate(&d->p, d->type.content, &estimate);
-	if (rc < 0) {
-		/* What the server reads itself fails as the helper's reads would:
-		 * one errno map, one answer for each error. */
-		d->res.error = pd_dump_error_from_errno(rc, false);
-		snprintf(d->res.detail, sizeof(d->res.detail), "reading it before the dump: %s",
-			 strerror(-rc));
-		dump_failed(d, 0);
-		return -1;
-	}
-	if (open_spool(d, estimate, &d->core_fd, &o.out_max) < 0)
-		return -1;
-	o.out_fd = d->core_fd;
-	rc = pd_dump_run(&o, &d->res);
-	if (rc == 0 && o.out_max && d->res.error == PD_DUMP_NO_SPACE) {
-		/* The estimate was short and the core met spool_memory_max (the
-		 * helper's file size limit): once more, on disk. */
-		pd_req_log_note(d->r, "spool=memory_full");
-		close(d->core_fd);
-		d->core_fd = -1;
-		if (estimate <= d->ctx->config->spool_memory_max)
-			estimate = d->ctx->config->spool_memory_max + 1;
-		if (open_spool(d, estimate, &d->core_fd, &o.out_max) < 0)
-			return -1;
-		o.out_fd = d->core_fd;
-		rc = pd_dump_run(&o, &d->res);
-	}
-	if (rc < 0 || d->res.error != PD_DUMP_OK) {
-		dump_failed(d, rc);
-		return -1;
-	}
-	pd_req_log_note(d->r, "stopped_us=%llu threads=%llu core_bytes=%llu",
-			(unsigned long long)d->res.stopped_us, (unsigned long long)d->res.threads,
-			(unsigned long long)d->res.size);
-	return 0;
-}
-
-/* The zip's spool, opened by the bundle once it knows every entry: the
- * bound counts the core, the binaries, the debug files and the rest. */
-static int zip_spool(void *arg, uint64_t bytes, uint64_t *limit)
+static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
 {
 	struct dump_req *d = arg;
 
-	if (open_spool(d, bytes, &d->zip_fd, limit) < 0) {
-		d->answered = true;
-		return -ECANCELED;
-	}
-	return d->zip_fd;
+	(void)phase;
+	(void)done;
+	(void)total;
+	return pd_req_client_gone(d->r);
 }
 
-static int make_zip(struct dump_req *d)
+/* Turns a failed job into its answer: the text is the route's, the status
+ * the one map's (handlers/problem.c). The spool and the slot go back
+ * first (the job closed its files), so the client's next request never
+ * finds them still taken (a 429). */
+static void dump_failed(struct dump_req *d)
 {
-	char core_name[32], dtype[16], err[256] = "";
-	struct pd_bundle_result br = {0};
-	struct pd_bundle_opts bo = {
+	struct pd_req *r = d->r;
+	const struct pd_dumpjob_result *res = &d->res;
+	const char *param = NULL;
+	char text[512];
+	int pid = d->p.pid;
+
+	release_slot(d);
+	if (res->error == PD_DUMP_CANCELLED) {
+		pd_req_log_note(r, "dump=cancelled");
+		return;
+	}
+	if (d->spool_rc) {
+		spool_failed(d);
+		return;
+	}
+	pd_req_log_note(r, "dump_error=%s phase=%s", pd_dump_error_code(res->error),
+			pd_dump_phase_name(res->phase));
+	switch (res->error) {
+	case PD_DUMP_GONE:
+		snprintf(text, sizeof(text), "Process %d exited while it was being dumped (%s).",
+			 pid, res->detail);
+		break;
+	case PD_DUMP_ZOMBIE:
+		snprintf(text, sizeof(text), "Process %d is a zombie: it has no memory to dump.",
+			 pid);
+		break;
+	case PD_DUMP_KERNEL_THREAD:
+		snprintf(text, sizeof(text),
+			 "Process %d is a kernel thread: it has no user memory.", pid);
+		break;
+	case PD_DUMP_TIMEOUT:
+		snprintf(text, sizeof(text),
+			 "Process %d could not be stopped: %s. It was resumed; try again later.",
+			 pid, res->detail);
+		break;
+	case PD_DUMP_BUSY:
+		snprintf(text, sizeof(text),
+			 "Process %d is already traced by another process (a debugger, or "
+			 "another dump in progress). Try again later.",
+			 pid);
+		break;
+	case PD_DUMP_NOT_PERMITTED:
+		param = "id";
+		snprintf(text, sizeof(text),
+			 "The system does not allow process %d to be traced: %s.", pid,
+			 res->detail);
+		break;
+	case PD_DUMP_NO_SPACE:
+		snprintf(text, sizeof(text),
+			 "The spool ran out of space while dumping process %d: %s.", pid,
+			 res->detail);
+		break;
+	default:
+		snprintf(text, sizeof(text), "The dump of process %d failed: %s.", pid,
+			 res->detail);
+		break;
+	}
+	pd_h_problem_kind(r, res->error, DUMP_RETRY_AFTER, param, "%s", text);
+}
+
+/* The job, its spools from spool_dir; d->fd the final file. */
+static int take_dump(struct dump_req *d)
+{
+	struct pd_dumpjob_opts o = {
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
-		.core_fd = d->core_fd,
-		.core_name = core_name,
-		.dump_type = d->type.name ? d->type.name : dtype,
-		.stopped_us = d->res.stopped_us,
-		.open_out = zip_spool,
-		.out_arg = d,
+		.type = d->type,
+		.format = d->zip ? PD_DUMP_FORMAT_ZIP : PD_DUMP_FORMAT_RAW,
+		.scope = &d->ctx->config->scope,
+		.open_out = open_spool,
+		.progress = progress,
+		.arg = d,
 	};
-	int rc;
+	const struct pd_dumprun_result *dr = &d->res.dump;
 
-	snprintf(core_name, sizeof(core_name), "core.%d", d->p.pid);
-	snprintf(dtype, sizeof(dtype), "0x%x", d->type.bits);
-	rc = pd_bundle_write(&bo, -1, &br, err, sizeof(err));
-	if (d->answered)
-		return -1;
-	if (rc == -EFBIG) {
-		give_back(d);
-		pd_resp_problem(d->r, 507, NULL,
-				"The zip bundle would pass spool_memory_max (%llu bytes) although "
-				"its bound (%llu bytes) did not: %s.",
-				(unsigned long long)d->ctx->config->spool_memory_max,
-				(unsigned long long)br.bound, err[0] ? err : strerror(-rc));
+	if (pd_dumpjob_run(&o, &d->res) < 0) {
+		dump_failed(d);
 		return -1;
 	}
-	if (rc == -ENOSPC || rc == -EDQUOT) {
-		give_back(d);
-		pd_resp_problem(d->r, 507, NULL,
-				"The spool ran out of space for the zip bundle: %s.",
-				err[0] ? err : strerror(-rc));
-		return -1;
-	}
-	if (rc == -ESRCH) {
-		give_back(d);
-		pd_resp_problem(d->r, 409, NULL,
-				"Process %d exited before its files could be bundled.", d->p.pid);
-		return -1;
-	}
-	if (rc < 0) {
-		give_back(d);
-		pd_resp_problem(d->r, 500, NULL, "The zip bundle could not be written: %s.",
-				err[0] ? err : strerror(-rc));
-		return -1;
-	}
-	pd_req_log_note(d->r, "zip_bytes=%llu zip_bound=%llu modules=%u binaries=%u debug_files=%u",
-			(unsigned long long)br.size, (unsigned long long)br.bound, br.modules,
-			br.binaries, br.debug_files);
+	d->fd = d->res.fd;
+	pd_req_log_note(d->r, "stopped_us=%llu threads=%llu core_bytes=%llu method=%s",
+			(unsigned long long)dr->stopped_us, (unsigned long long)dr->threads,
+			(unsigned long long)dr->size, dr->fig.method);
+	if (d->zip)
+		pd_req_log_note(d->r,
+				"zip_bytes=%llu zip_bound=%llu modules=%u binaries=%u debug_files=%u",
+				(unsigned long long)d->res.bundle.size,
+				(unsigned long long)d->res.bundle.bound, d->res.bundle.modules,
+				d->res.bundle.binaries, d->res.bundle.debug_files);
 	return 0;
-}
-
-static void close_spools(struct dump_req *d)
-{
-	if (d->zip_fd >= 0)
-		close(d->zip_fd);
-	if (d->core_fd >= 0)
-		close(d->core_fd);
-	d->zip_fd = d->core_fd = -1;
 }
 
 /* What a kept spool must be asked for with: the process, the dump type
@@ -435,44 +380,44 @@ static struct pd_spool_key spool_key(const struct dump_req *d)
 }
 
 /* A download its client broke off: the spool is kept for a resume
- * (resume_timeout), else closed with the others. */
-static void keep_spool(struct dump_req *d, int *fd)
+ * (resume_timeout), else closed as always. */
+static void keep_spool(struct dump_req *d)
 {
 	struct pd_spool_key key = spool_key(d);
 
 	if (!d->etag[0] || pd_req_was_cut(d->r) || !d->ctx->config->resume_timeout)
 		return;
 	pd_req_log_note(d->r, "spool=kept");
-	pd_spool_keep(*fd, d->etag, &key, (unsigned)d->ctx->config->resume_timeout,
+	pd_spool_keep(d->fd, d->etag, &key, (unsigned)d->ctx->config->resume_timeout,
 		      (unsigned)d->ctx->max_dumps);
-	*fd = -1;
+	d->fd = -1;
 }
 
 /* The spool (the range a resume asks for, else all of it) but its last
  * byte; then the spool is closed and the slot given back, and only then
  * the last byte goes out: a client that has the whole file and asks for
  * the next dump finds the slot free and the spool's space back. */
-static int send_spool(struct dump_req *d, int *fd)
+static int send_spool(struct dump_req *d)
 {
-	unsigned long long first = 0, last;
 	const char *ctype = d->zip ? "application/zip" : "application/octet-stream";
+	unsigned long long first = 0, last;
 	char last_byte, etag[PD_SPOOL_TOKEN_LEN + 3];
 	struct stat st;
 	bool part = false;
 	int rc = 0;
 
-	if (fstat(*fd, &st) < 0)
+	if (fstat(d->fd, &st) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
 				       strerror(errno));
 	last = (unsigned long long)st.st_size - 1;
 	if (d->resumed)
 		rc = pd_req_range(d->r, (unsigned long long)st.st_size, &first, &last);
 	if (rc == -ERANGE) {
-		keep_spool(d, fd);
+		keep_spool(d);
 		return pd_resp_range_unsatisfiable(d->r, (unsigned long long)st.st_size);
 	}
 	part = rc == 1;
-	if (st.st_size < 1 || pread(*fd, &last_byte, 1, (off_t)last) != 1)
+	if (st.st_size < 1 || pread(d->fd, &last_byte, 1, (off_t)last) != 1)
 		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
 	if (!d->etag[0] && d->ctx->config->resume_timeout && pd_spool_token(d->etag) < 0)
 		d->etag[0] = '\0';
@@ -484,17 +429,17 @@ static int send_spool(struct dump_req *d, int *fd)
 		rc = pd_resp_header(d->r, "Accept-Ranges", "bytes");
 	if (rc < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
-	if (rc == 0 && part) {
+	if (part) {
 		pd_req_log_note(d->r, "range=%llu-%llu", first, last);
 		rc = pd_resp_begin_range(d->r, ctype, first, last, (unsigned long long)st.st_size);
 	} else {
 		rc = pd_resp_begin(d->r, 200, ctype, (long long)st.st_size);
 	}
 	if (!rc)
-		rc = pd_resp_write_fd(d->r, *fd, first, last - first);
+		rc = pd_resp_write_fd(d->r, d->fd, first, last - first);
 	if (rc == -EPIPE)
-		keep_spool(d, fd);
-	close_spools(d);
+		keep_spool(d);
+	close_spool(d);
 	release_slot(d);
 	if (!rc)
 		rc = pd_resp_write(d->r, &last_byte, 1);
@@ -510,7 +455,7 @@ static int send_spool(struct dump_req *d, int *fd)
 static int resume(struct dump_req *d, int *rc)
 {
 	struct pd_spool_key key = spool_key(d);
-	int fd, *spool;
+	int fd;
 
 	if (!pd_req_if_range(d->r, d->etag, sizeof(d->etag))) {
 		d->etag[0] = '\0';
@@ -527,7 +472,7 @@ static int resume(struct dump_req *d, int *rc)
 		release_slot(d);
 		pd_spool_keep(fd, d->etag, &key, (unsigned)d->ctx->config->resume_timeout,
 			      (unsigned)d->ctx->max_dumps);
-		pd_resp_header(d->r, "Retry-After", RETRY_AFTER);
+		pd_resp_header(d->r, "Retry-After", DUMP_RETRY_AFTER_S);
 		*rc = pd_resp_problem(d->r, 429, NULL,
 				      "%d dump(s) already running or downloading, the most this "
 				      "server takes at once (max_dumps). Try again later.",
@@ -537,9 +482,8 @@ static int resume(struct dump_req *d, int *rc)
 	d->resumed = true;
 	d->when = time(NULL);
 	pd_req_log_note(d->r, "resume=kept");
-	spool = d->zip ? &d->zip_fd : &d->core_fd;
-	*spool = fd;
-	*rc = send_spool(d, spool);
+	d->fd = fd;
+	*rc = send_spool(d);
 	return 1;
 }
 
@@ -572,7 +516,7 @@ static int dump_process(struct dump_req *d)
 		d->res.error = e;
 		if (e == PD_DUMP_GONE)
 			snprintf(d->res.detail, sizeof(d->res.detail), "before it could be stopped");
-		dump_failed(d, 0);
+		dump_failed(d);
 		goto out;
 	}
 	if (pd_req_is_head(r)) {
@@ -583,7 +527,7 @@ static int dump_process(struct dump_req *d)
 	if (atomic_fetch_add(&d->ctx->dumps_running, 1) >= d->ctx->max_dumps) {
 		release_slot(d);
 		pd_req_log_note(r, "dump=busy");
-		pd_resp_header(r, "Retry-After", RETRY_AFTER);
+		pd_resp_header(r, "Retry-After", DUMP_RETRY_AFTER_S);
 		rc = pd_resp_problem(
 			r, 429, NULL,
 			"%d dump(s) already running, the most this server takes at once "
@@ -593,19 +537,10 @@ static int dump_process(struct dump_req *d)
 	}
 	d->when = time(NULL);
 	pd_req_log_note(r, "dump_type=0x%x", d->type.bits);
-	if (take_dump(d) == 0) {
-		if (d->zip && !pd_req_client_gone(r) && make_zip(d) < 0)
-			goto out;
-		if (d->zip) {
-			/* The core is in the zip: free its spool before sending. */
-			close(d->core_fd);
-			d->core_fd = -1;
-		}
-		if (!pd_req_client_gone(r))
-			rc = send_spool(d, d->zip ? &d->zip_fd : &d->core_fd);
-	}
+	if (take_dump(d) == 0 && !pd_req_client_gone(r))
+		rc = send_spool(d);
 out:
-	close_spools(d);
+	close_spool(d);
 	release_slot(d);
 	pd_proc_close(&d->p);
 	return rc;
@@ -613,7 +548,7 @@ out:
 
 int h_process_dump(struct pd_req *r)
 {
-	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .fd = -1};
 
 	if (parse_params(&d) < 0)
 		return 0;
@@ -628,7 +563,7 @@ int h_process_dump(struct pd_req *r)
  * time the request was taken. */
 int h_mon_dump(struct pd_req *r)
 {
-	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .core_fd = -1, .zip_fd = -1};
+	struct dump_req d = {.r = r, .ctx = pd_req_app(r), .fd = -1};
 	const char *type = pd_req_query(r, "type");
 	char stamp[32];
 

@@ -88,4 +88,21 @@ int h_mon_info(struct pd_req *r);
 /* dump.c */
 int h_mon_dump(struct pd_req *r);
 
+/* problem.c: the one map from what went wrong in lib/ to an HTTP status,
+ * for every handler. The kinds are lib/helper.h's (an errno of reading,
+ * stopping or signalling a process becomes one through
+ * pd_dump_error_from_errno): gone 404 (as a process that was never there);
+ * zombie, kernel thread, busy, changed 409; not permitted 403; timeout
+ * 503; no space 507; cancelled 499 (nobody reads it); io, internal 500.
+ * A process not found when the request is resolved is 404 the same. */
+#include "lib/helper.h"
+int pd_h_kind_status(enum pd_dump_error e);
+/* A problem answer with the kind's status and the detail; busy, changed
+ * and timeout also with Retry-After: retry_after seconds (0: none), about
+ * the time the operation takes. */
+int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_after,
+		      const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Kudu's answer for a process that is not there (gone, 404). */
+int pd_h_not_running(struct pd_req *r, int pid);
+
 #endif

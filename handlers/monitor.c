@@ -61,31 +61,6 @@ static json_t *uid_json(int pid, uint64_t starttime)
 	return json_string(uid);
 }
 
-/* e's name as dotnet-monitor gives it (pd_proc_cmd_name) into sb. comm
- * needs no read; a cut one does, and falls back to comm if the process is
- * gone. 0 or -ENOMEM. */
-static int entry_name(const struct pd_context *ctx, const struct pd_proc_entry *e,
-		      struct strbuf *sb)
-{
-	struct pd_proc p;
-	int rc;
-
-	if (pd_comm_may_be_cut(e->comm_len) &&
-	    pd_h_open_visible(ctx, e->pid, e->starttime, &p) == 0) {
-		rc = pd_proc_cmd_name(&p, sb);
-		pd_proc_close(&p);
-		if (rc != -ESRCH)
-			return rc;
-	}
-	return strbuf_add(sb, e->comm, e->comm_len);
-}
-
-/* DiagProcessFilter compares names with OrdinalIgnoreCase. */
-static bool same_name(const struct strbuf *have, const char *want)
-{
-	return have->len == strlen(want) && !strncasecmp(have->buf, want, have->len);
-}
-
 /* A process chosen by pid (and checked against uid and name when given). */
 static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, const char *name,
 			 struct pd_proc *p)
@@ -121,7 +96,7 @@ static int select_by_pid(struct pd_req *r, const char *spid, const char *uid, co
 	}
 	if (name) {
 		rc = pd_proc_cmd_name(p, &have);
-		if (rc == 0 && !same_name(&have, name))
+		if (rc == 0 && !pd_name_matches(have.buf, have.len, name))
 			rc = -ESRCH;
 		strbuf_release(&have);
 		if (rc < 0) {
@@ -168,13 +143,14 @@ static int select_by_uid_or_name(struct pd_req *r, const char *uid, const char *
 				continue;
 		}
 		if (name) {
-			strbuf_reset(&have);
-			if (entry_name(ctx, e, &have) < 0) {
+			int named = pd_entry_named(e, name, &have);
+
+			if (named < 0) {
 				json_decref(list);
 				list = NULL;
 				break;
 			}
-			if (!same_name(&have, name))
+			if (!named)
 				continue;
 		}
 		found = e->pid;
@@ -285,7 +261,7 @@ int h_mon_processes(struct pd_req *r)
 		if (!pd_h_listed(ctx, false, self_uid, site_uid, e))
 			continue;
 		strbuf_reset(&name);
-		if (entry_name(ctx, e, &name) == 0)
+		if (pd_entry_name(e, &name) == 0)
 			o = json_pack("{s:i, s:o, s:o, s:b}", "pid", e->pid, "uid",
 				      uid_json(e->pid, e->starttime), "name",
 				      pd_json_bytes(name.buf, name.len), "isDefault",
@@ -316,7 +292,7 @@ int h_mon_process(struct pd_req *r)
 	rc = pd_proc_cmd_name(&p, &name);
 	if (rc == -ESRCH) {
 		pd_proc_close(&p);
-		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid", "Process %d exited.", pid);
 	}
 	if (rc == 0)
 		o = json_pack("{s:i, s:o, s:o, s:o, s:s, s:o}", "pid", p.pid, "uid",
@@ -345,14 +321,14 @@ int h_mon_env(struct pd_req *r)
 	pd_proc_close(&p);
 	if (rc == -EACCES) {
 		pd_strv_release(&env);
-		return pd_resp_problem(r, 403, "pid",
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid",
 				       "The environment of process %d cannot be read (the kernel "
 				       "refuses it).",
 				       pid);
 	}
 	if (rc == -ESRCH) {
 		pd_strv_release(&env);
-		return pd_resp_problem(r, 404, "pid", "Process %d exited.", pid);
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "pid", "Process %d exited.", pid);
 	}
 	/* A kernel thread or a zombie has an empty environment: {}. */
 	o = rc == 0 ? pd_environ_json(&env, NULL) : NULL;

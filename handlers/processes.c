@@ -32,11 +32,6 @@ static const struct pd_context *ctx_of(struct pd_req *r)
 	return pd_req_app(r);
 }
 
-static int not_running(struct pd_req *r, int pid)
-{
-	return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
-}
-
 int pd_h_open_visible(const struct pd_context *ctx, int pid, uint64_t starttime,
 		      struct pd_proc *p)
 {
@@ -82,7 +77,7 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 
 	/* -1 is the parent link of a process the kernel started (ppid 0). */
 	if (id && !strcmp(id, "-1")) {
-		not_running(r, -1);
+		pd_h_not_running(r, -1);
 		return -1;
 	}
 	if (!id || parse_pid(id, strlen(id), &pid) < 0) {
@@ -97,7 +92,7 @@ int pd_h_open_process(struct pd_req *r, struct pd_proc *p)
 		if (rc == -ENOMEM)
 			pd_resp_problem(r, 500, NULL, "Out of memory.");
 		else
-			not_running(r, pid);
+			pd_h_not_running(r, pid);
 		return -1;
 	}
 	return 0;
@@ -471,13 +466,15 @@ int h_process_kill(struct pd_req *r)
 		return pd_resp_no_content(r);
 	case -ESRCH:
 		pd_kill_result_release(&res);
-		return not_running(r, pid);
+		return pd_h_not_running(r, pid);
 	case -EPERM: /* refused before anything was signalled */
 		pd_kill_result_release(&res);
-		return pd_resp_problem(r, 403, "id",
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, "id",
 				       "Process %d is protected: it is pid 1, procdiag itself or one "
 				       "of its ancestors.", pid);
 	case -EBUSY: {
+		/* pd_kill_tree's own meaning (some survived), not another
+		 * tracer's: an internal failure. */
 		struct strbuf sb = STRBUF_INIT;
 
 		alive = json_array();
@@ -494,6 +491,7 @@ int h_process_kill(struct pd_req *r)
 	}
 	default:
 		pd_kill_result_release(&res);
-		return pd_resp_problem(r, 500, NULL, "Cannot kill process %d: %s.", pid, strerror(-rc));
+		return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 0, NULL, "Cannot kill process %d: %s.", pid,
+					  strerror(-rc));
 	}
 }

@@ -26,44 +26,49 @@
 #include "lib/scope.h"
 #include "lib/stacksrun.h"
 
-/* Who holds the process under ptrace (TracerPid of status), 0: nobody. */
+/* A failed stacks request: the text is this route's, the status the one
+ * map's (handlers/problem.c); a transient failure says to retry in 1 s. */
 static int problem(struct pd_req *r, int rc, int pid, const char *err)
 {
+	char text[1024];
+
 	switch (rc) {
-	case -ESRCH:
-		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
+	case -ESRCH: return pd_h_not_running(r, pid);
 	case -EOWNERDEAD:
-		return pd_resp_problem(r, 409, NULL, "Process %d is a zombie: it has no stacks.", pid);
+		snprintf(text, sizeof(text), "Process %d is a zombie: it has no stacks.", pid);
+		break;
 	case -EOPNOTSUPP:
-		return pd_resp_problem(r, 409, NULL,
-				       "Process %d is a kernel thread: it has no user stacks.", pid);
+		snprintf(text, sizeof(text), "Process %d is a kernel thread: it has no user stacks.",
+			 pid);
+		break;
 	case -EAGAIN:
-		pd_resp_header(r, "Retry-After", "1");
-		return pd_resp_problem(r, 409, NULL, "%s; try again.",
-				       err[0] ? err
-					      : "The process changed while it was being read");
+		snprintf(text, sizeof(text), "%s; try again.",
+			 err[0] ? err : "The process changed while it was being read");
+		break;
 	case -EBUSY:
-		pd_resp_header(r, "Retry-After", "1");
-		return pd_resp_problem(
-			r, 409, NULL,
-			"Process %d is already traced by another process (a debugger, "
-			"or a dump in progress); its stacks cannot be taken now.",
-			pid);
+		snprintf(text, sizeof(text),
+			 "Process %d is already traced by another process (a debugger, or a dump "
+			 "in progress); its stacks cannot be taken now.",
+			 pid);
+		break;
 	case -EPERM:
-		return pd_resp_problem(r, 403, NULL,
-				       "procdiag may not trace process %d: the kernel refuses (see "
-				       "kernel.yama.ptrace_scope and CAP_SYS_PTRACE), or the process "
-				       "is not dumpable or holds ids other than its user's.",
-				       pid);
+		snprintf(text, sizeof(text),
+			 "procdiag may not trace process %d: the kernel refuses (see "
+			 "kernel.yama.ptrace_scope and CAP_SYS_PTRACE), or the process is not "
+			 "dumpable or holds ids other than its user's.",
+			 pid);
+		break;
 	case -ETIMEDOUT:
-		pd_resp_header(r, "Retry-After", "1");
-		return pd_resp_problem(r, 503, NULL, "%s (uninterruptible sleep?); try again.",
-				       err[0] ? err : "A thread did not stop in time");
-	case -ENOMEM: return pd_resp_problem(r, 500, NULL, "Out of memory.");
+		snprintf(text, sizeof(text), "%s (uninterruptible sleep?); try again.",
+			 err[0] ? err : "A thread did not stop in time");
+		break;
+	case -ENOMEM: snprintf(text, sizeof(text), "Out of memory."); break;
 	default:
-		return pd_resp_problem(r, 500, NULL, "Stacks of process %d failed: %s.", pid,
-				       err[0] ? err : strerror(-rc));
+		snprintf(text, sizeof(text), "Stacks of process %d failed: %s.", pid,
+			 err[0] ? err : strerror(-rc));
+		break;
 	}
+	return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 1, NULL, "%s", text);
 }
 
 /* State letters become the words of the threads routes; the process gets

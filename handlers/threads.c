@@ -27,7 +27,7 @@ int h_thread_list(struct pd_req *r)
 	if (rc == -ENOMEM)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	if (rc < 0)
-		return pd_resp_problem(r, 404, NULL, "Process with an Id of %d is not running.", pid);
+		return pd_h_not_running(r, pid);
 	arr = pd_threads_json(r, pid, &tasks);
 	pd_tasks_release(&tasks);
 	if (!arr)

@@ -24,6 +24,7 @@
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "lib/coreread.h"
+#include "lib/dumprun.h"
 #include "lib/modules.h"
 #include "lib/ownerfile.h"
 #include "lib/proc.h"
@@ -95,6 +96,8 @@ struct ctx {
 	struct pd_bundle_result *res;
 	char *err;
 	size_t errlen;
+	bool cancelled; /* o->progress asked to stop */
+	uint64_t read_total, read_done, read_next; /* the entries' files' bytes */
 };
 
 static int seterr(struct ctx *x, int rc, const char *fmt, ...)
@@ -229,6 +232,8 @@ static const char *base_name(const char *path)
 
 /* ---- zip entries ---------------------------------------------------------- */
 
+static int on_read(void *arg, uint64_t n);
+
 /* Adds file f under name (a reference is taken). An existing name is kept:
  * two mappings of one path are one entry. 1 added, 0 already there, <0. */
 static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int level)
@@ -244,6 +249,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	zip_error_fini(&ze);
 	if (!src)
 		return -ENOMEM;
+	if (x->o->progress)
+		x->read_total += pd_zfile_watch(f, on_read, x);
 	idx = zip_file_add(x->za, name, src, ZIP_FL_ENC_GUESS);
 	if (idx < 0) {
 		zip_source_free(src);
@@ -1087,6 +1094,17 @@ static int add_manifest(struct ctx *x)
 	json_object_set_new(root, "process", proc);
 	json_object_set_new(dump, "type", pd_json_cstr(x->o->dump_type ? x->o->dump_type : "unknown"));
 	json_object_set_new(dump, "stopped_us", json_integer((json_int_t)x->o->stopped_us));
+	if (x->o->figures) {
+		const struct pd_dump_figures *f = x->o->figures;
+
+		json_object_set_new(dump, "method", json_string(f->method));
+		json_object_set_new(dump, "method_reason", pd_json_cstr(f->reason));
+		json_object_set_new(dump, "freezing_us", json_integer((json_int_t)f->freezing_us));
+		json_object_set_new(dump, "frozen_us", json_integer((json_int_t)f->frozen_us));
+		json_object_set_new(dump, "copy_us", json_integer((json_int_t)f->copy_us));
+		json_object_set_new(dump, "copied_bytes", json_integer((json_int_t)f->copied_bytes));
+		json_object_set_new(dump, "extra_memory", json_integer((json_int_t)f->extra_memory));
+	}
 	json_object_set_new(dump, "core", pd_json_cstr(x->o->core_name));
 	json_object_set_new(dump, "core_size", json_integer((json_int_t)x->core.size));
 	json_object_set_new(root, "dump", dump);
@@ -1350,6 +1368,23 @@ static int open_out(struct ctx *x, int out_fd, uint64_t *bound)
 	return fd;
 }
 
+/* Every read of an entry's file while zip_close writes the zip: the
+ * caller's progress as the fraction of all the files' bytes read, at most
+ * once a thousandth; its nonzero answer stops the zip there. */
+static int on_read(void *arg, uint64_t n)
+{
+	struct ctx *x = arg;
+
+	x->read_done += n;
+	if (!x->cancelled && x->read_done >= x->read_next) {
+		x->read_next = x->read_done + x->read_total / 1000 + 1;
+		if (x->o->progress(x->o->progress_arg,
+				   x->read_total ? (double)x->read_done / (double)x->read_total : 1.0))
+			x->cancelled = true;
+	}
+	return x->cancelled;
+}
+
 /* What went wrong in zip_close: our sink's errno first (ENOSPC), else
  * libzip's system error, else a generic I/O error. */
 static int close_error(struct ctx *x)
@@ -1359,6 +1394,8 @@ static int close_error(struct ctx *x)
 
 	if (x->sink.err)
 		return -x->sink.err;
+	if (x->cancelled || zip_error_code_zip(ze) == ZIP_ER_CANCELLED)
+		return -ECANCELED;
 	if (zip_error_code_zip(ze) == ZIP_ER_MEMORY)
 		return -ENOMEM;
 	if (zip_error_system_type(ze) == ZIP_ET_SYS && sys > 0)
@@ -1461,13 +1498,17 @@ int pd_bundle_write(const struct pd_bundle_opts *o, int out_fd, struct pd_bundle
 		zip_discard(x.za);
 		goto out;
 	}
-	if (zip_close(x.za) < 0) {
+	if (o->progress && o->progress(o->progress_arg, 0.0))
+		x.cancelled = true;
+	if (x.cancelled || zip_close(x.za) < 0) {
 		rc = close_error(&x);
 		seterr(&x, rc, "writing the zip: %s", zip_strerror(x.za));
 		zip_discard(x.za);
 		goto out;
 	}
 	x.res->size = x.sink.len;
+	if (o->progress)
+		o->progress(o->progress_arg, 1.0); /* too late to stop: it is written */
 	rc = 0;
 out:
 	if (rc < 0 && out_fd >= 0 && ftruncate(out_fd, 0) < 0) {

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct pd_dump_figures;
+
 struct pd_bundle_opts {
 	pid_t pid;	       /* target, alive: its /proc/PID/map_files are read */
 	uint64_t start_time;   /* its start time (stat field 22) as the dump saw it;
@@ -29,6 +31,13 @@ struct pd_bundle_opts {
 	const char *core_name; /* name of the core inside the zip, e.g. "core.1234" */
 	const char *dump_type; /* for the manifest, e.g. "Mini" or "0x2" */
 	uint64_t stopped_us;   /* for the manifest */
+	/* For the manifest too: how the memory was copied (lib/dumprun.h).
+	 * NULL: not said. */
+	const struct pd_dump_figures *figures;
+	/* Called as the zip is written with the fraction done (0 to 1); nonzero
+	 * stops it (-ECANCELED). NULL: never stopped. */
+	int (*progress)(void *arg, double fraction);
+	void *progress_arg;
 	/* Opens the zip's spool once every entry is chosen, before a byte is
 	 * written: bytes is an upper bound of the whole zip (every entry at
 	 * its stored size, deflate's worst case and the headers). Returns the
@@ -50,7 +59,8 @@ struct pd_bundle_result {
  * usually O_TMPFILE) from offset 0
  * through a libzip seekable source (zip_source_function_create), and
  * truncates out_fd to the zip's size. Returns 0 or -errno: -ENOSPC (or
- * -EDQUOT) when out_fd's file system is full, -EFBIG when the zip would
+ * -EDQUOT) when out_fd's file system is full, -ECANCELED when progress
+ * asked to stop, -EFBIG when the zip would
  * pass open_out's limit (nothing past it is written), -ESRCH when the target
  * is gone, -EINVAL when core_fd is no ELF core, -ENOMEM, -EIO; err (may be
  * NULL) gets a human sentence. On failure out_fd is truncated to 0 so a spool

@@ -6,64 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
+#include "lib/helper.h"
 #include "lib/sysclock.h"
-
-extern char **environ;
-
-/* A status line is a small JSON object; anything longer is not the
- * protocol. */
-#define LINE_MAX_BYTES 4096
-
-static const char *const codes[] = {
-	[PD_DUMP_OK] = "",
-	[PD_DUMP_GONE] = "gone",
-	[PD_DUMP_ZOMBIE] = "zombie",
-	[PD_DUMP_KERNEL_THREAD] = "kernel_thread",
-	[PD_DUMP_NOT_PERMITTED] = "not_permitted",
-	[PD_DUMP_TIMEOUT] = "timeout",
-	[PD_DUMP_BUSY] = "busy",
-	[PD_DUMP_NO_SPACE] = "no_space",
-	[PD_DUMP_IO] = "io",
-	[PD_DUMP_INTERNAL] = "internal",
-};
-
-const char *pd_dump_error_code(enum pd_dump_error e)
-{
-	if ((size_t)e < sizeof(codes) / sizeof(codes[0]))
-		return codes[e];
-	return "internal";
-}
-
-enum pd_dump_error pd_dump_error_from_errno(int rc, bool write_failed)
-{
-	if (write_failed)
-		return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG ? PD_DUMP_NO_SPACE
-								      : PD_DUMP_IO;
-	switch (rc) {
-	case -ESRCH:
-	case -ENOENT: return PD_DUMP_GONE;
-	case -EOWNERDEAD: return PD_DUMP_ZOMBIE;
-	case -EOPNOTSUPP: return PD_DUMP_KERNEL_THREAD;
-	case -EPERM:
-	case -EACCES: return PD_DUMP_NOT_PERMITTED;
-	case -EBUSY: return PD_DUMP_BUSY;
-	case -ETIMEDOUT: return PD_DUMP_TIMEOUT;
-	default: return PD_DUMP_INTERNAL;
-	}
-}
 
 enum pd_dump_error pd_dump_precheck(struct pd_proc *p)
 {
@@ -94,6 +47,45 @@ static bool get_u64(json_t *o, const char *key, uint64_t *out)
 	return true;
 }
 
+/* The optional figures of "done" (struct pd_dump_figures): absent ones get
+ * their defaults; present ones of the wrong type are not the protocol. */
+static bool parse_figures(json_t *o, struct pd_dumprun_result *r)
+{
+	struct pd_dump_figures *f = &r->fig;
+	static const struct {
+		const char *key;
+		size_t off;
+	} nums[] = {
+		{"freezing_us", offsetof(struct pd_dump_figures, freezing_us)},
+		{"frozen_us", offsetof(struct pd_dump_figures, frozen_us)},
+		{"copy_us", offsetof(struct pd_dump_figures, copy_us)},
+		{"copied_bytes", offsetof(struct pd_dump_figures, copied_bytes)},
+		{"extra_memory", offsetof(struct pd_dump_figures, extra_memory)},
+	};
+	json_t *m = json_object_get(o, "method"), *why = json_object_get(o, "reason");
+
+	snprintf(f->method, sizeof(f->method), "stop");
+	f->frozen_us = r->stopped_us;
+	f->copied_bytes = r->dumped_bytes;
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		if (json_object_get(o, nums[i].key) &&
+		    !get_u64(o, nums[i].key, (uint64_t *)((char *)f + nums[i].off)))
+			return false;
+	if (m) {
+		const char *v = json_string_value(m);
+
+		if (!v || (strcmp(v, "clone") && strcmp(v, "stop")))
+			return false;
+		snprintf(f->method, sizeof(f->method), "%s", v);
+	}
+	if (why) {
+		if (!json_is_string(why))
+			return false;
+		snprintf(f->reason, sizeof(f->reason), "%s", json_string_value(why));
+	}
+	return true;
+}
+
 static int parse_final_error(json_t *o, struct pd_dumprun_result *res)
 {
 	const char *code = json_string_value(json_object_get(o, "error"));
@@ -101,10 +93,7 @@ static int parse_final_error(json_t *o, struct pd_dumprun_result *res)
 
 	if (!code)
 		return -EPROTO;
-	res->error = PD_DUMP_INTERNAL;
-	for (size_t i = 1; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strcmp(code, codes[i]) == 0)
-			res->error = (enum pd_dump_error)i;
+	res->error = pd_dump_error_from_code(code);
 	snprintf(res->code, sizeof(res->code), "%s", code);
 	snprintf(res->detail, sizeof(res->detail), "%s", detail ? detail : code);
 	return PD_STATUS_FINAL;
@@ -137,7 +126,7 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
 
 		if (get_u64(o, "size", &r.size) && get_u64(o, "stopped_us", &r.stopped_us) &&
 		    get_u64(o, "threads", &r.threads) && get_u64(o, "mappings", &r.mappings) &&
-		    get_u64(o, "dumped_bytes", &r.dumped_bytes)) {
+		    get_u64(o, "dumped_bytes", &r.dumped_bytes) && parse_figures(o, &r)) {
 			*res = r;
 			rc = PD_STATUS_FINAL;
 		}
@@ -211,82 +200,20 @@ static int build_argv(struct argv_buf *a, const struct pd_dumprun_opts *o, int o
 	return 0;
 }
 
-/* Starts the helper with stdin /dev/null, stdout on stderr (it must never
- * write into a stream that may be a dump), stderr inherited, out_fd and
- * status_fd inherited at their numbers (both are > 2), and no other fd.
- * Signals: default dispositions and an empty mask, whatever the server's
- * threads block or ignore. posix_spawn uses CLONE_VFORK: safe from a
- * threaded server. */
+/* A status line is a small JSON object; anything longer is not the
+ * protocol. */
+#define LINE_MAX_BYTES 4096
+
 static int spawn_helper(const struct pd_dumprun_opts *o, int out_fd, int status_fd, pid_t *pid)
 {
-	static const int dfl[] = {SIGPIPE, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
-				  SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
 	struct argv_buf a;
-	sigset_t none, def;
-	int rc, top = out_fd > status_fd ? out_fd : status_fd;
+	int keep[2] = {out_fd, status_fd};
+	int rc = build_argv(&a, o, out_fd, status_fd);
 
-	rc = build_argv(&a, o, out_fd, status_fd);
-	if (rc < 0) {
-		strbuf_release(&a.scope);
-		return rc;
-	}
-	sigemptyset(&none);
-	sigemptyset(&def);
-	for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
-		sigaddset(&def, dfl[i]);
-	rc = posix_spawn_file_actions_init(&fa);
-	if (rc) {
-		strbuf_release(&a.scope);
-		return -rc;
-	}
-	rc = posix_spawnattr_init(&at);
-	if (rc) {
-		posix_spawn_file_actions_destroy(&fa);
-		strbuf_release(&a.scope);
-		return -rc;
-	}
-	rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, 2, 1);
-	/* dup2 onto itself clears FD_CLOEXEC in the child (POSIX 2024,
-	 * glibc >= 2.29): the only two fds it inherits besides 0-2. */
-	rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, out_fd, out_fd);
-	rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, status_fd, status_fd);
-	rc = rc ? rc : posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
-	rc = rc ? rc
-		: posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = rc ? rc : posix_spawnattr_setsigmask(&at, &none);
-	rc = rc ? rc : posix_spawnattr_setsigdefault(&at, &def);
-	if (!rc)
-		rc = posix_spawn(pid, o->helper ? o->helper : "/proc/self/exe", &fa, &at, a.v,
-				 environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
+	if (rc == 0)
+		rc = pd_helper_spawn(o->helper, a.v, keep, 2, pid);
 	strbuf_release(&a.scope);
-	return -rc;
-}
-
-static int reap(pid_t pid, int *status)
-{
-	while (waitpid(pid, status, 0) < 0) {
-		if (errno != EINTR) {
-			*status = 0;
-			return -errno;
-		}
-	}
-	return 0;
-}
-
-static void describe_exit(struct pd_dumprun_result *res, const char *what, int st)
-{
-	if (WIFSIGNALED(st))
-		snprintf(res->detail, sizeof(res->detail),
-			 "the dump helper %s and was killed by %s", what, strsignal(WTERMSIG(st)));
-	else
-		snprintf(res->detail, sizeof(res->detail),
-			 "the dump helper %s and exited with status %d", what,
-			 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return rc;
 }
 
 /* Reads status lines until the helper closes its end (it exits), or tick
@@ -294,78 +221,54 @@ static void describe_exit(struct pd_dumprun_result *res, const char *what, int s
  * one, -ECANCELED, -EPROTO, -errno. */
 static int read_status(const struct pd_dumprun_opts *o, int fd, struct pd_dumprun_result *res)
 {
-	struct strbuf buf = STRBUF_INIT;
+	struct pd_helper_lines lines = {STRBUF_INIT, LINE_MAX_BYTES};
+	struct strbuf line = STRBUF_INIT;
 	uint64_t done = 0, total = 0;
 	unsigned tick_ms = o->tick_ms ? o->tick_ms : 100;
-	long long next_tick = (long long)(pd_mono_ns() / 1000000) + tick_ms;
-	int final = 0, rc = 0;
+	uint64_t next_tick = pd_mono_ns() + (uint64_t)tick_ms * 1000000u;
+	int final = 0, rc;
 
 	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long long wait = next_tick - (long long)(pd_mono_ns() / 1000000);
-		char chunk[4096];
-		ssize_t n;
+		uint64_t now = pd_mono_ns();
+		int kind;
 
-		if (wait < 0)
-			wait = 0;
-		n = poll(&p, 1, o->tick ? (int)wait : -1);
-		if (n < 0 && errno != EINTR) {
-			rc = -errno;
-			break;
-		}
-		if (o->tick && (long long)(pd_mono_ns() / 1000000) >= next_tick) {
-			next_tick = (long long)(pd_mono_ns() / 1000000) + tick_ms;
+		if (o->tick && now >= next_tick) {
+			next_tick = now + (uint64_t)tick_ms * 1000000u;
 			if (o->tick(o->arg, done, total)) {
 				rc = -ECANCELED;
 				break;
 			}
 		}
-		if (n <= 0)
+		rc = pd_helper_lines(&lines, fd, o->tick ? (int)((next_tick - now) / 1000000u) : -1,
+				     &line);
+		if (rc == -ETIME)
 			continue;
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			rc = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (strbuf_add(&buf, chunk, (size_t)n) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		for (char *nl; (nl = memchr(buf.buf, '\n', buf.len));) {
-			size_t len = (size_t)(nl - buf.buf);
-			int kind = final ? -EPROTO
-					 : pd_dumprun_parse_line(buf.buf, len, res, &done, &total);
-
-			if (kind < 0) {
-				snprintf(res->detail, sizeof(res->detail),
-					 "the dump helper sent an unexpected status line: %.*s",
-					 (int)(len > 120 ? 120 : len), buf.buf);
-				rc = -EPROTO;
-				goto out;
-			}
-			if (kind == PD_STATUS_FINAL)
-				final = 1;
-			if (kind == PD_STATUS_PROGRESS && o->tick && o->tick(o->arg, done, total)) {
-				rc = -ECANCELED;
-				goto out;
-			}
-			memmove(buf.buf, nl + 1, buf.len - len - 1);
-			strbuf_setlen(&buf, buf.len - len - 1);
-		}
-		if (buf.len > LINE_MAX_BYTES) {
+		if (rc == -EFBIG) {
 			snprintf(res->detail, sizeof(res->detail),
 				 "the dump helper sent a status line longer than %d bytes",
 				 LINE_MAX_BYTES);
 			rc = -EPROTO;
+		}
+		if (rc <= 0)
+			break;
+		kind = final ? -EPROTO
+			     : pd_dumprun_parse_line(line.buf, line.len, res, &done, &total);
+		if (kind < 0) {
+			snprintf(res->detail, sizeof(res->detail),
+				 "the dump helper sent an unexpected status line: %.*s",
+				 (int)(line.len > 120 ? 120 : line.len), line.buf);
+			rc = -EPROTO;
+			break;
+		}
+		if (kind == PD_STATUS_FINAL)
+			final = 1;
+		if (kind == PD_STATUS_PROGRESS && o->tick && o->tick(o->arg, done, total)) {
+			rc = -ECANCELED;
 			break;
 		}
 	}
-out:
-	strbuf_release(&buf);
+	strbuf_release(&line);
+	pd_helper_lines_release(&lines);
 	return rc < 0 ? rc : final;
 }
 
@@ -379,23 +282,15 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res)
 	res->error = PD_DUMP_INTERNAL;
 	if (pipe2(sp, O_CLOEXEC) < 0)
 		return -errno;
-	/* Numbers above 2, so that the child's stdio set-up cannot clobber
-	 * them (a caller with a closed stdin may hold fd 0). */
-	out_fd = fcntl(o->out_fd, F_DUPFD_CLOEXEC, 3);
+	out_fd = pd_helper_fd_above_stdio(o->out_fd, false);
 	if (out_fd < 0) {
-		rc = -errno;
+		rc = out_fd;
 		goto out_close;
 	}
-	if (sp[1] < 3) {
-		int w = fcntl(sp[1], F_DUPFD_CLOEXEC, 3);
-
-		if (w < 0) {
-			rc = -errno;
-			goto out_close;
-		}
-		close(sp[1]);
-		sp[1] = w;
-	}
+	rc = pd_helper_fd_above_stdio(sp[1], true);
+	if (rc < 0)
+		goto out_close;
+	sp[1] = rc;
 	rc = spawn_helper(o, out_fd, sp[1], &pid);
 	close(sp[1]);
 	sp[1] = -1;
@@ -409,13 +304,14 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res)
 	rc = read_status(o, sp[0], res);
 	/* Given up on: the kernel resumes a target whose tracer dies. */
 	if (rc < 0)
-		kill(pid, SIGKILL);
+		pd_helper_kill(pid, &st);
+	else
+		pd_helper_reap(pid, &st);
 	if (rc == -ECANCELED)
 		snprintf(res->detail, sizeof(res->detail), "the dump was cancelled");
-	reap(pid, &st);
 	res->wait_status = st;
 	if (rc == 0) {
-		describe_exit(res, "ended without a result", st);
+		pd_helper_describe_exit(res->detail, sizeof(res->detail), "dump", "ended without a result", st);
 		rc = -EPROTO;
 	} else if (rc == 1) {
 		rc = 0;
@@ -428,7 +324,8 @@ int pd_dump_run(const struct pd_dumprun_opts *o, struct pd_dumprun_result *res)
 			res->error = PD_DUMP_INTERNAL;
 			rc = -EPROTO;
 		} else if (res->error == PD_DUMP_OK && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-			describe_exit(res, "reported success", st);
+			pd_helper_describe_exit(res->detail, sizeof(res->detail), "dump", "reported success",
+						st);
 			res->error = PD_DUMP_INTERNAL;
 			rc = -EPROTO;
 		}

@@ -8,8 +8,9 @@
  *                        [--mem-budget BYTES] [--scope all|UID,UID...]
  *                        [--out-max BYTES]
  *
- * with exactly those two fds inherited, read its status lines, and reap it
- * with waitpid on its pid only. If the caller gives up (a client that went
+ * with exactly those two fds inherited (lib/helper.h), read its status
+ * lines, and reap it with waitpid on its pid only. The error kinds and
+ * their words are lib/helper.h's. If the caller gives up (a client that went
  * away), the helper is SIGKILLed: it seized the target with PTRACE_SEIZE,
  * so the kernel resumes the target when the helper dies. */
 #ifndef PD_DUMPRUN_H
@@ -20,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/helper.h"
 #include "lib/proc.h"
 #include "lib/scope.h"
 
@@ -49,18 +51,18 @@ struct pd_dumprun_opts {
 	unsigned tick_ms; /* 0: 100 */
 };
 
-/* The helper's error codes, and OK after "done". */
-enum pd_dump_error {
-	PD_DUMP_OK = 0,
-	PD_DUMP_GONE, /* no such process, start time differs, exited mid-freeze */
-	PD_DUMP_ZOMBIE,
-	PD_DUMP_KERNEL_THREAD,
-	PD_DUMP_NOT_PERMITTED, /* ptrace refused */
-	PD_DUMP_TIMEOUT,       /* a thread never stopped before the deadline */
-	PD_DUMP_BUSY,	       /* another tracer holds it (a debugger, a dump) */
-	PD_DUMP_NO_SPACE,      /* ENOSPC/EDQUOT/EFBIG writing the core */
-	PD_DUMP_IO,
-	PD_DUMP_INTERNAL, /* also: an error code this build does not know */
+/* How the memory was copied and what it cost (CRIU's figures). The helper's
+ * "done" event may carry each; absent ones get the defaults named here. */
+struct pd_dump_figures {
+	char method[8];	      /* "clone" or "stop" (absent: "stop") */
+	char reason[128];     /* why no clone ran ("" when one did; absent: "") */
+	uint64_t freezing_us; /* until every thread was stopped (absent: 0) */
+	uint64_t frozen_us;   /* how long the target was stopped (absent:
+				 stopped_us) */
+	uint64_t copy_us;     /* copying memory (absent: 0) */
+	uint64_t copied_bytes; /* bytes of memory read (absent: dumped_bytes) */
+	uint64_t extra_memory; /* the target's extra memory during the dump,
+				  bytes (absent: 0) */
 };
 
 struct pd_dumprun_result {
@@ -72,6 +74,7 @@ struct pd_dumprun_result {
 	uint64_t stopped_us; /* how long the target was stopped */
 	uint64_t dumped_bytes;
 	uint64_t threads, mappings;
+	struct pd_dump_figures fig;
 	int wait_status; /* the helper's, from waitpid */
 };
 
@@ -98,16 +101,5 @@ int pd_dumprun_parse_line(const char *line, size_t len, struct pd_dumprun_result
  * pthread_exit while other threads run is no zombie), PD_DUMP_KERNEL_THREAD,
  * PD_DUMP_GONE, or PD_DUMP_OK. */
 enum pd_dump_error pd_dump_precheck(struct pd_proc *p);
-
-/* "gone", "zombie", ... for an error. */
-const char *pd_dump_error_code(enum pd_dump_error e);
-
-/* The one map from an errno of reading or freezing a process (lib/
- * freeze.h, lib/corefile.h) to a dump error: the helper reports it, and
- * the server uses it for what it reads itself before the helper runs (a
- * process whose /proc files the kernel refuses is PD_DUMP_NOT_PERMITTED,
- * as its ptrace would be). write_failed: the errno came from writing the
- * core. */
-enum pd_dump_error pd_dump_error_from_errno(int rc, bool write_failed);
 
 #endif

@@ -10,10 +10,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/strbuf.h"
+#include "lib/proc.h"
 #include "lib/sysclock.h"
 
 /* The refcount lives beside the public struct so the header stays plain. */
@@ -305,3 +308,30 @@ const struct pd_proc_entry *pd_snapshot_find(const struct pd_snapshot *s, int pi
 	return NULL;
 }
 
+
+int pd_entry_name(const struct pd_proc_entry *e, struct strbuf *sb)
+{
+	struct pd_proc p;
+	int rc;
+
+	if (pd_comm_may_be_cut(e->comm_len) && pd_proc_open(e->pid, &p) == 0) {
+		rc = p.stat.starttime == e->starttime ? pd_proc_cmd_name(&p, sb) : -ESRCH;
+		pd_proc_close(&p);
+		if (rc != -ESRCH)
+			return rc;
+	}
+	return strbuf_add(sb, e->comm, e->comm_len);
+}
+
+bool pd_name_matches(const char *have, size_t len, const char *want)
+{
+	return len == strlen(want) && !strncasecmp(have, want, len);
+}
+
+int pd_entry_named(const struct pd_proc_entry *e, const char *name, struct strbuf *scratch)
+{
+	strbuf_reset(scratch);
+	if (pd_entry_name(e, scratch) < 0)
+		return -ENOMEM;
+	return pd_name_matches(scratch->buf, scratch->len, name);
+}

@@ -9,6 +9,7 @@
 #ifndef PD_SNAPSHOT_H
 #define PD_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,5 +49,18 @@ void pd_snapshot_ref(struct pd_snapshot *s);
 void pd_snapshot_unref(struct pd_snapshot *s);
 /* Binary search by pid; NULL when absent. */
 const struct pd_proc_entry *pd_snapshot_find(const struct pd_snapshot *s, int pid);
+
+/* The one rule that chooses a process by name (`procdiag dump -n`,
+ * dotnet-monitor's ?name=): e's name as the process lists give it (comm, or
+ * the command line's program where comm may have been cut: pd_proc_cmd_name)
+ * equals name without regard to case (dotnet-monitor's OrdinalIgnoreCase).
+ * scratch is the caller's buffer (reset here). 1 (it is), 0 (it is not), or
+ * -ENOMEM. */
+struct strbuf;
+int pd_entry_named(const struct pd_proc_entry *e, const char *name, struct strbuf *scratch);
+/* The comparison of that rule, for a name already read. */
+bool pd_name_matches(const char *have, size_t len, const char *want);
+/* pd_entry_named() on e's name, appended to sb: 0 or -ENOMEM. */
+int pd_entry_name(const struct pd_proc_entry *e, struct strbuf *sb);
 
 #endif

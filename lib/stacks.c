@@ -922,33 +922,3 @@ int pd_stacks_text(const json_t *doc, const char *(*state_name)(char), struct st
 	}
 	return rc ? -ENOMEM : 0;
 }
-
-/* ---- error words --------------------------------------------------------------- */
-
-static const struct {
-	int rc;
-	const char *code;
-} codes[] = {
-	{ -ESRCH, "gone" },	    { -EOWNERDEAD, "zombie" },	{ -EOPNOTSUPP, "kernel_thread" },
-	{ -EPERM, "not_permitted" }, { -ETIMEDOUT, "timeout" }, { -EBUSY, "busy" },
-	{ -EAGAIN, "changed" },
-	/* Back from the word, "internal" is -EIO (its detail says what), not
-	 * -ENOMEM: the first match wins. */
-	{ -EIO, "internal" },	    { -ENOMEM, "internal" },
-};
-
-const char *pd_stacks_error_code(int rc)
-{
-	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (codes[i].rc == rc)
-			return codes[i].code;
-	return rc == -EACCES ? "not_permitted" : "internal";
-}
-
-int pd_stacks_error_rc(const char *code)
-{
-	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (!strcmp(codes[i].code, code))
-			return codes[i].rc;
-	return -EIO;
-}

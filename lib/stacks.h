@@ -91,10 +91,4 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 struct strbuf;
 int pd_stacks_text(const json_t *doc, const char *(*state_name)(char), struct strbuf *out);
 
-/* The error code word the helper protocol and the CLI use for rc:
- * "gone", "zombie", "kernel_thread", "not_permitted", "timeout", "internal". */
-const char *pd_stacks_error_code(int rc);
-/* ... and back (unknown words: -EIO). */
-int pd_stacks_error_rc(const char *code);
-
 #endif

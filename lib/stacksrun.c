@@ -3,12 +3,7 @@
 #include "lib/stacksrun.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +13,16 @@
 
 #include "common/errbuf.h"
 #include "common/strbuf.h"
+#include "lib/helper.h"
 #include "lib/sysclock.h"
 
-#define HELPER_FD       3
 #define DEFAULT_TIMEOUT 60000u
 #define MAX_RESPONSE    (256u << 20)
-
-extern char **environ;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t helper_pid;
 static int helper_sock = -1;
-static struct strbuf rbuf = STRBUF_INIT; /* bytes read past the last line */
+static struct pd_helper_lines rbuf = {STRBUF_INIT, MAX_RESPONSE}; /* past the last line */
 
 /* Kills (if still running) and reaps the helper. Caller holds lock. */
 static void stop_helper(bool gentle)
@@ -51,23 +44,19 @@ static void stop_helper(bool gentle)
 				usleep(10000);
 			}
 		}
-		if (helper_pid > 0) {
-			kill(helper_pid, SIGKILL);
-			while (waitpid(helper_pid, &st, 0) < 0 && errno == EINTR)
-				;
-		}
+		if (helper_pid > 0)
+			pd_helper_kill(helper_pid, &st);
 	}
 	helper_pid = 0;
-	strbuf_reset(&rbuf);
+	strbuf_reset(&rbuf.buf);
 }
 
+/* `procdiag stacks-helper --fd N`, N its end of a socketpair (lib/helper.h:
+ * the only fd it inherits besides 0-2). */
 static int start_helper(const char *helper, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, def;
 	char fdarg[16];
-	char *argv[] = { "procdiag", "stacks-helper", "--fd", fdarg, NULL };
+	char *argv[] = {"procdiag", "stacks-helper", "--fd", fdarg, NULL};
 	int sv[2], rc;
 	pid_t pid;
 
@@ -76,31 +65,21 @@ static int start_helper(const char *helper, char *err, size_t errlen)
 		pd_seterr(err, errlen, "socketpair: %s", strerror(-rc));
 		return rc;
 	}
-	snprintf(fdarg, sizeof(fdarg), "%d", HELPER_FD);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	/* dup2 onto fd 3 clears close-on-exec there (also when sv[1] is 3);
-	 * every other fd of the server is close-on-exec. */
-	posix_spawn_file_actions_adddup2(&fa, sv[1], HELPER_FD);
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGCHLD);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &def);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, helper ? helper : "/proc/self/exe", &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	rc = pd_helper_fd_above_stdio(sv[1], true);
+	if (rc >= 0) {
+		sv[1] = rc;
+		snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
+		rc = pd_helper_spawn(helper, argv, &sv[1], 1, &pid);
+	}
 	close(sv[1]);
-	if (rc != 0) {
+	if (rc < 0) {
 		close(sv[0]);
-		pd_seterr(err, errlen, "cannot start the stacks helper: %s", strerror(rc));
-		return -rc;
+		pd_seterr(err, errlen, "cannot start the stacks helper: %s", strerror(-rc));
+		return rc;
 	}
 	helper_pid = pid;
 	helper_sock = sv[0];
-	strbuf_reset(&rbuf);
+	strbuf_reset(&rbuf.buf);
 	return 0;
 }
 
@@ -124,45 +103,13 @@ static int send_all(int fd, const char *s, size_t len)
  * -ETIME past the deadline. */
 static int read_line(uint64_t deadline_ns, struct strbuf *line)
 {
-	for (;;) {
-		char *nl = memchr(rbuf.buf, '\n', rbuf.len);
-		struct pollfd p = { .fd = helper_sock, .events = POLLIN };
-		uint64_t now;
-		ssize_t n;
-		int r;
+	uint64_t now = pd_mono_ns();
+	int rc;
 
-		if (nl) {
-			size_t used = (size_t)(nl - rbuf.buf) + 1;
-
-			if (strbuf_add(line, rbuf.buf, used - 1) < 0)
-				return -ENOMEM;
-			memmove(rbuf.buf, rbuf.buf + used, rbuf.len - used);
-			strbuf_setlen(&rbuf, rbuf.len - used);
-			return 0;
-		}
-		if (rbuf.len > MAX_RESPONSE)
-			return -EFBIG;
-		now = pd_mono_ns();
-		if (now >= deadline_ns)
-			return -ETIME;
-		r = poll(&p, 1, (int)((deadline_ns - now) / 1000000u) + 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			continue;
-		if (strbuf_grow(&rbuf, 65536) < 0)
-			return -ENOMEM;
-		n = read(helper_sock, rbuf.buf + rbuf.len, rbuf.alloc - rbuf.len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		strbuf_setlen(&rbuf, rbuf.len + (size_t)n);
-	}
+	if (now >= deadline_ns)
+		return -ETIME;
+	rc = pd_helper_lines(&rbuf, helper_sock, (int)((deadline_ns - now) / 1000000u) + 1, line);
+	return rc == 0 ? -EPIPE : rc < 0 ? rc : 0;
 }
 
 static int parse_response(const struct strbuf *line, json_t **out, char *err, size_t errlen)
@@ -183,7 +130,7 @@ static int parse_response(const struct strbuf *line, json_t **out, char *err, si
 		json_decref(resp);
 		return 0;
 	}
-	rc = pd_stacks_error_rc(code);
+	rc = pd_dump_error_errno(pd_dump_error_from_code(code));
 	pd_seterr(err, errlen, "%s", detail ? detail : "the stacks helper failed");
 	json_decref(resp);
 	return rc;

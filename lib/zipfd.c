@@ -144,6 +144,8 @@ struct pd_zfile {
 	ino_t ino;
 	uint64_t size;
 	time_t mtime;
+	pd_zfile_watch_fn watch; /* told of each read; NULL: none */
+	void *watch_arg;
 };
 
 /* One libzip source: its own read position on the shared file. */
@@ -191,6 +193,13 @@ struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *nam
 	f->size = size;
 	f->mtime = mtime;
 	return f;
+}
+
+uint64_t pd_zfile_watch(struct pd_zfile *f, pd_zfile_watch_fn fn, void *arg)
+{
+	f->watch = fn;
+	f->watch_arg = arg;
+	return f->size;
 }
 
 void pd_zfile_unref(struct pd_zfile *f)
@@ -254,6 +263,8 @@ static zip_int64_t zsrc_read(struct zsrc *z, void *data, zip_uint64_t len)
 		n = (ssize_t)len;
 	}
 	z->pos += (uint64_t)n;
+	if (z->f->watch && z->f->watch(z->f->watch_arg, (uint64_t)n))
+		return fail(&z->ze, ZIP_ER_CANCELLED, 0);
 	return n;
 }
 

@@ -47,6 +47,11 @@ typedef int (*pd_zfile_open_fn)(void *arg, const char *name);
 struct pd_zfile *pd_zfile_lazy(pd_zfile_open_fn open, void *arg, const char *name, dev_t dev,
 			       ino_t ino, uint64_t size, time_t mtime);
 void pd_zfile_unref(struct pd_zfile *f);
+/* Calls fn(arg, n) after each read of n bytes from f, by any of its
+ * sources (arg must outlive them); nonzero fails the read (ZIP_ER_CANCELLED:
+ * zip_close stops there). Returns f's size. */
+typedef int (*pd_zfile_watch_fn)(void *arg, uint64_t n);
+uint64_t pd_zfile_watch(struct pd_zfile *f, pd_zfile_watch_fn fn, void *arg);
 /* A seekable read source of the file; takes its own reference. */
 zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
 

@@ -38,6 +38,16 @@ def heap_target(mib):
     return p, pid
 
 
+def named_sleep(d, name):
+    """A sleep 60 whose comm is name (a copy of /bin/sleep in d)."""
+    exe = os.path.join(d, name)
+    shutil.copy("/bin/sleep", exe)
+    p = h.spawn([exe, "60"], stdout=subprocess.DEVNULL)
+    h.wait_until(lambda: (h.proc_stat(p.pid) or {}).get("comm") == name.encode(), 5,
+                 "the process named " + name)
+    return p
+
+
 def not_stopped(pid):
     """Every thread of pid runs (or sleeps): none in a ptrace stop ('t')
     or a group stop ('T')."""

@@ -281,10 +281,7 @@ def test_cli_dump_by_name():
     d = tempfile.mkdtemp(prefix="pd-cli-")
     try:
         exe = os.path.join(d, "pdnamed-one")
-        shutil.copy("/bin/sleep", exe)
-        one = h.spawn([exe, "60"], stdout=subprocess.DEVNULL)
-        h.wait_until(lambda: (h.proc_stat(one.pid) or {}).get("comm") == b"pdnamed-one", 5,
-                     "the named process")
+        one = named_sleep(d, "pdnamed-one")
         out = os.path.join(d, "core")
         r = subprocess.run([h.PROCDIAG, "dump", "--name", "pdnamed-one", "-q", "-o", out],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)

@@ -196,14 +196,17 @@ def churn_target():
 def test_freeze_retry_limit_gives_up_and_resumes():
     """Proves: a freeze that runs out of rounds (lib/freeze.c MAX_ROUNDS,
     reached in the test build by PD_TEST_FREEZE_ROUNDS=1: what a target
-    whose threads never stop appearing does) gives up: a dump answers 409
-    ("could not be stopped"), stacks 503 with Retry-After; the churning
+    whose threads never stop appearing does) gives up: a dump and stacks
+    answer 503 with Retry-After (one status for a timeout on every route,
+    handlers/problem.c), the dump "could not be stopped"; the churning
     target runs on, no helper and no thread of it is left a zombie or
     stopped, and the next request works as usual."""
     with started({"PD_TEST_FREEZE_ROUNDS": "1"}) as s:
         p, pid = churn_target()
-        doc = h.assert_problem(s.get(dump_url(pid, "dumpType=0")), 409)
+        r = s.get(dump_url(pid, "dumpType=0"))
+        doc = h.assert_problem(r, 503)
         assert "could not be stopped" in doc["detail"], doc
+        assert r.header("Retry-After") == "10", r.headers
         assert_resumed(pid)
         r = s.get("/api/processes/%d/stacks" % pid)
         h.assert_problem(r, 503)

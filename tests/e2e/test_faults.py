@@ -192,9 +192,10 @@ def test_responder_killed_during_the_freeze_target_runs_again():
     assert_resumed(t.pid)
 
 
-def test_target_killed_during_the_freeze_is_409_and_the_responder_is_fine():
-    """Proves: a target that dies while it is frozen is a 409 (not a 500 or
-    a hang), nothing is left in the spool and the responder answers on."""
+def test_target_killed_during_the_freeze_is_404_and_the_responder_is_fine():
+    """Proves: a target that dies while it is frozen is a 404, the status
+    every route gives a process that is gone (handlers/problem.c; not a 500
+    or a hang), nothing is left in the spool and the responder answers on."""
     with Tmpfs("64m") as spool:
         lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
         with started({SLOW_FREEZE: "3000"}, config_lines=lines) as s:
@@ -208,7 +209,7 @@ def test_target_killed_during_the_freeze_is_409_and_the_responder_is_fine():
                 os.kill(t.pid, signal.SIGKILL)
             finally:
                 th.join(60)
-            doc = h.assert_problem(out["r"], 409)
+            doc = h.assert_problem(out["r"], 404)
             assert str(t.pid) in doc["detail"], doc
             h.wait_gone([t.pid])
             assert_nothing_left(s, spool.path, baseline)

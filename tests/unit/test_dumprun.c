@@ -92,6 +92,7 @@ static void test_errors(void **state)
 		{"no_space", PD_DUMP_NO_SPACE},
 		{"io", PD_DUMP_IO},
 		{"internal", PD_DUMP_INTERNAL},
+		{"changed", PD_DUMP_CHANGED},
 	};
 	struct pd_dumprun_result res;
 	uint64_t done = 0, total = 0;
@@ -137,6 +138,73 @@ static void test_errno_map(void **state)
 	assert_int_equal(pd_dump_error_from_errno(-ENOMEM, false), PD_DUMP_INTERNAL);
 	assert_int_equal(pd_dump_error_from_errno(-ENOSPC, true), PD_DUMP_NO_SPACE);
 	assert_int_equal(pd_dump_error_from_errno(-EACCES, true), PD_DUMP_IO);
+	assert_int_equal(pd_dump_error_from_errno(-EAGAIN, false), PD_DUMP_CHANGED);
+	assert_int_equal(pd_dump_error_from_errno(-EIO, false), PD_DUMP_INTERNAL);
+	assert_int_equal(pd_dump_error_from_errno(-ENOSPC, false), PD_DUMP_INTERNAL);
+}
+
+/* The one table, read both ways: a word a helper sends stands for the errno
+ * the other helper's reader gets back, and that errno maps to the same
+ * word (the stacks helper speaks errnos, the dump helper kinds). */
+static void test_words_round_trip(void **state)
+{
+	static const char *const words[] = {"gone", "zombie", "kernel_thread", "not_permitted",
+					     "timeout", "busy", "changed", "internal"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		enum pd_dump_error e = pd_dump_error_from_code(words[i]);
+		int rc = pd_dump_error_errno(e);
+
+		assert_string_equal(pd_dump_error_code(e), words[i]);
+		assert_true(rc < 0);
+		assert_string_equal(pd_dump_error_code(pd_dump_error_from_errno(rc, false)),
+				    words[i]);
+	}
+	assert_int_equal(pd_dump_error_errno(pd_dump_error_from_code("quantum")), -EIO);
+	assert_int_equal(pd_dump_error_errno(PD_DUMP_NO_SPACE), -ENOSPC);
+}
+
+/* The optional figures of "done": defaults when absent, kept when present,
+ * and a wrong type is not the protocol. */
+static void test_done_figures(void **state)
+{
+	struct pd_dumprun_result res;
+	uint64_t done = 0, total = 0;
+	const char base[] = "{\"event\":\"done\",\"size\":1,\"stopped_us\":700,"
+			    "\"threads\":1,\"mappings\":1,\"dumped_bytes\":4096";
+	char line[512];
+	int n;
+
+	(void)state;
+	n = snprintf(line, sizeof(line), "%s}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
+	assert_string_equal(res.fig.method, "stop");
+	assert_string_equal(res.fig.reason, "");
+	assert_true(res.fig.frozen_us == 700 && res.fig.copied_bytes == 4096);
+	assert_true(res.fig.freezing_us == 0 && res.fig.copy_us == 0 && res.fig.extra_memory == 0);
+
+	n = snprintf(line, sizeof(line),
+		     "%s,\"method\":\"clone\",\"reason\":\"\",\"freezing_us\":11,"
+		     "\"frozen_us\":22,\"copy_us\":33,\"copied_bytes\":44,"
+		     "\"extra_memory\":55}",
+		     base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
+	assert_string_equal(res.fig.method, "clone");
+	assert_true(res.fig.freezing_us == 11 && res.fig.frozen_us == 22 && res.fig.copy_us == 33 &&
+		    res.fig.copied_bytes == 44 && res.fig.extra_memory == 55);
+
+	n = snprintf(line, sizeof(line), "%s,\"method\":\"stop\",\"reason\":\"cgroup "
+		     "headroom 12 MiB\"}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
+	assert_string_equal(res.fig.reason, "cgroup headroom 12 MiB");
+
+	n = snprintf(line, sizeof(line), "%s,\"method\":\"teleport\"}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
+	n = snprintf(line, sizeof(line), "%s,\"copy_us\":\"5\"}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
+	n = snprintf(line, sizeof(line), "%s,\"reason\":7}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
 }
 
 static void test_garbage(void **state)
@@ -263,6 +331,8 @@ int main(void)
 		cmocka_unit_test(test_done),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_errno_map),
+		cmocka_unit_test(test_words_round_trip),
+		cmocka_unit_test(test_done_figures),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_helper_without_result),
 		cmocka_unit_test(test_tick_cancels),
