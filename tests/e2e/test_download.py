@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from dumputil import (dump_url, helper_children, spool_fds, assert_resumed, EU_READELF,  # noqa: E402
-                      Tmpfs, used_bytes)
+                      Tmpfs, used_bytes, script_target)
 
 # Pages that each start with a magic and their index: a core whose pieces
 # were joined at the wrong offset loses or repeats one.
@@ -28,11 +28,7 @@ PAGES_SCRIPT = ("import os, struct, sys, time\n"
 
 
 def pages_target(mib):
-    p = h.spawn([sys.executable, "-c", PAGES_SCRIPT, str(mib)])
-    words = h.read_line(p, timeout=60).split()
-    assert words[0] == "ready", words
-    pid = int(words[1])
-    h.settle(pid)
+    p, pid = script_target(PAGES_SCRIPT, mib)
     return p, pid, mib * 256
 
 
@@ -86,6 +82,18 @@ def log_lines(s, pid):
     return re.findall(r"GET /api/processes/%d/dump status=.*" % pid, s.stderr())
 
 
+def break_off(s, pid, nbytes):
+    """A full dump's download broken off after nbytes: (length, etag, the
+    bytes got), once the responder has kept its spool."""
+    sock, status, hd, body = open_download(s, pid)
+    assert status == 200, (status, hd)
+    got = read_n(sock, body, nbytes)
+    sock.close()
+    h.wait_until(lambda: any("spool=kept" in l for l in log_lines(s, pid)), 30,
+                 "the broken-off download's spool to be kept")
+    return int(hd["content-length"]), hd["etag"], got
+
+
 def test_download_has_its_length_and_a_validator():
     """Proves: a full dump of a 48 MiB buffer (many 1 MiB batches of 64 KiB
     records) arrives whole through nginx, as long as Content-Length says,
@@ -123,13 +131,7 @@ def test_interrupted_download_resumes_byte_identical():
         lines = ["spool_dir = " + spool.path, "spool_memory_max = 0", "resume_timeout = 600"]
         with h.Stack(config_lines=lines) as s:
             baseline = used_bytes(spool.path)
-            sock, status, hd, body = open_download(s, pid)
-            assert status == 200, (status, hd)
-            length, etag = int(hd["content-length"]), hd["etag"]
-            first = read_n(sock, body, 5 << 20)
-            sock.close()
-            h.wait_until(lambda: any("spool=kept" in l for l in log_lines(s, pid)), 30,
-                         "the broken-off download's spool to be kept")
+            length, etag, first = break_off(s, pid, 5 << 20)
             assert len(spool_fds(s.pd.pid, spool.path)) == 1, spool_fds(s.pd.pid, spool.path)
             assert_resumed(pid)
             dumps = s.stderr().count("stopped_us=")
@@ -187,13 +189,7 @@ def test_resume_of_the_same_spool_whole():
     exactly the prefix the first request got."""
     p, pid, n = pages_target(16)
     with h.Stack(config_lines=["resume_timeout = 600"]) as s:
-        sock, status, hd, body = open_download(s, pid)
-        assert status == 200, (status, hd)
-        length, etag = int(hd["content-length"]), hd["etag"]
-        first = read_n(sock, body, 3 << 20)
-        sock.close()
-        h.wait_until(lambda: any("spool=kept" in l for l in log_lines(s, pid)), 30,
-                     "the spool to be kept")
+        length, etag, first = break_off(s, pid, 3 << 20)
         sock, status, hd, body = open_download(
             s, pid, headers=[("Range", "bytes=0-"), ("If-Range", etag)])
         assert status == 206 and hd["content-range"] == "bytes 0-%d/%d" % (length - 1, length)
