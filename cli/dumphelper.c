@@ -202,13 +202,9 @@ int cmd_dump_helper(int argc, char **argv)
 			       "detail", err[0] ? err : strerror(-rc)));
 		return 1;
 	}
-	/* method, frozen_us, copied_bytes: the optional figures of "done"
-	 * (lib/dumprun.h, struct pd_dump_figures); this engine stops the
-	 * target for the whole copy. */
-	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I}", "event", "done", "size",
-		       (json_int_t)res.size, "stopped_us", (json_int_t)res.stopped_us, "threads",
-		       (json_int_t)res.threads, "mappings", (json_int_t)res.mappings,
-		       "dumped_bytes", (json_int_t)res.dumped_bytes, "method", "stop", "frozen_us",
-		       (json_int_t)res.stopped_us, "copied_bytes", (json_int_t)res.copied_bytes));
+	emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "event", "done", "size", (json_int_t)res.size,
+		       "stopped_us", (json_int_t)res.stopped_us, "threads", (json_int_t)res.threads,
+		       "mappings", (json_int_t)res.mappings, "dumped_bytes",
+		       (json_int_t)res.dumped_bytes));
 	return 0;
 }

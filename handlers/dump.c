@@ -284,7 +284,7 @@ static void dump_failed(struct dump_req *d)
 
 	release_slot(d);
 	if (res->error == PD_DUMP_CANCELLED) {
-		pd_req_log_note(r, "dump=cancelled");
+		pd_req_log_note(r, "dump=cancelled phase=%s", pd_dump_phase_name(res->phase));
 		return;
 	}
 	if (d->spool_rc) {

@@ -6,9 +6,11 @@ phases and can be cancelled there, and one rule chooses a process by name."""
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,6 +162,39 @@ def test_cli_interrupt_while_compressing_leaves_nothing():
     finally:
         h.kill_tree(p)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_client_gone_while_bundling_ends_the_job_there():
+    """Proves: a client that goes away after the copy, while the zip is
+    being written, ends the job there (its progress is the cancel check of
+    every phase): the log names the phase, no spool is left, the slot is
+    free for the next dump."""
+    with Tmpfs("1g") as spool:
+        lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
+        with started({}, hooked=False, config_lines=lines) as s:
+            p, pid = heap_target(128)
+            try:
+                baseline = used_bytes(spool.path)
+                sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+                sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer "
+                              "%s\r\nConnection: close\r\n\r\n"
+                              % (dump_url(pid, "dumpType=Full&format=zip"), s.port,
+                                 s.key)).encode())
+                h.wait_until(lambda: helper_children(s.pd.pid, "dump-helper"), 30,
+                             "the dump helper to start")
+                h.wait_until(lambda: not helper_children(s.pd.pid, "dump-helper"), 60,
+                             "the copy to end")
+                sock.close()
+                m = h.wait_until(lambda: re.search(
+                    r"GET /api/processes/%d/dump\S* .*dump=cancelled phase=(\w+)" % pid,
+                    s.stderr()), 60, "the cancelled request's log line")
+                assert m.group(1) in ("bundle", "compress"), m.group(0)
+                assert_nothing_left(s, spool.path, baseline)
+                assert_resumed(pid)
+                r = s.get(dump_url(pid), timeout=120)
+                assert r.status == 200, r
+            finally:
+                h.kill_tree(p)
 
 
 def test_one_name_rule_for_the_cli_and_the_api():

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "lib/dumpjob.h"
 #include "lib/dumprun.h"
 
 #define S(lit) (lit), sizeof(lit) - 1
@@ -324,6 +325,110 @@ static void test_bad_out_fd(void **state)
 	assert_int_equal(pd_dump_run(&o, &res), -EBADF);
 }
 
+/* ---- lib/dumpjob: the job's failures leave no file open ----------------- */
+
+struct job_probe {
+	int opened[4], n; /* fds open_out gave */
+	int fail_with;	  /* open_out's -errno, 0: a memfd */
+	int cancel_in;	  /* progress cancels when it enters this phase (-1: never) */
+	enum pd_dump_phase phases[16];
+	int nphases;
+};
+
+static int probe_open(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
+{
+	struct job_probe *pr = arg;
+	int fd;
+
+	(void)which;
+	(void)estimate;
+	*limit = 0;
+	if (pr->fail_with)
+		return pr->fail_with;
+	fd = memfd_create("job", MFD_CLOEXEC);
+	assert_true(fd >= 0 && pr->n < 4);
+	pr->opened[pr->n++] = fd;
+	return fd;
+}
+
+static int probe_progress(void *arg, enum pd_dump_phase ph, uint64_t done, uint64_t total)
+{
+	struct job_probe *pr = arg;
+
+	(void)done;
+	(void)total;
+	if (pr->nphases < 16 && (!pr->nphases || pr->phases[pr->nphases - 1] != ph))
+		pr->phases[pr->nphases++] = ph;
+	return (int)ph == pr->cancel_in;
+}
+
+static void run_job(struct job_probe *pr, pid_t pid, const char *helper,
+		    struct pd_dumpjob_result *res)
+{
+	struct pd_dumpjob_opts o = {
+		.pid = pid,
+		.open_out = probe_open,
+		.progress = probe_progress,
+		.arg = pr,
+		.helper = helper,
+	};
+
+	assert_int_equal(pd_dumpjob_run(&o, res), -1);
+	assert_int_equal(res->fd, -1);
+	for (int i = 0; i < pr->n; i++)
+		assert_int_equal(fcntl(pr->opened[i], F_GETFD), -1); /* closed by the job */
+}
+
+static void test_job_failures(void **state)
+{
+	struct pd_dumpjob_result res;
+	struct job_probe pr = {.cancel_in = -1};
+	pid_t gone;
+
+	(void)state;
+	/* Cancelled as it begins: nothing opened, nothing run. */
+	pr.cancel_in = PD_PHASE_PREPARE;
+	run_job(&pr, getpid(), "/bin/false", &res);
+	assert_int_equal(res.error, PD_DUMP_CANCELLED);
+	assert_int_equal(res.phase, PD_PHASE_PREPARE);
+	assert_int_equal(pr.n, 0);
+
+	/* No file for the core: no space, in prepare, the errno kept. */
+	pr = (struct job_probe){.cancel_in = -1, .fail_with = -ENOSPC};
+	run_job(&pr, getpid(), "/bin/false", &res);
+	assert_int_equal(res.error, PD_DUMP_NO_SPACE);
+	assert_int_equal(res.rc, -ENOSPC);
+	assert_true(res.estimate > 0);
+
+	/* A helper without a result: internal, in copy; the core's file is
+	 * closed. */
+	pr = (struct job_probe){.cancel_in = -1};
+	run_job(&pr, getpid(), "/bin/false", &res);
+	assert_int_equal(res.error, PD_DUMP_INTERNAL);
+	assert_int_equal(res.phase, PD_PHASE_COPY);
+	assert_int_equal(res.rc, -EPROTO);
+	assert_int_equal(pr.n, 1);
+	assert_true(pr.nphases == 2 && pr.phases[0] == PD_PHASE_PREPARE &&
+		    pr.phases[1] == PD_PHASE_COPY);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* the helper was reaped */
+
+	/* Cancelled when the copy begins: the file is closed. */
+	pr = (struct job_probe){.cancel_in = PD_PHASE_COPY};
+	run_job(&pr, getpid(), "/bin/false", &res);
+	assert_int_equal(res.error, PD_DUMP_CANCELLED);
+	assert_int_equal(pr.n, 1);
+
+	/* A process that is gone: gone, before any file. */
+	gone = fork();
+	if (gone == 0)
+		_exit(0);
+	assert_true(gone > 0 && waitpid(gone, NULL, 0) == gone);
+	pr = (struct job_probe){.cancel_in = -1};
+	run_job(&pr, gone, "/bin/false", &res);
+	assert_int_equal(res.error, PD_DUMP_GONE);
+	assert_int_equal(pr.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_errno_map),
 		cmocka_unit_test(test_words_round_trip),
 		cmocka_unit_test(test_done_figures),
+		cmocka_unit_test(test_job_failures),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_helper_without_result),
 		cmocka_unit_test(test_tick_cancels),
