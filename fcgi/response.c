@@ -17,6 +17,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
+
 #include "common/strbuf.h"
 #include "common/jsonstr.h"
 #include "common/utf8.h"
@@ -282,11 +284,9 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 
 /* FastCGI's largest record body, rounded down to 8 bytes so that no
  * record needs padding. */
-#define RECORD_MAX 65528u
+#define RECORD_MAX (FCGI_MAX_LENGTH & ~7u)
 /* Records sent by one sendmsg(): a MiB a system call. */
 #define BATCH_RECORDS 16u
-#define FCGI_VERSION_1 1
-#define FCGI_STDOUT 6
 
 /* The download bound: send_timeout plus length at download_min_rate,
  * from now (pd_req_elapsed_ms); 0 when there is none. */
