@@ -649,8 +649,8 @@ static void expect_range(const char *range, unsigned long long size, int want,
 	struct fixture f = {0};
 
 	snprintf(buf, sizeof(buf), "HTTP_RANGE=%s", range);
-	fill(&f, range ? env : (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/x",
-						     NULL});
+	fill(&f,
+	     range ? env : (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/x", NULL});
 	assert_int_equal(f.rc, 0);
 	assert_int_equal(pd_req_range(&f.r, size, &a, &b), want);
 	if (want == 1) {
