@@ -47,6 +47,16 @@ int pd_spool_token(char token[PD_SPOOL_TOKEN_LEN + 1])
 	return 0;
 }
 
+/* Tokens compared in time that does not depend on where they differ. */
+static bool same_token(const char *a, const char *b)
+{
+	unsigned char diff = 0;
+
+	for (size_t i = 0; i < PD_SPOOL_TOKEN_LEN; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
 static bool before(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
@@ -189,12 +199,14 @@ int pd_spool_take(const char *token, const struct pd_spool_key *key)
 	struct kept *k = NULL;
 	int fd;
 
+	if (strnlen(token, PD_SPOOL_TOKEN_LEN + 1) != PD_SPOOL_TOKEN_LEN)
+		return -ENOENT;
 	pthread_mutex_lock(&lock);
 	for (struct kept **pp = &head; *pp; pp = &(*pp)->next) {
 		const struct kept *c = *pp;
 
 		if (c->key.pid == key->pid && c->key.start_time == key->start_time &&
-		    c->key.kind == key->kind && !strcmp(c->token, token)) {
+		    c->key.kind == key->kind && same_token(c->token, token)) {
 			k = unlink_at(pp);
 			break;
 		}
