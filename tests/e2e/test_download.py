@@ -200,6 +200,29 @@ def test_resume_of_the_same_spool_whole():
     h.kill_tree(p)
 
 
+def test_a_kept_spool_answers_only_its_own_dump():
+    """Proves: the ETag of a full dump's kept spool does not resume another
+    dump type of the process (a new mini dump, 200 with its own ETag), and
+    the full dump's spool is still there for its own resume (206)."""
+    p, pid, n = pages_target(16)
+    with h.Stack(config_lines=["resume_timeout = 600"]) as s:
+        length, etag, first = break_off(s, pid, 3 << 20)
+        sock, status, hd, body = open_download(
+            s, pid, query="dumpType=Mini", headers=[("Range", "bytes=%d-" % len(first)),
+                                                    ("If-Range", etag)])
+        assert status == 200 and hd["etag"] != etag, (status, hd)
+        mini = read_n(sock, body, int(hd["content-length"]))
+        sock.close()
+        assert mini[:4] == b"\x7fELF" and len(mini) < length
+        sock, status, hd, body = open_download(
+            s, pid, headers=[("Range", "bytes=%d-" % len(first)), ("If-Range", etag)])
+        assert status == 206, (status, hd)
+        rest = read_n(sock, body, length - len(first))
+        sock.close()
+        assert_pages(first + rest, n)
+    h.kill_tree(p)
+
+
 def test_client_gone_mid_download_leaves_no_spool_and_no_busy_worker():
     """Proves: with resume_timeout = 0 a client that goes away mid-download
     leaves no spool; with resume_timeout = 1 the spool is kept and then
