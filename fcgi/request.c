@@ -478,3 +478,60 @@ void pd_req_serve(const struct pd_server_opts *opts, FCGX_Request *fcgx)
 	log_request(&r);
 	pd_req_release(&r);
 }
+
+bool pd_req_was_cut(const struct pd_req *r)
+{
+	return r->cut;
+}
+
+const char *pd_req_if_range(const struct pd_req *r, char *tag, size_t size)
+{
+	const char *v = pd_req_env(r, "HTTP_IF_RANGE");
+	size_t len;
+
+	if (!v || !pd_req_env(r, "HTTP_RANGE") || v[0] != '"')
+		return NULL;
+	len = strcspn(v + 1, "\"");
+	if (v[1 + len] != '"' || v[2 + len] != '\0' || len == 0 || len + 1 > size)
+		return NULL;
+	memcpy(tag, v + 1, len);
+	tag[len] = '\0';
+	return tag;
+}
+
+int pd_req_range(const struct pd_req *r, unsigned long long size, unsigned long long *first,
+		 unsigned long long *last)
+{
+	const char *v = pd_req_env(r, "HTTP_RANGE");
+	const char *dash;
+	uint64_t a = 0, b = UINT64_MAX;
+
+	if (!v || strncasecmp(v, "bytes=", 6))
+		return 0;
+	v += 6;
+	v += strspn(v, " \t");
+	dash = strchr(v, '-');
+	if (!dash || strchr(v, ','))
+		return 0;
+	if (dash == v) {
+		/* The last N bytes. */
+		if (parse_u64(dash + 1, strlen(dash + 1), UINT64_MAX, &b) < 0)
+			return 0;
+		if (b == 0 || size == 0)
+			return -ERANGE;
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return 1;
+	}
+	if (parse_u64(v, (size_t)(dash - v), UINT64_MAX, &a) < 0)
+		return 0;
+	if (dash[1] && parse_u64(dash + 1, strlen(dash + 1), UINT64_MAX, &b) < 0)
+		return 0;
+	if (b < a)
+		return 0;
+	if (a >= size)
+		return -ERANGE;
+	*first = a;
+	*last = b >= size ? size - 1 : b;
+	return 1;
+}

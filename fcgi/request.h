@@ -38,6 +38,21 @@ void *pd_req_app(const struct pd_req *r);
  * the client aborts: a handler that works long before it writes (a dump)
  * asks now and then, and stops. Never blocks. */
 bool pd_req_client_gone(struct pd_req *r);
+/* The strong entity tag of If-Range (the bytes between its quotes) into
+ * tag when the request also has a Range header: what a client resuming a
+ * download sends (RFC 9110, 13.1.5). NULL otherwise, or when the tag is
+ * weak, a date, or longer than size - 1. */
+const char *pd_req_if_range(const struct pd_req *r, char *tag, size_t size);
+/* The single byte range Range asks of a body of size bytes: "bytes=F-L",
+ * "bytes=F-" or "bytes=-N". 1 with [*first, *last] clamped to the body,
+ * -ERANGE when no byte of it is in the body (416), 0 when there is no
+ * Range header or one this does not take (several ranges, another unit,
+ * bad syntax): RFC 9110 lets a server answer those with the whole body. */
+int pd_req_range(const struct pd_req *r, unsigned long long size, unsigned long long *first,
+		 unsigned long long *last);
+/* Was the response cut by procdiag itself (send_timeout,
+ * download_min_rate) rather than left by its client? */
+bool pd_req_was_cut(const struct pd_req *r);
 /* Adds a note to the request's log line (e.g. "stopped_ms=12"). */
 void pd_req_log_note(struct pd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

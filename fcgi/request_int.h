@@ -36,6 +36,7 @@ struct pd_req {
 	int status;		     /* 0 until a response has begun */
 	bool is_head;
 	bool client_gone; /* a write failed: stop writing */
+	bool cut;	  /* procdiag cut the response (a timeout, a rate) */
 	const char *origin;	     /* origin_buf, or opts->public_url */
 	size_t origin_site_len;	     /* of origin: scheme://host[:port] */
 	char origin_buf[PD_ORIGIN_MAX];

@@ -9,11 +9,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <fastcgi.h>
 
 #include "common/strbuf.h"
 #include "common/jsonstr.h"
@@ -117,6 +121,7 @@ static void cut(struct pd_req *r, const char *why)
 	pd_req_log_note(r, "cut=%s", why);
 	shutdown(r->fcgx->ipcFd, SHUT_RDWR);
 	r->client_gone = true;
+	r->cut = true;
 }
 
 /* Before each write: past the download deadline the response is cut;
@@ -238,6 +243,30 @@ int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long l
 	return begin(r, status, content_type, length);
 }
 
+int pd_resp_begin_range(struct pd_req *r, const char *content_type, unsigned long long first,
+			unsigned long long last, unsigned long long size)
+{
+	char v[80];
+	int rc;
+
+	if (first > last || last >= size)
+		return -EINVAL;
+	snprintf(v, sizeof(v), "bytes %llu-%llu/%llu", first, last, size);
+	rc = pd_resp_header(r, "Content-Range", v);
+	return rc ? rc : begin(r, 206, content_type, (long long)(last - first + 1));
+}
+
+int pd_resp_range_unsatisfiable(struct pd_req *r, unsigned long long size)
+{
+	char v[40];
+
+	snprintf(v, sizeof(v), "bytes */%llu", size);
+	pd_resp_header(r, "Content-Range", v);
+	return pd_resp_problem(r, 416, "Range",
+			       "The Range header asks for no byte of the %llu this resource has.",
+			       size);
+}
+
 int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 {
 	if (!r->status)
@@ -253,8 +282,11 @@ int pd_resp_write(struct pd_req *r, const void *buf, size_t len)
 	return put(r, buf, len);
 }
 
-/* Big enough to keep the socket busy, small enough for a worker thread. */
-#define STREAM_CHUNK (256 * 1024)
+/* FastCGI's largest record body, rounded down to 8 bytes so that no
+ * record needs padding. */
+#define RECORD_MAX (FCGI_MAX_LENGTH & ~7u)
+/* Records sent by one sendmsg(): a MiB a system call. */
+#define BATCH_RECORDS 16u
 
 /* The download bound: send_timeout plus length at download_min_rate,
  * from now (pd_req_elapsed_ms); 0 when there is none. */
@@ -268,9 +300,63 @@ static long long download_deadline(const struct pd_req *r, unsigned long long le
 	       (long long)(length / rate * 1000 + length % rate * 1000 / rate);
 }
 
+static void record_header(unsigned char h[8], int id, size_t len)
+{
+	h[0] = FCGI_VERSION_1;
+	h[1] = FCGI_STDOUT;
+	h[2] = (unsigned char)(id >> 8);
+	h[3] = (unsigned char)id;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)len;
+	h[6] = 0; /* no padding */
+	h[7] = 0;
+}
+
+/* All of iov (cnt entries, modified) on the connection, in as few
+ * system calls as the socket takes. A write that waits out SO_SNDTIMEO
+ * (EAGAIN) cuts the response; any other error means the web server went
+ * away. */
+static int send_all(struct pd_req *r, struct iovec *iov, size_t cnt)
+{
+	while (cnt > 0) {
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = cnt};
+		ssize_t n;
+
+		if (past_deadline(r))
+			return -EPIPE;
+		n = sendmsg(r->fcgx->ipcFd, &m, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			cut(r, r->deadline_ms ? "download_min_rate" : "send_timeout");
+			return -EPIPE;
+		}
+		if (n < 0) {
+			r->client_gone = true;
+			return -EPIPE;
+		}
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* The bytes go around libfcgi, whose records carry 8 KiB at most: once
+ * its buffer is flushed, the stream is ours until the next libfcgi write,
+ * and FCGI_STDOUT records of 64 KiB, a MiB of them a system call, are
+ * what lets nginx move a dump at the speed it serves a file. */
 int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		     unsigned long long length)
 {
+	unsigned char hdr[BATCH_RECORDS][8];
+	struct iovec iov[2 * BATCH_RECORDS];
 	char *buf;
 	int rc = 0;
 
@@ -282,32 +368,52 @@ int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 		return -EINVAL;
 	if (r->is_head || length == 0)
 		return pd_resp_flush(r);
-	buf = malloc(STREAM_CHUNK);
+	rc = pd_resp_flush(r);
+	if (rc)
+		return rc;
+	buf = malloc((size_t)RECORD_MAX * BATCH_RECORDS);
 	if (!buf)
 		return -ENOMEM;
 	/* Kept for the rest of the response (its last bytes, libfcgi's
 	 * END_REQUEST): put() and pd_resp_flush() watch it. */
 	r->deadline_ms = download_deadline(r, length);
 	while (length > 0 && !rc) {
-		size_t want = length < STREAM_CHUNK ? (size_t)length : STREAM_CHUNK;
+		size_t want = (size_t)RECORD_MAX * BATCH_RECORDS, got = 0, cnt = 0;
 		ssize_t n;
 
-		n = pread(fd, buf, want, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
+		if (want > length)
+			want = (size_t)length;
+		while (got < want) {
+			n = pread(fd, buf + got, want - got, (off_t)(offset + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (got < want) {
 			/* The promised length cannot be kept: end the
 			 * response here rather than send a wrong one. */
 			r->client_gone = true;
 			rc = -EIO;
 			break;
 		}
-		rc = pd_resp_write(r, buf, (size_t)n);
-		offset += (unsigned long long)n;
-		length -= (unsigned long long)n;
+		for (size_t at = 0; at < got; at += RECORD_MAX, cnt++) {
+			size_t len = got - at < RECORD_MAX ? got - at : RECORD_MAX;
+
+			record_header(hdr[cnt], r->fcgx->requestId, len);
+			iov[2 * cnt] = (struct iovec){hdr[cnt], 8};
+			iov[2 * cnt + 1] = (struct iovec){buf + at, len};
+		}
+		rc = send_all(r, iov, 2 * cnt);
+		if (!rc) {
+			r->bytes += got;
+			offset += got;
+			length -= got;
+		}
 	}
 	free(buf);
-	return rc ? rc : pd_resp_flush(r);
+	return rc;
 }
 
 /* The last resort when a JSON document cannot be built or rendered (a

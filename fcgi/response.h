@@ -45,9 +45,19 @@ int pd_resp_no_content(struct pd_req *r);
  * pd_resp_write() the bytes. */
 int pd_resp_begin(struct pd_req *r, int status, const char *content_type, long long length);
 int pd_resp_write(struct pd_req *r, const void *buf, size_t len);
+/* 206 Partial Content: bytes first..last of a body of size bytes
+ * (Content-Range, and Content-Length last - first + 1); then the bytes. */
+int pd_resp_begin_range(struct pd_req *r, const char *content_type, unsigned long long first,
+			unsigned long long last, unsigned long long size);
+/* 416 for a Range no byte of a body of size bytes is in: a problem
+ * document with Content-Range: bytes * / size. */
+int pd_resp_range_unsatisfiable(struct pd_req *r, unsigned long long size);
 /* Streams length bytes of fd from offset (pread: fd's file position is
- * left alone) as body, after pd_resp_begin(); then flushes. For large
- * files (dumps): the bytes never sit in memory all at once. -EPIPE when
+ * left alone) as body, after pd_resp_begin() or pd_resp_begin_range().
+ * For large files (dumps): the bytes never sit in memory all at once (a
+ * MiB at a time), and go out in FastCGI records of 64 KiB written around
+ * libfcgi's 8 KiB ones, so that nginx passes them on at about the speed it
+ * serves a file (docs/DUMPS.md, "Downloads"). -EPIPE when
  * the client went away, -EIO when fd ends early or cannot be read (the
  * response is then cut short: the connection is marked so that no more is
  * written), -EINVAL past the announced length. Bounded: the whole body

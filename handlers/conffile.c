@@ -27,6 +27,7 @@ int pd_config_init(struct pd_config *c)
 	c->send_timeout = 60;
 	c->download_min_rate = 256 << 10;
 	c->drain_timeout = 30;
+	c->resume_timeout = 120;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -81,7 +82,8 @@ static int set_string(char **slot, const char *v)
 enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PROXY = 16,
        SEEN_LOG = 32, SEEN_LIST_AGE = 64, SEEN_SPOOL = 128, SEEN_SPOOL_MEM = 256,
        SEEN_MAX_DUMPS = 512, SEEN_PUBLIC_URL = 1024, SEEN_READ_TIMEOUT = 2048,
-       SEEN_SEND_TIMEOUT = 4096, SEEN_MIN_RATE = 8192, SEEN_DRAIN = 16384 };
+       SEEN_SEND_TIMEOUT = 4096, SEEN_MIN_RATE = 8192, SEEN_DRAIN = 16384,
+       SEEN_RESUME = 32768 };
 
 /* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
 static int parse_size(const char *v, uint64_t *out)
@@ -120,6 +122,7 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "max_dumps", SEEN_MAX_DUMPS }, { "public_url", SEEN_PUBLIC_URL },
 		{ "request_read_timeout", SEEN_READ_TIMEOUT }, { "send_timeout", SEEN_SEND_TIMEOUT },
 		{ "download_min_rate", SEEN_MIN_RATE }, { "drain_timeout", SEEN_DRAIN },
+		{ "resume_timeout", SEEN_RESUME },
 	};
 	bool b;
 
@@ -192,15 +195,18 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 				    PD_MAX_DUMPS_LIMIT);
 		c->max_dumps = (int)n;
 	} else if (!strcmp(key, "request_read_timeout") || !strcmp(key, "send_timeout") ||
-		   !strcmp(key, "drain_timeout")) {
-		bool drain = key[0] == 'd';
+		   !strcmp(key, "drain_timeout") || !strcmp(key, "resume_timeout")) {
+		bool resume = !strcmp(key, "resume_timeout");
+		bool zero_ok = resume || key[0] == 'd';
 		uint64_t n;
 
-		if (parse_u64(val, strlen(val), 3600, &n) < 0 || (n < 1 && !drain))
+		if (parse_u64(val, strlen(val), 3600, &n) < 0 || (n < 1 && !zero_ok))
 			return fail(err, errlen, name, line, "%s must be %d..3600 (seconds)", key,
-				    drain ? 0 : 1);
-		*(drain ? &c->drain_timeout
-			: key[0] == 'r' ? &c->request_read_timeout : &c->send_timeout) = (int)n;
+				    zero_ok ? 0 : 1);
+		*(resume	  ? &c->resume_timeout
+		  : key[0] == 'd' ? &c->drain_timeout
+		  : key[0] == 'r' ? &c->request_read_timeout
+				  : &c->send_timeout) = (int)n;
 	} else if (!strcmp(key, "download_min_rate")) {
 		if (parse_size(val, &c->download_min_rate) < 0)
 			return fail(err, errlen, name, line,

@@ -22,6 +22,8 @@
  *   download_min_rate  bytes a second a dump download must average, K/M/G;
  *                   0: none (default 256K)
  *   drain_timeout   seconds running requests get after SIGTERM, 0..3600 (30)
+ *   resume_timeout  seconds the spool of a dump download its client broke
+ *                   off is kept for a Range request, 0..3600 (120)
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -51,6 +53,7 @@ struct pd_config {
 	int send_timeout;         /* seconds */
 	uint64_t download_min_rate; /* bytes a second, 0: none */
 	int drain_timeout;        /* seconds */
+	int resume_timeout;       /* seconds, 0: no resume */
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
@@ -59,7 +62,7 @@ struct pd_config {
 
 /* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
  * spool_memory_max 8 MiB, request_read_timeout 5, send_timeout 60,
- * download_min_rate 256 KiB, drain_timeout 30, everything else
+ * download_min_rate 256 KiB, drain_timeout 30, resume_timeout 120, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

@@ -24,6 +24,7 @@
 #include "lib/modules.h"
 #include "lib/proc.h"
 #include "lib/spool.h"
+#include "lib/spoolkeep.h"
 
 /* Seconds a client told "too many dumps" or "busy" should wait: about the
  * time a mini dump and its download take. */
@@ -47,6 +48,8 @@ struct dump_req {
 	unsigned core_spools; /* spools the job asked for its core */
 	struct pd_dumpjob_result res;
 	char mon_name[48]; /* dotnet-monitor's route: its file name */
+	bool resumed;	   /* a kept spool, asked for by If-Range */
+	char etag[PD_SPOOL_TOKEN_LEN + 1]; /* its token; "" when not resumable */
 };
 
 static void release_slot(struct dump_req *d)
@@ -223,8 +226,8 @@ static int set_headers(struct dump_req *d)
 		pd_dumpbits_names(d->type.ignored, names, sizeof(names));
 		rc = rc ? rc : pd_resp_header(r, "X-Dump-Ignored", names);
 	}
-	if (pd_req_is_head(r))
-		return rc; /* no dump was taken */
+	if (pd_req_is_head(r) || d->resumed)
+		return rc; /* no dump was taken now */
 	return rc ? rc : set_figures(r, &d->res.dump);
 }
 
@@ -393,34 +396,124 @@ static int take_dump(struct dump_req *d)
 	return 0;
 }
 
-/* Everything but the last byte from the spool; then the spool is closed
- * and the slot given back, and only then the last byte goes out: a client
- * that has the whole file and asks for the next dump finds the slot free
- * and the spool's space back. */
-static int send_spool(struct dump_req *d, int fd)
+/* What a kept spool must be asked for with: the process, the dump type
+ * and the format. */
+static struct pd_spool_key spool_key(const struct dump_req *d)
 {
-	struct stat st;
-	char last;
-	int rc;
+	return (struct pd_spool_key){
+		.pid = d->p.pid,
+		.start_time = d->p.stat.starttime,
+		.kind = (uint64_t)d->type.content << 34 | (uint64_t)d->zstd << 33 |
+			(uint64_t)d->zip << 32 | d->type.bits,
+	};
+}
 
-	if (fstat(fd, &st) < 0)
+/* A download its client broke off: the spool is kept for a resume
+ * (resume_timeout), else closed as always. */
+static void keep_spool(struct dump_req *d)
+{
+	struct pd_spool_key key = spool_key(d);
+
+	if (!d->etag[0] || pd_req_was_cut(d->r) || !d->ctx->config->resume_timeout)
+		return;
+	pd_req_log_note(d->r, "spool=kept");
+	pd_spool_keep(d->fd, d->etag, &key, (unsigned)d->ctx->config->resume_timeout,
+		      (unsigned)d->ctx->max_dumps);
+	d->fd = -1;
+}
+
+/* The spool (the range a resume asks for, else all of it) but its last
+ * byte; then the spool is closed and the slot given back, and only then
+ * the last byte goes out: a client that has the whole file and asks for
+ * the next dump finds the slot free and the spool's space back. */
+static int send_spool(struct dump_req *d)
+{
+	const char *ctype = content_type(d);
+	unsigned long long first = 0, last;
+	char last_byte, etag[PD_SPOOL_TOKEN_LEN + 3];
+	struct stat st;
+	bool part = false;
+	int rc = 0;
+
+	if (fstat(d->fd, &st) < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
 				       strerror(errno));
-	if (st.st_size < 1 || pread(fd, &last, 1, st.st_size - 1) != 1)
+	last = (unsigned long long)st.st_size - 1;
+	if (d->resumed)
+		rc = pd_req_range(d->r, (unsigned long long)st.st_size, &first, &last);
+	if (rc == -ERANGE) {
+		keep_spool(d);
+		return pd_resp_range_unsatisfiable(d->r, (unsigned long long)st.st_size);
+	}
+	part = rc == 1;
+	if (st.st_size < 1 || pread(d->fd, &last_byte, 1, (off_t)last) != 1)
 		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
-	if (set_headers(d) < 0)
+	if (!d->etag[0] && d->ctx->config->resume_timeout && pd_spool_token(d->etag) < 0)
+		d->etag[0] = '\0';
+	snprintf(etag, sizeof(etag), "\"%s\"", d->etag);
+	rc = set_headers(d);
+	if (!rc && d->etag[0])
+		rc = pd_resp_header(d->r, "ETag", etag);
+	if (!rc && d->etag[0])
+		rc = pd_resp_header(d->r, "Accept-Ranges", "bytes");
+	if (rc < 0)
 		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
-	rc = pd_resp_begin(d->r, 200, content_type(d),
-			   (long long)st.st_size);
+	if (part) {
+		pd_req_log_note(d->r, "range=%llu-%llu", first, last);
+		rc = pd_resp_begin_range(d->r, ctype, first, last, (unsigned long long)st.st_size);
+	} else {
+		rc = pd_resp_begin(d->r, 200, ctype, (long long)st.st_size);
+	}
 	if (!rc)
-		rc = pd_resp_write_fd(d->r, fd, 0, (unsigned long long)st.st_size - 1);
+		rc = pd_resp_write_fd(d->r, d->fd, first, last - first);
+	if (rc == -EPIPE)
+		keep_spool(d);
 	close_spool(d);
 	release_slot(d);
 	if (!rc)
-		rc = pd_resp_write(d->r, &last, 1);
+		rc = pd_resp_write(d->r, &last_byte, 1);
 	if (rc == -EIO)
 		pd_req_log_note(d->r, "spool_read_error");
 	return rc;
+}
+
+/* GET with Range and If-Range naming a spool kept for this very dump:
+ * the rest of it, without a new dump. 1 when answered, 0 when this is no
+ * resume (or the spool is gone: RFC 9110 then wants the whole, new,
+ * representation). */
+static int resume(struct dump_req *d, int *rc)
+{
+	struct pd_spool_key key = spool_key(d);
+	int fd;
+
+	if (!pd_req_if_range(d->r, d->etag, sizeof(d->etag))) {
+		d->etag[0] = '\0';
+		return 0;
+	}
+	fd = pd_spool_take(d->etag, &key);
+	if (fd < 0) {
+		pd_req_log_note(d->r, "resume=unknown");
+		d->etag[0] = '\0';
+		return 0;
+	}
+	d->slot = true;
+	if (atomic_fetch_add(&d->ctx->dumps_running, 1) >= d->ctx->max_dumps) {
+		release_slot(d);
+		pd_spool_keep(fd, d->etag, &key, (unsigned)d->ctx->config->resume_timeout,
+			      (unsigned)d->ctx->max_dumps);
+		pd_resp_header(d->r, "Retry-After", DUMP_RETRY_AFTER_S);
+		*rc = pd_resp_problem(d->r, 429, NULL,
+				      "%d dump(s) already running or downloading, the most this "
+				      "server takes at once (max_dumps). Try again later.",
+				      d->ctx->max_dumps);
+		return 1;
+	}
+	d->resumed = true;
+	d->when = time(NULL);
+	pd_req_log_note(d->r, "resume=kept");
+	d->fd = fd;
+	*rc = send_spool(d);
+	return 1;
 }
 
 /* A HEAD would stop the process for a body nobody reads: it gets the
@@ -444,6 +537,8 @@ static int dump_process(struct dump_req *d)
 	if (pd_h_refuse_procdiag(r, &d->p) < 0)
 		goto out;
 	safe_name(d->comm, sizeof(d->comm), d->p.stat.comm, d->p.stat.comm_len);
+	if (!pd_req_is_head(r) && resume(d, &rc))
+		goto out;
 	e = pd_dump_precheck(&d->p);
 	if (e != PD_DUMP_OK) {
 		/* Refused before anything is stopped: answered as a failed dump. */
@@ -472,7 +567,7 @@ static int dump_process(struct dump_req *d)
 	d->when = time(NULL);
 	pd_req_log_note(r, "dump_type=0x%x", d->type.bits);
 	if (take_dump(d) == 0 && !pd_req_client_gone(r))
-		rc = send_spool(d, d->fd);
+		rc = send_spool(d);
 out:
 	close_spool(d);
 	release_slot(d);

@@ -29,13 +29,19 @@ HEAP_SCRIPT = ("import os, sys, time\n"
                "time.sleep(600)\n")
 
 
-def heap_target(mib):
-    p = h.spawn([sys.executable, "-c", HEAP_SCRIPT, str(mib)])
-    words = h.read_line(p, timeout=30).split()
+def script_target(script, mib):
+    """A Python target running script with mib as its argument, once it
+    printed "ready PID": (Popen, pid)."""
+    p = h.spawn([sys.executable, "-c", script, str(mib)])
+    words = h.read_line(p, timeout=60).split()
     assert words[0] == "ready", words
     pid = int(words[1])
     h.settle(pid)
     return p, pid
+
+
+def heap_target(mib):
+    return script_target(HEAP_SCRIPT, mib)
 
 
 def named_sleep(d, name):

@@ -37,9 +37,10 @@ def test_no_room_in_spool_is_507_and_nothing_left():
 def test_second_dump_is_429_and_others_answer_while_one_runs():
     """Proves: the dump limit (max_dumps = 1) holds while a download is in
     progress (429 with Retry-After); list, detail and kill keep answering;
-    a client that stops reading and goes away frees the slot and the spool."""
+    a client that stops reading and goes away frees the slot and the spool
+    (resume_timeout = 0: no spool kept for a resume, test_download.py)."""
     with Tmpfs("512m") as spool:
-        lines = ["spool_dir = " + spool.path, "spool_memory_max = 0"]
+        lines = ["spool_dir = " + spool.path, "spool_memory_max = 0", "resume_timeout = 0"]
         with h.Stack(config_lines=lines) as s:
             proc, pid = heap_target(96)
             baseline = used_bytes(spool.path)

@@ -143,9 +143,13 @@ static void test_timeout_keys(void **state)
 	assert_int_equal(c.send_timeout, 60);
 	assert_true(c.download_min_rate == 256u << 10);
 	assert_int_equal(c.drain_timeout, 30);
+	assert_int_equal(c.resume_timeout, 120);
 	pd_config_release(&c);
 	assert_int_equal(parse(&c, "request_read_timeout = 1\nsend_timeout = 3600\n"
-				   "download_min_rate = 0\ndrain_timeout = 0\n", err, sizeof(err)), 0);
+				   "download_min_rate = 0\ndrain_timeout = 0\nresume_timeout = 0\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(c.resume_timeout, 0);
+	assert_int_equal(c.drain_timeout, 0);
 	assert_int_equal(c.request_read_timeout, 1);
 	assert_int_equal(c.send_timeout, 3600);
 	assert_true(c.download_min_rate == 0);
@@ -161,6 +165,9 @@ static void test_timeout_keys(void **state)
 	expect_error("send_timeout = 3601\n", "send_timeout must be 1..3600");
 	expect_error("drain_timeout = 3601\n", "drain_timeout must be 0..3600 (seconds)");
 	expect_error("drain_timeout = -1\n", "drain_timeout");
+	expect_error("resume_timeout = 3601\n", "resume_timeout must be 0..3600 (seconds)");
+	expect_error("resume_timeout = 1\nresume_timeout = 2\n",
+		     "t.conf:2: 'resume_timeout' is set twice");
 	expect_error("request_read_timeout = 5s\n", "request_read_timeout");
 	expect_error("download_min_rate = fast\n", "download_min_rate must be bytes a second");
 	expect_error("drain_timeout = 1\ndrain_timeout = 2\n",

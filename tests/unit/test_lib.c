@@ -1,4 +1,5 @@
-/* Integration tests of lib/proc, lib/modules, lib/snapshot and lib/killtree
+/* Integration tests of lib/proc, lib/modules, lib/snapshot, lib/killtree and
+ * lib/spoolkeep
  * against real child processes (no mocked /proc). */
 #include "config.h"
 
@@ -7,12 +8,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +30,7 @@
 #include "lib/proc.h"
 #include "lib/scope.h"
 #include "lib/snapshot.h"
+#include "lib/spoolkeep.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -768,6 +772,65 @@ static void test_kill_refuses_reuse(void **state)
 	assert_true(contains(reaped, n, pids[2]));
 }
 
+/* Is fd open (a kept spool still held)? */
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static int new_spool(void)
+{
+	int fd = memfd_create("test-spool", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* lib/spoolkeep: taken only with its token and key, once; the oldest goes
+ * past max; time 0 keeps nothing; expiry closes it. */
+static void test_spool_keep(void **state)
+{
+	struct pd_spool_key key = {.pid = 42, .start_time = 7, .kind = 3}, other = key;
+	char t1[PD_SPOOL_TOKEN_LEN + 1], t2[PD_SPOOL_TOKEN_LEN + 1], t3[PD_SPOOL_TOKEN_LEN + 1];
+	int a = new_spool(), b, c, fd;
+
+	(void)state;
+	assert_int_equal(pd_spool_token(t1), 0);
+	assert_int_equal(pd_spool_token(t2), 0);
+	assert_int_equal(pd_spool_token(t3), 0);
+	assert_int_equal((int)strlen(t1), PD_SPOOL_TOKEN_LEN);
+	assert_true(strcmp(t1, t2) != 0);
+	assert_int_equal(pd_spool_keep(a, t1, &key, 600, 2), 0);
+	other.kind = 4;
+	assert_int_equal(pd_spool_take(t1, &other), -ENOENT);
+	assert_int_equal(pd_spool_take(t2, &key), -ENOENT);
+	assert_int_equal(pd_spool_take("short", &key), -ENOENT);
+	fd = pd_spool_take(t1, &key);
+	assert_int_equal(fd, a);
+	assert_int_equal(pd_spool_take(t1, &key), -ENOENT);
+	/* Three kept with room for two: the first is closed. */
+	b = new_spool();
+	c = new_spool();
+	assert_int_equal(pd_spool_keep(a, t1, &key, 600, 2), 0);
+	assert_int_equal(pd_spool_keep(b, t2, &key, 600, 2), 0);
+	assert_int_equal(pd_spool_keep(c, t3, &key, 600, 2), 0);
+	assert_int_equal(pd_spool_take(t1, &key), -ENOENT);
+	assert_int_equal(pd_spool_take(t3, &key), c);
+	assert_int_equal(pd_spool_take(t2, &key), b);
+	close(b);
+	close(c);
+	/* No time: closed at once. */
+	a = new_spool();
+	assert_int_equal(pd_spool_keep(a, t1, &key, 0, 2), 0);
+	assert_false(fd_open(a));
+	/* Expired: closed by the module's thread. */
+	a = new_spool();
+	assert_int_equal(pd_spool_keep(a, t1, &key, 1, 2), 0);
+	for (int i = 0; i < 1000 && fd_open(a); i++)
+		usleep(10 * 1000);
+	assert_int_equal(pd_spool_take(t1, &key), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -784,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_kill_refuses_reuse),
 		cmocka_unit_test(test_scope_ids),
 		cmocka_unit_test(test_scope_may_act),
+		cmocka_unit_test(test_spool_keep),
 	};
 
 	/* Orphans of the fork chains are re-parented to us, so every pid

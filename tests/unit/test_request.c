@@ -639,6 +639,81 @@ static void test_public_url_in_the_answer(void **state)
 	free(out);
 }
 
+/* Range and If-Range as a resuming client sends them (fcgi/request.h). */
+static void expect_range(const char *range, unsigned long long size, int want,
+			 unsigned long long first, unsigned long long last)
+{
+	char buf[128];
+	const char *env[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/x", buf, NULL};
+	unsigned long long a = 7, b = 7;
+	struct fixture f = {0};
+
+	snprintf(buf, sizeof(buf), "HTTP_RANGE=%s", range);
+	fill(&f,
+	     range ? env : (const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/x", NULL});
+	assert_int_equal(f.rc, 0);
+	assert_int_equal(pd_req_range(&f.r, size, &a, &b), want);
+	if (want == 1) {
+		assert_true(a == first);
+		assert_true(b == last);
+	}
+	done(&f);
+}
+
+static void test_range(void **state)
+{
+	(void)state;
+	expect_range(NULL, 100, 0, 0, 0);
+	expect_range("bytes=10-", 100, 1, 10, 99);
+	expect_range("bytes=10-19", 100, 1, 10, 19);
+	expect_range("bytes=10-1000", 100, 1, 10, 99);
+	expect_range("bytes=99-", 100, 1, 99, 99);
+	expect_range("bytes=-30", 100, 1, 70, 99);
+	expect_range("bytes=-300", 100, 1, 0, 99);
+	expect_range("BYTES= 0-", 100, 1, 0, 99);
+	expect_range("bytes=100-", 100, -ERANGE, 0, 0);
+	expect_range("bytes=-0", 100, -ERANGE, 0, 0);
+	/* Not taken: the whole body. */
+	expect_range("bytes=0-1,5-6", 100, 0, 0, 0);
+	expect_range("bytes=20-10", 100, 0, 0, 0);
+	expect_range("bytes=x-", 100, 0, 0, 0);
+	expect_range("bytes=", 100, 0, 0, 0);
+	expect_range("items=0-", 100, 0, 0, 0);
+	expect_range("bytes=+1-", 100, 0, 0, 0);
+}
+
+static void expect_if_range(const char *if_range, bool with_range, const char *want)
+{
+	char buf[128], tag[8];
+	const char *env[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/x", buf,
+			     with_range ? "HTTP_RANGE=bytes=1-" : NULL, NULL};
+	const char *got;
+	struct fixture f = {0};
+
+	snprintf(buf, sizeof(buf), "HTTP_IF_RANGE=%s", if_range);
+	fill(&f, env);
+	got = pd_req_if_range(&f.r, tag, sizeof(tag));
+	if (want)
+		assert_string_equal(got, want);
+	else
+		assert_null(got);
+	done(&f);
+}
+
+static void test_if_range(void **state)
+{
+	(void)state;
+	expect_if_range("\"abc\"", true, "abc");
+	expect_if_range("\"abc\"", false, NULL);
+	expect_if_range("W/\"abc\"", true, NULL);
+	expect_if_range("Fri, 04 Dec 2026 18:00:00 GMT", true, NULL);
+	expect_if_range("\"abc", true, NULL);
+	expect_if_range("\"abc\"x", true, NULL);
+	expect_if_range("\"\"", true, NULL);
+	expect_if_range("\"1234567\"", true, "1234567");
+	expect_if_range("\"12345678\"", true, NULL); /* longer than tag holds */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -656,6 +731,8 @@ int main(void)
 		cmocka_unit_test(test_overlong_path_is_414),
 		cmocka_unit_test(test_hostile_host_never_reaches_the_answer),
 		cmocka_unit_test(test_public_url_in_the_answer),
+		cmocka_unit_test(test_range),
+		cmocka_unit_test(test_if_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
