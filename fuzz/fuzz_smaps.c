@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(v.v[i].map == &v.maps.v[i]);
 			FUZZ_CHECK(v.v[i].rss % 1024 == 0 && v.v[i].swap % 1024 == 0 &&
 				   v.v[i].anonymous % 1024 == 0);
-			FUZZ_CHECK((v.v[i].vmflags & ~0x1Fu) == 0);
+			FUZZ_CHECK((v.v[i].vmflags & ~PD_VM_ALL) == 0);
 		}
 	}
 	pd_vmas_release(&v);

@@ -32,6 +32,7 @@
 #define PD_VM_SH 0x10u /* sh: VM_SHARED */
 #define PD_VM_DC 0x20u /* dc: VM_DONTCOPY (madvise(MADV_DONTFORK)) */
 #define PD_VM_WF 0x40u /* wf: VM_WIPEONFORK (madvise(MADV_WIPEONFORK)) */
+#define PD_VM_ALL 0x7fu /* every bit above */
 
 /* Bits of a /proc/PID/pagemap entry. */
 #define PD_PM_PRESENT	(1ull << 63)
