@@ -442,7 +442,10 @@ static int send_spool(struct dump_req *d)
 	if (d->resumed)
 		rc = pd_req_range(d->r, (unsigned long long)st.st_size, &first, &last);
 	if (rc == -ERANGE) {
+		/* Kept and the slot given back before the answer leaves: the
+		 * client's next Range must find both (not a 429). */
 		keep_spool(d);
+		release_slot(d);
 		return pd_resp_range_unsatisfiable(d->r, (unsigned long long)st.st_size);
 	}
 	part = rc == 1;
