@@ -347,6 +347,37 @@ fail:
 	return -1;
 }
 
+int pd_dumpjob_finish(const struct pd_dumpjob_opts *o, int core_fd, uint64_t core_size,
+		      const struct pd_dump_figures *figures, struct pd_dumpjob_result *res)
+{
+	struct job j = {.o = o,
+			.res = res,
+			.phase = PD_PHASE_BUNDLE,
+			.start_time = o->start_time,
+			.core_size = core_size,
+			.core_fd = core_fd};
+
+	memset(res, 0, sizeof(*res));
+	res->fd = -1;
+	res->dump.size = core_size;
+	if (figures)
+		res->dump.fig = *figures;
+	snprintf(res->core_name, sizeof(res->core_name), "core.%d", (int)o->pid);
+	if (finish(&j) < 0)
+		goto fail;
+	j.phase = res->phase = PD_PHASE_DONE;
+	progress(&j, res->size, res->size);
+	res->error = PD_DUMP_OK;
+	return 0;
+fail:
+	if (j.core_fd >= 0)
+		close(j.core_fd);
+	if (res->fd >= 0)
+		close(res->fd);
+	res->fd = -1;
+	return -1;
+}
+
 json_t *pd_dumpjob_result_json(const struct pd_dumpjob_result *res)
 {
 	const struct pd_dumprun_result *d = &res->dump;

@@ -107,6 +107,17 @@ struct pd_dumpjob_result {
  * no fd left open. */
 int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *res);
 
+/* Step 4 alone, for a core the job did not take itself: the kernel's, which
+ * the crash handler (lib/crashcap.h) read from its pipe. core_fd is the
+ * finished core, core_size its length; the job owns core_fd from the call
+ * on. o->pid and o->start_time name the process (still there: a zip reads
+ * its /proc/PID/map_files), o->type and o->format say what to write, and
+ * o->open_out is asked only for PD_DUMPJOB_ZIP or PD_DUMPJOB_ZSTD; a raw
+ * format gives core_fd back as res->fd. figures (may be NULL) go into
+ * res->dump.fig, for the zip's manifest. Returns as pd_dumpjob_run. */
+int pd_dumpjob_finish(const struct pd_dumpjob_opts *o, int core_fd, uint64_t core_size,
+		      const struct pd_dump_figures *figures, struct pd_dumpjob_result *res);
+
 /* The result as JSON (`procdiag dump --json`; docs/DUMPS.md): ok, error,
  * phase, detail, method, method_reason, the figures, size, core_name. NULL
  * when out of memory. */
