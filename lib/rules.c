@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/numparse.h"
+#include "lib/cgroupstat.h"
 #include "lib/procfs.h"
 #include "lib/users.h"
 
@@ -558,52 +559,18 @@ bool pd_rule_matches(const struct pd_rule *r, const struct pd_rule_proc *p)
 	return true;
 }
 
-/* The path of the process's cgroup from /proc/PID/cgroup text: the v1
- * memory controller's where there is one (its files are the memory ones),
- * else the v2 "0::" path. Written over the text in sb. */
+/* The path of the process's cgroup from /proc/PID/cgroup text in sb: the
+ * v1 memory controller's where there is one (its files are the memory
+ * ones), else the v2 "0::" path, written over the text ("" if neither). */
 static void pick_cgroup(struct strbuf *sb)
 {
-	const char *v2 = NULL, *v1 = NULL;
-	size_t v2len = 0, v1len = 0;
-	char *p = sb->buf, *end = sb->buf + sb->len;
+	struct pd_proc_cgroup cg;
+	const char *path = "";
 
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *eol = nl ? nl : end;
-		char *c1 = memchr(p, ':', (size_t)(eol - p));
-		char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
-
-		if (c2) {
-			size_t clen = (size_t)(c2 - c1 - 1);
-
-			if (clen == 0 && c1 - p == 1 && p[0] == '0') {
-				v2 = c2 + 1;
-				v2len = (size_t)(eol - v2);
-			} else {
-				/* "memory" among the comma-separated controllers */
-				for (char *q = c1 + 1; q < c2;) {
-					char *comma = memchr(q, ',', (size_t)(c2 - q));
-					char *qe = comma ? comma : c2;
-
-					if (qe - q == 6 && !memcmp(q, "memory", 6)) {
-						v1 = c2 + 1;
-						v1len = (size_t)(eol - v1);
-					}
-					q = qe + 1;
-				}
-			}
-		}
-		p = nl ? nl + 1 : end;
-	}
-	if (v1) {
-		memmove(sb->buf, v1, v1len);
-		strbuf_setlen(sb, v1len);
-	} else if (v2) {
-		memmove(sb->buf, v2, v2len);
-		strbuf_setlen(sb, v2len);
-	} else {
-		strbuf_reset(sb);
-	}
+	if (pd_cgroup_parse_proc(sb->buf, sb->len, &cg) == 0)
+		path = cg.has_v1mem ? cg.v1mem : cg.has_v2 ? cg.v2 : "";
+	strbuf_reset(sb);
+	strbuf_addstr(sb, path);
 }
 
 int pd_rule_proc_read(int pid, int dirfd, struct pd_rule_proc *p, struct pd_rule_procbuf *b)
