@@ -17,6 +17,7 @@ static const struct {
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
 	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
+	{ "crash-handler", cmd_crash_handler, "the kernel's core_pattern handler; --install" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */
@@ -32,7 +33,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: procdiag COMMAND [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\n'procdiag COMMAND --help' describes a command's options;\n"
 		     "'procdiag --version' (or COMMAND --version) prints the version.\n"
 		     "Exit status: 0 success, 1 failure, 2 usage error; kill: 3 no such\n"

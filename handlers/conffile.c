@@ -30,6 +30,7 @@ int pd_config_init(struct pd_config *c)
 	c->resume_timeout = 120;
 	c->rules_interval_ms = 1000;
 	c->max_actions = 1;
+	c->crash_timeout = 60;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -87,6 +88,8 @@ enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PR
        SEEN_MAX_DUMPS = 512, SEEN_PUBLIC_URL = 1024, SEEN_READ_TIMEOUT = 2048,
        SEEN_SEND_TIMEOUT = 4096, SEEN_MIN_RATE = 8192, SEEN_DRAIN = 16384,
        SEEN_RESUME = 32768, SEEN_RULES_INTERVAL = 65536, SEEN_MAX_ACTIONS = 131072 };
+/* The crash handler's keys (docs/CRASH.md). */
+enum { SEEN_CRASH_TIMEOUT = 1u << 28, SEEN_CRASH_CHAIN = 1u << 29 };
 
 /* A byte count: digits, optionally followed by K, M or G (common/numparse.h). */
 static int parse_size(const char *v, uint64_t *out)
@@ -111,6 +114,7 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "download_min_rate", SEEN_MIN_RATE }, { "drain_timeout", SEEN_DRAIN },
 		{ "resume_timeout", SEEN_RESUME }, { "rules_interval_ms", SEEN_RULES_INTERVAL },
 		{ "max_actions", SEEN_MAX_ACTIONS },
+		{ "crash_timeout", SEEN_CRASH_TIMEOUT }, { "crash_chain", SEEN_CRASH_CHAIN },
 	};
 	bool b;
 
@@ -208,6 +212,15 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 			return fail(err, errlen, name, line, "max_actions must be 1..%d",
 				    PD_MAX_ACTIONS_LIMIT);
 		c->max_actions = (int)n;
+	} else if (!strcmp(key, "crash_timeout")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), 3600, &n) < 0 || n < 1)
+			return fail(err, errlen, name, line, "crash_timeout must be 1..3600 (seconds)");
+		c->crash_timeout = (int)n;
+	} else if (!strcmp(key, "crash_chain")) {
+		if (parse_bool(val, &c->crash_chain) < 0)
+			return fail(err, errlen, name, line, "crash_chain must be true or false");
 	} else if (!strcmp(key, "download_min_rate")) {
 		if (parse_size(val, &c->download_min_rate) < 0)
 			return fail(err, errlen, name, line,

@@ -26,6 +26,10 @@
  *                   off is kept for a Range request, 0..3600 (120)
  *   rules_interval_ms  the rule engine's sampling period, 100..60000 (1000)
  *   max_actions     rule actions at once, host-wide, 1..16 (default 1)
+ *   crash_timeout   seconds the crash handler may hold a dying process,
+ *                   1..3600 (60)
+ *   crash_chain     true|false: crashes no rule takes go to the previous
+ *                   core_pattern's handler (default false)
  * Sections: a line "[rule NAME]" starts a rule (lib/rules.h); every
  * following "key = value" up to the next section is one of its keys.
  * Unknown keys, bad values and duplicate single-valued keys are errors that
@@ -62,6 +66,8 @@ struct pd_config {
 	int rules_interval_ms;
 	int max_actions;
 	struct pd_ruleset rules;  /* the [rule NAME] sections, in file order */
+	int crash_timeout;        /* seconds (docs/CRASH.md) */
+	bool crash_chain;
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
@@ -72,7 +78,7 @@ struct pd_config {
 /* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
  * spool_memory_max 8 MiB, request_read_timeout 5, send_timeout 60,
  * download_min_rate 256 KiB, drain_timeout 30, resume_timeout 120,
- * rules_interval_ms 1000, max_actions 1, no rules, everything else
+ * rules_interval_ms 1000, max_actions 1, no rules, crash_timeout 60, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

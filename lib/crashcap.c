@@ -3,6 +3,7 @@
 
 #include "lib/crashcap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -255,7 +256,7 @@ static long nspid_inner(const char *status, int *levels)
  * in its own): the task whose innermost NSpid is %i. */
 static long tid_global(const struct pd_crash_args *a)
 {
-	char path[64];
+	char path[128];
 	struct strbuf sb = STRBUF_INIT;
 	int levels = 0;
 	long found = a->tid;
@@ -569,6 +570,28 @@ static json_t *state_rule(struct state *s, const char *name)
 	return r;
 }
 
+/* ---- the rules: which crash rule takes this crash ---- */
+
+static unsigned long crash_rule_count(const struct pd_rule *r)
+{
+	return r->count;
+}
+
+static uint64_t crash_rule_interval(const struct pd_rule *r)
+{
+	return r->interval_ms / 1000;
+}
+
+static enum pd_dump_format crash_rule_format(const struct pd_rule *r)
+{
+	return r->action.format;
+}
+
+static struct pd_dumptype crash_rule_dumptype(const struct pd_rule *r)
+{
+	return r->action.type;
+}
+
 /* ---- one crash ---- */
 
 struct crash {
@@ -695,6 +718,91 @@ static void record(struct crash *c)
 	if ((rc = state_close(&s, true)) < 0)
 		crash_log("the state file in %s could not be written: %s", c->o->store_dir,
 			  strerror(-rc));
+}
+
+/* ---- the store (lib/store.h) ---- */
+
+static int store_begin(struct crash *c)
+{
+	int rc = pd_store_open(c->o->store_dir, &c->o->limits, &c->store);
+
+	if (rc < 0)
+		return rc;
+	return pd_store_begin(c->store, (int)c->o->a.pid, &c->entry);
+}
+
+static int store_file(struct crash *c, const char *name, uint64_t estimate, uint64_t *limit)
+{
+	*limit = 0;
+	return pd_store_file(c->entry, name, estimate);
+}
+
+static int store_commit(struct crash *c, int fd, json_t *meta)
+{
+	int rc = pd_store_commit(c->entry, meta, c->id);
+
+	c->entry = NULL;
+	close(fd);
+	return rc;
+}
+
+static void store_abort(struct crash *c)
+{
+	if (c->entry)
+		pd_store_abort(c->entry);
+	c->entry = NULL;
+}
+
+static void store_close(struct crash *c)
+{
+	if (c->store)
+		pd_store_close(c->store);
+	c->store = NULL;
+}
+
+/* The site process, when the configuration names its pid file. */
+static bool is_site(const struct pd_crash_opts *o)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int pid = -1;
+
+	if (o->site_pid_file && pd_read_file_at(AT_FDCWD, o->site_pid_file, &sb, 64) == 0) {
+		while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == ' '))
+			sb.buf[--sb.len] = 0;
+		if (parse_pid(sb.buf, sb.len, &pid) < 0)
+			pid = -1;
+	}
+	strbuf_release(&sb);
+	return pid == (int)o->a.pid;
+}
+
+/* The first crash rule (in file order) that covers the signal and whose
+ * filter takes the dying process, read from /proc/PID while the kernel
+ * keeps it. */
+static const struct pd_rule *find_rule(struct crash *c)
+{
+	const struct pd_crash_opts *o = c->o;
+	struct pd_rule_procbuf b = PD_RULE_PROCBUF_INIT;
+	struct pd_rule_proc p;
+	const struct pd_rule *found = NULL;
+	bool have = false;
+
+	for (size_t i = 0; o->rules && i < o->rules->n && !found; i++) {
+		const struct pd_rule *r = &o->rules->v[i];
+
+		if (!pd_rule_crash_signal(r, o->a.sig))
+			continue;
+		if (!have) {
+			if (pd_rule_proc_read(o->a.pid, c->f.open ? c->f.p.dirfd : -1, &p, &b) < 0)
+				break;
+			p.is_site = is_site(o);
+			have = true;
+		}
+		if (pd_rule_matches(r, &p))
+			found = r;
+	}
+	pd_rule_procbuf_release(&b);
+	return found;
 }
 
 /* What a failure's errno is called in the record. */

@@ -34,6 +34,7 @@ struct pd_crash_opts {
 	struct pd_store_limits limits;
 	const char *spool_dir;		    /* for the core under a zip or zstd stream */
 	const struct pd_ruleset *rules;
+	const char *site_pid_file;	    /* the config's: which pid is the site */
 	unsigned timeout_s;		    /* crash_timeout */
 	bool chain;			    /* crash_chain */
 	const char *saved;		    /* the saved core_pattern (lib/corepattern.h) */
