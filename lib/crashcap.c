@@ -570,28 +570,6 @@ static json_t *state_rule(struct state *s, const char *name)
 	return r;
 }
 
-/* ---- the rules: which crash rule takes this crash ---- */
-
-static unsigned long crash_rule_count(const struct pd_rule *r)
-{
-	return r->count;
-}
-
-static uint64_t crash_rule_interval(const struct pd_rule *r)
-{
-	return r->interval_ms / 1000;
-}
-
-static enum pd_dump_format crash_rule_format(const struct pd_rule *r)
-{
-	return r->action.format;
-}
-
-static struct pd_dumptype crash_rule_dumptype(const struct pd_rule *r)
-{
-	return r->action.type;
-}
-
 /* ---- one crash ---- */
 
 struct crash {
@@ -647,17 +625,17 @@ static int reserve(struct crash *c)
 	r = state_rule(&s, c->rule->name);
 	count = json_integer_value(json_object_get(r, "count"));
 	last = json_integer_value(json_object_get(r, "last"));
-	if (crash_rule_count(c->rule) && (uint64_t)count >= crash_rule_count(c->rule)) {
+	if (c->rule->count && (uint64_t)count >= c->rule->count) {
 		crash_log("rule %s: crash of pid %d not captured: its count (%llu) is used up",
 			  c->rule->name, (int)c->o->a.pid, (unsigned long long)count);
 		state_close(&s, false);
 		return 0;
 	}
-	if (json_object_get(r, "last") && now - last < (json_int_t)crash_rule_interval(c->rule)) {
+	if (json_object_get(r, "last") && (uint64_t)(now - last) * 1000 < c->rule->interval_ms) {
 		crash_log("rule %s: crash of pid %d not captured: %llds since the last one, "
-			  "interval %llus",
+			  "interval %llums",
 			  c->rule->name, (int)c->o->a.pid, (long long)(now - last),
-			  (unsigned long long)crash_rule_interval(c->rule));
+			  (unsigned long long)c->rule->interval_ms);
 		state_close(&s, false);
 		return 0;
 	}
@@ -718,46 +696,6 @@ static void record(struct crash *c)
 	if ((rc = state_close(&s, true)) < 0)
 		crash_log("the state file in %s could not be written: %s", c->o->store_dir,
 			  strerror(-rc));
-}
-
-/* ---- the store (lib/store.h) ---- */
-
-static int store_begin(struct crash *c)
-{
-	int rc = pd_store_open(c->o->store_dir, &c->o->limits, &c->store);
-
-	if (rc < 0)
-		return rc;
-	return pd_store_begin(c->store, (int)c->o->a.pid, &c->entry);
-}
-
-static int store_file(struct crash *c, const char *name, uint64_t estimate, uint64_t *limit)
-{
-	*limit = 0;
-	return pd_store_file(c->entry, name, estimate);
-}
-
-static int store_commit(struct crash *c, int fd, json_t *meta)
-{
-	int rc = pd_store_commit(c->entry, meta, c->id);
-
-	c->entry = NULL;
-	close(fd);
-	return rc;
-}
-
-static void store_abort(struct crash *c)
-{
-	if (c->entry)
-		pd_store_abort(c->entry);
-	c->entry = NULL;
-}
-
-static void store_close(struct crash *c)
-{
-	if (c->store)
-		pd_store_close(c->store);
-	c->store = NULL;
 }
 
 /* The site process, when the configuration names its pid file. */
@@ -837,56 +775,43 @@ static uint64_t core_estimate(const struct facts *f)
 	return e;
 }
 
-struct out_arg {
-	struct crash *c;
-	const char *name;
-};
-
-/* The dump job's files (a zip or a zstd stream): the store entry's. */
-static int open_entry_file(void *arg, enum pd_dumpjob_file which, uint64_t estimate,
-			   uint64_t *limit)
-{
-	struct out_arg *oa = arg;
-
-	(void)which;
-	return store_file(oa->c, oa->name, estimate, limit);
-}
-
 static int job_progress(void *arg, enum pd_dump_phase ph, uint64_t done, uint64_t total)
 {
 	(void)arg, (void)ph, (void)done, (void)total;
 	return pd_crash_timed_out ? 1 : 0;
 }
 
-/* The core read from stdin into the store entry (raw), or into a spool
- * and from there through the dump job's last step (zip, zstd). */
+/* The core read from stdin into the store entry (raw), or into a scratch
+ * file of the entry and from there through the dump job's last step (zip,
+ * zstd) into the entry's file. */
 static int capture(struct crash *c)
 {
 	const struct pd_crash_opts *o = c->o;
-	enum pd_dump_format format = crash_rule_format(c->rule);
-	char name[64], sb[16], tname[16];
-	struct out_arg oa = {.c = c, .name = name};
-	uint64_t estimate = core_estimate(&c->f), limit = 0, size = 0;
+	enum pd_dump_format format = c->rule->action.format;
+	char name[PD_STORE_NAME_MAX], sb[16], tname[16];
+	uint64_t estimate = core_estimate(&c->f), size = 0;
 	struct pd_dumpjob_result res;
 	json_t *meta;
 	int fd, rc;
 
-	if ((rc = store_begin(c)) < 0) {
-		failed(c, error_code(rc), "the store %s: %s", o->store_dir, strerror(-rc));
+	if ((rc = pd_store_begin(c->store, (int)o->a.pid, &c->entry)) < 0) {
+		failed(c, error_code(rc), "a new entry in the store %s: %s", o->store_dir,
+		       strerror(-rc));
 		return rc;
 	}
-	snprintf(name, sizeof(name), "core.%d%s", (int)o->a.pid,
-		 format == PD_DUMP_FORMAT_ZIP ? ".zip" : format == PD_DUMP_FORMAT_ZSTD ? ".zst" : "");
+	pd_store_dump_name(format, (int)o->a.pid, name, sizeof(name));
+	struct pd_store_dumpout out = {
+		.n = c->entry, .format = format, .name = name, .pid = (int)o->a.pid};
 	if (format == PD_DUMP_FORMAT_RAW)
-		fd = store_file(c, name, estimate, &limit);
+		fd = pd_store_file(c->entry, name, estimate);
 	else
-		fd = pd_spool_open(o->spool_dir ? o->spool_dir : "/var/tmp", 0, estimate, NULL);
+		fd = pd_store_scratch(c->entry);
 	if (fd < 0) {
 		failed(c, error_code(fd), "no file for the core (about %llu bytes): %s",
 		       (unsigned long long)estimate, strerror(-fd));
 		return fd;
 	}
-	rc = pd_crash_copy_sparse(o->stdin_fd, fd, limit, &pd_crash_timed_out, &size);
+	rc = pd_crash_copy_sparse(o->stdin_fd, fd, 0, &pd_crash_timed_out, &size);
 	if (rc < 0) {
 		close(fd);
 		failed(c, error_code(rc), "writing the core (%llu bytes read): %s",
@@ -900,11 +825,11 @@ static int capture(struct crash *c)
 	struct pd_dumpjob_opts jo = {
 		.pid = o->a.pid,
 		.start_time = c->f.open ? c->f.p.stat.starttime : 0,
-		.type = crash_rule_dumptype(c->rule),
+		.type = c->rule->action.type,
 		.format = format,
-		.open_out = open_entry_file,
+		.open_out = pd_store_dump_open_out,
 		.progress = job_progress,
-		.arg = &oa,
+		.arg = &out,
 	};
 
 	if (pd_dumpjob_finish(&jo, fd, size, &fig, &res) < 0) {
@@ -918,20 +843,25 @@ static int capture(struct crash *c)
 			       : "");
 		return rc;
 	}
+	close(res.fd); /* the store has its own reference */
 	meta = json_pack("{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:s?}", "kind", "dump",
-			 "pid", (int)o->a.pid, "tid", (int)o->a.tid, "name", o->a.comm, "trigger",
+			 "pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger",
 			 "crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
 			 sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time,
 			 "format",
 			 format == PD_DUMP_FORMAT_ZIP	 ? "zip"
 			 : format == PD_DUMP_FORMAT_ZSTD ? "zstd"
 							 : "raw",
-			 "dumpType", pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)), "method",
-			 "kernel", "core_size", (json_int_t)size, "exe", c->f.exe[0] ? c->f.exe : NULL);
-	rc = store_commit(c, res.fd, meta);
+			 "dumpType", c->rule->action.type_text[0] ? c->rule->action.type_text
+								  : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
+			 "method", "kernel", "core_size", (json_int_t)size, "exe",
+			 c->f.exe[0] ? c->f.exe : NULL);
+	rc = pd_store_commit(c->entry, meta, c->id);
+	c->entry = NULL; /* freed by the commit on every path */
 	if (rc < 0) {
+		c->id[0] = 0;
 		failed(c, error_code(rc), "the entry could not be added to the store: %s",
-		       strerror(-rc));
+		       rc == -EDQUOT ? "bigger than store_max_bytes" : strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -954,6 +884,10 @@ static int handle(struct crash *c)
 		failed(c, "no_store", "no store_dir in the configuration");
 		return -1;
 	}
+	if ((rc = pd_store_open(o->store_dir, &o->limits, &c->store)) < 0) {
+		failed(c, error_code(rc), "the store %s: %s", o->store_dir, strerror(-rc));
+		return rc;
+	}
 	rc = reserve(c);
 	if (rc < 0) {
 		failed(c, error_code(rc), "the state file %s/%s: %s", o->store_dir, PD_CRASH_STATE,
@@ -964,9 +898,8 @@ static int handle(struct crash *c)
 		return 0;
 	c->reserved = true;
 	rc = capture(c);
-	if (rc < 0)
-		store_abort(c);
-	store_close(c);
+	pd_store_abort(c->entry);
+	c->entry = NULL;
 	return rc;
 }
 
@@ -989,6 +922,7 @@ int pd_crash_handle(const struct pd_crash_opts *o)
 	close(o->stdin_fd);
 	alarm(0);
 	facts_release(&c.f);
+	pd_store_close(c.store);
 	if (c.error) {
 		crash_log("pid %d (%s), signal %s%s%s: not captured: %s: %s", (int)o->a.pid, o->a.comm,
 			  sig_name(o->a.sig, sb, sizeof(sb)), c.rule ? ", rule " : "",
