@@ -108,7 +108,7 @@ static int install(const char *config, bool config_given, const char *exe, const
 	struct pd_core_paths paths = {.saved = saved};
 	struct pd_core_saved was;
 	struct pd_config cfg;
-	char self[4096], pattern[512], err[512];
+	char self[4096], pattern[8400], err[512];
 	size_t ncrash = 0;
 	ssize_t n;
 	int r;

@@ -400,8 +400,10 @@ int pd_crash_expand(const char *pattern, const struct pd_crash_args *a, char ***
 			break;
 		}
 		case 'F':
-			if (*pidfd < 0)
-				*pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+			/* pidfd_open sets close-on-exec; the handler
+			 * exec'd next must have it, as from the kernel. */
+			if (*pidfd < 0 && (*pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0)) >= 0)
+				fcntl(*pidfd, F_SETFD, 0);
 			strbuf_addf(&arg, "%d", *pidfd);
 			break;
 		default: break; /* the kernel drops what it does not know */

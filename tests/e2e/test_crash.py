@@ -321,7 +321,7 @@ def recorded(base):
 
 
 def test_unmatched_crash_writes_nothing_or_is_chained():
-    conf = RULES + "crash_chain = %s\n"
+    conf = "crash_chain = %s\n" + RULES
     rec_dir = tempfile.mkdtemp(prefix="pdr", dir="/tmp")
     try:
         os.chmod(rec_dir, 0o755)

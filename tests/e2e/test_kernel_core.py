@@ -31,7 +31,9 @@ import harness as h  # noqa: E402
 
 DUMPTARGET = os.path.join(h.BUILDDIR, "tests", "targets", "dumptarget")
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
-LOCK = os.path.join(tempfile.gettempdir(), "procdiag-test-core-pattern.lock")
+# The same lock as test_crash.py (and anything else that changes or depends
+# on core_pattern): /tmp/procdiag-core_pattern.lock.
+LOCK = "/tmp/procdiag-core_pattern.lock"
 NTHREADS = 3
 NT_PRSTATUS, NT_AUXV, NT_FILE = 1, 6, 0x46494c45
 NT_386_IOPERM, NT_X86_XSAVE_LAYOUT = 0x201, 0x205
