@@ -175,6 +175,27 @@ static void test_timeout_keys(void **state)
 		     "t.conf:2: 'drain_timeout' is set twice");
 }
 
+static void test_crash_keys(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_int_equal(c.crash_timeout, 60);
+	assert_false(c.crash_chain);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "crash_timeout = 1\ncrash_chain = true\n", err, sizeof(err)), 0);
+	assert_int_equal(c.crash_timeout, 1);
+	assert_true(c.crash_chain);
+	pd_config_release(&c);
+	expect_error("crash_timeout = 0\n", "t.conf:1: crash_timeout must be 1..3600 (seconds)");
+	expect_error("crash_timeout = 3601\n", "crash_timeout must be 1..3600");
+	expect_error("crash_chain = maybe\n", "t.conf:1: crash_chain must be true or false");
+	expect_error("crash_chain = true\ncrash_chain = false\n",
+		     "t.conf:2: 'crash_chain' is set twice");
+}
+
 static void test_rules(void **state)
 {
 	const char *text = "rules_interval_ms = 200\n"
@@ -346,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_dump_keys),
 		cmocka_unit_test(test_timeout_keys),
+		cmocka_unit_test(test_crash_keys),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_rule_errors),
 		cmocka_unit_test(test_rule_proc_read),
