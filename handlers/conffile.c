@@ -31,7 +31,6 @@ int pd_config_init(struct pd_config *c)
 	c->rules_interval_ms = 1000;
 	c->max_actions = 1;
 	c->crash_timeout = 60;
-	c->store_max_count = 20;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -40,7 +39,6 @@ void pd_config_release(struct pd_config *c)
 	free(c->listen);
 	free(c->site_pid_file);
 	free(c->spool_dir);
-	free(c->store_dir);
 	free(c->public_url);
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
@@ -214,17 +212,6 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 			return fail(err, errlen, name, line, "max_actions must be 1..%d",
 				    PD_MAX_ACTIONS_LIMIT);
 		c->max_actions = (int)n;
-	} else if (!strcmp(key, "store_dir")) { /* TEMP until the store branch's */
-		return set_string(&c->store_dir, val);
-	} else if (!strcmp(key, "store_max_count")) {
-		uint64_t n;
-
-		if (parse_u64(val, strlen(val), 1000000, &n) < 0)
-			return fail(err, errlen, name, line, "store_max_count");
-		c->store_max_count = (unsigned)n;
-	} else if (!strcmp(key, "store_max_bytes")) {
-		if (parse_size(val, &c->store_max_bytes) < 0)
-			return fail(err, errlen, name, line, "store_max_bytes");
 	} else if (!strcmp(key, "crash_timeout")) {
 		uint64_t n;
 

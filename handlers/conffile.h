@@ -66,9 +66,6 @@ struct pd_config {
 	int rules_interval_ms;
 	int max_actions;
 	struct pd_ruleset rules;  /* the [rule NAME] sections, in file order */
-	char *store_dir; /* TEMP until the store branch's */
-	unsigned store_max_count;
-	uint64_t store_max_bytes, store_max_age;
 	int crash_timeout;        /* seconds (docs/CRASH.md) */
 	bool crash_chain;
 };
