@@ -16,6 +16,12 @@ int parse_hex_u64(const char *s, size_t len, uint64_t *out);
 /* A pid: decimal, 0..4194304 (PID_MAX_LIMIT), no sign, no leading zeros
  * except "0" itself. */
 int parse_pid(const char *s, size_t len, int *out);
+/* A byte count: digits, optionally followed by K, M, G or T (powers of
+ * 1024, either case). 0, -EINVAL, -ERANGE (past 2^64). */
+int parse_bytes(const char *s, uint64_t *out);
+/* A duration: digits, optionally followed by ms, s, m, h or d; bare digits
+ * are seconds. *out gets milliseconds, at most max_ms. 0, -EINVAL, -ERANGE. */
+int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out);
 /* The value of one hex digit (either case), or -1. */
 int hex_digit(unsigned char c);
 /* n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */

@@ -24,6 +24,10 @@
  *   drain_timeout   seconds running requests get after SIGTERM, 0..3600 (30)
  *   resume_timeout  seconds the spool of a dump download its client broke
  *                   off is kept for a Range request, 0..3600 (120)
+ *   rules_interval_ms  the rule engine's sampling period, 100..60000 (1000)
+ *   max_actions     rule actions at once, host-wide, 1..16 (default 1)
+ * Sections: a line "[rule NAME]" starts a rule (lib/rules.h); every
+ * following "key = value" up to the next section is one of its keys.
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -34,6 +38,7 @@
 #include <stdint.h>
 
 #include "fcgi/auth.h"
+#include "lib/rules.h"
 #include "lib/scope.h"
 
 struct pd_config {
@@ -54,15 +59,20 @@ struct pd_config {
 	uint64_t download_min_rate; /* bytes a second, 0: none */
 	int drain_timeout;        /* seconds */
 	int resume_timeout;       /* seconds, 0: no resume */
+	int rules_interval_ms;
+	int max_actions;
+	struct pd_ruleset rules;  /* the [rule NAME] sections, in file order */
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
 #define PD_SPOOL_MEMORY_MAX_DEFAULT (8ull << 20)
 #define PD_MAX_DUMPS_LIMIT 64
+#define PD_MAX_ACTIONS_LIMIT 16
 
 /* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
  * spool_memory_max 8 MiB, request_read_timeout 5, send_timeout 60,
- * download_min_rate 256 KiB, drain_timeout 30, resume_timeout 120, everything else
+ * download_min_rate 256 KiB, drain_timeout 30, resume_timeout 120,
+ * rules_interval_ms 1000, max_actions 1, no rules, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and
