@@ -292,11 +292,7 @@ int cmd_crash_handler(int argc, char **argv)
 		return 1;
 	}
 	o.store_dir = cfg.store_dir;
-	o.limits = (struct pd_store_limits){
-		.max_count = cfg.store_max_count,
-		.max_bytes = cfg.store_max_bytes,
-		.max_age_s = cfg.store_max_age,
-	};
+	o.limits = cfg.store_limits;
 	o.spool_dir = cfg.spool_dir;
 	o.rules = &cfg.rules;
 	o.site_pid_file = cfg.site_pid_file;

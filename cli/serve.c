@@ -12,6 +12,7 @@
 #include "fcgi/server.h"
 #include "handlers/conffile.h"
 #include "handlers/context.h"
+#include "lib/store.h"
 #include "handlers/handlers.h"
 #include "lib/stacksrun.h"
 
@@ -50,6 +51,7 @@ int cmd_serve(int argc, char **argv)
 	bool no_auth = false;
 	struct pd_config cfg;
 	struct pd_context ctx;
+	struct pd_store *store = NULL;
 	char err[512];
 	int c, fd, rc = 1;
 
@@ -135,6 +137,16 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "procdiag: cannot initialise\n");
 		goto out;
 	}
+	if (cfg.store_dir) {
+		int r = pd_store_open(cfg.store_dir, &cfg.store_limits, &store);
+
+		if (r < 0) {
+			fprintf(stderr, "procdiag: cannot open the dump store %s: %s\n", cfg.store_dir,
+				strerror(-r));
+			goto out;
+		}
+		ctx.store = store;
+	}
 	if (cfg.threads == 1)
 		fprintf(stderr, "procdiag: threads = 1: while a dump runs, no other request is "
 				"answered\n");
@@ -169,6 +181,7 @@ int cmd_serve(int argc, char **argv)
 	else
 		rc = 0;
 out:
+	pd_store_close(store);
 	pd_config_release(&cfg);
 	return rc;
 }
