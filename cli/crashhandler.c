@@ -136,12 +136,14 @@ static int install(const char *config, bool config_given, const char *exe, const
 	for (size_t i = 0; i < cfg.rules.n; i++)
 		ncrash += cfg.rules.v[i].trigger.kind == PD_TRIGGER_CRASH;
 	if (!ncrash)
-		fprintf(stderr, "procdiag: note: %s has no 'trigger = crash' rule: every crash "
-				"is %s\n",
+		fprintf(stderr,
+			"procdiag: note: %s has no 'trigger = crash' rule: every crash "
+			"is %s\n",
 			config, cfg.crash_chain ? "passed to the previous handler" : "dropped");
 	if (ncrash && !cfg.store_dir)
-		fprintf(stderr, "procdiag: note: %s has no store_dir: crashes are recorded as "
-				"failures only\n",
+		fprintf(stderr,
+			"procdiag: note: %s has no store_dir: crashes are recorded as "
+			"failures only\n",
 			config);
 	snprintf(pattern, sizeof(pattern), "|%s crash-handler%s%s%s%s %%P %%i %%s %%t %%e", exe,
 		 config_given ? " -c " : "", config_given ? config : "", saved ? " --saved " : "",
@@ -197,15 +199,15 @@ static int status(const char *saved)
 int cmd_crash_handler(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "install", no_argument, NULL, 'I' },
-		{ "uninstall", no_argument, NULL, 'U' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "exe", required_argument, NULL, 'e' },
-		{ "saved", required_argument, NULL, 's' },
-		{ "status", no_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"config", required_argument, NULL, 'c'},
+		{"install", no_argument, NULL, 'I'},
+		{"uninstall", no_argument, NULL, 'U'},
+		{"force", no_argument, NULL, 'f'},
+		{"exe", required_argument, NULL, 'e'},
+		{"saved", required_argument, NULL, 's'},
+		{"status", no_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	const char *config = PD_CRASH_CONFIG, *exe = NULL, *saved = NULL;
 	bool config_given = false, force = false;
@@ -216,7 +218,10 @@ int cmd_crash_handler(int argc, char **argv)
 	/* "+": options end at the first operand (a comm may start with '-'). */
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; config_given = true; break;
+		case 'c':
+			config = optarg;
+			config_given = true;
+			break;
 		case 'I':
 		case 'U':
 		case 'S': mode = c; break;
@@ -261,8 +266,7 @@ int cmd_crash_handler(int argc, char **argv)
 	int64_t sig = 0, t = 0;
 
 	umask(077);
-	if (argc - optind < 5 ||
-	    parse_pid(argv[optind], strlen(argv[optind]), &pid) < 0 ||
+	if (argc - optind < 5 || parse_pid(argv[optind], strlen(argv[optind]), &pid) < 0 ||
 	    parse_pid(argv[optind + 1], strlen(argv[optind + 1]), &tid) < 0 ||
 	    parse_i64(argv[optind + 2], strlen(argv[optind + 2]), 1, 64, &sig) < 0 ||
 	    parse_i64(argv[optind + 3], strlen(argv[optind + 3]), 0, INT64_MAX, &t) < 0) {
@@ -293,7 +297,6 @@ int cmd_crash_handler(int argc, char **argv)
 	}
 	o.store_dir = cfg.store_dir;
 	o.limits = cfg.store_limits;
-	o.spool_dir = cfg.spool_dir;
 	o.rules = &cfg.rules;
 	o.site_pid_file = cfg.site_pid_file;
 	o.timeout_s = (unsigned)cfg.crash_timeout;

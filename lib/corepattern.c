@@ -192,7 +192,8 @@ static int saved_write(const struct pd_core_paths *p, const struct pd_core_saved
 		goto out;
 	}
 	if (write(fd, sb.buf, sb.len) != (ssize_t)sb.len || fsync(fd) < 0) {
-		r = say(err, errlen, errno ? -errno : -EIO, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		r = say(err, errlen, errno ? -errno : -EIO, "%s: %s", tmp,
+			strerror(errno ? errno : EIO));
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -259,8 +260,9 @@ int pd_core_install(const struct pd_core_paths *p, const char *pattern, struct p
 	if ((r = write_small(pattern_path(p), pattern, len)) < 0)
 		return say(err, errlen, r, "%s: %s", pattern_path(p), strerror(-r));
 	if ((r = pd_core_pattern_read(p, back, sizeof(back))) < 0 || strcmp(back, pattern))
-		return say(err, errlen, r < 0 ? r : -EIO, "%s reads back '%s', not the pattern written",
-			   pattern_path(p), r < 0 ? "" : back);
+		return say(err, errlen, r < 0 ? r : -EIO,
+			   "%s reads back '%s', not the pattern written", pattern_path(p),
+			   r < 0 ? "" : back);
 	return 0;
 }
 
@@ -292,7 +294,8 @@ int pd_core_uninstall(const struct pd_core_paths *p, bool force, char *err, size
 	len = strlen(s.pattern);
 	/* An empty pattern is written as "\n": a write of no bytes changes
 	 * nothing. */
-	r = len ? write_small(pattern_path(p), s.pattern, len) : write_small(pattern_path(p), "\n", 1);
+	r = len ? write_small(pattern_path(p), s.pattern, len)
+		: write_small(pattern_path(p), "\n", 1);
 	if (r < 0)
 		return say(err, errlen, r, "%s: %s", pattern_path(p), strerror(-r));
 	if ((r = pd_core_pattern_read(p, back, sizeof(back))) < 0 || strcmp(back, s.pattern))

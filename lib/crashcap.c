@@ -23,12 +23,11 @@
 #include "lib/corepattern.h"
 #include "lib/dumpjob.h"
 #include "lib/proc.h"
-#include "lib/spool.h"
 
 volatile sig_atomic_t pd_crash_timed_out;
 
-#define BLOCK 4096u
-#define CHUNK (1u << 20)
+#define BLOCK	      4096u
+#define CHUNK	      (1u << 20)
 #define FAILURES_KEPT 32
 
 /* ---- the log: one line per event, on stderr (the kernel's handler has
@@ -440,7 +439,8 @@ static void chain(const struct pd_crash_opts *o)
 	if (r < 0) {
 		crash_log("crash_chain: no previous core_pattern remembered (%s): the core of "
 			  "pid %d is dropped",
-			  r == -ENOENT ? "not installed with --install" : strerror(-r), (int)o->a.pid);
+			  r == -ENOENT ? "not installed with --install" : strerror(-r),
+			  (int)o->a.pid);
 		return;
 	}
 	if (s.pattern[0] != '|') {
@@ -545,7 +545,8 @@ static int state_close(struct state *s, bool write_it)
 			rc = errno ? -errno : -EIO;
 		if (fd >= 0 && close(fd) < 0 && rc == 0)
 			rc = -errno;
-		if (rc == 0 && renameat(s->dirfd, PD_CRASH_STATE ".new", s->dirfd, PD_CRASH_STATE) < 0)
+		if (rc == 0 &&
+		    renameat(s->dirfd, PD_CRASH_STATE ".new", s->dirfd, PD_CRASH_STATE) < 0)
 			rc = -errno;
 		if (rc < 0 && fd >= 0)
 			unlinkat(s->dirfd, PD_CRASH_STATE ".new", 0);
@@ -685,13 +686,14 @@ static void record(struct crash *c)
 	}
 	if (c->error) {
 		fails = json_object_get(s.root, "failures");
-		json_array_append_new(
-			fails, json_pack("{s:I,s:I,s:i,s:s,s:i,s:s,s:s?,s:s,s:s}", "time",
-					 (json_int_t)time(NULL), "crash_time", (json_int_t)c->o->a.time,
-					 "pid", (int)c->o->a.pid, "name", c->o->a.comm, "signal",
-					 c->o->a.sig, "signal_name", sig_name(c->o->a.sig, sb, sizeof(sb)),
-					 "rule", c->rule ? c->rule->name : NULL, "error", c->error,
-					 "detail", c->detail));
+		json_array_append_new(fails, json_pack("{s:I,s:I,s:i,s:s,s:i,s:s,s:s?,s:s,s:s}",
+						       "time", (json_int_t)time(NULL), "crash_time",
+						       (json_int_t)c->o->a.time, "pid",
+						       (int)c->o->a.pid, "name", c->o->a.comm,
+						       "signal", c->o->a.sig, "signal_name",
+						       sig_name(c->o->a.sig, sb, sizeof(sb)),
+						       "rule", c->rule ? c->rule->name : NULL,
+						       "error", c->error, "detail", c->detail));
 		while (json_array_size(fails) > FAILURES_KEPT)
 			json_array_remove(fails, 0);
 	}
@@ -841,23 +843,25 @@ static int capture(struct crash *c)
 		failed(c, error_code(rc), "%s%s", res.detail,
 		       rc == -ESRCH && pd_core_pipe_limit(NULL) == 0
 			       ? " (kernel.core_pipe_limit is 0: the kernel did not keep the "
-				 "process for the handler; procdiag crash-handler --install sets it)"
+				 "process for the handler; procdiag crash-handler --install sets "
+				 "it)"
 			       : "");
 		return rc;
 	}
 	close(res.fd); /* the store has its own reference */
-	meta = json_pack("{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:s?}", "kind", "dump",
-			 "pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger",
-			 "crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
-			 sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time,
-			 "format",
-			 format == PD_DUMP_FORMAT_ZIP	 ? "zip"
-			 : format == PD_DUMP_FORMAT_ZSTD ? "zstd"
-							 : "raw",
-			 "dumpType", c->rule->action.type_text[0] ? c->rule->action.type_text
-								  : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
-			 "method", "kernel", "core_size", (json_int_t)size, "exe",
-			 c->f.exe[0] ? c->f.exe : NULL);
+	meta = json_pack(
+		"{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:s?}", "kind", "dump", "pid",
+		(int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger", "crash",
+		"rule", c->rule->name, "signal", o->a.sig, "signal_name",
+		sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time, "format",
+		format == PD_DUMP_FORMAT_ZIP	? "zip"
+		: format == PD_DUMP_FORMAT_ZSTD ? "zstd"
+						: "raw",
+		"dumpType",
+		c->rule->action.type_text[0] ? c->rule->action.type_text
+					     : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
+		"method", "kernel", "core_size", (json_int_t)size, "exe",
+		c->f.exe[0] ? c->f.exe : NULL);
 	rc = pd_store_commit(c->entry, meta, c->id);
 	c->entry = NULL; /* freed by the commit on every path */
 	if (rc < 0) {
@@ -893,7 +897,8 @@ static int handle(struct crash *c)
 	rc = reserve(c);
 	if (rc < 0) {
 		failed(c, error_code(rc), "the state file %s/%s: %s", o->store_dir, PD_CRASH_STATE,
-		       rc == -ECANCELED ? "its lock was not had within crash_timeout" : strerror(-rc));
+		       rc == -ECANCELED ? "its lock was not had within crash_timeout"
+					: strerror(-rc));
 		return rc;
 	}
 	if (rc == 0)
@@ -904,7 +909,6 @@ static int handle(struct crash *c)
 	c->entry = NULL;
 	return rc;
 }
-
 
 int pd_crash_handle(const struct pd_crash_opts *o)
 {
@@ -926,8 +930,8 @@ int pd_crash_handle(const struct pd_crash_opts *o)
 	facts_release(&c.f);
 	pd_store_close(c.store);
 	if (c.error) {
-		crash_log("pid %d (%s), signal %s%s%s: not captured: %s: %s", (int)o->a.pid, o->a.comm,
-			  sig_name(o->a.sig, sb, sizeof(sb)), c.rule ? ", rule " : "",
+		crash_log("pid %d (%s), signal %s%s%s: not captured: %s: %s", (int)o->a.pid,
+			  o->a.comm, sig_name(o->a.sig, sb, sizeof(sb)), c.rule ? ", rule " : "",
 			  c.rule ? c.rule->name : "", c.error, c.detail);
 		record(&c);
 		return 1;

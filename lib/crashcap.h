@@ -21,24 +21,23 @@
 
 /* What the kernel said: the pattern's %P %i %s %t %e. */
 struct pd_crash_args {
-	pid_t pid;	/* %P: the thread group's id in the initial pid namespace */
-	pid_t tid;	/* %i: the crashing thread, in its own namespace */
-	int sig;	/* %s */
-	int64_t time;	/* %t: seconds since the epoch */
-	char comm[64];	/* %e: its comm (one argument even with spaces, kernel >= 5.7) */
+	pid_t pid;     /* %P: the thread group's id in the initial pid namespace */
+	pid_t tid;     /* %i: the crashing thread, in its own namespace */
+	int sig;       /* %s */
+	int64_t time;  /* %t: seconds since the epoch */
+	char comm[64]; /* %e: its comm (one argument even with spaces, kernel >= 5.7) */
 };
 
 struct pd_crash_opts {
 	struct pd_crash_args a;
-	const char *store_dir;		    /* NULL: nothing can be stored */
+	const char *store_dir; /* NULL: nothing can be stored */
 	struct pd_store_limits limits;
-	const char *spool_dir;		    /* for the core under a zip or zstd stream */
 	const struct pd_ruleset *rules;
-	const char *site_pid_file;	    /* the config's: which pid is the site */
-	unsigned timeout_s;		    /* crash_timeout */
-	bool chain;			    /* crash_chain */
-	const char *saved;		    /* the saved core_pattern (lib/corepattern.h) */
-	int stdin_fd;			    /* the core: 0 */
+	const char *site_pid_file; /* the config's: which pid is the site */
+	unsigned timeout_s;	   /* crash_timeout */
+	bool chain;		   /* crash_chain */
+	const char *saved;	   /* the saved core_pattern (lib/corepattern.h) */
+	int stdin_fd;		   /* the core: 0 */
 };
 
 /* Set by the SIGALRM handler pd_crash_handle installs. */
@@ -63,7 +62,7 @@ void pd_crash_drain(int fd);
 /* The state file in the store's directory (docs/CRASH.md, "State"):
  * STORE_DIR/.crash-state.json, changed under an flock of
  * STORE_DIR/.crash-state.lock, replaced by rename. */
-#define PD_CRASH_STATE ".crash-state.json"
+#define PD_CRASH_STATE	    ".crash-state.json"
 #define PD_CRASH_STATE_LOCK ".crash-state.lock"
 
 /* Expands a pipe pattern's arguments as the kernel would for this crash

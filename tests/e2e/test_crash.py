@@ -167,6 +167,13 @@ class Handler:
             return {"rules": {}, "failures": []}
 
 
+def kernel_log_has(text):
+    """Whether the kernel log holds text: the handler's stderr is /dev/kmsg
+    when the kernel starts it (the journal reads it from there)."""
+    r = subprocess.run(["dmesg"], stdout=subprocess.PIPE, check=True)
+    return text in r.stdout.decode(errors="replace")
+
+
 def crash(exe, how="segv", mib=0, timeout=120):
     """Runs exe (a crashtarget), makes it crash, waits for its death; its
     pid. The wait ends when the kernel let it go: after the handler closed
@@ -430,6 +437,8 @@ interval = 0
         h.wait_until(lambda: hd.state()["failures"], 30, "a failure record")
         f, = hd.state()["failures"]
         assert f["pid"] == pid and f["rule"] == "big" and f["error"] == "no_space", f
+        assert kernel_log_has("pid %d (crashtarget), signal SEGV, rule big: not captured: "
+                              "no_space: " % pid)
         assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
         # The space is free again: nothing partial holds it.
         assert du.used_bytes(hd.store) < 256 << 10, du.used_bytes(hd.store)

@@ -62,9 +62,9 @@ static void test_sparse_copy_leaves_holes(void **state)
 	int in, out;
 
 	(void)state;
-	memset(data + 8192, 0xab, 4096);	    /* one block of data */
-	memset(data + (2u << 20) + 1, 0x11, 10);    /* inside a block */
-	memset(data + len - 50, 0x22, 50);	    /* the tail */
+	memset(data + 8192, 0xab, 4096);	 /* one block of data */
+	memset(data + (2u << 20) + 1, 0x11, 10); /* inside a block */
+	memset(data + len - 50, 0x22, 50);	 /* the tail */
 	in = pipe_of(data, len);
 	snprintf(path, sizeof(path), "%s/out", dir);
 	out = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
