@@ -66,7 +66,6 @@ static void std_fds(void)
  * wherever root may write. */
 static int load_config(struct pd_config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct strbuf sb = STRBUF_INIT;
 	struct stat st;
 	int fd, r;
 
@@ -86,15 +85,8 @@ static int load_config(struct pd_config *cfg, const char *path, char *err, size_
 		close(fd);
 		return -EPERM;
 	}
-	r = strbuf_read_fd(&sb, fd, 1 << 20);
+	r = pd_config_load_fd(cfg, fd, path, err, errlen);
 	close(fd);
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		strbuf_release(&sb);
-		return r;
-	}
-	r = pd_config_parse(cfg, sb.buf, sb.len, path, err, errlen);
-	strbuf_release(&sb);
 	return r;
 }
 

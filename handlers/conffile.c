@@ -418,7 +418,6 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 
 int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen)
 {
-	struct strbuf sb = STRBUF_INIT;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -426,8 +425,16 @@ int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errl
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	r = strbuf_read_fd(&sb, fd, CONFIG_MAX);
+	r = pd_config_load_fd(c, fd, path, err, errlen);
 	close(fd);
+	return r;
+}
+
+int pd_config_load_fd(struct pd_config *c, int fd, const char *path, char *err, size_t errlen)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int r = strbuf_read_fd(&sb, fd, CONFIG_MAX);
+
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		strbuf_release(&sb);

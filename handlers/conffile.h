@@ -96,6 +96,9 @@ int pd_config_init(struct pd_config *c);
 int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
 		    char *err, size_t errlen);
 int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen);
+/* The same from an open file (read from its offset to the end; not
+ * closed); path names it in messages. */
+int pd_config_load_fd(struct pd_config *c, int fd, const char *path, char *err, size_t errlen);
 void pd_config_release(struct pd_config *c);
 
 #endif

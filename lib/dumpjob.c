@@ -322,6 +322,26 @@ static int finish(struct job *j)
 	return 0;
 }
 
+/* The job's end: success (res->fd the final file) ... */
+static int done(struct job *j)
+{
+	j->phase = j->res->phase = PD_PHASE_DONE;
+	progress(j, j->res->size, j->res->size);
+	j->res->error = PD_DUMP_OK;
+	return 0;
+}
+
+/* ... or failure: no fd left open. */
+static int undo(struct job *j)
+{
+	if (j->core_fd >= 0)
+		close(j->core_fd);
+	if (j->res->fd >= 0)
+		close(j->res->fd);
+	j->res->fd = -1;
+	return -1;
+}
+
 int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *res)
 {
 	struct job j = {.o = o, .res = res, .phase = PD_PHASE_PREPARE, .core_fd = -1};
@@ -334,17 +354,9 @@ int pd_dumpjob_run(const struct pd_dumpjob_opts *o, struct pd_dumpjob_result *re
 		goto fail;
 	if (finish(&j) < 0)
 		goto fail;
-	j.phase = res->phase = PD_PHASE_DONE;
-	progress(&j, res->size, res->size);
-	res->error = PD_DUMP_OK;
-	return 0;
+	return done(&j);
 fail:
-	if (j.core_fd >= 0)
-		close(j.core_fd);
-	if (res->fd >= 0)
-		close(res->fd);
-	res->fd = -1;
-	return -1;
+	return undo(&j);
 }
 
 int pd_dumpjob_finish(const struct pd_dumpjob_opts *o, int core_fd, uint64_t core_size,
@@ -363,19 +375,7 @@ int pd_dumpjob_finish(const struct pd_dumpjob_opts *o, int core_fd, uint64_t cor
 	if (figures)
 		res->dump.fig = *figures;
 	snprintf(res->core_name, sizeof(res->core_name), "core.%d", (int)o->pid);
-	if (finish(&j) < 0)
-		goto fail;
-	j.phase = res->phase = PD_PHASE_DONE;
-	progress(&j, res->size, res->size);
-	res->error = PD_DUMP_OK;
-	return 0;
-fail:
-	if (j.core_fd >= 0)
-		close(j.core_fd);
-	if (res->fd >= 0)
-		close(res->fd);
-	res->fd = -1;
-	return -1;
+	return finish(&j) < 0 ? undo(&j) : done(&j);
 }
 
 json_t *pd_dumpjob_result_json(const struct pd_dumpjob_result *res)

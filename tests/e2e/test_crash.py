@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dumputil as du  # noqa: E402
@@ -317,14 +316,25 @@ def resource_core_hard():
     return resource.getrlimit(resource.RLIMIT_CORE)[1]
 
 
-def recorded(base):
+def recorded(base, exe, what):
+    """Crashes exe and returns the environment the recorder script got,
+    after checking its arguments, its pidfd and the core on its stdin."""
+    pid = crash(exe)
+    h.wait_until(lambda: os.path.exists(base + ".done"), 30, what)
     with open(base + ".done") as f:
         args = f.read().splitlines()
     with open(base + ".fd") as f:
         fd = f.read().strip()
     with open(base + ".core", "rb") as f:
         magic = f.read(4)
-    return args, fd, magic
+    with open(base + ".env") as f:
+        env = f.read()
+    for name in (".done", ".fd", ".core", ".env"):
+        os.unlink(base + name)
+    assert magic == b"\x7fELF", magic
+    assert args[:-1] == expected_args(exe, pid), (args, expected_args(exe, pid))
+    assert fd == "anon_inode:[pidfd]", fd
+    return env
 
 
 def test_unmatched_crash_writes_nothing_or_is_chained():
@@ -341,18 +351,7 @@ def test_unmatched_crash_writes_nothing_or_is_chained():
         # What the kernel itself gives that handler: the judge.
         with Handler(conf.replace("crash_chain = %s\n", ""), previous=prev) as hd:
             _write(CORE_PATTERN, prev)
-            exe = hd.target("crashother")
-            pid = crash(exe)
-            h.wait_until(lambda: os.path.exists(base + ".done"), 30, "the recorder's args")
-            kargs, kfd, magic = recorded(base)
-            assert magic == b"\x7fELF", magic
-            assert kargs[:-1] == expected_args(exe, pid), (kargs, expected_args(exe, pid))
-            assert kfd == "anon_inode:[pidfd]", kfd
-            with open(base + ".env") as f:
-                kenv = f.read()
-            for f in os.listdir(rec_dir):
-                if f.startswith("o."):
-                    os.unlink(os.path.join(rec_dir, f))
+            kenv = recorded(base, hd.target("crashother"), "the recorder's args")
         # crash_chain = false: an unmatched crash leaves no trace.
         with Handler(conf % "false", previous=prev) as hd:
             exe = hd.target("crashother")
@@ -362,15 +361,7 @@ def test_unmatched_crash_writes_nothing_or_is_chained():
             assert hd.state()["failures"] == [], hd.state()
         # crash_chain = true: the previous handler gets it, as from the kernel.
         with Handler(conf % "true", previous=prev) as hd:
-            exe = hd.target("crashother")
-            pid = crash(exe)
-            h.wait_until(lambda: os.path.exists(base + ".done"), 30, "the chained handler")
-            args, fd, magic = recorded(base)
-            assert magic == b"\x7fELF", magic
-            assert args[:-1] == expected_args(exe, pid), (args, expected_args(exe, pid))
-            assert fd == "anon_inode:[pidfd]", fd
-            with open(base + ".env") as f:
-                assert f.read() == kenv
+            assert recorded(base, hd.target("crashother"), "the chained handler") == kenv
             assert hd.entries() == {}, hd.entries()
     finally:
         shutil.rmtree(rec_dir, ignore_errors=True)
@@ -422,6 +413,17 @@ interval = 1h
         assert st["failures"] == [], st
 
 
+def crash_fails(hd, error):
+    """A 16 MiB crashtarget crashes, rule "big" takes it and fails: one
+    failure record says error, nothing is stored, nothing is left over."""
+    pid = crash(hd.target(), mib=16)
+    h.wait_until(lambda: hd.state()["failures"], 30, "a failure record")
+    f, = hd.state()["failures"]
+    assert f["pid"] == pid and f["rule"] == "big" and f["error"] == error, f
+    assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
+    return pid
+
+
 def test_full_store_records_a_failure_and_leaves_nothing():
     conf = """store_dir = {store}
 store_max_count = 0
@@ -432,25 +434,15 @@ count = 0
 interval = 0
 """
     with Handler(conf, tmpfs="4m") as hd:
-        exe = hd.target()
-        pid = crash(exe, mib=16)
-        h.wait_until(lambda: hd.state()["failures"], 30, "a failure record")
-        f, = hd.state()["failures"]
-        assert f["pid"] == pid and f["rule"] == "big" and f["error"] == "no_space", f
+        pid = crash_fails(hd, "no_space")
         assert kernel_log_has("pid %d (crashtarget), signal SEGV, rule big: not captured: "
                               "no_space: " % pid)
-        assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
         # The space is free again: nothing partial holds it.
         assert du.used_bytes(hd.store) < 256 << 10, du.used_bytes(hd.store)
         assert hd.state()["rules"]["big"]["count"] == 0, hd.state()
     # The store's own quota: the same, without a full disk.
     with Handler(conf.replace("store_max_count = 0", "store_max_bytes = 1M")) as hd:
-        exe = hd.target()
-        pid = crash(exe, mib=16)
-        h.wait_until(lambda: hd.state()["failures"], 30, "a failure record")
-        f, = hd.state()["failures"]
-        assert f["pid"] == pid and f["error"] == "quota", f
-        assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
+        crash_fails(hd, "quota")
 
 
 def test_the_dying_process_is_not_held_past_crash_timeout():
