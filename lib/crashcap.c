@@ -577,6 +577,9 @@ static json_t *state_rule(struct state *s, const char *name)
 
 struct crash {
 	const struct pd_crash_opts *o;
+	bool released;	   /* stdin drained and closed: the process went */
+	uint64_t start_ns; /* when the handler began */
+	uint64_t held_ms;  /* how long the process waited for it */
 	bool reserved;
 	char id[PD_STORE_ID_MAX];
 	const struct pd_rule *rule;
@@ -686,14 +689,14 @@ static void record(struct crash *c)
 	}
 	if (c->error) {
 		fails = json_object_get(s.root, "failures");
-		json_array_append_new(fails, json_pack("{s:I,s:I,s:i,s:s,s:i,s:s,s:s?,s:s,s:s}",
-						       "time", (json_int_t)time(NULL), "crash_time",
-						       (json_int_t)c->o->a.time, "pid",
-						       (int)c->o->a.pid, "name", c->o->a.comm,
-						       "signal", c->o->a.sig, "signal_name",
-						       sig_name(c->o->a.sig, sb, sizeof(sb)),
-						       "rule", c->rule ? c->rule->name : NULL,
-						       "error", c->error, "detail", c->detail));
+		json_array_append_new(
+			fails,
+			json_pack("{s:I,s:I,s:i,s:s,s:i,s:s,s:s?,s:s,s:s,s:I}", "time",
+				  (json_int_t)time(NULL), "crash_time", (json_int_t)c->o->a.time,
+				  "pid", (int)c->o->a.pid, "name", c->o->a.comm, "signal",
+				  c->o->a.sig, "signal_name", sig_name(c->o->a.sig, sb, sizeof(sb)),
+				  "rule", c->rule ? c->rule->name : NULL, "error", c->error,
+				  "detail", c->detail, "held_ms", (json_int_t)c->held_ms));
 		while (json_array_size(fails) > FAILURES_KEPT)
 			json_array_remove(fails, 0);
 	}
@@ -785,6 +788,28 @@ static int job_progress(void *arg, enum pd_dump_phase ph, uint64_t done, uint64_
 	return pd_crash_timed_out ? 1 : 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The rest of the core read and thrown away, the pipe closed: the kernel
+ * lets the process go. What follows gets crash_timeout of its own. */
+static void release(struct crash *c)
+{
+	if (c->released)
+		return;
+	pd_crash_drain(c->o->stdin_fd);
+	close(c->o->stdin_fd);
+	c->released = true;
+	c->held_ms = (now_ns() - c->start_ns) / 1000000u;
+	if (!pd_crash_timed_out)
+		alarm(c->o->timeout_s);
+}
+
 /* The core read from stdin into the store entry (raw), or into a scratch
  * file of the entry and from there through the dump job's last step (zip,
  * zstd) into the entry's file. */
@@ -824,7 +849,10 @@ static int capture(struct crash *c)
 		return rc;
 	}
 	/* The same last step as every dump: the zip bundle reads the binaries
-	 * from /proc/PID/map_files, there while stdin stays open. */
+	 * from /proc/PID/map_files, there while stdin stays open; a core or
+	 * a zstd stream needs the process no more. */
+	if (format != PD_DUMP_FORMAT_ZIP)
+		release(c);
 	struct pd_dump_figures fig = {.method = "kernel"};
 	struct pd_dumpjob_opts jo = {
 		.pid = o->a.pid,
@@ -849,10 +877,11 @@ static int capture(struct crash *c)
 		return rc;
 	}
 	close(res.fd); /* the store has its own reference */
+	release(c);
 	meta = json_pack(
-		"{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:s?}", "kind", "dump", "pid",
-		(int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger", "crash",
-		"rule", c->rule->name, "signal", o->a.sig, "signal_name",
+		"{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:s?}", "kind", "dump",
+		"pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger",
+		"crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
 		sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time, "format",
 		format == PD_DUMP_FORMAT_ZIP	? "zip"
 		: format == PD_DUMP_FORMAT_ZSTD ? "zstd"
@@ -860,8 +889,8 @@ static int capture(struct crash *c)
 		"dumpType",
 		c->rule->action.type_text[0] ? c->rule->action.type_text
 					     : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
-		"method", "kernel", "core_size", (json_int_t)size, "exe",
-		c->f.exe[0] ? c->f.exe : NULL);
+		"method", "kernel", "core_size", (json_int_t)size, "held_ms",
+		(json_int_t)c->held_ms, "exe", c->f.exe[0] ? c->f.exe : NULL);
 	rc = pd_store_commit(c->entry, meta, c->id);
 	c->entry = NULL; /* freed by the commit on every path */
 	if (rc < 0) {
@@ -920,12 +949,16 @@ int pd_crash_handle(const struct pd_crash_opts *o)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
 	pd_crash_timed_out = 0;
+	c.start_ns = now_ns();
+	/* A bigger pipe: fewer switches between the kernel's writes and our
+	 * reads (/proc/sys/fs/pipe-max-size bounds it; a failure costs only
+	 * speed). */
+	fcntl(o->stdin_fd, F_SETPIPE_SZ, 1 << 20);
 	alarm(o->timeout_s);
 	rc = handle(&c);
 	/* Every path: the rest of the core read and thrown away, the pipe
 	 * closed; the kernel lets the process go now. */
-	pd_crash_drain(o->stdin_fd);
-	close(o->stdin_fd);
+	release(&c);
 	alarm(0);
 	facts_release(&c.f);
 	pd_store_close(c.store);

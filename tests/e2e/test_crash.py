@@ -11,6 +11,7 @@ An flock on /tmp/procdiag-core_pattern.lock is held around every change (and
 test_kernel_core.py takes it too), so two test files never save each
 other's pattern."""
 import atexit
+import concurrent.futures
 import fcntl
 import json
 import os
@@ -400,6 +401,11 @@ name = crashspaced
 trigger = crash SEGV
 count = 0
 interval = 1h
+[rule racing]
+name = crashracing
+trigger = crash SEGV
+count = 2
+interval = 0
 """
     with Handler(conf) as hd:
         exe, spaced = hd.target(), hd.target("crashspaced")
@@ -411,6 +417,15 @@ interval = 1h
         st = hd.state()
         assert st["rules"]["two"]["count"] == 2 and st["rules"]["spaced"]["count"] == 1, st
         assert st["failures"] == [], st
+        # Four at once, count 2: the handlers run in parallel, exactly two
+        # store a core.
+        racing = hd.target("crashracing")
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            rpids = list(ex.map(lambda _: crash(racing), range(4)))
+        h.wait_until(lambda: len(hd.entries()) == 5, 30, "five entries")
+        got = [m["pid"] for m in hd.entries().values() if m["rule"] == "racing"]
+        assert len(got) == 2 and set(got) <= set(rpids), (got, rpids)
+        assert hd.state()["rules"]["racing"]["count"] == 2, hd.state()
 
 
 def crash_fails(hd, error):
