@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/store.h"
+#include "lib/rules.h" /* pd_dump_format_name */
 
 #define NEW_PREFIX ".new-"
 #define DEL_PREFIX ".del-"
@@ -894,10 +895,6 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 			     estimate);
 }
 
-const char *pd_store_format_name(enum pd_dump_format format)
-{
-	return format == PD_DUMP_FORMAT_ZIP ? "zip" : format == PD_DUMP_FORMAT_ZSTD ? "zstd" : "raw";
-}
 
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
 			   enum pd_dump_format format, int pid, const char *process,
@@ -910,7 +907,7 @@ json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_
 	m = json_pack("{s:s,s:i,s:s?,s:s,s:s?,s:s,s:s,s:s}", "kind", "dump", "pid", pid, "process",
 		      process, "trigger", trigger ? trigger : "manual", "rule", rule, "dumpType",
 		      type ? pd_dumpjob_type_name(type, tname, sizeof(tname)) : "Full",
-		      "dumpTypeBits", bits, "format", pd_store_format_name(format));
+		      "dumpTypeBits", bits, "format", pd_dump_format_name(format));
 	if (!m || !res)
 		return m;
 	{

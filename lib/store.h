@@ -144,9 +144,6 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
 			   enum pd_dump_format format, int pid, const char *process,
 			   const char *trigger, const char *rule);
-/* "raw", "zip", "zstd". */
-const char *pd_store_format_name(enum pd_dump_format format);
-
 /* "core.PID", "core.PID.zip" or "core.PID.zst". */
 const char *pd_store_dump_name(enum pd_dump_format format, int pid, char *buf, size_t size);
 
