@@ -116,7 +116,7 @@ def test_cpu_above_fires_on_the_spinner_only():
     t = tag()
     rules = ("[rule hot]\ncmdline = %s\ntrigger = cpu_above 60\nfor = 1s\ncount = 0\n"
              "interval = 1h\naction = stacks\n" % t)
-    st = start(rules_stack(rules))
+    st = start(rules_stack(rules, store=False))
     try:
         spin = RT(1000, "spin", tag=t)
         busy = RT(0, "duty", 25, tag=t)  # about 25 % of a core: below the threshold
