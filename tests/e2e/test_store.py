@@ -153,6 +153,8 @@ def test_stored_dump_lists_downloads_and_deletes():
             assert rc == 0, err
             with open(got, "rb") as f:
                 assert f.read() == r.body
+            rc, out, err = cli(s, "get", sid, "-o", "-")
+            assert rc == 0 and out == r.body, (rc, len(out), err)
             rc, out, err = cli(s, "get", sid, "--file", "stacks.txt", "-o", got + "2")
             assert rc == 3 and not os.path.exists(got + "2"), (rc, err)
             rc, out, err = cli(s, "get", "../etc")
