@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/numparse.h"
 #include "handlers/conffile.h"
 #include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/store.h"
@@ -32,24 +33,6 @@ static void dumps_usage(FILE *out)
 		"      --file NAME     get: another file of the entry (e.g. stacks.txt)\n"
 		"  -h, --help          this text\n\n"
 		"Exit status: 0 success, 1 failure, 2 usage error, 3 no such entry or file.\n");
-}
-
-/* 1536 -> "1.5K": the list's sizes. */
-static void human(uint64_t v, char *buf, size_t size)
-{
-	static const char units[] = "KMGTP";
-	double x = (double)v;
-	int u = -1;
-
-	if (v < 1024) {
-		snprintf(buf, size, "%llu", (unsigned long long)v);
-		return;
-	}
-	while (x >= 1024 && u < 4) {
-		x /= 1024;
-		u++;
-	}
-	snprintf(buf, size, x < 10 ? "%.1f%c" : "%.0f%c", x, units[u]);
 }
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -83,7 +66,8 @@ static int do_list(struct pd_store *s, bool as_json)
 		json_t *f;
 		size_t j;
 
-		human((uint64_t)json_integer_value(json_object_get(e, "size")), size, sizeof(size));
+		format_bytes((uint64_t)json_integer_value(json_object_get(e, "size")), false, size,
+			     sizeof(size));
 		snprintf(proc, sizeof(proc), "%.40s(%lld)", str(e, "process", "?"),
 			 (long long)json_integer_value(json_object_get(e, "pid")));
 		snprintf(trig, sizeof(trig), "%s%s%.64s", str(e, "trigger", "?"),
