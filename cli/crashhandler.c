@@ -120,7 +120,8 @@ static int install(const char *config, bool config_given, const char *exe, const
 	}
 	if (pd_config_init(&cfg) < 0)
 		return 1;
-	if (load_config(&cfg, config, err, sizeof(err)) < 0) {
+	if (load_config(&cfg, config, err, sizeof(err)) < 0 ||
+	    pd_config_check(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "procdiag: %s\n", err);
 		pd_config_release(&cfg);
 		return 1;

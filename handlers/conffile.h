@@ -99,6 +99,10 @@ int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errl
 /* The same from an open file (read from its offset to the end; not
  * closed); path names it in messages. */
 int pd_config_load_fd(struct pd_config *c, int fd, const char *path, char *err, size_t errlen);
+/* After every file is read: what only the whole configuration can judge
+ * (rules need a store_dir: every action writes into the store). 0 or
+ * -EINVAL with "FILE:LINE: message" in err. */
+int pd_config_check(const struct pd_config *c, char *err, size_t errlen);
 void pd_config_release(struct pd_config *c);
 
 #endif

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,10 @@ struct ent {
 	struct prs r[];
 };
 
-/* A running action. */
+/* An action: queued by the sampler, run by a worker. */
 struct job {
-	struct pd_ruleengine *e;
-	bool used;
+	bool used;   /* queued or running */
+	bool queued; /* not yet taken by a worker */
 	size_t rule;
 	struct pd_rule_firing f;
 	struct pd_rule_result res;
@@ -70,7 +71,10 @@ struct pd_ruleengine {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC: stop, and an action's end */
+	pthread_cond_t work; /* a job queued, or stop */
 	bool stop;
+	pthread_t workers[MAX_ACTIONS];
+	unsigned nworkers;
 	uint64_t ticks;
 	struct rstate *rs;
 	unsigned actions_running;
@@ -295,23 +299,47 @@ static void judge_run(struct pd_ruleengine *e, struct ent *x, const char *pidnam
 
 /* ---- firing ------------------------------------------------------------ */
 
-static void *job_main(void *arg)
+static void finish(struct pd_ruleengine *e, struct job *j, const struct pd_rule_result *res)
 {
-	struct job *j = arg;
-	struct pd_ruleengine *e = j->e;
+	struct rstate *s = &e->rs[j->rule];
+
+	s->last = j->f;
+	s->last.rule = NULL;
+	s->last_result = *res;
+	s->last_done = true;
+	s->running--;
+	e->actions_running--;
+	j->used = j->queued = false;
+	pthread_cond_broadcast(&e->cv);
+}
+
+/* The action workers: max_actions long-lived threads (the stacks helper
+ * they start lives as long as the thread that started it). */
+static void *worker_main(void *arg)
+{
+	struct pd_ruleengine *e = arg;
 	struct pd_rule_result res;
 
-	memset(&res, 0, sizeof(res));
-	e->o.act(e->o.act_arg, &j->f, &res);
 	pthread_mutex_lock(&e->mu);
-	e->rs[j->rule].last = j->f;
-	e->rs[j->rule].last.rule = NULL;
-	e->rs[j->rule].last_result = res;
-	e->rs[j->rule].last_done = true;
-	e->rs[j->rule].running--;
-	e->actions_running--;
-	j->used = false;
-	pthread_cond_broadcast(&e->cv);
+	for (;;) {
+		struct job *j = NULL;
+
+		for (size_t k = 0; k < MAX_ACTIONS && !j; k++)
+			if (e->jobs[k].used && e->jobs[k].queued)
+				j = &e->jobs[k];
+		if (!j && e->stop)
+			break;
+		if (!j) {
+			pthread_cond_wait(&e->work, &e->mu);
+			continue;
+		}
+		j->queued = false;
+		pthread_mutex_unlock(&e->mu);
+		memset(&res, 0, sizeof(res));
+		e->o.act(e->o.act_arg, &j->f, &res);
+		pthread_mutex_lock(&e->mu);
+		finish(e, j, &res);
+	}
 	pthread_mutex_unlock(&e->mu);
 	return NULL;
 }
@@ -324,8 +352,6 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	const struct pd_rule *r = &e->o.rules->v[i];
 	struct rstate *s = &e->rs[i];
 	struct job *j = NULL;
-	pthread_attr_t attr;
-	pthread_t t;
 	bool fired = false;
 
 	pthread_mutex_lock(&e->mu);
@@ -348,8 +374,7 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	if (!j)
 		goto out;
 	memset(j, 0, sizeof(*j));
-	j->e = e;
-	j->used = true;
+	j->used = j->queued = true;
 	j->rule = i;
 	j->f.rule = r;
 	j->f.pid = x->pid;
@@ -367,19 +392,7 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	s->last.rule = NULL;
 	e->actions_running++;
 	fired = true;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, job_main, j) != 0) {
-		s->running--;
-		e->actions_running--;
-		j->used = false;
-		s->last_done = true;
-		s->last_result.kind = PD_RULE_FAILED;
-		s->last_result.ids[0][0] = s->last_result.ids[1][0] = 0;
-		snprintf(s->last_result.detail, sizeof(s->last_result.detail),
-			 "no thread for the action: %s", strerror(errno));
-	}
-	pthread_attr_destroy(&attr);
+	pthread_cond_signal(&e->work);
 out:
 	pthread_mutex_unlock(&e->mu);
 	return fired;
@@ -735,13 +748,17 @@ static void engine_free(struct pd_ruleengine *e)
 	free(e->notes);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
+	pthread_cond_destroy(&e->work);
 	free(e);
 }
+
+static int start_threads(struct pd_ruleengine *e);
 
 int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine **out)
 {
 	struct pd_ruleengine *e = calloc(1, sizeof(*e));
 	pthread_condattr_t ca;
+	sigset_t block, old;
 	bool any = false, need_cgm = false;
 	int rc;
 
@@ -761,6 +778,7 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&e->work, NULL);
 	e->rs = calloc(e->nrules ? e->nrules : 1, sizeof(*e->rs));
 	e->matched = calloc(e->nrules ? e->nrules : 1, sizeof(*e->matched));
 	e->holding = calloc(e->nrules ? e->nrules : 1, sizeof(*e->holding));
@@ -811,13 +829,40 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 		return rc;
 	}
 	e->procfd = dirfd(e->procdir);
-	rc = pthread_create(&e->thread, NULL, sampler_main, e);
+	/* The engine's threads take no signals: the server reads SIGTERM and
+	 * SIGINT from a signalfd, which only works while every thread blocks
+	 * them (a thread that did not would die of them). */
+	sigfillset(&block);
+	sigdelset(&block, SIGSEGV);
+	sigdelset(&block, SIGBUS);
+	sigdelset(&block, SIGFPE);
+	sigdelset(&block, SIGILL);
+	sigdelset(&block, SIGABRT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	rc = start_threads(e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
-		engine_free(e);
+		pd_ruleengine_stop(e);
 		return -rc;
 	}
-	e->started = true;
 	*out = e;
+	return 0;
+}
+
+static int start_threads(struct pd_ruleengine *e)
+{
+	int rc;
+
+	for (unsigned k = 0; k < e->o.max_actions; k++) {
+		rc = pthread_create(&e->workers[k], NULL, worker_main, e);
+		if (rc)
+			return rc;
+		e->nworkers++;
+	}
+	rc = pthread_create(&e->thread, NULL, sampler_main, e);
+	if (rc)
+		return rc;
+	e->started = true;
 	return 0;
 }
 
@@ -831,10 +876,19 @@ void pd_ruleengine_stop(struct pd_ruleengine *e)
 	pthread_mutex_unlock(&e->mu);
 	if (e->started)
 		pthread_join(e->thread, NULL);
+	/* Actions not begun are dropped; running ones end first. */
 	pthread_mutex_lock(&e->mu);
-	while (e->actions_running)
-		pthread_cond_wait(&e->cv, &e->mu);
+	for (size_t k = 0; k < MAX_ACTIONS; k++)
+		if (e->jobs[k].used && e->jobs[k].queued) {
+			struct pd_rule_result res = { .kind = PD_RULE_SKIPPED };
+
+			snprintf(res.detail, sizeof(res.detail), "the responder stopped first");
+			finish(e, &e->jobs[k], &res);
+		}
+	pthread_cond_broadcast(&e->work);
 	pthread_mutex_unlock(&e->mu);
+	for (unsigned k = 0; k < e->nworkers; k++)
+		pthread_join(e->workers[k], NULL);
 	engine_free(e);
 }
 

@@ -26,8 +26,9 @@
  * at the next sample. Each firing counts toward count whatever its action's
  * result (stored, failed, or skipped for the store's quota).
  *
- * The action runs on a thread of its own (the sampler goes on sampling)
- * through the act callback: lib/ruleaction.h writes it into the store.
+ * The action runs on one of max_actions worker threads (the sampler goes
+ * on sampling) through the act callback: lib/ruleaction.h writes it into
+ * the store.
  * Memory: tables grow to the number of processes and are reused; a tick
  * allocates nothing once they have grown (the buffers are strbufs kept
  * across ticks). */

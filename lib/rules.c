@@ -84,6 +84,7 @@ void pd_rule_release(struct pd_rule *r)
 		regfree(&r->filter.re);
 	free(r->filter.cmdline_regex);
 	free(r->filter.cgroup);
+	free(r->file);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -404,7 +405,7 @@ int pd_ruleset_add(struct pd_ruleset *s, struct pd_rule *r)
 		if (regcomp(&s->v[s->n].filter.re, r->filter.cmdline_regex,
 			    REG_EXTENDED | REG_NOSUB)) {
 			free(r->filter.name), free(r->filter.cmdline), free(r->filter.cgroup);
-			free(r->filter.cmdline_regex);
+			free(r->filter.cmdline_regex), free(r->file);
 			memset(r, 0, sizeof(*r));
 			return -ENOMEM;
 		}

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "lib/store.h"
+#include "lib/memcopy.h" /* pd_pwrite_all */
+#include "lib/rules.h" /* pd_dump_format_name */
 
 #define NEW_PREFIX ".new-"
 #define DEL_PREFIX ".del-"
@@ -452,6 +454,10 @@ int pd_store_begin(struct pd_store *s, int pid, struct pd_store_new **out)
 		free(n);
 		return lk;
 	}
+	/* What a writer that died since the store was opened left (a
+	 * crash handler killed at its timeout): swept now, not at the next
+	 * start of the responder. */
+	sweep(s);
 	clock_gettime(CLOCK_REALTIME, &n->created);
 	for (int attempt = 0; attempt < 32 && rc == -EEXIST; attempt++) {
 		struct stat st;
@@ -591,21 +597,6 @@ static int link_in(struct pd_store_new *n, int fd, bool named, const char *name)
 	return -errno;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The files synced and linked, their figures into meta. */
 static int finish_files(struct pd_store_new *n, json_t *meta, uint64_t *total)
 {
@@ -646,18 +637,21 @@ static int finish_files(struct pd_store_new *n, json_t *meta, uint64_t *total)
 static int write_meta(struct pd_store_new *n, json_t *meta)
 {
 	char *text = json_dumps(meta, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+	char *nl = text ? realloc(text, strlen(text) + 2) : NULL;
 	int fd, rc;
 	bool named;
 
-	if (!text)
+	if (!nl) {
+		free(text);
 		return -ENOMEM;
+	}
+	text = strcat(nl, "\n");
 	fd = open_unnamed(n, ".tmp-" META_NAME, &named);
 	if (fd < 0) {
 		free(text);
 		return fd;
 	}
-	rc = write_all(fd, text, strlen(text));
-	rc = rc ? rc : write_all(fd, "\n", 1);
+	rc = pd_pwrite_all(fd, text, strlen(text), 0);
 	free(text);
 	if (!rc && fdatasync(fd) < 0)
 		rc = -errno;
@@ -892,4 +886,51 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 		return pd_store_scratch(o->n);
 	return pd_store_file(o->n, o->name ? o->name : pd_store_dump_name(o->format, o->pid, buf, sizeof(buf)),
 			     estimate);
+}
+
+
+json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
+			   enum pd_dump_format format, int pid, const char *process,
+			   const char *trigger, const char *rule)
+{
+	char tname[16], bits[16];
+	json_t *m;
+
+	snprintf(bits, sizeof(bits), "0x%x", type ? type->bits : 0);
+	m = json_pack("{s:s,s:i,s:s?,s:s,s:s?,s:s,s:s,s:s}", "kind", "dump", "pid", pid, "process",
+		      process, "trigger", trigger ? trigger : "manual", "rule", rule, "dumpType",
+		      type ? pd_dumpjob_type_name(type, tname, sizeof(tname)) : "Full",
+		      "dumpTypeBits", bits, "format", pd_dump_format_name(format));
+	if (!m || !res)
+		return m;
+	{
+		const struct pd_dumprun_result *d = &res->dump;
+		const struct pd_dump_figures *f = &d->fig;
+		json_t *fig = json_pack(
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "stopped_us",
+			(json_int_t)d->stopped_us, "freezing_us", (json_int_t)f->freezing_us,
+			"frozen_us", (json_int_t)f->frozen_us, "copy_us", (json_int_t)f->copy_us,
+			"copied_bytes", (json_int_t)f->copied_bytes, "extra_memory",
+			(json_int_t)f->extra_memory, "dumped_bytes", (json_int_t)d->dumped_bytes,
+			"threads", (json_int_t)d->threads, "mappings", (json_int_t)d->mappings,
+			"core_size", (json_int_t)d->size);
+
+		if (!fig || json_object_set_new(m, "figures", fig) < 0 ||
+		    json_object_set_new(m, "method", json_string(f->method[0] ? f->method : "stop")) <
+			    0 ||
+		    json_object_set_new(m, "method_reason", json_string(f->reason)) < 0 ||
+		    json_object_set_new(m, "core_name", json_string(res->core_name)) < 0) {
+			json_decref(m);
+			return NULL;
+		}
+		if (format == PD_DUMP_FORMAT_ZIP &&
+		    json_object_set_new(m, "bundle",
+					json_pack("{s:i,s:i,s:i}", "modules", (int)res->bundle.modules,
+						  "binaries", (int)res->bundle.binaries,
+						  "debug_files", (int)res->bundle.debug_files)) < 0) {
+			json_decref(m);
+			return NULL;
+		}
+	}
+	return m;
 }
