@@ -133,11 +133,6 @@ static int install(const char *config, bool config_given, const char *exe, const
 			"procdiag: note: %s has no 'trigger = crash' rule: every crash "
 			"is %s\n",
 			config, cfg.crash_chain ? "passed to the previous handler" : "dropped");
-	if (ncrash && !cfg.store_dir)
-		fprintf(stderr,
-			"procdiag: note: %s has no store_dir: crashes are recorded as "
-			"failures only\n",
-			config);
 	snprintf(pattern, sizeof(pattern), "|%s crash-handler%s%s%s%s %%P %%i %%s %%t %%e", exe,
 		 config_given ? " -c " : "", config_given ? config : "", saved ? " --saved " : "",
 		 saved ? saved : "");

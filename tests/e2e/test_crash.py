@@ -245,6 +245,19 @@ def test_segv_lands_in_the_store_as_a_sparse_core():
         assert hd.leftovers() == [], hd.leftovers()
         rule = hd.state()["rules"]["segv-raw"]
         assert rule["count"] == 1 and rule.get("last_id") == eid, rule
+        # Listed like any kept dump: by the CLI, and by the API, whose
+        # download is the same bytes.
+        r = subprocess.run([h.PROCDIAG, "dumps", "--config", hd.config, "--json", "list"],
+                           stdout=subprocess.PIPE, check=True, timeout=60)
+        (listed,) = json.loads(r.stdout)
+        assert listed["id"] == eid and listed["trigger"] == "crash", listed
+        with h.Stack(config_lines=["store_dir = " + hd.store]) as s:
+            (api,) = s.json("/api/dumps")
+            assert api["id"] == eid and api["trigger"] == "crash" and api["rule"] == "segv-raw"
+            got = s.get("/api/dumps/" + eid, timeout=120)
+            assert got.status == 200, got
+            with open(core, "rb") as f:
+                assert got.body == f.read()
 
 
 def test_segv_zip_opens_in_gdb_on_the_bundle_alone():
