@@ -19,6 +19,7 @@ static const struct {
 	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
 	{ "crash-handler", cmd_crash_handler, "the kernel's core_pattern handler; --install" },
 	{ "dumps", cmd_dumps, "list, get or remove the dump store's entries" },
+	{ "rules", cmd_rules, "print the trigger rules of the configuration" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */
