@@ -469,6 +469,14 @@ static void chain(const struct pd_crash_opts *o)
 		close(pidfd);
 }
 
+/* After the release nobody waits for the handler, but it must end: what
+ * follows (a zstd stream, the commit, the record) gets this long, at least
+ * 30 s however short crash_timeout is. */
+static unsigned after_release_s(const struct pd_crash_opts *o)
+{
+	return o->timeout_s > 30 ? o->timeout_s : 30;
+}
+
 /* ---- the state file ---- */
 
 struct state {
@@ -665,7 +673,7 @@ static void record(struct crash *c)
 	if (!c->o->store_dir)
 		return;
 	pd_crash_timed_out = 0;
-	alarm(c->o->timeout_s);
+	alarm(after_release_s(c->o));
 	rc = state_open(c->o->store_dir, &s, true);
 	alarm(0);
 	if (rc < 0) {
@@ -797,7 +805,7 @@ static uint64_t now_ns(void)
 }
 
 /* The rest of the core read and thrown away, the pipe closed: the kernel
- * lets the process go. What follows gets crash_timeout of its own. */
+ * lets the process go. */
 static void release(struct crash *c)
 {
 	if (c->released)
@@ -807,7 +815,7 @@ static void release(struct crash *c)
 	c->released = true;
 	c->held_ms = (now_ns() - c->start_ns) / 1000000u;
 	if (!pd_crash_timed_out)
-		alarm(c->o->timeout_s);
+		alarm(after_release_s(c->o));
 }
 
 /* The core read from stdin into the store entry (raw), or into a scratch
@@ -902,12 +910,34 @@ static int capture(struct crash *c)
 	return 0;
 }
 
+/* Is the dying process procdiag (the responder, a helper, another
+ * handler): the same executable as this one? Its memory holds other
+ * clients' keys and dumps; its unit's LimitCORE=0 says no core, which the
+ * kernel does not apply to pipes, so the handler does. */
+static bool is_procdiag(pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	return stat("/proc/self/exe", &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 static int handle(struct crash *c)
 {
 	const struct pd_crash_opts *o = c->o;
 	int rc;
 
 	facts_read(o->a.pid, &c->f);
+	if (is_procdiag(o->a.pid)) {
+		crash_log("pid %d (%s) is procdiag: its core is not stored (its memory holds "
+			  "other clients' keys and dumps)",
+			  (int)o->a.pid, o->a.comm);
+		if (o->chain)
+			chain(o);
+		return 0;
+	}
 	c->rule = find_rule(c);
 	if (!c->rule) {
 		/* No rule wants it: nothing is written here. */

@@ -174,7 +174,29 @@ def kernel_log_has(text):
     return text in r.stdout.decode(errors="replace")
 
 
-def crash(exe, how="segv", mib=0, timeout=120):
+def handlers_of(pid):
+    """The crash handlers running for pid (its %P among their arguments)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"crash-handler" in argv and str(pid).encode() in argv[argv.index(b"crash-handler"):]:
+            out.append(int(d))
+    return out
+
+
+def wait_handled(pid):
+    """Until the handler is done with pid: the process goes as soon as the
+    core is read, the entry is committed (and the state written) after."""
+    h.wait_until(lambda: not handlers_of(pid), 120, "the crash handler of %d to end" % pid)
+
+
+def crash(exe, how="segv", mib=0, timeout=120, handled=True):
     """Runs exe (a crashtarget), makes it crash, waits for its death; its
     pid. The wait ends when the kernel let it go: after the handler closed
     its pipe (core_pipe_limit > 0)."""
@@ -190,6 +212,8 @@ def crash(exe, how="segv", mib=0, timeout=120):
         rc = p.wait(timeout=timeout)
         want = -signal.SIGSEGV if how == "segv" else -signal.SIGABRT
         assert rc == want, (rc, want)
+        if handled:
+            wait_handled(pid)
         return pid
     finally:
         shutil.rmtree(cwd, ignore_errors=True)
@@ -381,6 +405,31 @@ def test_unmatched_crash_writes_nothing_or_is_chained():
         shutil.rmtree(rec_dir, ignore_errors=True)
 
 
+def test_procdiag_itself_is_never_stored():
+    """The responder's memory holds other clients' keys: its unit's
+    LimitCORE=0 means no core, which the kernel ignores for a pipe; the
+    handler refuses it, even to a rule that names it."""
+    conf = """store_dir = {store}
+[rule greedy]
+name = procdiag
+trigger = crash
+count = 0
+interval = 0
+"""
+    with Handler(conf) as hd:
+        sock = os.path.join(hd.dir, "s")
+        p = subprocess.Popen([h.PROCDIAG, "serve", "--no-auth", "--listen", "unix:" + sock],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        h.wait_until(lambda: os.path.exists(sock), 30, "the responder's socket")
+        os.kill(p.pid, signal.SIGSEGV)
+        assert p.wait(timeout=60) == -signal.SIGSEGV
+        wait_handled(p.pid)
+        assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
+        assert kernel_log_has("pid %d (procdiag) is procdiag: its core is not stored" % p.pid)
+        assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
+        assert hd.state()["failures"] == [], hd.state()
+
+
 def test_install_twice_and_uninstall_restore_byte_for_byte():
     odd = b"pdcore.%e.%p  x"
     with Handler("crash_timeout = 5\n", previous=odd) as hd:
@@ -491,13 +540,13 @@ interval = 0
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             exe = hd.target()
-            pid = crash(exe, mib=8, timeout=90)
+            pid = crash(exe, mib=8, timeout=90, handled=False)
             assert not os.path.exists("/proc/%d" % pid)
             assert hd.entries() == {}, hd.entries()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             os.close(lock)
-        h.wait_until(lambda: hd.state()["failures"], 30, "the failure record")
+        wait_handled(pid)
         f, = hd.state()["failures"]
         assert f["pid"] == pid and f["error"] == "timeout", f
         assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
