@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonstr.h"
 #include "common/numparse.h"
 #include "common/strbuf.h"
 #include "lib/corepattern.h"
@@ -51,6 +52,18 @@ static void crash_log(const char *fmt, ...)
 	if (write(2, line, (size_t)n) < 0) {
 		/* nowhere else to say it */
 	}
+}
+
+/* A comm for a log line: its control bytes as '?' (a comm may hold any
+ * byte but NUL; a newline would forge a second line in the kernel log). */
+static const char *printable(const char *in, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < size; i++)
+		out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+	out[i] = 0;
+	return out;
 }
 
 static void on_alarm(int sig)
@@ -698,13 +711,13 @@ static void record(struct crash *c)
 	if (c->error) {
 		fails = json_object_get(s.root, "failures");
 		json_array_append_new(
-			fails,
-			json_pack("{s:I,s:I,s:i,s:s,s:i,s:s,s:s?,s:s,s:s,s:I}", "time",
-				  (json_int_t)time(NULL), "crash_time", (json_int_t)c->o->a.time,
-				  "pid", (int)c->o->a.pid, "name", c->o->a.comm, "signal",
-				  c->o->a.sig, "signal_name", sig_name(c->o->a.sig, sb, sizeof(sb)),
-				  "rule", c->rule ? c->rule->name : NULL, "error", c->error,
-				  "detail", c->detail, "held_ms", (json_int_t)c->held_ms));
+			fails, json_pack("{s:I,s:I,s:i,s:o,s:i,s:s,s:s?,s:s,s:s,s:I}", "time",
+					 (json_int_t)time(NULL), "crash_time",
+					 (json_int_t)c->o->a.time, "pid", (int)c->o->a.pid, "name",
+					 pd_json_cstr(c->o->a.comm), "signal", c->o->a.sig,
+					 "signal_name", sig_name(c->o->a.sig, sb, sizeof(sb)),
+					 "rule", c->rule ? c->rule->name : NULL, "error", c->error,
+					 "detail", c->detail, "held_ms", (json_int_t)c->held_ms));
 		while (json_array_size(fails) > FAILURES_KEPT)
 			json_array_remove(fails, 0);
 	}
@@ -887,9 +900,9 @@ static int capture(struct crash *c)
 	close(res.fd); /* the store has its own reference */
 	release(c);
 	meta = json_pack(
-		"{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:s?}", "kind", "dump",
-		"pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", o->a.comm, "trigger",
-		"crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
+		"{s:s,s:i,s:i,s:o,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:o}", "kind", "dump",
+		"pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", pd_json_cstr(o->a.comm),
+		"trigger", "crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
 		sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time, "format",
 		format == PD_DUMP_FORMAT_ZIP	? "zip"
 		: format == PD_DUMP_FORMAT_ZSTD ? "zstd"
@@ -898,7 +911,7 @@ static int capture(struct crash *c)
 		c->rule->action.type_text[0] ? c->rule->action.type_text
 					     : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
 		"method", "kernel", "core_size", (json_int_t)size, "held_ms",
-		(json_int_t)c->held_ms, "exe", c->f.exe[0] ? c->f.exe : NULL);
+		(json_int_t)c->held_ms, "exe", pd_json_cstr(c->f.exe[0] ? c->f.exe : NULL));
 	rc = pd_store_commit(c->entry, meta, c->id);
 	c->entry = NULL; /* freed by the commit on every path */
 	if (rc < 0) {
@@ -927,13 +940,14 @@ static bool is_procdiag(pid_t pid)
 static int handle(struct crash *c)
 {
 	const struct pd_crash_opts *o = c->o;
+	char cb[64];
 	int rc;
 
 	facts_read(o->a.pid, &c->f);
 	if (is_procdiag(o->a.pid)) {
 		crash_log("pid %d (%s) is procdiag: its core is not stored (its memory holds "
 			  "other clients' keys and dumps)",
-			  (int)o->a.pid, o->a.comm);
+			  (int)o->a.pid, printable(o->a.comm, cb, sizeof(cb)));
 		if (o->chain)
 			chain(o);
 		return 0;
@@ -973,7 +987,7 @@ int pd_crash_handle(const struct pd_crash_opts *o)
 {
 	struct crash c = {.o = o};
 	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: reads end */
-	char sb[16];
+	char sb[16], cb[64];
 	int rc;
 
 	sigemptyset(&sa.sa_mask);
@@ -994,14 +1008,15 @@ int pd_crash_handle(const struct pd_crash_opts *o)
 	pd_store_close(c.store);
 	if (c.error) {
 		crash_log("pid %d (%s), signal %s%s%s: not captured: %s: %s", (int)o->a.pid,
-			  o->a.comm, sig_name(o->a.sig, sb, sizeof(sb)), c.rule ? ", rule " : "",
-			  c.rule ? c.rule->name : "", c.error, c.detail);
+			  printable(o->a.comm, cb, sizeof(cb)), sig_name(o->a.sig, sb, sizeof(sb)),
+			  c.rule ? ", rule " : "", c.rule ? c.rule->name : "", c.error, c.detail);
 		record(&c);
 		return 1;
 	}
 	if (c.id[0]) {
-		crash_log("pid %d (%s), signal %s, rule %s: stored as %s", (int)o->a.pid, o->a.comm,
-			  sig_name(o->a.sig, sb, sizeof(sb)), c.rule->name, c.id);
+		crash_log("pid %d (%s), signal %s, rule %s: stored as %s", (int)o->a.pid,
+			  printable(o->a.comm, cb, sizeof(cb)), sig_name(o->a.sig, sb, sizeof(sb)),
+			  c.rule->name, c.id);
 		record(&c);
 	}
 	(void)rc;

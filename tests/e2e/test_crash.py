@@ -197,13 +197,13 @@ def wait_handled(pid):
     h.wait_until(lambda: not handlers_of(pid), 120, "the crash handler of %d to end" % pid)
 
 
-def crash(exe, how="segv", mib=0, timeout=120, handled=True):
+def crash(exe, how="segv", mib=0, timeout=120, handled=True, extra=()):
     """Runs exe (a crashtarget), makes it crash, waits for its death; its
     pid. The wait ends when the kernel let it go: after the handler closed
     its pipe (core_pipe_limit > 0)."""
     cwd = tempfile.mkdtemp(prefix="pdcwd")
     try:
-        p = subprocess.Popen([exe, how, "mib", str(mib)], stdin=subprocess.PIPE,
+        p = subprocess.Popen([exe, how, "mib", str(mib)] + list(extra), stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, cwd=cwd)
         words = p.stdout.readline().split()
         assert words and words[0] == b"ready", words
@@ -449,6 +449,26 @@ interval = 0
         assert kernel_log_has("pid %d (procdiag) is procdiag: its core is not stored" % p.pid)
         assert hd.entries() == {} and hd.leftovers() == [], os.listdir(hd.store)
         assert hd.state()["failures"] == [], hd.state()
+
+
+def test_a_hostile_comm_is_kept_and_cannot_forge_a_log_line():
+    """A comm is any bytes but NUL: a newline cannot forge a second line in
+    the kernel log, bytes that are not UTF-8 reach meta.json escaped."""
+    comm = b"ev\nil\xff"
+    conf = """store_dir = {store}
+[rule weird]
+cmdline = comm %s
+trigger = crash
+count = 0
+interval = 0
+""" % comm.hex()
+    with Handler(conf) as hd:
+        pid = crash(hd.target(), extra=["comm", comm.hex()])
+        (eid, meta), = hd.entries().items()
+        assert meta["rule"] == "weird" and meta["process"] == "ev\nil\\xFF", meta
+        # dmesg shows the byte 0xff as \xff; the newline is a '?'.
+        assert kernel_log_has("pid %d (ev?il\\xff), signal SEGV, rule weird: stored as %s"
+                              % (pid, eid))
 
 
 def test_install_twice_and_uninstall_restore_byte_for_byte():

@@ -1,7 +1,7 @@
 /* crashtarget: a process that dies of a fatal signal when told to, for the
  * crash handler's tests (tests/e2e/test_crash.py).
  *
- *   crashtarget segv|abrt [mib N] [threads N]
+ *   crashtarget segv|abrt [mib N] [threads N] [comm HEX]
  *
  * It fills N MiB of heap with bytes that are not zero (random, so they do
  * not compress away) and starts N extra threads parked in park_thread(),
@@ -9,12 +9,14 @@
  * writes through a null pointer in crash_by_segv(), the frame gdb must
  * show on top; "abrt" calls abort() from crash_by_abort(). RLIMIT_CORE is
  * raised to its hard limit first (a pipe handler gets the core whatever
- * it is, but a limit of 1 would stop it). */
+ * it is, but a limit of 1 would stop it). "comm HEX" sets its comm to the
+ * bytes HEX spells (PR_SET_NAME: any byte but NUL, a newline included). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -53,6 +55,17 @@ int main(int argc, char **argv)
 			mib = strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "threads"))
 			threads = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "comm")) {
+			char name[16] = "";
+			const char *h = argv[i + 1];
+
+			for (size_t j = 0; j < 15 && h[2 * j] && h[2 * j + 1]; j++) {
+				char two[3] = {h[2 * j], h[2 * j + 1], 0};
+
+				name[j] = (char)strtoul(two, NULL, 16);
+			}
+			prctl(PR_SET_NAME, name);
+		}
 	}
 	if (getrlimit(RLIMIT_CORE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
