@@ -220,6 +220,14 @@ def crash(exe, how="segv", mib=0, timeout=120, handled=True, extra=()):
         shutil.rmtree(cwd, ignore_errors=True)
 
 
+def one_rule(rule, filt, top=(), trigger="crash", count=0, interval=0):
+    """A config: the store, the top-level lines top, and one crash rule
+    taking the processes filt says."""
+    return "\n".join(["store_dir = {store}"] + list(top) + [
+        "[rule %s]" % rule, filt, "trigger = " + trigger, "count = %s" % count,
+        "interval = %s" % interval]) + "\n"
+
+
 RULES = """store_dir = {store}
 crash_timeout = 60
 [rule segv-raw]
@@ -430,13 +438,7 @@ def test_procdiag_itself_is_never_stored():
     """The responder's memory holds other clients' keys: its unit's
     LimitCORE=0 means no core, which the kernel ignores for a pipe; the
     handler refuses it, even to a rule that names it."""
-    conf = """store_dir = {store}
-[rule greedy]
-name = procdiag
-trigger = crash
-count = 0
-interval = 0
-"""
+    conf = one_rule("greedy", "name = procdiag")
     with Handler(conf) as hd:
         sock = os.path.join(hd.dir, "s")
         p = subprocess.Popen([h.PROCDIAG, "serve", "--no-auth", "--listen", "unix:" + sock],
@@ -455,13 +457,7 @@ def test_a_hostile_comm_is_kept_and_cannot_forge_a_log_line():
     """A comm is any bytes but NUL: a newline cannot forge a second line in
     the kernel log, bytes that are not UTF-8 reach meta.json escaped."""
     comm = b"ev\nil\xff"
-    conf = """store_dir = {store}
-[rule weird]
-cmdline = comm %s
-trigger = crash
-count = 0
-interval = 0
-""" % comm.hex()
+    conf = one_rule("weird", "cmdline = comm " + comm.hex())
     with Handler(conf) as hd:
         pid = crash(hd.target(), extra=["comm", comm.hex()])
         (eid, meta), = hd.entries().items()
@@ -543,14 +539,7 @@ def crash_fails(hd, error):
 
 
 def test_full_store_records_a_failure_and_leaves_nothing():
-    conf = """store_dir = {store}
-store_max_count = 0
-[rule big]
-name = crashtarget
-trigger = crash
-count = 0
-interval = 0
-"""
+    conf = one_rule("big", "name = crashtarget", top=["store_max_count = 0"])
     with Handler(conf, tmpfs="4m") as hd:
         pid = crash_fails(hd, "no_space")
         assert kernel_log_has("pid %d (crashtarget), signal SEGV, rule big: not captured: "
@@ -567,14 +556,7 @@ def test_the_dying_process_is_not_held_past_crash_timeout():
     """The handler waits for the state file's lock, which this test holds
     and never lets go while the target dies: the alarm ends the wait, the
     core is drained, the process goes, the failure is recorded later."""
-    conf = """store_dir = {store}
-crash_timeout = 2
-[rule slow]
-name = crashtarget
-trigger = crash
-count = 0
-interval = 0
-"""
+    conf = one_rule("slow", "name = crashtarget", top=["crash_timeout = 2"])
     with Handler(conf) as hd:
         lock = os.open(os.path.join(hd.store, ".crash-state.lock"), os.O_RDWR | os.O_CREAT,
                        0o600)
