@@ -608,7 +608,7 @@ struct crash {
 	const char *error; /* a code for the failure record */
 	char detail[512];
 	/* the reservation of the rule's limits, given back on failure */
-	json_int_t prev_count, prev_last;
+	json_int_t prev_count, prev_last, reserved_at;
 	struct pd_store *store;
 	struct pd_store_new *entry;
 };
@@ -668,6 +668,7 @@ static int reserve(struct crash *c)
 	}
 	c->prev_count = count;
 	c->prev_last = json_object_get(r, "last") ? last : -1;
+	c->reserved_at = now;
 	json_object_set_new(r, "count", json_integer(count + 1));
 	json_object_set_new(r, "last", json_integer(now));
 	rc = state_close(&s, true);
@@ -700,10 +701,14 @@ static void record(struct crash *c)
 			json_int_t count = json_integer_value(json_object_get(r, "count"));
 
 			json_object_set_new(r, "count", json_integer(count > 0 ? count - 1 : 0));
-			if (c->prev_last >= 0)
-				json_object_set_new(r, "last", json_integer(c->prev_last));
-			else
-				json_object_del(r, "last");
+			/* The last firing is ours again only if no other crash of
+			 * the rule reserved one since. */
+			if (json_integer_value(json_object_get(r, "last")) == c->reserved_at) {
+				if (c->prev_last >= 0)
+					json_object_set_new(r, "last", json_integer(c->prev_last));
+				else
+					json_object_del(r, "last");
+			}
 		} else if (c->id[0]) {
 			json_object_set_new(r, "last_id", json_string(c->id));
 		}
