@@ -843,7 +843,7 @@ static int capture(struct crash *c)
 {
 	const struct pd_crash_opts *o = c->o;
 	enum pd_dump_format format = c->rule->action.format;
-	char name[PD_STORE_NAME_MAX], sb[16], tname[16];
+	char name[PD_STORE_NAME_MAX], sb[16];
 	uint64_t estimate = core_estimate(&c->f), size = 0;
 	struct pd_dumpjob_result res;
 	json_t *meta;
@@ -904,19 +904,22 @@ static int capture(struct crash *c)
 	}
 	close(res.fd); /* the store has its own reference */
 	release(c);
-	meta = json_pack(
-		"{s:s,s:i,s:i,s:o,s:s,s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:o}", "kind", "dump",
-		"pid", (int)o->a.pid, "tid", (int)o->a.tid, "process", pd_json_cstr(o->a.comm),
-		"trigger", "crash", "rule", c->rule->name, "signal", o->a.sig, "signal_name",
-		sig_name(o->a.sig, sb, sizeof(sb)), "crash_time", (json_int_t)o->a.time, "format",
-		format == PD_DUMP_FORMAT_ZIP	? "zip"
-		: format == PD_DUMP_FORMAT_ZSTD ? "zstd"
-						: "raw",
-		"dumpType",
-		c->rule->action.type_text[0] ? c->rule->action.type_text
-					     : pd_dumpjob_type_name(&jo.type, tname, sizeof(tname)),
-		"method", "kernel", "core_size", (json_int_t)size, "held_ms",
-		(json_int_t)c->held_ms, "exe", pd_json_cstr(c->f.exe[0] ? c->f.exe : NULL));
+	/* The meta every dump entry has (figures: the kernel's core, method
+	 * "kernel"), and what only a crash says. */
+	meta = pd_store_dump_meta(&res, &jo.type, format, (int)o->a.pid, NULL, "crash",
+				  c->rule->name);
+	if (meta)
+		json_object_update_new(
+			meta,
+			json_pack("{s:o,s:i,s:i,s:s,s:I,s:I,s:o}", "process",
+				  pd_json_cstr(o->a.comm), "tid", (int)o->a.tid, "signal", o->a.sig,
+				  "signal_name", sig_name(o->a.sig, sb, sizeof(sb)), "crash_time",
+				  (json_int_t)o->a.time, "held_ms", (json_int_t)c->held_ms, "exe",
+				  pd_json_cstr(c->f.exe[0] ? c->f.exe : NULL)));
+	if (!meta) {
+		failed(c, "no_memory", "the entry's meta: out of memory");
+		return -ENOMEM;
+	}
 	rc = pd_store_commit(c->entry, meta, c->id);
 	c->entry = NULL; /* freed by the commit on every path */
 	if (rc < 0) {

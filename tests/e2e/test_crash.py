@@ -268,7 +268,8 @@ def test_segv_lands_in_the_store_as_a_sparse_core():
                 while not stop.is_set():
                     for eid, meta in hd.entries().items():
                         size = os.path.getsize(os.path.join(hd.store, eid, meta["file"]))
-                        assert size == meta["size"] == meta["core_size"], (size, meta)
+                        core_size = meta["figures"]["core_size"]
+                        assert size == meta["size"] == core_size, (size, meta)
                         seen.append(eid)
             except BaseException as e:  # noqa: B902 - reported by the test
                 errors.append(e)
@@ -288,7 +289,8 @@ def test_segv_lands_in_the_store_as_a_sparse_core():
         assert meta["format"] == "raw" and meta["method"] == "kernel", meta
         core = os.path.join(hd.store, eid, "core.%d" % pid)
         st = os.stat(core)
-        assert st.st_size == meta["core_size"] and st.st_size > 64 << 20, (st, meta)
+        assert st.st_size == meta["figures"]["core_size"] and st.st_size > 64 << 20, (st, meta)
+        assert meta["dumpType"] == "Full" and meta["core_name"] == "core.%d" % pid, meta
         # Sparse: the blocks of zeros are holes (the random heap is not).
         assert st.st_blocks * 512 < st.st_size, (st.st_blocks * 512, st.st_size)
         assert du.readelf_type(core).startswith("CORE")
@@ -349,7 +351,7 @@ def test_zstd_and_abrt():
         zst = os.path.join(hd.store, eid, "core.%d.zst" % zpid)
         core = os.path.join(hd.dir, "unzstd")
         subprocess.run(["zstd", "-q", "-d", zst, "-o", core], check=True)
-        assert os.path.getsize(core) == meta["core_size"]
+        assert os.path.getsize(core) == meta["figures"]["core_size"]
         assert top_frame(du.gdb_core(zexe, core, "bt", pid=zpid)) == "crash_by_segv"
         eid, meta = by_pid[apid]
         assert meta["signal"] == signal.SIGABRT and meta["signal_name"] == "ABRT", meta
