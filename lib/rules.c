@@ -88,15 +88,11 @@ void pd_rule_release(struct pd_rule *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* A filter's text (each key is set once: the slot is empty). */
 static int set_str(char **slot, const char *v)
 {
-	char *s = strdup(v);
-
-	if (!s)
-		return -ENOMEM;
-	free(*slot);
-	*slot = s;
-	return 0;
+	*slot = strdup(v);
+	return *slot ? 0 : -ENOMEM;
 }
 
 /* "80", "80.5", "80.25%": hundredths, at most max (hundredths). */

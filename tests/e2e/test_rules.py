@@ -286,6 +286,8 @@ def test_timer_count_interval_and_states():
         assert all(e["kind"] == "stacks" and e["pid"] == rt.pid for e in entries), entries
         gaps = [b["fired_ms"] - a["fired_ms"] for a, b in zip(entries, entries[1:])]
         assert all(g >= 2000 for g in gaps), gaps
+        links = st.json("/")["links"]
+        assert links["rules"] == st.base + "/api/rules", links
         page = st.get("/api/rules", headers={"Accept": "text/html"})
         assert page.status == 200 and page.content_type == "text/html", page
         assert b"tick" in page.body and b"exhausted" in page.body, page.body[:2000]
