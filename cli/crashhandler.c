@@ -36,7 +36,9 @@ static void usage(FILE *out)
 		"  --force            --uninstall even when core_pattern was changed since\n"
 		"  --exe PATH         the binary the pattern names (default: this one)\n"
 		"  --saved FILE       another saved-pattern file (root only; tests)\n"
-		"  --status           print core_pattern, core_pipe_limit and what is saved\n",
+		"  --status           print core_pattern, core_pipe_limit, what is saved, and\n"
+		"                     (with the config's store) the crash rules' counts and\n"
+		"                     the last failures\n",
 		PD_CRASH_CONFIG, PD_CORE_PATTERN_SAVED);
 }
 
@@ -155,7 +157,52 @@ static int install(const char *config, bool config_given, const char *exe, const
 	return 0;
 }
 
-static int status(const char *saved)
+/* What the handler did, from the state file of the config's store: the
+ * crash rules' counts and the last failures. */
+static void status_state(const char *config)
+{
+	struct pd_config cfg;
+	char err[512];
+	json_t *st, *v;
+	const char *name;
+	size_t i;
+
+	if (pd_config_init(&cfg) < 0)
+		return;
+	if (load_config(&cfg, config, err, sizeof(err)) < 0 || !cfg.store_dir) {
+		printf("state: %s\n", cfg.store_dir ? err : "no store_dir in the config");
+		pd_config_release(&cfg);
+		return;
+	}
+	if ((st = pd_crash_state_load(cfg.store_dir))) {
+		for (i = 0; i < cfg.rules.n; i++) {
+			const struct pd_rule *r = &cfg.rules.v[i];
+
+			if (r->trigger.kind != PD_TRIGGER_CRASH)
+				continue;
+			v = json_object_get(json_object_get(st, "rules"), r->name);
+			printf("rule %s: %lld stored", r->name,
+			       (long long)json_integer_value(json_object_get(v, "count")));
+			if (json_is_string(json_object_get(v, "last_id")))
+				printf(", last %s",
+				       json_string_value(json_object_get(v, "last_id")));
+			printf("\n");
+		}
+		json_array_foreach(json_object_get(st, "failures"), i, v)
+		{
+			name = json_string_value(json_object_get(v, "rule"));
+			printf("failure: %lld pid %lld %s: %s: %s\n",
+			       (long long)json_integer_value(json_object_get(v, "time")),
+			       (long long)json_integer_value(json_object_get(v, "pid")),
+			       name ? name : "-", json_string_value(json_object_get(v, "error")),
+			       json_string_value(json_object_get(v, "detail")));
+		}
+		json_decref(st);
+	}
+	pd_config_release(&cfg);
+}
+
+static int status(const char *saved, const char *config, bool config_given)
 {
 	struct pd_core_paths paths = {.saved = saved};
 	struct pd_core_saved s;
@@ -181,6 +228,16 @@ static int status(const char *saved)
 	printf("installed: %s\nprevious core_pattern = %s\n",
 	       strcmp(cur, s.installed) ? "saved, but core_pattern was changed since" : "yes",
 	       s.pattern);
+	/* The config the installed pattern names, unless -c says another. */
+	const char *c = strstr(s.installed, " -c ");
+	char named[PD_CORE_PATTERN_MAX + 2];
+
+	if (!config_given && c) {
+		snprintf(named, sizeof(named), "%s", c + 4);
+		named[strcspn(named, " ")] = 0;
+		config = named;
+	}
+	status_state(config);
 	return 0;
 }
 
@@ -232,7 +289,7 @@ int cmd_crash_handler(int argc, char **argv)
 			return 2;
 		}
 		if (mode == 'S')
-			return status(saved);
+			return status(saved, config, config_given);
 		if (mode == 'I')
 			return install(config, config_given, exe, saved);
 		struct pd_core_paths paths = {.saved = saved};

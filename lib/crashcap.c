@@ -546,6 +546,21 @@ err : {
 }
 }
 
+json_t *pd_crash_state_load(const char *store_dir)
+{
+	char path[4200];
+	json_t *root;
+
+	/* Replaced by rename: a reader sees one whole version, no lock. */
+	snprintf(path, sizeof(path), "%s/%s", store_dir, PD_CRASH_STATE);
+	root = json_load_file(path, 0, NULL);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		root = json_pack("{s:{},s:[]}", "rules", "failures");
+	}
+	return root;
+}
+
 /* Writes the state (temporary file, rename) and lets the lock go. */
 static int state_close(struct state *s, bool write_it)
 {

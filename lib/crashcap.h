@@ -11,6 +11,7 @@
 #ifndef PD_CRASHCAP_H
 #define PD_CRASHCAP_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,6 +65,10 @@ void pd_crash_drain(int fd);
  * STORE_DIR/.crash-state.lock, replaced by rename. */
 #define PD_CRASH_STATE	    ".crash-state.json"
 #define PD_CRASH_STATE_LOCK ".crash-state.lock"
+
+/* The state file of the store at store_dir, as it is (a new reference),
+ * or an empty state when there is none. NULL when out of memory. */
+json_t *pd_crash_state_load(const char *store_dir);
 
 /* Expands a pipe pattern's arguments as the kernel would for this crash
  * (%P %p %i %I %s %t %e %E %f %u %g %c %h %d %F %%) into argv (malloc'd,

@@ -521,6 +521,8 @@ interval = 0
         st = hd.state()
         assert st["rules"]["two"]["count"] == 2 and st["rules"]["spaced"]["count"] == 1, st
         assert st["failures"] == [], st
+        out = hd.cli("--status").stdout
+        assert "rule two: 2 stored, last %s\n" % st["rules"]["two"]["last_id"] in out, out
         # Four at once, count 2: the handlers run in parallel, exactly two
         # store a core.
         racing = hd.target("crashracing")
@@ -552,6 +554,10 @@ def test_full_store_records_a_failure_and_leaves_nothing():
         # The space is free again: nothing partial holds it.
         assert du.used_bytes(hd.store) < 256 << 10, du.used_bytes(hd.store)
         assert hd.state()["rules"]["big"]["count"] == 0, hd.state()
+        st = hd.cli("--status").stdout
+        assert "rule big: 0 stored\n" in st, st
+        assert re.search(r"^failure: \d+ pid %d big: no_space: writing the core" % pid, st,
+                         re.M), st
     # The store's own quota: the same, without a full disk.
     with Handler(conf.replace("store_max_count = 0", "store_max_bytes = 1M")) as hd:
         crash_fails(hd, "quota")
