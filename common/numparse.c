@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 
 /* PID_MAX_LIMIT on 64-bit kernels; no pid can be larger. */
 #define PD_PID_MAX 4194304
@@ -130,4 +132,74 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int parse_bytes(const char *s, uint64_t *out)
+{
+	size_t len = strlen(s);
+	unsigned shift = 0;
+	uint64_t n;
+	int r;
+
+	if (len > 1) {
+		switch (s[len - 1]) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		}
+		if (shift)
+			len--;
+	}
+	r = parse_u64(s, len, UINT64_MAX >> shift, &n);
+	if (r < 0)
+		return r;
+	*out = n << shift;
+	return 0;
+}
+
+int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		      { "d", 86400000 } };
+	size_t len = strlen(s), digits = len;
+	uint64_t mult = 1000, n;
+	int r;
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t sl = strlen(units[i].suffix);
+
+		if (len > sl && !strcmp(s + len - sl, units[i].suffix)) {
+			digits = len - sl;
+			mult = units[i].ms;
+			break;
+		}
+	}
+	r = parse_u64(s, digits, max_ms / mult, &n);
+	if (r < 0)
+		return r;
+	*out = n * mult;
+	return 0;
+}
+
+void format_bytes(uint64_t v, bool iec, char *buf, size_t size)
+{
+	static const char units[] = "KMGTPE";
+	double x = (double)v;
+	int u = -1;
+
+	if (v < 1024) {
+		snprintf(buf, size, iec ? "%u B" : "%u", (unsigned)v);
+		return;
+	}
+	while (x >= 1024 && u < 5) {
+		x /= 1024;
+		u++;
+	}
+	/* 9.96 KiB would print as "10.0": one decimal only below 9.95. */
+	snprintf(buf, size, x < 9.95 ? "%.1f%s%c%s" : "%.0f%s%c%s", x, iec ? " " : "", units[u],
+		 iec ? "iB" : "");
 }

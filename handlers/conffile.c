@@ -28,6 +28,9 @@ int pd_config_init(struct pd_config *c)
 	c->download_min_rate = 256 << 10;
 	c->drain_timeout = 30;
 	c->resume_timeout = 120;
+	c->rules_interval_ms = 1000;
+	c->max_actions = 1;
+	c->store_limits.max_count = PD_STORE_MAX_COUNT_DEFAULT;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -37,8 +40,10 @@ void pd_config_release(struct pd_config *c)
 	free(c->site_pid_file);
 	free(c->spool_dir);
 	free(c->public_url);
+	free(c->store_dir);
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
+	pd_ruleset_release(&c->rules);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -83,27 +88,58 @@ enum { SEEN_LISTEN = 1, SEEN_THREADS = 2, SEEN_SCOPE = 4, SEEN_SITE = 8, SEEN_PR
        SEEN_LOG = 32, SEEN_LIST_AGE = 64, SEEN_SPOOL = 128, SEEN_SPOOL_MEM = 256,
        SEEN_MAX_DUMPS = 512, SEEN_PUBLIC_URL = 1024, SEEN_READ_TIMEOUT = 2048,
        SEEN_SEND_TIMEOUT = 4096, SEEN_MIN_RATE = 8192, SEEN_DRAIN = 16384,
-       SEEN_RESUME = 32768 };
+       SEEN_RESUME = 32768, SEEN_RULES_INTERVAL = 65536, SEEN_MAX_ACTIONS = 131072 };
 
-/* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
+/* A byte count: digits, optionally followed by K, M or G (common/numparse.h). */
 static int parse_size(const char *v, uint64_t *out)
 {
-	size_t len = strlen(v);
-	unsigned shift = 0;
+	return parse_bytes(v, out) < 0 ? -EINVAL : 0;
+}
+
+/* The dump store's keys (docs/STORE.md): 1 when key is none of them.
+ * Their "set twice" bits are high, apart from apply()'s list. */
+static int apply_store(struct pd_config *c, const char *key, const char *val, unsigned *seen,
+		       const char *name, int line, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"store_dir", "store_max_count", "store_max_bytes",
+					   "store_max_age"};
+	struct pd_store_limits *l = &c->store_limits;
+	size_t i;
 	uint64_t n;
 
-	if (len > 1) {
-		switch (v[len - 1]) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		}
-		if (shift)
-			len--;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && strcmp(key, keys[i]); i++)
+		;
+	if (i == sizeof(keys) / sizeof(keys[0]))
+		return 1;
+	if (*seen & (1u << (24 + i)))
+		return fail(err, errlen, name, line, "'%s' is set twice", key);
+	*seen |= 1u << (24 + i);
+	switch (i) {
+	case 0:
+		if (val[0] != '/')
+			return fail(err, errlen, name, line, "store_dir must be an absolute path");
+		return set_string(&c->store_dir, val);
+	case 1:
+		if (parse_u64(val, strlen(val), 1000000, &n) < 0)
+			return fail(err, errlen, name, line,
+				    "store_max_count must be 0..1000000 entries (0: no bound)");
+		l->max_count = (unsigned)n;
+		break;
+	case 2:
+		if (parse_bytes(val, &l->max_bytes) < 0)
+			return fail(err, errlen, name, line,
+				    "store_max_bytes must be a byte count, optionally with K, M, G "
+				    "or T (0: no bound)");
+		break;
+	default:
+		/* Up to ten years; bare digits are seconds. */
+		if (parse_duration_ms(val, 3650ull * 86400 * 1000, &n) < 0 || (n && n < 1000))
+			return fail(err, errlen, name, line,
+				    "store_max_age must be seconds, or a number with s, m, h or d, "
+				    "up to 3650d (0: no bound)");
+		l->max_age_s = n / 1000;
+		break;
 	}
-	if (parse_u64(v, len, UINT64_MAX >> shift, &n) < 0)
-		return -EINVAL;
-	*out = n << shift;
 	return 0;
 }
 
@@ -122,10 +158,14 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "max_dumps", SEEN_MAX_DUMPS }, { "public_url", SEEN_PUBLIC_URL },
 		{ "request_read_timeout", SEEN_READ_TIMEOUT }, { "send_timeout", SEEN_SEND_TIMEOUT },
 		{ "download_min_rate", SEEN_MIN_RATE }, { "drain_timeout", SEEN_DRAIN },
-		{ "resume_timeout", SEEN_RESUME },
+		{ "resume_timeout", SEEN_RESUME }, { "rules_interval_ms", SEEN_RULES_INTERVAL },
+		{ "max_actions", SEEN_MAX_ACTIONS },
 	};
 	bool b;
+	int sr = apply_store(c, key, val, seen, name, line, err, errlen);
 
+	if (sr <= 0)
+		return sr;
 	for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
 		if (strcmp(key, single[i].key))
 			continue;
@@ -207,6 +247,19 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		  : key[0] == 'd' ? &c->drain_timeout
 		  : key[0] == 'r' ? &c->request_read_timeout
 				  : &c->send_timeout) = (int)n;
+	} else if (!strcmp(key, "rules_interval_ms")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), 60000, &n) < 0 || n < 100)
+			return fail(err, errlen, name, line, "rules_interval_ms must be 100..60000");
+		c->rules_interval_ms = (int)n;
+	} else if (!strcmp(key, "max_actions")) {
+		uint64_t n;
+
+		if (parse_u64(val, strlen(val), PD_MAX_ACTIONS_LIMIT, &n) < 0 || n < 1)
+			return fail(err, errlen, name, line, "max_actions must be 1..%d",
+				    PD_MAX_ACTIONS_LIMIT);
+		c->max_actions = (int)n;
 	} else if (!strcmp(key, "download_min_rate")) {
 		if (parse_size(val, &c->download_min_rate) < 0)
 			return fail(err, errlen, name, line,
@@ -235,6 +288,57 @@ static char *trim(char *s, char *end)
 	return s;
 }
 
+/* The rule being read ends (a new section, or the end of the file): checked
+ * and added to the config. */
+static int end_rule(struct pd_config *c, struct pd_rule *rule, bool *in_rule, const char *name,
+		    char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	if (!*in_rule)
+		return 0;
+	*in_rule = false;
+	if (pd_rule_check(rule, why, sizeof(why)) < 0) {
+		r = fail(err, errlen, name, rule->line, "%s", why);
+		pd_rule_release(rule);
+		return r;
+	}
+	r = pd_ruleset_add(&c->rules, rule);
+	if (r == -EEXIST)
+		r = fail(err, errlen, name, rule->line, "a second rule named '%s'", rule->name);
+	pd_rule_release(rule);
+	return r;
+}
+
+/* A "[rule NAME]" line (s is trimmed and starts with '['). */
+static int start_rule(struct pd_config *c, char *s, struct pd_rule *rule, bool *in_rule,
+		      const char *name, int line, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+	char *rn;
+
+	if (n < 2 || s[n - 1] != ']')
+		return fail(err, errlen, name, line, "expected '[rule NAME]'");
+	s[n - 1] = 0;
+	s = trim(s + 1, s + n - 1);
+	if (strncmp(s, "rule", 4) || (s[4] != ' ' && s[4] != '\t'))
+		return fail(err, errlen, name, line, "unknown section '[%s]' (only [rule NAME])", s);
+	rn = trim(s + 5, s + strlen(s));
+	if (!pd_rule_name_valid(rn))
+		return fail(err, errlen, name, line,
+			    "a rule name is 1..64 of A-Z a-z 0-9 . _ -: '%s'", rn);
+	if (pd_ruleset_find(&c->rules, rn))
+		return fail(err, errlen, name, line, "a second rule named '%s'", rn);
+	pd_rule_init(rule, rn);
+	rule->line = line;
+	rule->file = strdup(name);
+	if (!rule->file)
+		return -ENOMEM;
+	*in_rule = true;
+	return 0;
+}
+
 int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
 		    char *err, size_t errlen)
 {
@@ -242,6 +346,8 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 	unsigned seen = 0;
 	int line = 0, r = 0;
 	char *p, *end;
+	struct pd_rule rule;
+	bool in_rule = false;
 
 	if (strbuf_add(&sb, text, len) < 0)
 		return -ENOMEM;
@@ -261,6 +367,12 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 		p = nl ? nl + 1 : end;
 		if (!*key || *key == '#')
 			continue;
+		if (*key == '[') {
+			r = end_rule(c, &rule, &in_rule, name, err, errlen);
+			if (r == 0)
+				r = start_rule(c, key, &rule, &in_rule, name, line, err, errlen);
+			continue;
+		}
 		eq = strchr(key, '=');
 		if (!eq) {
 			r = fail(err, errlen, name, line, "expected 'key = value'");
@@ -272,12 +384,40 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 			r = fail(err, errlen, name, line, "expected 'key = value'");
 			break;
 		}
-		r = apply(c, key, val, &seen, name, line, err, errlen);
+		if (in_rule) {
+			char why[256];
+
+			r = pd_rule_set(&rule, key, val, why, sizeof(why));
+			if (r == -EINVAL)
+				fail(err, errlen, name, line, "%s", why);
+		} else {
+			r = apply(c, key, val, &seen, name, line, err, errlen);
+		}
 		if (r == -ENOMEM)
 			snprintf(err, errlen, "%s:%d: out of memory", name, line);
 	}
+	if (r == 0)
+		r = end_rule(c, &rule, &in_rule, name, err, errlen);
+	else if (in_rule)
+		pd_rule_release(&rule);
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", name);
 	strbuf_release(&sb);
 	return r;
+}
+
+int pd_config_check(const struct pd_config *c, char *err, size_t errlen)
+{
+	if (c->rules.n && !c->store_dir) {
+		const struct pd_rule *r = &c->rules.v[0];
+
+		snprintf(err, errlen,
+			 "%s:%d: rule '%s' writes into the dump store, and no store_dir is "
+			 "configured",
+			 r->file ? r->file : "config", r->line, r->name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen)

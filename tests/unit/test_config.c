@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -174,6 +175,146 @@ static void test_timeout_keys(void **state)
 		     "t.conf:2: 'drain_timeout' is set twice");
 }
 
+static void test_rules(void **state)
+{
+	const char *text = "rules_interval_ms = 200\n"
+			   "max_actions = 2\n"
+			   "[rule hot-php]\n"
+			   "name = php-fpm\n"
+			   "cmdline = --pool www\n"
+			   "cmdline_regex = ^php.*www$\n"
+			   "uid = 0\n"
+			   "cgroup = /system.slice/php-fpm.service\n"
+			   "trigger = cpu_above 80.5 machine\n"
+			   "for = 10s\n"
+			   "action = dump+stacks\n"
+			   "dump_type = Mini\n"
+			   "format = zstd\n"
+			   "count = 3\n"
+			   "interval = 2m\n"
+			   "\n"
+			   "[ rule  site.rss ]\n"
+			   "site = true\n"
+			   "trigger = rss_above 512M\n"
+			   "[rule boom]\n"
+			   "trigger = crash SEGV,sigabrt,7\n"
+			   "[rule t]\n"
+			   "trigger = timer 300\n"
+			   "action = stacks\n"
+			   "[rule p]\n"
+			   "trigger = pressure_above full 20 system\n";
+	struct pd_config c;
+	char err[256] = "";
+	const struct pd_rule *r;
+	struct strbuf sb = STRBUF_INIT;
+	struct pd_rule_proc p = { .pid = 5, .uid = 0, .comm = "php-fpm", .exe_name = "php-fpm8.2",
+				  .cmdline = "php-fpm: pool www --pool www",
+				  .cgroup = "/system.slice/php-fpm.service/x" };
+
+	assert_int_equal(parse(&c, text, err, sizeof(err)), 0);
+	assert_int_equal(c.rules_interval_ms, 200);
+	assert_int_equal(c.max_actions, 2);
+	assert_int_equal(c.rules.n, 5);
+	r = pd_ruleset_find(&c.rules, "hot-php");
+	assert_non_null(r);
+	assert_int_equal(r->line, 3);
+	assert_int_equal(r->trigger.kind, PD_TRIGGER_CPU_ABOVE);
+	assert_int_equal(r->trigger.centi, 8050);
+	assert_true(r->trigger.machine);
+	assert_int_equal(r->for_ms, 10000);
+	assert_true(r->action.dump && r->action.stacks);
+	assert_int_equal(r->action.format, PD_DUMP_FORMAT_ZSTD);
+	assert_string_equal(r->action.type_text, "Mini");
+	assert_int_equal(r->count, 3);
+	assert_int_equal(r->interval_ms, 120000);
+	assert_true(pd_rule_matches(r, &p));
+	p.cgroup = "/system.slice/php-fpm.service2";
+	assert_false(pd_rule_matches(r, &p));
+	p.cgroup = "/system.slice/php-fpm.service";
+	p.cmdline = "php-fpm: pool www --pool www x";
+	assert_false(pd_rule_matches(r, &p)); /* the regex's $ */
+	p.cmdline = "php-fpm: pool www --pool www";
+	p.comm = "php";
+	assert_false(pd_rule_matches(r, &p));
+	p.exe_name = "php-fpm";
+	assert_true(pd_rule_matches(r, &p));
+	p.uid = 33;
+	assert_false(pd_rule_matches(r, &p));
+	assert_int_equal(pd_rule_trigger_format(&r->trigger, &sb), 0);
+	assert_string_equal(sb.buf, "cpu_above 80.50 machine");
+
+	r = pd_ruleset_find(&c.rules, "site.rss");
+	assert_non_null(r);
+	assert_int_equal(r->trigger.n, 512u << 20);
+	assert_false(pd_rule_matches(r, &p));
+	p.is_site = true;
+	assert_true(pd_rule_matches(r, &p));
+	assert_int_equal(r->count, 1);
+	assert_int_equal(r->interval_ms, 60000);
+	assert_true(r->action.dump && !r->action.stacks);
+
+	r = pd_ruleset_find(&c.rules, "boom");
+	assert_true(pd_rule_crash_signal(r, 11) && pd_rule_crash_signal(r, 6) &&
+		    pd_rule_crash_signal(r, 7));
+	assert_false(pd_rule_crash_signal(r, 8));
+	strbuf_reset(&sb);
+	pd_rule_trigger_format(&r->trigger, &sb);
+	assert_string_equal(sb.buf, "crash SEGV,ABRT,BUS");
+	r = pd_ruleset_find(&c.rules, "t");
+	assert_int_equal(r->trigger.n, 300000);
+	r = pd_ruleset_find(&c.rules, "p");
+	assert_true(r->trigger.full && r->trigger.system);
+	assert_int_equal(r->trigger.centi, 2000);
+	strbuf_release(&sb);
+	pd_config_release(&c);
+}
+
+static void test_rule_errors(void **state)
+{
+	expect_error("[rule a]\ntrigger = timer 5\nbogus = 1\n", "t.conf:3: unknown key 'bogus'");
+	expect_error("[rule a]\nname = x\n", "t.conf:1: rule 'a' has no trigger");
+	expect_error("[rule a]\ntrigger = timer 5\n[rule a]\ntrigger = timer 5\n",
+		     "t.conf:3: a second rule named 'a'");
+	expect_error("[rule a b]\n", "t.conf:1: a rule name");
+	expect_error("[rules a]\n", "t.conf:1: unknown section");
+	expect_error("[rule a\n", "t.conf:1: expected '[rule NAME]'");
+	expect_error("[rule a]\ntrigger = cpu_above lots\n", "t.conf:2: trigger cpu_above");
+	expect_error("[rule a]\ntrigger = cpu_above 101 machine\n", "t.conf:2: trigger cpu_above");
+	expect_error("[rule a]\ntrigger = hot 5\n", "t.conf:2: unknown trigger 'hot'");
+	expect_error("[rule a]\ntrigger = timer 5\ntrigger = timer 6\n", "t.conf:3: 'trigger' is set twice");
+	expect_error("[rule a]\ntrigger = crash SEGV,HUP\n", "t.conf:2: trigger crash: 'HUP'");
+	expect_error("[rule a]\ntrigger = crash\naction = stacks\n", "t.conf:1: rule 'a': a crash");
+	expect_error("[rule a]\ntrigger = rss_above 5X\n", "t.conf:2: trigger rss_above");
+	expect_error("[rule a]\ntrigger = pressure_above half 5\n", "t.conf:2: trigger pressure_above");
+	expect_error("[rule a]\ntrigger = timer 5\nfor = soon\n", "t.conf:3: for must be a duration");
+	expect_error("[rule a]\ntrigger = timer 5\ncmdline_regex = (\n", "t.conf:3: cmdline_regex");
+	expect_error("[rule a]\ntrigger = timer 5\nuid = no-such-user-here\n", "t.conf:3: uid");
+	expect_error("[rule a]\ntrigger = timer 5\naction = stacks\nformat = zip\n",
+		     "t.conf:1: rule 'a': dump_type and format");
+	expect_error("[rule a]\ntrigger = timer 5\ncount = -1\n", "t.conf:3: count");
+	expect_error("[rule a]\ntrigger = timer 5\ndump_type = Huge\n", "t.conf:3: dump_type");
+	expect_error("[rule a]\ntrigger = timer 5\nthreads = 4\n", "t.conf:3: unknown key 'threads'");
+	expect_error("rules_interval_ms = 99\n", "t.conf:1: rules_interval_ms must be 100..60000");
+	expect_error("max_actions = 17\n", "t.conf:1: max_actions must be 1..16");
+}
+
+static void test_rule_proc_read(void **state)
+{
+	struct pd_rule_procbuf b = PD_RULE_PROCBUF_INIT;
+	struct pd_rule_proc p;
+
+	assert_int_equal(pd_rule_proc_read(getpid(), -1, &p, &b), 0);
+	assert_int_equal(p.pid, getpid());
+	assert_int_equal(p.uid, geteuid());
+	assert_string_equal(p.comm, "test_config");
+	assert_string_equal(p.exe_name, "test_config");
+	assert_non_null(strstr(p.cmdline, "test_config"));
+	assert_true(p.cgroup[0] == '/');
+	assert_false(p.is_site);
+	assert_int_equal(pd_rule_proc_read(4194304, -1, &p, &b), -ESRCH);
+	pd_rule_procbuf_release(&b);
+}
+
 static void test_nul_byte(void **state)
 {
 	struct pd_config c;
@@ -198,6 +339,41 @@ static void test_load_missing_file(void **state)
 	pd_config_release(&c);
 }
 
+static void test_store_keys(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_null(c.store_dir);
+	assert_int_equal(c.store_limits.max_count, 20);
+	assert_int_equal(c.store_limits.max_bytes, 0);
+	assert_int_equal(c.store_limits.max_age_s, 0);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c,
+			       "store_dir = /var/lib/procdiag/store\n"
+			       "store_max_count = 0\n"
+			       "store_max_bytes = 10G\n"
+			       "store_max_age = 7d\n",
+			       err, sizeof(err)),
+			 0);
+	assert_string_equal(c.store_dir, "/var/lib/procdiag/store");
+	assert_int_equal(c.store_limits.max_count, 0);
+	assert_true(c.store_limits.max_bytes == 10ull << 30);
+	assert_int_equal(c.store_limits.max_age_s, 7 * 86400);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "store_max_age = 90\n", err, sizeof(err)), 0);
+	assert_int_equal(c.store_limits.max_age_s, 90);
+	pd_config_release(&c);
+	expect_error("store_dir = relative/x", "t.conf:1: store_dir must be an absolute path");
+	expect_error("store_max_count = -1", "t.conf:1: store_max_count must be");
+	expect_error("store_max_bytes = 10X", "t.conf:1: store_max_bytes must be");
+	expect_error("store_max_age = 5w", "t.conf:1: store_max_age must be");
+	expect_error("store_max_age = 500ms", "t.conf:1: store_max_age must be");
+	expect_error("store_dir = /a\nstore_dir = /b", "t.conf:2: 'store_dir' is set twice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +381,10 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_dump_keys),
 		cmocka_unit_test(test_timeout_keys),
+		cmocka_unit_test(test_store_keys),
+		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_rule_errors),
+		cmocka_unit_test(test_rule_proc_read),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_missing_file),
 	};
