@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/numparse.h"
 #include "handlers/conffile.h"
+#include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/store.h"
 
 static void dumps_usage(FILE *out)
@@ -31,24 +33,6 @@ static void dumps_usage(FILE *out)
 		"      --file NAME     get: another file of the entry (e.g. stacks.txt)\n"
 		"  -h, --help          this text\n\n"
 		"Exit status: 0 success, 1 failure, 2 usage error, 3 no such entry or file.\n");
-}
-
-/* 1536 -> "1.5K": the list's sizes. */
-static void human(uint64_t v, char *buf, size_t size)
-{
-	static const char units[] = "KMGTP";
-	double x = (double)v;
-	int u = -1;
-
-	if (v < 1024) {
-		snprintf(buf, size, "%llu", (unsigned long long)v);
-		return;
-	}
-	while (x >= 1024 && u < 4) {
-		x /= 1024;
-		u++;
-	}
-	snprintf(buf, size, x < 10 ? "%.1f%c" : "%.0f%c", x, units[u]);
 }
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -82,7 +66,8 @@ static int do_list(struct pd_store *s, bool as_json)
 		json_t *f;
 		size_t j;
 
-		human((uint64_t)json_integer_value(json_object_get(e, "size")), size, sizeof(size));
+		format_bytes((uint64_t)json_integer_value(json_object_get(e, "size")), false, size,
+			     sizeof(size));
 		snprintf(proc, sizeof(proc), "%.40s(%lld)", str(e, "process", "?"),
 			 (long long)json_integer_value(json_object_get(e, "pid")));
 		snprintf(trig, sizeof(trig), "%s%s%.64s", str(e, "trigger", "?"),
@@ -101,24 +86,9 @@ static int do_list(struct pd_store *s, bool as_json)
 	return fflush(stdout) == EOF ? 1 : 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* in's bytes [from, to) to out at the same offset (a file) or in order (a
- * pipe: at == false). */
-static int copy_range(int in, int out, off_t from, off_t to, bool at)
+/* in's bytes [from, to) to out at the same offset (a file), or to seq
+ * in order (out < 0: a pipe, a terminal). */
+static int copy_range(int in, int out, FILE *seq, off_t from, off_t to)
 {
 	static char buf[1 << 16];
 
@@ -131,17 +101,15 @@ static int copy_range(int in, int out, off_t from, off_t to, bool at)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		if (at) {
-			ssize_t w = pwrite(out, buf, (size_t)n, from);
-
-			if (w != n)
-				return w < 0 ? -errno : -EIO;
-		} else if ((rc = write_all(out, buf, (size_t)n)) < 0) {
+		if (out >= 0)
+			rc = pd_pwrite_all(out, buf, (size_t)n, (uint64_t)from);
+		else
+			rc = fwrite(buf, 1, (size_t)n, seq) == (size_t)n ? 0 : -EIO;
+		if (rc < 0)
 			return rc;
-		}
 		from += n;
 	}
-	return 0;
+	return out >= 0 || fflush(seq) == 0 ? 0 : -EIO;
 }
 
 /* in to out: a regular file keeps in's holes (SEEK_DATA/SEEK_HOLE),
@@ -153,8 +121,22 @@ static int copy_file(int in, int out)
 
 	if (fstat(in, &st) < 0 || fstat(out, &ost) < 0)
 		return -errno;
-	if (!S_ISREG(ost.st_mode))
-		return copy_range(in, out, 0, st.st_size, false);
+	if (!S_ISREG(ost.st_mode)) {
+		int dfd = dup(out);
+		FILE *f = dfd >= 0 ? fdopen(dfd, "wb") : NULL;
+		int rc;
+
+		if (!f) {
+			rc = -errno;
+			if (dfd >= 0)
+				close(dfd);
+			return rc;
+		}
+		rc = copy_range(in, -1, f, 0, st.st_size);
+		if (fclose(f) != 0 && !rc)
+			rc = -EIO;
+		return rc;
+	}
 	while (pos < st.st_size) {
 		off_t data = lseek(in, pos, SEEK_DATA), hole;
 		int rc;
@@ -162,11 +144,11 @@ static int copy_file(int in, int out)
 		if (data < 0 && errno == ENXIO)
 			break; /* a hole to the end */
 		if (data < 0)
-			return copy_range(in, out, pos, st.st_size, true);
+			return copy_range(in, out, NULL, pos, st.st_size);
 		hole = lseek(in, data, SEEK_HOLE);
 		if (hole < 0)
 			hole = st.st_size;
-		rc = copy_range(in, out, data, hole, true);
+		rc = copy_range(in, out, NULL, data, hole);
 		if (rc < 0)
 			return rc;
 		pos = hole;

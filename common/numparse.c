@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 /* PID_MAX_LIMIT on 64-bit kernels; no pid can be larger. */
@@ -182,4 +183,23 @@ int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
 		return r;
 	*out = n * mult;
 	return 0;
+}
+
+void format_bytes(uint64_t v, bool iec, char *buf, size_t size)
+{
+	static const char units[] = "KMGTPE";
+	double x = (double)v;
+	int u = -1;
+
+	if (v < 1024) {
+		snprintf(buf, size, iec ? "%u B" : "%u", (unsigned)v);
+		return;
+	}
+	while (x >= 1024 && u < 5) {
+		x /= 1024;
+		u++;
+	}
+	/* 9.96 KiB would print as "10.0": one decimal only below 9.95. */
+	snprintf(buf, size, x < 9.95 ? "%.1f%s%c%s" : "%.0f%s%c%s", x, iec ? " " : "", units[u],
+		 iec ? "iB" : "");
 }

@@ -4,6 +4,7 @@
 #ifndef PD_NUMPARSE_H
 #define PD_NUMPARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,10 @@ int parse_pid(const char *s, size_t len, int *out);
 /* A byte count: digits, optionally followed by K, M, G or T (powers of
  * 1024, either case). 0, -EINVAL, -ERANGE (past 2^64). */
 int parse_bytes(const char *s, uint64_t *out);
+/* The other way, for people: v in binary units with one decimal below 10
+ * ("1.5 KiB", "12 MiB"; iec false: "1.5K", "12M"), below 1024 in bytes
+ * ("512 B"; "512"). size >= 16. */
+void format_bytes(uint64_t v, bool iec, char *buf, size_t size);
 /* A duration: digits, optionally followed by ms, s, m, h or d; bare digits
  * are seconds. *out gets milliseconds, at most max_ms. 0, -EINVAL, -ERANGE. */
 int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/numparse.h"
 #include "common/strbuf.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
@@ -82,24 +83,6 @@ static const char confirm_delete[] =
 	"f.addEventListener('submit',function(e){if(!confirm(this.dataset.msg))"
 	"e.preventDefault()})})";
 
-/* 1536 -> "1.5 KiB"; below 1 KiB in bytes. */
-static void human_size(uint64_t v, char *buf, size_t size)
-{
-	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-	double x = (double)v;
-	int u = -1;
-
-	if (v < 1024) {
-		snprintf(buf, size, "%llu B", (unsigned long long)v);
-		return;
-	}
-	while (x >= 1024 && u < 4) {
-		x /= 1024;
-		u++;
-	}
-	snprintf(buf, size, x < 10 ? "%.1f %s" : "%.0f %s", x, units[u]);
-}
-
 static const char *str(json_t *o, const char *key)
 {
 	const char *v = json_string_value(json_object_get(o, key));
@@ -149,7 +132,7 @@ static void dump_row(struct strbuf *sb, json_t *e)
 	snprintf(what, sizeof(what), "%s%s%s", str(e, "dumpType"), *str(e, "format") ? " " : "",
 		 str(e, "format"));
 	cell_text(sb, what);
-	human_size(size, human, sizeof(human));
+	format_bytes(size, true, human, sizeof(human));
 	strbuf_addf(sb, "<td title=\"%llu bytes (%llu on disk)\">%s</td>",
 		    (unsigned long long)size, (unsigned long long)bytes, human);
 	strbuf_addstr(sb, "<td>");

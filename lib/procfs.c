@@ -121,8 +121,9 @@ static int stat_field(struct pd_stat *st, unsigned field, const char *s, size_t 
 {
 	switch (field) {
 	case F_PPID: return parse_int(s, n, 0, INT_MAX, &st->ppid);
-	case F_PGRP: return parse_int(s, n, 0, INT_MAX, &st->pgrp);
-	case F_SESSION: return parse_int(s, n, 0, INT_MAX, &st->session);
+	/* -1 for a task reaped while its line was written (procfs.h). */
+	case F_PGRP: return parse_int(s, n, -1, INT_MAX, &st->pgrp);
+	case F_SESSION: return parse_int(s, n, -1, INT_MAX, &st->session);
 	case F_FLAGS: return parse_u64(s, n, UINT64_MAX, &st->flags);
 	case F_UTIME: return parse_u64(s, n, UINT64_MAX, &st->utime);
 	case F_STIME: return parse_u64(s, n, UINT64_MAX, &st->stime);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/store.h"
+#include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/rules.h" /* pd_dump_format_name */
 
 #define NEW_PREFIX ".new-"
@@ -453,6 +454,10 @@ int pd_store_begin(struct pd_store *s, int pid, struct pd_store_new **out)
 		free(n);
 		return lk;
 	}
+	/* What a writer that died since the store was opened left (a
+	 * crash handler killed at its timeout): swept now, not at the next
+	 * start of the responder. */
+	sweep(s);
 	clock_gettime(CLOCK_REALTIME, &n->created);
 	for (int attempt = 0; attempt < 32 && rc == -EEXIST; attempt++) {
 		struct stat st;
@@ -592,21 +597,6 @@ static int link_in(struct pd_store_new *n, int fd, bool named, const char *name)
 	return -errno;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The files synced and linked, their figures into meta. */
 static int finish_files(struct pd_store_new *n, json_t *meta, uint64_t *total)
 {
@@ -647,18 +637,21 @@ static int finish_files(struct pd_store_new *n, json_t *meta, uint64_t *total)
 static int write_meta(struct pd_store_new *n, json_t *meta)
 {
 	char *text = json_dumps(meta, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+	char *nl = text ? realloc(text, strlen(text) + 2) : NULL;
 	int fd, rc;
 	bool named;
 
-	if (!text)
+	if (!nl) {
+		free(text);
 		return -ENOMEM;
+	}
+	text = strcat(nl, "\n");
 	fd = open_unnamed(n, ".tmp-" META_NAME, &named);
 	if (fd < 0) {
 		free(text);
 		return fd;
 	}
-	rc = write_all(fd, text, strlen(text));
-	rc = rc ? rc : write_all(fd, "\n", 1);
+	rc = pd_pwrite_all(fd, text, strlen(text), 0);
 	free(text);
 	if (!rc && fdatasync(fd) < 0)
 		rc = -errno;

@@ -153,6 +153,8 @@ def test_stored_dump_lists_downloads_and_deletes():
             assert rc == 0, err
             with open(got, "rb") as f:
                 assert f.read() == r.body
+            rc, out, err = cli(s, "get", sid, "-o", "-")
+            assert rc == 0 and out == r.body, (rc, len(out), err)
             rc, out, err = cli(s, "get", sid, "--file", "stacks.txt", "-o", got + "2")
             assert rc == 3 and not os.path.exists(got + "2"), (rc, err)
             rc, out, err = cli(s, "get", "../etc")
@@ -203,6 +205,28 @@ def test_other_formats_and_the_monitor_route():
                 assert len(os.listdir(os.path.join(store, i))) == 2
     finally:
         t.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cancelled_dump_leaves_nothing():
+    """Proves: a store=true dump whose client goes away while it is being
+    compressed is not kept: no entry, no .new-*, no file of the store left
+    open in the responder."""
+    d, store = new_store()
+    p, pid = du.heap_target(384)  # random bytes: zstd takes a while over them
+    try:
+        with store_stack(store) as s:
+            phase = du.gone_after_the_copy(s, pid, "store=true&dumpType=Full&compress=zstd")
+            assert phase == "compress", phase
+            du.assert_resumed(pid)
+            h.wait_until(lambda: ls(store) == [], 10, "the entry's .new-* to go")
+            fds = os.listdir("/proc/%d/fd" % s.pd.pid)
+            held = [os.readlink("/proc/%d/fd/%s" % (s.pd.pid, f)) for f in fds
+                    if os.path.exists("/proc/%d/fd/%s" % (s.pd.pid, f))]
+            assert not [x for x in held if x.startswith(store + "/")], held
+            assert listed(s) == []
+    finally:
+        h.kill_tree(p)
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -425,7 +449,8 @@ def test_dumps_page():
             assert r.status == 200 and r.content_type == "text/html", r
             page = r.body.decode()
             assert 'href="%s/api/dumps/%s"' % (s.base, sid) in page, page
-            assert 'action="%s/api/dumps/%s/delete"' % (s.base, sid) in page, page
+            form = re.search(r'<form class="del" method="(\w+)" action="([^"]+)"', page)
+            assert form and form.group(2) == "%s/api/dumps/%s/delete" % (s.base, sid), page
             assert 'title="%d bytes' % e["size"] in page, page
             assert re.search(r">\d+(\.\d)? (KiB|MiB|GiB)</td>", page), page
             assert e["created"] in page and "pdtarget" in page and "manual" in page
@@ -434,8 +459,9 @@ def test_dumps_page():
             assert '<script nonce="%s">' % nonce in page and "form.del" in page
             idx = s.get("/", headers=html).body.decode()
             assert "/api/dumps" in idx, idx
-            p = s.post("/api/dumps/%s/delete" % sid,
-                       headers=dict(html, **{"Origin": s.base}))
+            # The button's request, as the page's form makes it.
+            p = s.request(form.group(1).upper(), form.group(2)[len(s.base):],
+                          headers=dict(html, **{"Origin": s.base}), body=b"")
             assert p.status == 303, p
             assert p.header("Location") == s.base + "/api/dumps", p.headers
             assert listed(s) == []

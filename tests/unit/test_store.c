@@ -286,17 +286,13 @@ static void test_age(void **state)
 	pd_store_close(s);
 }
 
-/* A writer that dies leaves a .new-* that the next open removes; a live
- * writer's is left alone. */
-static void test_sweep(void **state)
+/* A forked writer that begins an entry, writes half a file and exits
+ * without commit or abort (as SIGKILL would). */
+static void dead_writer(struct pd_store *s)
 {
-	struct pd_store *s = open_store(0, 0, 0);
-	struct pd_store_new *mine;
-	pid_t child;
+	pid_t child = fork();
 	int st;
 
-	(void)state;
-	child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
 		struct pd_store_new *n;
@@ -307,19 +303,35 @@ static void test_sweep(void **state)
 		fd = pd_store_file(n, "core", 0);
 		if (fd < 0 || write(fd, "half", 4) != 4)
 			_exit(1);
-		_exit(0); /* no commit, no abort: as SIGKILL */
+		_exit(0);
 	}
 	assert_int_equal(waitpid(child, &st, 0), child);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A writer that dies leaves a .new-* that the next open, or the next
+ * begin, removes; a live writer's is left alone. */
+static void test_sweep(void **state)
+{
+	struct pd_store *s = open_store(0, 0, 0), *s2;
+	struct pd_store_new *mine;
+
+	(void)state;
+	dead_writer(s);
 	assert_int_equal(hidden(), 1);
-	assert_int_equal(pd_store_begin(s, 10, &mine), 0);
-	assert_int_equal(hidden(), 2);
 	pd_store_close(s);
-	s = open_store(0, 0, 0); /* sweeps the dead one, not mine */
+	s = open_store(0, 0, 0); /* the open sweeps it */
+	assert_int_equal(hidden(), 0);
+	dead_writer(s);
+	assert_int_equal(hidden(), 1);
+	assert_int_equal(pd_store_begin(s, 10, &mine), 0); /* sweeps the dead one */
+	assert_int_equal(hidden(), 1);
+	s2 = open_store(0, 0, 0); /* mine is alive: kept */
 	assert_int_equal(hidden(), 1);
 	pd_store_abort(mine);
 	assert_int_equal(hidden(), 0);
-	assert_int_equal(list_ids(s, NULL, 0), 0);
+	assert_int_equal(list_ids(s2, NULL, 0), 0);
+	pd_store_close(s2);
 	pd_store_close(s);
 }
 
