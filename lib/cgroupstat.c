@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/numparse.h"
@@ -411,8 +412,9 @@ int pd_cgroup_mounts_open(struct pd_cgroup_mounts *m)
 	struct strbuf sb = STRBUF_INIT;
 	int r;
 
+	memset(m, 0, sizeof(*m));
 	m->v2fd = m->v1memfd = -1;
-	memset(&m->mi, 0, sizeof(m->mi));
+	m->memo_ms = 50;
 	r = pd_read_file_at(AT_FDCWD, "/proc/self/mountinfo", &sb, 16u << 20);
 	if (r == 0)
 		r = pd_cgroup_parse_mountinfo(sb.buf, sb.len, &m->mi);
@@ -536,8 +538,8 @@ static bool up(char *rel)
 	return true;
 }
 
-int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
-			  struct pd_cgroup_memory *out, char *why, size_t whylen)
+static int memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		       struct pd_cgroup_memory *out, char *why, size_t whylen)
 {
 	char rel[PD_CG_PATH_MAX], own[PD_CG_PATH_MAX], buf[64];
 	const struct pd_cgroup_mount *mnt;
@@ -649,8 +651,8 @@ int pd_psi_read_system(struct pd_psi *out, char *why, size_t whylen)
 			whylen);
 }
 
-int pd_psi_read_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
-		       struct pd_psi *out, char *why, size_t whylen)
+static int psi_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		      struct pd_psi *out, char *why, size_t whylen)
 {
 	char rel[PD_CG_PATH_MAX], what[PD_CG_PATH_MAX + 32];
 	int r;
@@ -677,4 +679,102 @@ int pd_psi_read_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cg
 			   "no /proc/pressure: this kernel has no PSI (CONFIG_PSI) or it is "
 			   "disabled (psi=0)");
 	return r;
+}
+
+/* ---- the memo ------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The key of a reading: which hierarchy and path (memory reads v1 or v2,
+ * pressure always v2). */
+static const char *memo_path(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+			     int kind)
+{
+	if (kind == 1 && m->v1memfd >= 0 && cg->has_v1mem)
+		return cg->v1mem;
+	return cg->has_v2 ? cg->v2 : NULL;
+}
+
+static struct pd_cgroup_memo *memo_find(struct pd_cgroup_mounts *m, int kind, const char *path,
+					int64_t now)
+{
+	for (size_t i = 0; i < PD_CG_MEMO_N; i++) {
+		struct pd_cgroup_memo *e = &m->memo[i];
+
+		if (e->kind == kind && now - e->at_ms < (int64_t)m->memo_ms &&
+		    now >= e->at_ms && strcmp(e->path, path) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static struct pd_cgroup_memo *memo_slot(struct pd_cgroup_mounts *m, int kind, const char *path,
+					int64_t now, int rc, const char *why)
+{
+	struct pd_cgroup_memo *e = &m->memo[m->memo_next++ % PD_CG_MEMO_N];
+
+	e->kind = kind;
+	e->rc = rc;
+	e->at_ms = now;
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	snprintf(e->why, sizeof(e->why), "%s", rc < 0 && why ? why : "");
+	return e;
+}
+
+int pd_cgroup_memory_read(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+			  struct pd_cgroup_memory *out, char *why, size_t whylen)
+{
+	const char *path = m->memo_ms ? memo_path(m, cg, 1) : NULL;
+	struct pd_cgroup_memory res;
+	struct pd_cgroup_memo *e;
+	char mywhy[192] = "";
+	int64_t now;
+	int r;
+
+	if (!path)
+		return memory_read(m, cg, out, why, whylen);
+	now = mono_ms();
+	e = memo_find(m, 1, path, now);
+	if (!e) {
+		r = memory_read(m, cg, &res, mywhy, sizeof(mywhy));
+		e = memo_slot(m, 1, path, now, r, mywhy);
+		if (r == 0)
+			e->v.mem = res;
+	}
+	if (e->rc < 0)
+		return say(why, whylen, e->rc, "%s", e->why);
+	*out = e->v.mem;
+	return 0;
+}
+
+int pd_psi_read_cgroup(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		       struct pd_psi *out, char *why, size_t whylen)
+{
+	const char *path = m->memo_ms && m->v2fd >= 0 ? memo_path(m, cg, 2) : NULL;
+	struct pd_cgroup_memo *e;
+	struct pd_psi res;
+	char mywhy[192] = "";
+	int64_t now;
+	int r;
+
+	if (!path)
+		return psi_cgroup(m, cg, out, why, whylen);
+	now = mono_ms();
+	e = memo_find(m, 2, path, now);
+	if (!e) {
+		r = psi_cgroup(m, cg, &res, mywhy, sizeof(mywhy));
+		e = memo_slot(m, 2, path, now, r, mywhy);
+		if (r == 0)
+			e->v.psi = res;
+	}
+	if (e->rc < 0)
+		return say(why, whylen, e->rc, "%s", e->why);
+	*out = e->v.psi;
+	return 0;
 }

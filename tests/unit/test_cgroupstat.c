@@ -461,6 +461,59 @@ static void test_readers_tree_v2(void **state)
 	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), -EOPNOTSUPP);
 }
 
+/* Processes of one cgroup are read once per memo_ms; another cgroup, or a
+ * later reading, goes to the files. */
+static void test_memo(void **state)
+{
+	static struct pd_cgroup_mounts m;
+	static struct pd_proc_cgroup pc;
+	struct pd_cgroup_memory mem;
+	struct pd_psi p;
+	char why[256];
+
+	(void)state;
+	dir("a");
+	dir("b");
+	put("a/memory.max", "1000\n");
+	put("a/memory.current", "100\n");
+	put("b/memory.max", "1000\n");
+	put("b/memory.current", "200\n");
+	put("a/memory.pressure", "some avg10=1.00 avg60=0.00 avg300=0.00 total=1\n");
+	tree_mounts(&m, 2, "/");
+	m.memo_ms = 600000;
+	pc.has_v2 = true;
+	pc.has_v1mem = false;
+	strcpy(pc.v2, "/a");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 100);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 100);
+	put("a/memory.current", "150\n");
+	put("a/memory.pressure", "some avg10=2.00 avg60=0.00 avg300=0.00 total=1\n");
+	/* Within memo_ms: the same reading. */
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 100);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 100);
+	/* Another cgroup is its own. */
+	strcpy(pc.v2, "/b");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 200);
+	/* Errors are kept with their sentence. */
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), -ENOENT);
+	why[0] = '\0';
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), -ENOENT);
+	assert_non_null(strstr(why, "/b memory.pressure"));
+	/* Once memo_ms is over, the files again. */
+	m.memo_ms = 0;
+	strcpy(pc.v2, "/a");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 150);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 200);
+	pd_cgroup_mounts_close(&m);
+}
+
 static void test_readers_tree_v1(void **state)
 {
 	static struct pd_cgroup_mounts m;
@@ -557,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test_setup_teardown(test_readers_tree_v2, setup_tree, teardown_tree),
 		cmocka_unit_test_setup_teardown(test_readers_tree_v1, setup_tree, teardown_tree),
+		cmocka_unit_test_setup_teardown(test_memo, setup_tree, teardown_tree),
 		cmocka_unit_test(test_real_self),
 	};
 
