@@ -36,10 +36,11 @@ HOT_LIMIT = 64 * MiB   # the hot target's limit: anon + thrashed file cache fill
 QUIET_LIMIT = 512 * MiB  # the quiet target stays far below 70 % of this
 PERIOD_MS = 200
 
-# The target. argv: token anon_mb file file_mb gofile. Leaks anon_mb MiB in
-# 1 MiB steps (every page touched), says "ready", then reads its file in a
-# loop (or sleeps when it has none) until gofile exists; then leaks 1 MiB a
-# step until the kernel kills it.
+# The target. argv: token anon_mb file file_mb gofile. Writes its file of
+# file_mb MiB (unless "-"), leaks anon_mb MiB in 1 MiB steps (every page
+# touched), says "ready", then reads its file in a loop (or sleeps when it
+# has none) until gofile exists; then leaks 1 MiB a step until the kernel
+# kills it.
 TARGET = r'''
 import os, sys, time
 token, anon_mb, path, file_mb, gofile = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
@@ -51,8 +52,14 @@ def leak(n):
             b[j] = 1
         blocks.append(b)
         time.sleep(0.01)
+fd = -1
+if path != "-":
+    # Written here, so that its page cache is charged to this cgroup.
+    with open(path, "wb") as f:
+        for _ in range(file_mb):
+            f.write(os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
 leak(anon_mb)
-fd = os.open(path, os.O_RDONLY) if path != "-" else -1
 print("ready", flush=True)
 while not os.path.exists(gofile):
     if fd < 0:
@@ -256,8 +263,6 @@ def test_memory_and_pressure_fire_before_the_oom_kill():
     write(script, TARGET)
     gofile = os.path.join(work, "go")
     thrash = os.path.join(work, "thrash.bin")
-    with open(thrash, "wb") as f:
-        f.write(os.urandom(MiB) * 40)
     hot_tok = "pdmemhot-" + uuid.uuid4().hex
     quiet_tok = "pdmemquiet-" + uuid.uuid4().hex
     store = os.path.join(work, "store")
@@ -277,8 +282,8 @@ def test_memory_and_pressure_fire_before_the_oom_kill():
                                                  "40", gofile])
             quiet = h.spawn(join_argv(quiet_dirs) + ["python3", script, quiet_tok, "20", "-",
                                                      "0", gofile + ".never"])
-            assert h.read_line(hot, timeout=60) == "ready"
-            assert h.read_line(quiet, timeout=60) == "ready"
+            assert h.read_line(hot, timeout=60).strip() == "ready"
+            assert h.read_line(quiet, timeout=60).strip() == "ready"
             oom_before = cg.oom_kills(hot_mem)
 
             want = {"cgmem-hot"} | ({"psi-hot"} if cg.psi else set())
