@@ -13,6 +13,8 @@
 #include "handlers/conffile.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
+#include "lib/ruleaction.h"
+#include "lib/ruleengine.h"
 #include "lib/stacksrun.h"
 
 static void serve_usage(FILE *out)
@@ -33,6 +35,44 @@ static void serve_usage(FILE *out)
 		"  --no-auth       accept requests without an API key: local development only\n");
 }
 
+/* The site process for the rule engine's `site = true`. */
+static int rules_site_pid(void *arg, int *pid)
+{
+	return pd_context_site_pid(arg, pid);
+}
+
+/* The rule engine, when the config has rules (docs/RULES.md). */
+static int start_rules(struct pd_context *ctx, const struct pd_config *cfg,
+		       struct pd_ruleaction_ctx *actx, struct pd_ruleengine **out)
+{
+	struct pd_ruleengine_opts ro = {
+		.rules = &cfg->rules,
+		.scope = &cfg->scope,
+		.interval_ms = (unsigned)cfg->rules_interval_ms,
+		.max_actions = (unsigned)cfg->max_actions,
+		.site_pid = rules_site_pid,
+		.site_arg = ctx,
+		.act = pd_ruleaction_run,
+		.act_arg = actx,
+	};
+	int rc;
+
+	*out = NULL;
+	if (!cfg->rules.n)
+		return 0;
+	actx->scope = &cfg->scope;
+	rc = pd_ruleengine_start(&ro, out);
+	if (rc < 0) {
+		fprintf(stderr, "procdiag: cannot start the rule engine: %s\n", strerror(-rc));
+		return rc;
+	}
+	ctx->rules = *out;
+	fprintf(stderr, "procdiag: %zu rule%s, sampled every %d ms, at most %d action%s at once\n",
+		cfg->rules.n, cfg->rules.n == 1 ? "" : "s", cfg->rules_interval_ms,
+		cfg->max_actions, cfg->max_actions == 1 ? "" : "s");
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -50,6 +90,8 @@ int cmd_serve(int argc, char **argv)
 	bool no_auth = false;
 	struct pd_config cfg;
 	struct pd_context ctx;
+	struct pd_ruleaction_ctx actx = { 0 };
+	struct pd_ruleengine *engine = NULL;
 	char err[512];
 	int c, fd, rc = 1;
 
@@ -158,17 +200,22 @@ int cmd_serve(int argc, char **argv)
 		.send_timeout_ms = cfg.send_timeout * 1000,
 		.download_min_rate = cfg.download_min_rate,
 	};
+	if (start_rules(&ctx, &cfg, &actx, &engine) < 0)
+		goto out;
 	fprintf(stderr, "procdiag: serving %s with %d threads\n", listen ? listen : "inherited socket",
 		cfg.threads);
 	if (cfg.public_url)
 		fprintf(stderr, "procdiag: links start with %s\n", cfg.public_url);
 	c = pd_server_run(&so);
+	pd_ruleengine_stop(engine); /* its running actions end first */
+	engine = NULL;
 	pd_stacksrun_shutdown(); /* the stacks helper, if one was started */
 	if (c < 0)
 		fprintf(stderr, "procdiag: server failed: %s\n", strerror(-c));
 	else
 		rc = 0;
 out:
+	pd_ruleengine_stop(engine);
 	pd_config_release(&cfg);
 	return rc;
 }

@@ -8,6 +8,8 @@
 
 #include "handlers/conffile.h"
 
+struct pd_ruleengine;
+
 struct pd_context {
 	const struct pd_config *config;
 	char machine_name[256]; /* gethostname() */
@@ -15,6 +17,10 @@ struct pd_context {
 	 * list, detail and kill routes keep answering while dumps run. */
 	int max_dumps;
 	atomic_int dumps_running;
+	/* The rule engine (lib/ruleengine.h) `serve` started; NULL: none
+	 * (no rules, or a context of the tests). Its states are read through
+	 * its own lock. */
+	struct pd_ruleengine *rules;
 };
 
 /* threads: the server's worker threads (max_dumps is kept below it). */

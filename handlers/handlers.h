@@ -41,6 +41,12 @@ int pd_h_mon_stacks_reply(struct pd_req *r, struct json_t *doc, int pid, const c
 int h_environment(struct pd_req *r);
 /* dump.c */
 int h_process_dump(struct pd_req *r);
+/* rules.c: GET /api/rules; and one rule's configuration as its JSON
+ * (name, filter, trigger, trigger_kind, for, for_ms, action, limits),
+ * shared with `procdiag rules --json`. NULL when out of memory. */
+int h_rules(struct pd_req *r);
+struct pd_rule;
+struct json_t *pd_rule_config_json(const struct pd_rule *rule);
 
 /* processes.c: shared by the handlers of one process. Resolves the "{id}"
  * capture (0 = the site process), opens the process and checks the scope.

@@ -30,6 +30,9 @@ const struct pd_route pd_routes[] = {
 	{ "GET", "", "/info",      h_mon_info,      0 },
 	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM | PD_ROUTE_ACTS },
 	{ "GET", "", "/stacks",    h_stacks_query,  PD_ROUTE_ACTS },
+
+	/* The trigger rules of the config and their states (read-only). */
+	{ "GET", "", "/api/rules", h_rules, 0 },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

@@ -502,6 +502,66 @@ int pd_rule_trigger_format(const struct pd_rule_trigger *t, struct strbuf *sb)
 	return sb->failed ? -ENOMEM : 0;
 }
 
+void pd_duration_text(uint64_t ms, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+
+	if (ms == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			snprintf(buf, len, "%llu%s", (unsigned long long)(ms / units[i].ms),
+				 units[i].unit);
+			return;
+		}
+	snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+const char *pd_dump_format_name(enum pd_dump_format f)
+{
+	return f == PD_DUMP_FORMAT_ZIP ? "zip" : f == PD_DUMP_FORMAT_ZSTD ? "zstd" : "raw";
+}
+
+const char *pd_rule_action_name(const struct pd_rule_action *a)
+{
+	return a->dump && a->stacks ? "dump+stacks" : a->stacks ? "stacks" : "dump";
+}
+
+int pd_rule_format(const struct pd_rule *r, struct strbuf *sb)
+{
+	const struct pd_rule_filter *f = &r->filter;
+	char d[32];
+
+	strbuf_addf(sb, "[rule %s]\n", r->name);
+	if (f->site)
+		strbuf_addstr(sb, "site = true\n");
+	if (f->name)
+		strbuf_addf(sb, "name = %s\n", f->name);
+	if (f->cmdline)
+		strbuf_addf(sb, "cmdline = %s\n", f->cmdline);
+	if (f->cmdline_regex)
+		strbuf_addf(sb, "cmdline_regex = %s\n", f->cmdline_regex);
+	if (f->has_uid)
+		strbuf_addf(sb, "uid = %u\n", (unsigned)f->uid);
+	if (f->cgroup)
+		strbuf_addf(sb, "cgroup = %s\n", f->cgroup);
+	strbuf_addstr(sb, "trigger = ");
+	pd_rule_trigger_format(&r->trigger, sb);
+	pd_duration_text(r->for_ms, d, sizeof(d));
+	strbuf_addf(sb, "\nfor = %s\naction = %s\n", d, pd_rule_action_name(&r->action));
+	if (r->action.dump)
+		strbuf_addf(sb, "dump_type = %s\nformat = %s\n", r->action.type_text,
+			    pd_dump_format_name(r->action.format));
+	pd_duration_text(r->interval_ms, d, sizeof(d));
+	strbuf_addf(sb, "count = %u\ninterval = %s\n", r->count, d);
+	return sb->failed ? -ENOMEM : 0;
+}
+
 bool pd_rule_crash_signal(const struct pd_rule *r, int sig)
 {
 	if (r->trigger.kind != PD_TRIGGER_CRASH || sig < 1 || sig > 63)
@@ -524,7 +584,7 @@ void pd_rule_procbuf_release(struct pd_rule_procbuf *b)
 
 bool pd_rule_needs_facts(const struct pd_rule *r)
 {
-	return r->filter.name || r->filter.cmdline || r->filter.cmdline_regex || r->filter.cgroup;
+	return r->filter.name || r->filter.cmdline || r->filter.cmdline_regex;
 }
 
 /* Is prefix a whole-component prefix of path ("/a/b" of "/a/b" and
@@ -540,7 +600,20 @@ static bool cgroup_prefix(const char *prefix, const char *path)
 	return !strncmp(prefix, path, n) && (path[n] == 0 || path[n] == '/');
 }
 
-bool pd_rule_matches(const struct pd_rule *r, const struct pd_rule_proc *p)
+bool pd_rule_matches_run(const struct pd_rule *r, const struct pd_rule_proc *p)
+{
+	const struct pd_rule_filter *f = &r->filter;
+
+	if (f->name && strcmp(f->name, p->comm) && strcmp(f->name, p->exe_name))
+		return false;
+	if (f->cmdline && !strstr(p->cmdline, f->cmdline))
+		return false;
+	if (f->cmdline_regex && regexec(&f->re, p->cmdline, 0, NULL, 0))
+		return false;
+	return true;
+}
+
+bool pd_rule_matches_now(const struct pd_rule *r, const struct pd_rule_proc *p)
 {
 	const struct pd_rule_filter *f = &r->filter;
 
@@ -548,15 +621,14 @@ bool pd_rule_matches(const struct pd_rule *r, const struct pd_rule_proc *p)
 		return false;
 	if (f->has_uid && f->uid != p->uid)
 		return false;
-	if (f->name && strcmp(f->name, p->comm) && strcmp(f->name, p->exe_name))
-		return false;
-	if (f->cmdline && !strstr(p->cmdline, f->cmdline))
-		return false;
-	if (f->cmdline_regex && regexec(&f->re, p->cmdline, 0, NULL, 0))
-		return false;
 	if (f->cgroup && !cgroup_prefix(f->cgroup, p->cgroup))
 		return false;
 	return true;
+}
+
+bool pd_rule_matches(const struct pd_rule *r, const struct pd_rule_proc *p)
+{
+	return pd_rule_matches_now(r, p) && pd_rule_matches_run(r, p);
 }
 
 /* The path of the process's cgroup from /proc/PID/cgroup text in sb: the

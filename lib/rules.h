@@ -136,6 +136,16 @@ const char *pd_trigger_name(enum pd_trigger_kind k);
  * machine", "rss_above 536870912", "timer 300", "crash SEGV,ABRT"),
  * appended to sb. 0 or -ENOMEM. */
 int pd_rule_trigger_format(const struct pd_rule_trigger *t, struct strbuf *sb);
+/* The rule as a config section in normal form ("[rule NAME]" and one
+ * "key = value" line per filter given, then trigger, for, action,
+ * dump_type, format, count, interval), appended to sb. 0 or -ENOMEM. */
+int pd_rule_format(const struct pd_rule *r, struct strbuf *sb);
+/* A duration as the config writes it: "0", "1500ms", "10s", "2m", "3h",
+ * "7d" (the largest unit that divides it). */
+void pd_duration_text(uint64_t ms, char *buf, size_t len);
+/* "raw", "zip", "zstd"; "dump", "stacks", "dump+stacks". */
+const char *pd_dump_format_name(enum pd_dump_format f);
+const char *pd_rule_action_name(const struct pd_rule_action *a);
 /* Does the rule need the process's open fd count (fds_above)? */
 static inline bool pd_rule_needs_fds(const struct pd_rule *r)
 {
@@ -165,8 +175,14 @@ void pd_rule_procbuf_release(struct pd_rule_procbuf *b);
 
 /* Does the rule's filter take this process? (All given filters match.) */
 bool pd_rule_matches(const struct pd_rule *r, const struct pd_rule_proc *p);
-/* Does any filter of the rule need what pd_rule_proc_read reads beyond
- * uid and comm (exe, cmdline, cgroup)? */
+/* The same in two halves, for the sampler, which caches the first:
+ * _run judges what is fixed for a process run (name, cmdline,
+ * cmdline_regex: an exec changes comm, which the sampler watches), _now
+ * what may change under it (site, uid, cgroup). pd_rule_matches is both. */
+bool pd_rule_matches_run(const struct pd_rule *r, const struct pd_rule_proc *p);
+bool pd_rule_matches_now(const struct pd_rule *r, const struct pd_rule_proc *p);
+/* Does the run half need what only pd_rule_proc_read reads (exe name,
+ * command line)? */
 bool pd_rule_needs_facts(const struct pd_rule *r);
 
 /* Reads the facts of pid from /proc (dirfd: an open /proc/PID, or -1 to

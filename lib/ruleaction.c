@@ -1,0 +1,215 @@
+#include "config.h"
+
+#include "lib/ruleaction.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/strbuf.h"
+#include "lib/dumpjob.h"
+#include "lib/stacksrun.h"
+#include "lib/store.h"
+
+/* What every entry of a firing says. */
+static json_t *base_meta(const struct pd_rule_firing *f, const char *kind)
+{
+	struct strbuf trig = STRBUF_INIT;
+	json_t *m;
+
+	pd_rule_trigger_format(&f->rule->trigger, &trig);
+	m = json_pack("{s:s, s:i, s:s%, s:s, s:s, s:s, s:s}", "kind", kind, "pid", f->pid,
+		      "process", f->comm, strlen(f->comm), "trigger", "rule", "rule", f->rule->name,
+		      "value", f->value, "trigger_text", trig.buf);
+	strbuf_release(&trig);
+	return m;
+}
+
+/* An entry's commit: the result's id k, or why not. */
+static int commit(struct pd_store_new *n, json_t *meta, struct pd_rule_result *res, int k,
+		  const char *what)
+{
+	char id[PD_STORE_ID_MAX];
+	int rc;
+
+	if (!meta) {
+		pd_store_abort(n);
+		snprintf(res->detail, sizeof(res->detail), "%s: out of memory", what);
+		return -ENOMEM;
+	}
+	rc = pd_store_commit(n, meta, id);
+	if (rc == -EDQUOT) {
+		snprintf(res->detail, sizeof(res->detail),
+			 "quota: the %s is larger than store_max_bytes; nothing was stored", what);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(res->detail, sizeof(res->detail), "%s: the store failed: %s", what,
+			 strerror(-rc));
+		return rc;
+	}
+	snprintf(res->ids[k], sizeof(res->ids[k]), "%s", id);
+	return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int store_file(struct pd_store_new *n, const char *name, const char *buf, size_t len)
+{
+	int fd = pd_store_file(n, name, len), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = write_all(fd, buf, len);
+	close(fd);
+	return rc;
+}
+
+static int do_stacks(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
+		     struct pd_rule_result *res, int k)
+{
+	struct pd_stacks_opts o = { .scope = c->scope };
+	struct strbuf text = STRBUF_INIT;
+	struct pd_store_new *n = NULL;
+	json_t *doc = NULL, *meta;
+	char err[256] = "", *js = NULL;
+	int rc;
+
+	rc = pd_stacksrun(c->helper, f->pid, f->start_time, &o, 0, &doc, err, sizeof(err));
+	if (rc < 0) {
+		snprintf(res->detail, sizeof(res->detail), "stacks: %s",
+			 err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	js = json_dumps(doc, JSON_INDENT(1));
+	if (!js || pd_stacks_text(doc, NULL, &text) < 0) {
+		rc = -ENOMEM;
+		snprintf(res->detail, sizeof(res->detail), "stacks: out of memory");
+		goto out;
+	}
+	rc = pd_store_begin(c->store, f->pid, &n);
+	if (rc < 0) {
+		snprintf(res->detail, sizeof(res->detail), "stacks: the store failed: %s",
+			 strerror(-rc));
+		goto out;
+	}
+	rc = store_file(n, "stacks.json", js, strlen(js));
+	if (rc == 0)
+		rc = store_file(n, "stacks.txt", text.buf, text.len);
+	if (rc < 0) {
+		pd_store_abort(n);
+		snprintf(res->detail, sizeof(res->detail), "stacks: writing to the store failed: %s",
+			 strerror(-rc));
+		goto out;
+	}
+	meta = base_meta(f, "stacks");
+	if (meta)
+		json_object_set_new(meta, "threads",
+				    json_integer((json_int_t)json_array_size(
+					    json_object_get(doc, "threads"))));
+	rc = commit(n, meta, res, k, "stacks snapshot");
+out:
+	free(js);
+	json_decref(doc);
+	strbuf_release(&text);
+	return rc;
+}
+
+static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
+		   struct pd_rule_result *res, int k)
+{
+	const struct pd_rule_action *a = &f->rule->action;
+	struct pd_store_dumpout out = { .format = a->format, .pid = f->pid };
+	struct pd_dumpjob_opts o = {
+		.pid = f->pid,
+		.start_time = f->start_time,
+		.type = a->type,
+		.format = a->format,
+		.scope = c->scope,
+		.open_out = pd_store_dump_open_out,
+		.arg = &out,
+		.helper = c->helper,
+	};
+	struct pd_dumpjob_result jr;
+	char tbuf[32];
+	json_t *meta;
+	int rc;
+
+	memset(&jr, 0, sizeof(jr));
+	rc = pd_store_begin(c->store, f->pid, &out.n);
+	if (rc < 0) {
+		snprintf(res->detail, sizeof(res->detail), "dump: the store failed: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	if (pd_dumpjob_run(&o, &jr) < 0) {
+		pd_store_abort(out.n);
+		snprintf(res->detail, sizeof(res->detail), "dump: %.200s (%s, phase %s)", jr.detail,
+			 pd_dump_error_code(jr.error), pd_dump_phase_name(jr.phase));
+		return jr.rc ? jr.rc : -EIO;
+	}
+	close(jr.fd);
+	meta = base_meta(f, "dump");
+	if (meta) {
+		json_object_set_new(meta, "dumpType",
+				    json_string(pd_dumpjob_type_name(&a->type, tbuf, sizeof(tbuf))));
+		json_object_set_new(meta, "format", json_string(pd_dump_format_name(a->format)));
+		json_object_set_new(meta, "method",
+				    json_string(jr.dump.fig.method[0] ? jr.dump.fig.method : "stop"));
+		json_object_set_new(meta, "figures", pd_dumpjob_result_json(&jr));
+	}
+	return commit(out.n, meta, res, k, "dump");
+}
+
+void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule_result *res)
+{
+	const struct pd_ruleaction_ctx *c = arg;
+	const struct pd_rule_action *a = &f->rule->action;
+	int k = 0, rc = 0, skipped = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!c->store) {
+		res->kind = PD_RULE_FAILED;
+		snprintf(res->detail, sizeof(res->detail), "no store_dir configured");
+		return;
+	}
+	if (a->stacks) {
+		rc = do_stacks(c, f, res, k);
+		if (rc == 0)
+			k++;
+		skipped |= rc == -EDQUOT;
+	}
+	if (a->dump) {
+		int r2;
+		char first[PD_RULE_RESULT_MAX];
+
+		snprintf(first, sizeof(first), "%s", res->detail);
+		r2 = do_dump(c, f, res, k);
+		skipped |= r2 == -EDQUOT;
+		if (r2 < 0 && rc < 0 && first[0]) {
+			/* both failed: both reasons */
+			char second[PD_RULE_RESULT_MAX];
+
+			memcpy(second, res->detail, sizeof(second));
+			snprintf(res->detail, sizeof(res->detail), "%.120s; %.120s", first, second);
+		}
+		if (r2 < 0)
+			rc = r2;
+	}
+	res->kind = rc == 0 ? PD_RULE_STORED : skipped ? PD_RULE_SKIPPED : PD_RULE_FAILED;
+}
