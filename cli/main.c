@@ -17,6 +17,7 @@ static const struct {
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
 	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
+	{ "dumps", cmd_dumps, "list, get or remove the dump store's entries" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */
@@ -36,7 +37,7 @@ static void usage(FILE *out)
 	fprintf(out, "\n'procdiag COMMAND --help' describes a command's options;\n"
 		     "'procdiag --version' (or COMMAND --version) prints the version.\n"
 		     "Exit status: 0 success, 1 failure, 2 usage error; kill: 3 no such\n"
-		     "process (docs/cli.md).\n");
+		     "process, dumps: 3 no such entry (docs/cli.md).\n");
 }
 
 int main(int argc, char **argv)

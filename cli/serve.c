@@ -12,6 +12,7 @@
 #include "fcgi/server.h"
 #include "handlers/conffile.h"
 #include "handlers/context.h"
+#include "lib/store.h"
 #include "handlers/handlers.h"
 #include "lib/ruleaction.h"
 #include "lib/ruleengine.h"
@@ -61,6 +62,7 @@ static int start_rules(struct pd_context *ctx, const struct pd_config *cfg,
 	if (!cfg->rules.n)
 		return 0;
 	actx->scope = &cfg->scope;
+	actx->store = ctx->store;
 	rc = pd_ruleengine_start(&ro, out);
 	if (rc < 0) {
 		fprintf(stderr, "procdiag: cannot start the rule engine: %s\n", strerror(-rc));
@@ -92,6 +94,7 @@ int cmd_serve(int argc, char **argv)
 	struct pd_context ctx;
 	struct pd_ruleaction_ctx actx = { 0 };
 	struct pd_ruleengine *engine = NULL;
+	struct pd_store *store = NULL;
 	char err[512];
 	int c, fd, rc = 1;
 
@@ -177,6 +180,16 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "procdiag: cannot initialise\n");
 		goto out;
 	}
+	if (cfg.store_dir) {
+		int r = pd_store_open(cfg.store_dir, &cfg.store_limits, &store);
+
+		if (r < 0) {
+			fprintf(stderr, "procdiag: cannot open the dump store %s: %s\n", cfg.store_dir,
+				strerror(-r));
+			goto out;
+		}
+		ctx.store = store;
+	}
 	if (cfg.threads == 1)
 		fprintf(stderr, "procdiag: threads = 1: while a dump runs, no other request is "
 				"answered\n");
@@ -216,6 +229,7 @@ int cmd_serve(int argc, char **argv)
 		rc = 0;
 out:
 	pd_ruleengine_stop(engine);
+	pd_store_close(store);
 	pd_config_release(&cfg);
 	return rc;
 }

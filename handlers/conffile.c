@@ -30,6 +30,7 @@ int pd_config_init(struct pd_config *c)
 	c->resume_timeout = 120;
 	c->rules_interval_ms = 1000;
 	c->max_actions = 1;
+	c->store_limits.max_count = PD_STORE_MAX_COUNT_DEFAULT;
 	return pd_scope_init_self(&c->scope);
 }
 
@@ -39,6 +40,7 @@ void pd_config_release(struct pd_config *c)
 	free(c->site_pid_file);
 	free(c->spool_dir);
 	free(c->public_url);
+	free(c->store_dir);
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
 	pd_ruleset_release(&c->rules);
@@ -94,6 +96,53 @@ static int parse_size(const char *v, uint64_t *out)
 	return parse_bytes(v, out) < 0 ? -EINVAL : 0;
 }
 
+/* The dump store's keys (docs/STORE.md): 1 when key is none of them.
+ * Their "set twice" bits are high, apart from apply()'s list. */
+static int apply_store(struct pd_config *c, const char *key, const char *val, unsigned *seen,
+		       const char *name, int line, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"store_dir", "store_max_count", "store_max_bytes",
+					   "store_max_age"};
+	struct pd_store_limits *l = &c->store_limits;
+	size_t i;
+	uint64_t n;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && strcmp(key, keys[i]); i++)
+		;
+	if (i == sizeof(keys) / sizeof(keys[0]))
+		return 1;
+	if (*seen & (1u << (24 + i)))
+		return fail(err, errlen, name, line, "'%s' is set twice", key);
+	*seen |= 1u << (24 + i);
+	switch (i) {
+	case 0:
+		if (val[0] != '/')
+			return fail(err, errlen, name, line, "store_dir must be an absolute path");
+		return set_string(&c->store_dir, val);
+	case 1:
+		if (parse_u64(val, strlen(val), 1000000, &n) < 0)
+			return fail(err, errlen, name, line,
+				    "store_max_count must be 0..1000000 entries (0: no bound)");
+		l->max_count = (unsigned)n;
+		break;
+	case 2:
+		if (parse_bytes(val, &l->max_bytes) < 0)
+			return fail(err, errlen, name, line,
+				    "store_max_bytes must be a byte count, optionally with K, M, G "
+				    "or T (0: no bound)");
+		break;
+	default:
+		/* Up to ten years; bare digits are seconds. */
+		if (parse_duration_ms(val, 3650ull * 86400 * 1000, &n) < 0 || (n && n < 1000))
+			return fail(err, errlen, name, line,
+				    "store_max_age must be seconds, or a number with s, m, h or d, "
+				    "up to 3650d (0: no bound)");
+		l->max_age_s = n / 1000;
+		break;
+	}
+	return 0;
+}
+
 /* One "key = value" line, both trimmed. */
 static int apply(struct pd_config *c, const char *key, const char *val, unsigned *seen,
 		 const char *name, int line, char *err, size_t errlen)
@@ -113,7 +162,10 @@ static int apply(struct pd_config *c, const char *key, const char *val, unsigned
 		{ "max_actions", SEEN_MAX_ACTIONS },
 	};
 	bool b;
+	int sr = apply_store(c, key, val, seen, name, line, err, errlen);
 
+	if (sr <= 0)
+		return sr;
 	for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
 		if (strcmp(key, single[i].key))
 			continue;

@@ -26,6 +26,10 @@
  *                   off is kept for a Range request, 0..3600 (120)
  *   rules_interval_ms  the rule engine's sampling period, 100..60000 (1000)
  *   max_actions     rule actions at once, host-wide, 1..16 (default 1)
+ *   store_dir       absolute directory of the dump store (default: none)
+ *   store_max_count entries kept, 0..1000000 (0: no bound; default 20)
+ *   store_max_bytes allocated bytes kept, K/M/G/T (0: no bound; default 0)
+ *   store_max_age   seconds, or with s/m/h/d (0: no bound; default 0)
  * Sections: a line "[rule NAME]" starts a rule (lib/rules.h); every
  * following "key = value" up to the next section is one of its keys.
  * Unknown keys, bad values and duplicate single-valued keys are errors that
@@ -40,6 +44,7 @@
 #include "fcgi/auth.h"
 #include "lib/rules.h"
 #include "lib/scope.h"
+#include "lib/store.h"
 
 struct pd_config {
 	char *listen;        /* NULL: inherited socket */
@@ -62,17 +67,21 @@ struct pd_config {
 	int rules_interval_ms;
 	int max_actions;
 	struct pd_ruleset rules;  /* the [rule NAME] sections, in file order */
+	char *store_dir;          /* NULL: no dump store */
+	struct pd_store_limits store_limits;
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
 #define PD_SPOOL_MEMORY_MAX_DEFAULT (8ull << 20)
 #define PD_MAX_DUMPS_LIMIT 64
 #define PD_MAX_ACTIONS_LIMIT 16
+#define PD_STORE_MAX_COUNT_DEFAULT 20
 
 /* Defaults: threads 16, scope self, log_requests true, max_dumps 1,
  * spool_memory_max 8 MiB, request_read_timeout 5, send_timeout 60,
  * download_min_rate 256 KiB, drain_timeout 30, resume_timeout 120,
- * rules_interval_ms 1000, max_actions 1, no rules, everything else
+ * rules_interval_ms 1000, max_actions 1, no rules, store_max_count 20,
+ * no store_dir, everything else
  * off/NULL. 0 or -ENOMEM. */
 int pd_config_init(struct pd_config *c);
 /* Parses text (name is used in messages). On error returns -EINVAL and

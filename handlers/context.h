@@ -9,6 +9,7 @@
 #include "handlers/conffile.h"
 
 struct pd_ruleengine;
+struct pd_store;
 
 struct pd_context {
 	const struct pd_config *config;
@@ -21,6 +22,10 @@ struct pd_context {
 	 * (no rules, or a context of the tests). Its states are read through
 	 * its own lock. */
 	struct pd_ruleengine *rules;
+	/* The dump store (store_dir), opened by `procdiag serve` and closed
+	 * after the server stops; NULL when none is configured. Shared by
+	 * every worker and the rule engine (lib/store.h is thread-safe). */
+	struct pd_store *store;
 };
 
 /* threads: the server's worker threads (max_dumps is kept below it). */

@@ -25,6 +25,7 @@
 #include "lib/proc.h"
 #include "lib/spool.h"
 #include "lib/spoolkeep.h"
+#include "lib/store.h"
 
 /* Seconds a client told "too many dumps" or "busy" should wait: about the
  * time a mini dump and its download take. */
@@ -49,6 +50,11 @@ struct dump_req {
 	struct pd_dumpjob_result res;
 	char mon_name[48]; /* dotnet-monitor's route: its file name */
 	bool resumed;	   /* a kept spool, asked for by If-Range */
+	bool store;	   /* store=true: the dump is kept in the dump store too */
+	struct pd_store_new *sn;       /* its entry while the job runs */
+	struct pd_store_dumpout sout;  /* the job's open_out into it */
+	int store_rc;		       /* the store's failure: -errno */
+	char store_id[PD_STORE_ID_MAX]; /* the entry, once committed */
 	char etag[PD_SPOOL_TOKEN_LEN + 1]; /* its token; "" when not resumable */
 };
 
@@ -69,6 +75,27 @@ static void close_spool(struct dump_req *d)
 static const char *spool_dir(const struct pd_context *ctx)
 {
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
+}
+
+/* store=true|false (docs/STORE.md): keep the dump in the dump store too. */
+static int parse_store(struct dump_req *d)
+{
+	const char *v = pd_req_query(d->r, "store");
+
+	if (!v || !*v || !strcasecmp(v, "false") || !strcmp(v, "0")) {
+		d->store = false;
+	} else if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
+		d->store = true;
+	} else {
+		pd_resp_problem(d->r, 400, "store", "store must be true or false, not '%s'.", v);
+		return -1;
+	}
+	if (d->store && !d->ctx->store) {
+		pd_resp_problem(d->r, 400, "store",
+				"store=true needs the dump store, and no store_dir is configured.");
+		return -1;
+	}
+	return 0;
 }
 
 /* format (raw or zip) and compress (none or zstd; not with a zip, which
@@ -101,7 +128,7 @@ static int parse_format(struct dump_req *d)
 				"(every unzip reads it). Ask for format=zip or compress=zstd.");
 		return -1;
 	}
-	return 0;
+	return parse_store(d);
 }
 
 static const char *content_type(const struct dump_req *d)
@@ -226,6 +253,8 @@ static int set_headers(struct dump_req *d)
 		pd_dumpbits_names(d->type.ignored, names, sizeof(names));
 		rc = rc ? rc : pd_resp_header(r, "X-Dump-Ignored", names);
 	}
+	if (d->store_id[0])
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Store-Id", d->store_id);
 	if (pd_req_is_head(r) || d->resumed)
 		return rc; /* no dump was taken now */
 	return rc ? rc : set_figures(r, &d->res.dump);
@@ -242,6 +271,12 @@ static int open_spool(void *arg, enum pd_dumpjob_file which, uint64_t estimate, 
 	bool mem = false;
 	int rc;
 
+	if (d->sn) { /* store=true: the job's files are the entry's */
+		rc = pd_store_dump_open_out(&d->sout, which, estimate, limit);
+		if (rc < 0)
+			d->store_rc = rc;
+		return rc;
+	}
 	if (which == PD_DUMPJOB_CORE && d->core_spools++)
 		pd_req_log_note(d->r, "spool=memory_full");
 	rc = pd_spool_open(spool_dir(d->ctx), c->spool_memory_max, estimate, &mem);
@@ -315,6 +350,13 @@ static void dump_failed(struct dump_req *d)
 		spool_failed(d);
 		return;
 	}
+	if (d->store_rc) {
+		pd_req_log_note(r, "store_error=%d", -d->store_rc);
+		pd_resp_problem(r, d->store_rc == -ENOSPC || d->store_rc == -EDQUOT ? 507 : 500,
+				"store", "Cannot write the dump into the dump store: %s.",
+				strerror(-d->store_rc));
+		return;
+	}
 	pd_req_log_note(r, "dump_error=%s phase=%s", pd_dump_error_code(res->error),
 			pd_dump_phase_name(res->phase));
 	switch (res->error) {
@@ -360,7 +402,47 @@ static void dump_failed(struct dump_req *d)
 	pd_h_problem_kind(r, res->error, DUMP_RETRY_AFTER, param, "%s", text);
 }
 
-/* The job, its spools from spool_dir; d->fd the final file. */
+/* store=true: the finished dump committed as an entry (trigger manual);
+ * d->store_id its id. A dump that cannot be kept is answered (nothing of
+ * it stays in the store) and the spool closed. */
+static int store_dump(struct dump_req *d)
+{
+	enum pd_dump_format fmt = d->sout.format;
+	char comm[PD_COMM_MAX + 1];
+	struct stat st;
+	uint64_t bytes = 0;
+	json_t *meta;
+	int rc;
+
+	snprintf(comm, sizeof(comm), "%.*s", (int)d->p.stat.comm_len, d->p.stat.comm);
+	meta = pd_store_dump_meta(&d->res, &d->type, fmt, d->p.pid, comm, "manual", NULL);
+	if (!meta) /* a name that is not UTF-8: its safe form */
+		meta = pd_store_dump_meta(&d->res, &d->type, fmt, d->p.pid, d->comm, "manual", NULL);
+	if (fstat(d->fd, &st) == 0)
+		bytes = (uint64_t)st.st_blocks * 512u;
+	rc = pd_store_commit(d->sn, meta, d->store_id);
+	d->sn = NULL;
+	if (rc == 0) {
+		pd_req_log_note(d->r, "store_id=%s", d->store_id);
+		return 0;
+	}
+	close_spool(d);
+	release_slot(d);
+	pd_req_log_note(d->r, "store_error=%d", -rc);
+	if (rc == -EDQUOT)
+		return pd_resp_problem(
+			d->r, 507, "store",
+			"The dump takes %llu bytes on disk, more than store_max_bytes (%llu): it was "
+			"not stored, and nothing of it is kept. Ask without store=true to only "
+			"download it.",
+			(unsigned long long)bytes,
+			(unsigned long long)pd_store_get_limits(d->ctx->store)->max_bytes);
+	return pd_resp_problem(d->r, rc == -ENOSPC ? 507 : 500, "store",
+			       "Cannot keep the dump in the dump store: %s.", strerror(-rc));
+}
+
+/* The job, its spools from spool_dir (store=true: its files in a new
+ * entry of the dump store); d->fd the final file. */
 static int take_dump(struct dump_req *d)
 {
 	struct pd_dumpjob_opts o = {
@@ -376,8 +458,21 @@ static int take_dump(struct dump_req *d)
 		.arg = d,
 	};
 	const struct pd_dumprun_result *dr = &d->res.dump;
+	int rc;
 
+	if (d->store) {
+		rc = pd_store_begin(d->ctx->store, d->p.pid, &d->sn);
+		if (rc < 0) {
+			release_slot(d);
+			pd_resp_problem(d->r, rc == -ENOSPC ? 507 : 500, "store",
+					"Cannot begin an entry in the dump store: %s.", strerror(-rc));
+			return -1;
+		}
+		d->sout = (struct pd_store_dumpout){.n = d->sn, .format = o.format, .pid = d->p.pid};
+	}
 	if (pd_dumpjob_run(&o, &d->res) < 0) {
+		pd_store_abort(d->sn);
+		d->sn = NULL;
 		dump_failed(d);
 		return -1;
 	}
@@ -393,6 +488,10 @@ static int take_dump(struct dump_req *d)
 				d->res.bundle.binaries, d->res.bundle.debug_files);
 	if (d->zstd)
 		pd_req_log_note(d->r, "zstd_bytes=%llu", (unsigned long long)d->res.size);
+	if (d->sn && store_dump(d) < 0)
+		return -1;
+	if (d->store && !d->store_id[0])
+		return -1; /* answered by store_dump */
 	return 0;
 }
 
@@ -422,62 +521,124 @@ static void keep_spool(struct dump_req *d)
 	d->fd = -1;
 }
 
-/* The spool (the range a resume asks for, else all of it) but its last
- * byte; then the spool is closed and the slot given back, and only then
- * the last byte goes out: a client that has the whole file and asks for
- * the next dump finds the slot free and the spool's space back. */
-static int send_spool(struct dump_req *d)
+/* pd_h_send_file's end of the file: kept (keep_it and the route keeps
+ * it), else closed; then the route's release. */
+static void send_done(struct pd_h_send *s, bool keep_it)
 {
-	const char *ctype = content_type(d);
+	if (!(keep_it && s->keep && s->keep(s->arg, s->fd)))
+		close(s->fd);
+	s->fd = -1;
+	if (s->release)
+		s->release(s->arg);
+}
+
+/* The one download path (handlers.h): the file (the range asked for, else
+ * all of it) but its last byte; then the file is closed (or kept) and the
+ * route's release runs, and only then the last byte goes out: a client
+ * that has the whole file and asks for the next dump finds the slot free
+ * and the spool's space back. */
+int pd_h_send_file(struct pd_h_send *s)
+{
+	struct pd_req *r = s->r;
 	unsigned long long first = 0, last;
-	char last_byte, etag[PD_SPOOL_TOKEN_LEN + 3];
+	char last_byte, etag[PD_H_ETAG_MAX + 3];
+	bool part = false, tagged = s->etag && s->etag[0];
 	struct stat st;
-	bool part = false;
 	int rc = 0;
 
-	if (fstat(d->fd, &st) < 0)
-		return pd_resp_problem(d->r, 500, NULL, "Cannot read the spool: %s.",
-				       strerror(errno));
+	if (fstat(s->fd, &st) < 0) {
+		rc = -errno;
+		send_done(s, false);
+		return pd_resp_problem(r, 500, NULL, "Cannot read the %s: %s.", s->what,
+				       strerror(-rc));
+	}
 	last = (unsigned long long)st.st_size - 1;
-	if (d->resumed)
-		rc = pd_req_range(d->r, (unsigned long long)st.st_size, &first, &last);
+	if (s->range && st.st_size > 0)
+		rc = pd_req_range(r, (unsigned long long)st.st_size, &first, &last);
 	if (rc == -ERANGE) {
 		/* Kept and the slot given back before the answer leaves: the
 		 * client's next Range must find both (not a 429). */
-		keep_spool(d);
-		release_slot(d);
-		return pd_resp_range_unsatisfiable(d->r, (unsigned long long)st.st_size);
+		send_done(s, true);
+		return pd_resp_range_unsatisfiable(r, (unsigned long long)st.st_size);
 	}
 	part = rc == 1;
-	if (st.st_size < 1 || pread(d->fd, &last_byte, 1, (off_t)last) != 1)
-		return pd_resp_problem(d->r, 500, NULL, "The spool cannot be read back.");
-	if (!d->etag[0] && d->ctx->config->resume_timeout && pd_spool_token(d->etag) < 0)
-		d->etag[0] = '\0';
-	snprintf(etag, sizeof(etag), "\"%s\"", d->etag);
-	rc = set_headers(d);
-	if (!rc && d->etag[0])
-		rc = pd_resp_header(d->r, "ETag", etag);
-	if (!rc && d->etag[0])
-		rc = pd_resp_header(d->r, "Accept-Ranges", "bytes");
-	if (rc < 0)
-		return pd_resp_problem(d->r, 500, NULL, "Out of memory.");
+	if (st.st_size > 0 && pread(s->fd, &last_byte, 1, (off_t)last) != 1) {
+		send_done(s, false);
+		return pd_resp_problem(r, 500, NULL, "The %s cannot be read back.", s->what);
+	}
+	snprintf(etag, sizeof(etag), "\"%s\"", tagged ? s->etag : "");
+	rc = s->headers ? s->headers(s->arg) : 0;
+	if (!rc && tagged)
+		rc = pd_resp_header(r, "ETag", etag);
+	if (!rc && tagged)
+		rc = pd_resp_header(r, "Accept-Ranges", "bytes");
+	if (rc < 0) {
+		send_done(s, false);
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
 	if (part) {
-		pd_req_log_note(d->r, "range=%llu-%llu", first, last);
-		rc = pd_resp_begin_range(d->r, ctype, first, last, (unsigned long long)st.st_size);
+		pd_req_log_note(r, "range=%llu-%llu", first, last);
+		rc = pd_resp_begin_range(r, s->ctype, first, last, (unsigned long long)st.st_size);
 	} else {
-		rc = pd_resp_begin(d->r, 200, ctype, (long long)st.st_size);
+		rc = pd_resp_begin(r, 200, s->ctype, (long long)st.st_size);
+	}
+	if (st.st_size < 1) {
+		send_done(s, false);
+		return rc;
 	}
 	if (!rc)
-		rc = pd_resp_write_fd(d->r, d->fd, first, last - first);
-	if (rc == -EPIPE)
-		keep_spool(d);
-	close_spool(d);
-	release_slot(d);
+		rc = pd_resp_write_fd(r, s->fd, first, last - first);
+	send_done(s, rc == -EPIPE);
 	if (!rc)
-		rc = pd_resp_write(d->r, &last_byte, 1);
+		rc = pd_resp_write(r, &last_byte, 1);
 	if (rc == -EIO)
-		pd_req_log_note(d->r, "spool_read_error");
+		pd_req_log_note(r, "%s_read_error", strcmp(s->what, "spool") ? "file" : "spool");
 	return rc;
+}
+
+static int spool_headers(void *arg)
+{
+	return set_headers(arg);
+}
+
+static bool spool_keep(void *arg, int fd)
+{
+	struct dump_req *d = arg;
+
+	d->fd = fd;
+	keep_spool(d); /* sets d->fd to -1 when it kept the spool */
+	if (d->fd < 0)
+		return true;
+	d->fd = -1;
+	return false;
+}
+
+static void spool_release(void *arg)
+{
+	release_slot(arg);
+}
+
+/* The spool through the one download path; a new dump's whole, a
+ * resume's range. */
+static int send_spool(struct dump_req *d)
+{
+	struct pd_h_send s = {
+		.r = d->r,
+		.fd = d->fd,
+		.what = "spool",
+		.ctype = content_type(d),
+		.etag = d->etag,
+		.range = d->resumed,
+		.headers = spool_headers,
+		.keep = spool_keep,
+		.release = spool_release,
+		.arg = d,
+	};
+
+	if (!d->etag[0] && d->ctx->config->resume_timeout && pd_spool_token(d->etag) < 0)
+		d->etag[0] = '\0';
+	d->fd = -1;
+	return pd_h_send_file(&s);
 }
 
 /* GET with Range and If-Range naming a spool kept for this very dump:

@@ -41,6 +41,31 @@ int pd_h_mon_stacks_reply(struct pd_req *r, struct json_t *doc, int pid, const c
 int h_environment(struct pd_req *r);
 /* dump.c */
 int h_process_dump(struct pd_req *r);
+/* dump.c: the one download path of a dump's file, for a live dump's spool
+ * and a stored entry's file (dumps.c): its length, ETag and
+ * Accept-Ranges (when etag is set), the route's headers, a Range (when
+ * range: 206, or 416), the body streamed by pd_resp_write_fd, the last
+ * byte held back until the file is closed and release has run. The file
+ * is closed on every path, unless keep takes it (a download its client
+ * broke off, or a 416: the live route keeps its spool for a resume). */
+#define PD_H_ETAG_MAX 128
+struct pd_h_send {
+	struct pd_req *r;
+	int fd;		   /* the file; pd_h_send_file closes it (or keep takes it) */
+	const char *what;  /* "spool", "stored file": for messages and the log */
+	const char *ctype; /* Content-Type */
+	const char *etag;  /* a strong tag without its quotes (< PD_H_ETAG_MAX); NULL or "": none */
+	bool range;	   /* honour a Range header */
+	int (*headers)(void *arg);	  /* the route's headers; < 0 out of memory */
+	bool (*keep)(void *arg, int fd);  /* true: it took fd */
+	void (*release)(void *arg);	  /* the file closed, before its last byte */
+	void *arg;
+};
+int pd_h_send_file(struct pd_h_send *s);
+/* dumps.c: the dump store's routes. */
+int h_dumps_list(struct pd_req *r);
+int h_dumps_get(struct pd_req *r);
+int h_dumps_delete(struct pd_req *r);
 /* rules.c: GET /api/rules; and one rule's configuration as its JSON
  * (name, filter, trigger, trigger_kind, for, for_ms, action, limits),
  * shared with `procdiag rules --json`. NULL when out of memory. */

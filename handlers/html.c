@@ -22,7 +22,8 @@
 	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "                        \
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 #define NONCE_BYTES 16
-#define NONCE_LEN   (2 * NONCE_BYTES + 1)
+#define NONCE_LEN   PD_HTML_NONCE_LEN
+_Static_assert(PD_HTML_NONCE_LEN == 2 * NONCE_BYTES + 1, "the nonce's length");
 
 /* The kill button's confirmation (the form is the page's only one). */
 static const char confirm_script[] =
@@ -126,6 +127,17 @@ static int page_send(struct pd_req *r, struct strbuf *sb, const char *nonce)
 	rc = pd_resp_bytes(r, 200, "text/html; charset=utf-8", sb->buf, sb->len);
 	strbuf_release(sb);
 	return rc;
+}
+
+void pd_h_page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
+		     char nonce[PD_HTML_NONCE_LEN])
+{
+	page_begin(r, sb, title, nonce);
+}
+
+int pd_h_page_send(struct pd_req *r, struct strbuf *sb, const char *nonce)
+{
+	return page_send(r, sb, nonce);
 }
 
 /* An absolute link of ours: rendered as a link showing its path. */
@@ -446,9 +458,16 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 
 int pd_h_redirect_to_list(struct pd_req *r)
 {
+	return pd_h_redirect_to_base(r, "Killed.");
+}
+
+int pd_h_redirect_to_base(struct pd_req *r, const char *done)
+{
 	struct strbuf loc = STRBUF_INIT;
-	static const char body[] = "<!doctype html><title>killed</title>Killed.\n";
+	char body[128];
 	int rc;
+
+	snprintf(body, sizeof(body), "<!doctype html><title>%s</title>%s\n", done, done);
 
 	strbuf_addstr(&loc, pd_req_origin(r));
 	strbuf_addstr(&loc, pd_req_base(r));
@@ -457,7 +476,7 @@ int pd_h_redirect_to_list(struct pd_req *r)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
 	pd_resp_header(r, "Location", loc.buf);
-	rc = pd_resp_bytes(r, 303, "text/html; charset=utf-8", body, sizeof(body) - 1);
+	rc = pd_resp_bytes(r, 303, "text/html; charset=utf-8", body, strlen(body));
 	strbuf_release(&loc);
 	return rc;
 }

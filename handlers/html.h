@@ -42,6 +42,23 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 
 /* After a kill asked for by the page's form: 303 to the list. */
 int pd_h_redirect_to_list(struct pd_req *r);
+/* After a form's action (done: "Deleted.", plain text): 303 to the
+ * route's base (the list it came from). */
+int pd_h_redirect_to_base(struct pd_req *r, const char *done);
+
+/* A page of a handler's own making: its head (style, header, <h1>title)
+ * with a fresh nonce for its inline script, then pd_h_page_send() closes,
+ * sends it with the Content-Security-Policy naming that nonce and
+ * releases sb (a failed sb: a 500). */
+#define PD_HTML_NONCE_LEN 33
+void pd_h_page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
+		     char nonce[PD_HTML_NONCE_LEN]);
+int pd_h_page_send(struct pd_req *r, struct strbuf *sb, const char *nonce);
+
+/* dumps.c: the Dumps page (GET /api/dumps for a browser): entries
+ * (pd_store_list's, with href; stolen) as a table with download links and
+ * delete buttons. */
+int pd_h_reply_dumps(struct pd_req *r, json_t *entries);
 
 /* HTML-escapes s (& < > " ') into sb. */
 int pd_html_escape(struct strbuf *sb, const char *s, size_t len);

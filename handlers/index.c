@@ -26,6 +26,13 @@ int h_index(struct pd_req *r)
 		json_decref(o);
 		o = NULL;
 	}
+	/* The dump store's list where one is configured. */
+	if (o && ctx->store &&
+	    json_object_set_new(json_object_get(o, "links"), "dumps",
+				pd_json_href(r, "/api/dumps")) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "procdiag");

@@ -31,6 +31,12 @@ const struct pd_route pd_routes[] = {
 	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM | PD_ROUTE_ACTS },
 	{ "GET", "", "/stacks",    h_stacks_query,  PD_ROUTE_ACTS },
 
+	/* The dump store (docs/STORE.md). */
+	{ "GET",    "/api/dumps", "",              h_dumps_list,   0 },
+	{ "GET",    "/api/dumps", "/{id}",         h_dumps_get,    PD_ROUTE_STREAM },
+	{ "DELETE", "/api/dumps", "/{id}",         h_dumps_delete, 0 },
+	{ "POST",   "/api/dumps", "/{id}/delete",  h_dumps_delete, 0 },
+
 	/* The trigger rules of the config and their states (read-only). */
 	{ "GET", "", "/api/rules", h_rules, 0 },
 };

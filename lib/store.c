@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/store.h"
+#include "lib/rules.h" /* pd_dump_format_name */
 
 #define NEW_PREFIX ".new-"
 #define DEL_PREFIX ".del-"
@@ -892,4 +893,51 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 		return pd_store_scratch(o->n);
 	return pd_store_file(o->n, o->name ? o->name : pd_store_dump_name(o->format, o->pid, buf, sizeof(buf)),
 			     estimate);
+}
+
+
+json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
+			   enum pd_dump_format format, int pid, const char *process,
+			   const char *trigger, const char *rule)
+{
+	char tname[16], bits[16];
+	json_t *m;
+
+	snprintf(bits, sizeof(bits), "0x%x", type ? type->bits : 0);
+	m = json_pack("{s:s,s:i,s:s?,s:s,s:s?,s:s,s:s,s:s}", "kind", "dump", "pid", pid, "process",
+		      process, "trigger", trigger ? trigger : "manual", "rule", rule, "dumpType",
+		      type ? pd_dumpjob_type_name(type, tname, sizeof(tname)) : "Full",
+		      "dumpTypeBits", bits, "format", pd_dump_format_name(format));
+	if (!m || !res)
+		return m;
+	{
+		const struct pd_dumprun_result *d = &res->dump;
+		const struct pd_dump_figures *f = &d->fig;
+		json_t *fig = json_pack(
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "stopped_us",
+			(json_int_t)d->stopped_us, "freezing_us", (json_int_t)f->freezing_us,
+			"frozen_us", (json_int_t)f->frozen_us, "copy_us", (json_int_t)f->copy_us,
+			"copied_bytes", (json_int_t)f->copied_bytes, "extra_memory",
+			(json_int_t)f->extra_memory, "dumped_bytes", (json_int_t)d->dumped_bytes,
+			"threads", (json_int_t)d->threads, "mappings", (json_int_t)d->mappings,
+			"core_size", (json_int_t)d->size);
+
+		if (!fig || json_object_set_new(m, "figures", fig) < 0 ||
+		    json_object_set_new(m, "method", json_string(f->method[0] ? f->method : "stop")) <
+			    0 ||
+		    json_object_set_new(m, "method_reason", json_string(f->reason)) < 0 ||
+		    json_object_set_new(m, "core_name", json_string(res->core_name)) < 0) {
+			json_decref(m);
+			return NULL;
+		}
+		if (format == PD_DUMP_FORMAT_ZIP &&
+		    json_object_set_new(m, "bundle",
+					json_pack("{s:i,s:i,s:i}", "modules", (int)res->bundle.modules,
+						  "binaries", (int)res->bundle.binaries,
+						  "debug_files", (int)res->bundle.debug_files)) < 0) {
+			json_decref(m);
+			return NULL;
+		}
+	}
+	return m;
 }

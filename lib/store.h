@@ -131,6 +131,19 @@ struct pd_store_dumpout {
 };
 int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate,
 			   uint64_t *limit);
+/* The meta of a dump entry, the same for every writer (the live routes'
+ * store=true, rule actions, the crash handler): kind "dump", pid, process
+ * (process may be NULL), trigger ("manual", "rule", "crash"), rule (NULL:
+ * JSON null), dumpType (its name or bits in hex), dumpTypeBits, format
+ * ("raw", "zip", "zstd"), method, method_reason, figures {stopped_us,
+ * freezing_us, frozen_us, copy_us, copied_bytes, extra_memory,
+ * dumped_bytes, threads, mappings, core_size}, core_name; zip: bundle
+ * {modules, binaries, debug_files}. res may be NULL (a core that did not
+ * come from the dump job: the crash handler's), then no method/figures.
+ * A new reference, NULL when out of memory. */
+json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
+			   enum pd_dump_format format, int pid, const char *process,
+			   const char *trigger, const char *rule);
 /* "core.PID", "core.PID.zip" or "core.PID.zst". */
 const char *pd_store_dump_name(enum pd_dump_format format, int pid, char *buf, size_t size);
 

@@ -339,6 +339,41 @@ static void test_load_missing_file(void **state)
 	pd_config_release(&c);
 }
 
+static void test_store_keys(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_null(c.store_dir);
+	assert_int_equal(c.store_limits.max_count, 20);
+	assert_int_equal(c.store_limits.max_bytes, 0);
+	assert_int_equal(c.store_limits.max_age_s, 0);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c,
+			       "store_dir = /var/lib/procdiag/store\n"
+			       "store_max_count = 0\n"
+			       "store_max_bytes = 10G\n"
+			       "store_max_age = 7d\n",
+			       err, sizeof(err)),
+			 0);
+	assert_string_equal(c.store_dir, "/var/lib/procdiag/store");
+	assert_int_equal(c.store_limits.max_count, 0);
+	assert_true(c.store_limits.max_bytes == 10ull << 30);
+	assert_int_equal(c.store_limits.max_age_s, 7 * 86400);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "store_max_age = 90\n", err, sizeof(err)), 0);
+	assert_int_equal(c.store_limits.max_age_s, 90);
+	pd_config_release(&c);
+	expect_error("store_dir = relative/x", "t.conf:1: store_dir must be an absolute path");
+	expect_error("store_max_count = -1", "t.conf:1: store_max_count must be");
+	expect_error("store_max_bytes = 10X", "t.conf:1: store_max_bytes must be");
+	expect_error("store_max_age = 5w", "t.conf:1: store_max_age must be");
+	expect_error("store_max_age = 500ms", "t.conf:1: store_max_age must be");
+	expect_error("store_dir = /a\nstore_dir = /b", "t.conf:2: 'store_dir' is set twice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_and_line),
 		cmocka_unit_test(test_dump_keys),
 		cmocka_unit_test(test_timeout_keys),
+		cmocka_unit_test(test_store_keys),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_rule_errors),
 		cmocka_unit_test(test_rule_proc_read),

@@ -1,0 +1,364 @@
+/* The dump store's routes (docs/STORE.md, docs/API.md):
+ *
+ *   GET    /api/dumps                 the entries, newest first (a browser: the Dumps page)
+ *   GET    /api/dumps/{id}[?file=F]   an entry's main file (or file F), as a live dump
+ *                                     is downloaded: handlers/dump.c's pd_h_send_file
+ *   DELETE /api/dumps/{id}            204
+ *   POST   /api/dumps/{id}/delete     the Dumps page's delete button (303 to the list)
+ *
+ * lib/store.h does the work; this only translates. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/strbuf.h"
+#include "fcgi/request.h"
+#include "fcgi/response.h"
+#include "handlers/context.h"
+#include "handlers/handlers.h"
+#include "handlers/html.h"
+#include "handlers/jsonout.h"
+#include "lib/store.h"
+
+/* The store, or a 404 answered and NULL. */
+static struct pd_store *store_of(struct pd_req *r)
+{
+	const struct pd_context *ctx = pd_req_app(r);
+
+	if (!ctx->store)
+		pd_resp_problem(r, 404, NULL,
+				"There is no dump store: no store_dir is configured "
+				"(docs/STORE.md).");
+	return ctx->store;
+}
+
+/* The {id} capture, or a 400 naming it answered and NULL. */
+static const char *id_of(struct pd_req *r)
+{
+	const char *id = pd_req_param(r, "id");
+
+	if (!pd_store_id_valid(id)) {
+		pd_resp_problem(r, 400, "id",
+				"id must be a stored dump's id (YYYYMMDDTHHMMSSZ-PID-XXXX, as "
+				"GET /api/dumps lists them).");
+		return NULL;
+	}
+	return id;
+}
+
+/* Each entry with its links: href (the main file), files[].href. */
+static int add_links(struct pd_req *r, json_t *entries)
+{
+	size_t i, j;
+	json_t *e, *f;
+
+	json_array_foreach(entries, i, e)
+	{
+		const char *id = json_string_value(json_object_get(e, "id"));
+
+		if (!id || !pd_store_id_valid(id))
+			continue;
+		if (json_object_set_new(e, "href", pd_json_href(r, "/%s", id)) < 0)
+			return -ENOMEM;
+		json_array_foreach(json_object_get(e, "files"), j, f)
+		{
+			const char *name = json_string_value(json_object_get(f, "name"));
+
+			if (name && pd_store_name_valid(name) &&
+			    json_object_set_new(f, "href", pd_json_href(r, "/%s?file=%s", id, name)) <
+				    0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The delete buttons ask first (one listener per form of the page). */
+static const char confirm_delete[] =
+	"document.querySelectorAll('form.del').forEach(function(f){"
+	"f.addEventListener('submit',function(e){if(!confirm(this.dataset.msg))"
+	"e.preventDefault()})})";
+
+/* 1536 -> "1.5 KiB"; below 1 KiB in bytes. */
+static void human_size(uint64_t v, char *buf, size_t size)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+	double x = (double)v;
+	int u = -1;
+
+	if (v < 1024) {
+		snprintf(buf, size, "%llu B", (unsigned long long)v);
+		return;
+	}
+	while (x >= 1024 && u < 4) {
+		x /= 1024;
+		u++;
+	}
+	snprintf(buf, size, x < 10 ? "%.1f %s" : "%.0f %s", x, units[u]);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : "";
+}
+
+static void cell_text(struct strbuf *sb, const char *s)
+{
+	strbuf_addstr(sb, "<td>");
+	pd_html_escape(sb, s, strlen(s));
+	strbuf_addstr(sb, "</td>");
+}
+
+static void add_link(struct strbuf *sb, const char *href, const char *text)
+{
+	strbuf_addstr(sb, "<a href=\"");
+	pd_html_escape(sb, href, strlen(href));
+	strbuf_addstr(sb, "\">");
+	pd_html_escape(sb, text, strlen(text));
+	strbuf_addstr(sb, "</a>");
+}
+
+static void dump_row(struct strbuf *sb, json_t *e)
+{
+	const char *id = str(e, "id"), *href = str(e, "href");
+	json_t *files = json_object_get(e, "files"), *f;
+	uint64_t size = (uint64_t)json_integer_value(json_object_get(e, "size"));
+	uint64_t bytes = (uint64_t)json_integer_value(json_object_get(e, "bytes"));
+	char human[32], what[160];
+	size_t i;
+
+	strbuf_addstr(sb, "<tr>");
+	cell_text(sb, str(e, "created"));
+	strbuf_addstr(sb, "<td>");
+	pd_html_escape(sb, str(e, "process"), strlen(str(e, "process")));
+	strbuf_addf(sb, " <span class=\"pid\">%lld</span></td>",
+		    (long long)json_integer_value(json_object_get(e, "pid")));
+	cell_text(sb, str(e, "kind"));
+	strbuf_addstr(sb, "<td>");
+	pd_html_escape(sb, str(e, "trigger"), strlen(str(e, "trigger")));
+	if (json_is_string(json_object_get(e, "rule"))) {
+		strbuf_addstr(sb, ": ");
+		pd_html_escape(sb, str(e, "rule"), strlen(str(e, "rule")));
+	}
+	strbuf_addstr(sb, "</td>");
+	snprintf(what, sizeof(what), "%s%s%s", str(e, "dumpType"), *str(e, "format") ? " " : "",
+		 str(e, "format"));
+	cell_text(sb, what);
+	human_size(size, human, sizeof(human));
+	strbuf_addf(sb, "<td title=\"%llu bytes (%llu on disk)\">%s</td>",
+		    (unsigned long long)size, (unsigned long long)bytes, human);
+	strbuf_addstr(sb, "<td>");
+	if (*href)
+		add_link(sb, href, "download");
+	json_array_foreach(files, i, f)
+	{
+		if (i == 0 || !json_is_string(json_object_get(f, "href")))
+			continue; /* the main file is the download */
+		strbuf_addstr(sb, " &middot; ");
+		add_link(sb, str(f, "href"), str(f, "name"));
+	}
+	strbuf_addstr(sb, "</td><td>");
+	if (*href) {
+		strbuf_addstr(sb, "<form class=\"del\" method=\"post\" action=\"");
+		pd_html_escape(sb, href, strlen(href));
+		strbuf_addstr(sb, "/delete\" data-msg=\"Delete stored dump ");
+		pd_html_escape(sb, id, strlen(id));
+		strbuf_addstr(sb, "?\"><button class=\"kill\" type=\"submit\">Delete</button></form>");
+	}
+	strbuf_addstr(sb, "</td></tr>");
+}
+
+int pd_h_reply_dumps(struct pd_req *r, json_t *entries)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char nonce[PD_HTML_NONCE_LEN];
+	size_t i;
+	json_t *e;
+
+	pd_h_page_begin(r, &sb, "Dumps", nonce);
+	if (!json_array_size(entries))
+		strbuf_addstr(&sb, "<p>No stored dumps.</p>");
+	else
+		strbuf_addstr(&sb, "<table><tr><th>created</th><th>process</th><th>kind</th>"
+				   "<th>trigger</th><th>type</th><th>size</th><th>files</th>"
+				   "<th></th></tr>");
+	json_array_foreach(entries, i, e)
+		dump_row(&sb, e);
+	if (json_array_size(entries))
+		strbuf_addf(&sb, "</table><script nonce=\"%s\">%s</script>", nonce,
+			    confirm_delete);
+	json_decref(entries);
+	return pd_h_page_send(r, &sb, nonce);
+}
+
+int h_dumps_list(struct pd_req *r)
+{
+	struct pd_store *s = store_of(r);
+	json_t *entries;
+	int rc;
+
+	if (!s)
+		return 0;
+	rc = pd_store_list(s, &entries);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read the dump store: %s.",
+				       strerror(-rc));
+	if (add_links(r, entries) < 0) {
+		json_decref(entries);
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
+	if (pd_h_wants_html(r))
+		return pd_h_reply_dumps(r, entries);
+	return pd_resp_json(r, 200, entries);
+}
+
+/* What a stored file is, by its name. */
+static const char *file_type(const char *name)
+{
+	size_t n = strlen(name);
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
+		{".zip", "application/zip"},
+		{".zst", "application/zstd"},
+		{".json", "application/json"},
+		{".txt", "text/plain; charset=utf-8"},
+	};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		size_t e = strlen(types[i].ext);
+
+		if (n > e && !strcmp(name + n - e, types[i].ext))
+			return types[i].type;
+	}
+	return "application/octet-stream";
+}
+
+struct stored {
+	struct pd_req *r;
+	const char *id;
+	const char *file;
+	json_t *meta;
+};
+
+/* The headers a live dump sends, from what the entry's meta recorded. */
+static int stored_headers(void *arg)
+{
+	struct stored *st = arg;
+	struct pd_req *r = st->r;
+	json_t *fig = json_object_get(st->meta, "figures");
+	static const struct {
+		const char *header, *key;
+	} nums[] = {
+		{"X-Dump-Stopped-Us", "stopped_us"},	 {"X-Dump-Threads", "threads"},
+		{"X-Dump-Freezing-Us", "freezing_us"},	 {"X-Dump-Frozen-Us", "frozen_us"},
+		{"X-Dump-Copy-Us", "copy_us"},		 {"X-Dump-Copied-Bytes", "copied_bytes"},
+		{"X-Dump-Extra-Memory", "extra_memory"},
+	};
+	const char *bits = json_string_value(json_object_get(st->meta, "dumpTypeBits"));
+	const char *method = json_string_value(json_object_get(st->meta, "method"));
+	const char *reason = json_string_value(json_object_get(st->meta, "method_reason"));
+	char value[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 40];
+	int rc;
+
+	snprintf(value, sizeof(value), "attachment; filename=\"%s-%s\"", st->id, st->file);
+	rc = pd_resp_header(r, "Content-Disposition", value);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Store-Id", st->id);
+	if (bits)
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Type", bits);
+	if (method)
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Method", method);
+	if (reason && *reason)
+		rc = rc ? rc : pd_resp_header(r, "X-Dump-Method-Reason", reason);
+	for (size_t i = 0; fig && i < sizeof(nums) / sizeof(nums[0]); i++) {
+		json_t *v = json_object_get(fig, nums[i].key);
+
+		if (!json_is_integer(v))
+			continue;
+		snprintf(value, sizeof(value), "%lld", (long long)json_integer_value(v));
+		rc = rc ? rc : pd_resp_header(r, nums[i].header, value);
+	}
+	return rc;
+}
+
+int h_dumps_get(struct pd_req *r)
+{
+	struct pd_store *s = store_of(r);
+	const char *id = s ? id_of(r) : NULL;
+	const char *file = pd_req_query(r, "file");
+	char etag[PD_H_ETAG_MAX], tag[PD_H_ETAG_MAX];
+	struct stored st = {.r = r};
+	bool range = true;
+	int fd, rc;
+
+	if (!id)
+		return 0;
+	if (file && !pd_store_name_valid(file))
+		return pd_resp_problem(r, 400, "file",
+				       "file must be the name of one of the entry's files (its "
+				       "files[].name in GET /api/dumps).");
+	rc = pd_store_open_entry(s, id, file, &fd, &st.meta);
+	if (rc == -ENOENT && file && pd_store_open_entry(s, id, NULL, &fd, NULL) == 0) {
+		close(fd);
+		return pd_resp_problem(r, 404, "file", "Stored dump %s has no file '%s'.", id,
+				       file);
+	}
+	if (rc == -ENOENT)
+		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot open stored dump %s: %s.", id,
+				       strerror(-rc));
+	if (!file)
+		file = json_string_value(json_object_get(st.meta, "file"));
+	st.id = id;
+	st.file = file ? file : "file";
+	/* Strong and stable: an entry never changes. */
+	snprintf(etag, sizeof(etag), "%s/%s", id, st.file);
+	/* An If-Range that is not this tag (another, weak, or a date): the
+	 * whole file (RFC 9110, 13.1.5). */
+	if (pd_req_env(r, "HTTP_IF_RANGE")) {
+		const char *t = pd_req_if_range(r, tag, sizeof(tag));
+
+		range = t && !strcmp(t, etag);
+	}
+	struct pd_h_send send = {
+		.r = r,
+		.fd = fd,
+		.what = "stored file",
+		.ctype = file_type(st.file),
+		.etag = etag,
+		.range = range,
+		.headers = stored_headers,
+		.arg = &st,
+	};
+	pd_req_log_note(r, "store_id=%s", id);
+	rc = pd_h_send_file(&send);
+	json_decref(st.meta);
+	return rc;
+}
+
+int h_dumps_delete(struct pd_req *r)
+{
+	struct pd_store *s = store_of(r);
+	const char *id = s ? id_of(r) : NULL;
+	int rc;
+
+	if (!id)
+		return 0;
+	rc = pd_store_remove(s, id);
+	if (rc == -ENOENT)
+		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot remove stored dump %s: %s.", id,
+				       strerror(-rc));
+	pd_req_log_note(r, "store_removed=%s", id);
+	/* The Dumps page's button posts a form: back to the list. */
+	if (pd_h_wants_html(r))
+		return pd_h_redirect_to_base(r, "Deleted.");
+	return pd_resp_no_content(r);
+}
