@@ -300,6 +300,10 @@ def test_memory_and_pressure_fire_before_the_oom_kill():
             assert want <= set(got), ("rules did not fire", sorted(got),
                                       [(r.get("name"), r.get("state")) for r in rules_doc(s)],
                                       "usage %d of %d" % (cg.usage(hot_mem), HOT_LIMIT))
+            for name in sorted(want):
+                e = got[name][0]
+                h.diag("%s: %s" % (name, {k: e.get(k) for k in ("id", "pid", "rule", "created",
+                                                               "trigger", "value", "dumpType")}))
             # Listed while the target lives: before any OOM kill.
             assert alive(hot.pid), "target gone when its dumps were listed"
             assert cg.oom_kills(hot_mem) == oom_before, "an OOM kill before the dumps"
