@@ -6,7 +6,9 @@
 #   1. procdiag serve with 10 rules (a mix of triggers and filters, none of
 #      which fires), its utime+stime from /proc/PID/stat over DURATION;
 #   2. bench/rulesfloor: the least a sampler can do at the same period
-#      (list /proc, open+read+close every /proc/PID/stat), its own CPU;
+#      (list /proc, open+read+close every /proc/PID/stat), its own CPU; and
+#      the same with every stat file kept open and read again with pread
+#      (what a sampler keeping fds could reach);
 #   3. `ps -e -o pid,stat,pcpu,rss,nlwp,comm` run once per period (what a
 #      watchdog script would run), the CPU of those children.
 #
@@ -45,12 +47,14 @@ done
 # --- the responder with 10 rules, none firing ------------------------------------
 # Filters: none (every process), by name, by command line, by regex, by
 # cgroup; triggers: every sampled kind (crash rules cost nothing here:
-# the kernel's core_pattern acts on them). Thresholds no idle process meets.
+# the kernel's core_pattern acts on them). Thresholds no process meets (not
+# even a busy compiler on the same machine: cpu_above 5000 is 50 cores), so
+# every rule is judged on every process it matches and none fires.
 mkdir -p "$run/store"
 rules=(
 	"store_dir = $run/store"
 	"rules_interval_ms = $PERIOD_MS"
-	"[rule cpu-all]" "trigger = cpu_above 95" "for = 10s"
+	"[rule cpu-all]" "trigger = cpu_above 5000" "for = 10s"
 	"[rule cpu-machine]" "name = sleep" "trigger = cpu_above 90 machine"
 	"[rule cpu-low]" "cmdline = no-such-service --pool" "trigger = cpu_below 1" "for = 30s"
 	"[rule rss-all]" "trigger = rss_above 64G"
@@ -74,6 +78,8 @@ kill -0 "$pd" || { echo "bench/rules.sh: procdiag exited: $(cat "$run/a/procdiag
 # All three over the same DURATION seconds, side by side.
 bench/rulesfloor "$PERIOD_MS" "$DURATION" > "$run/floor.txt" &
 floor_pid=$!
+bench/rulesfloor "$PERIOD_MS" "$DURATION" keep > "$run/keep.txt" &
+keep_pid=$!
 python3 - "$PERIOD_MS" "$DURATION" > "$run/ps.txt" <<'PY' &
 import resource, subprocess, sys, time
 period, secs = int(sys.argv[1]) / 1000.0, float(sys.argv[2])
@@ -91,19 +97,21 @@ PY
 ps_pid=$!
 pd0=$(cpu_s "$pd")
 t0=$(date +%s.%N)
-wait "$floor_pid" "$ps_pid"
+wait "$floor_pid" "$keep_pid" "$ps_pid"
 pd1=$(cpu_s "$pd")
 t1=$(date +%s.%N)
 kill -0 "$pd" || { echo "bench/rules.sh: procdiag exited: $(cat "$run/a/procdiag.log")" >&2; exit 1; }
 fired=$(find "$run/store" -mindepth 1 -maxdepth 1 ! -name '.*' | wc -l)
 
-read -r floor_s floor_n < "$run/floor.txt"
+read -r _ floor_s floor_n < "$run/floor.txt"
+read -r _ keep_s keep_n < "$run/keep.txt"
 read -r ps_s ps_runs < "$run/ps.txt"
 pct() { python3 -c "import sys; print('%.2f' % (100 * float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 wall=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1")
 pd_cpu=$(python3 -c "import sys; print('%.4f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$pd0" "$pd1")
 pd_pct=$(pct "$pd_cpu" "$wall")
 floor_pct=$(pct "$floor_s" "$DURATION")
+keep_pct=$(pct "$keep_s" "$DURATION")
 ps_pct=$(pct "$ps_s" "$DURATION")
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
 verdict=$(python3 -c "import sys; print('meets' if float(sys.argv[1]) <= 1.0 else 'MISSES')" "$pd_pct")
@@ -121,6 +129,7 @@ the same ${DURATION} s, side by side. Goal: ≤ 1 % of one core (${verdict} it).
 |---|---:|---:|---:|
 | procdiag serve: the rule engine, 10 rules (/proc/PID/stat of the responder) | ${pd_cpu} | ${pd_pct} | $(ratio "$pd_pct" "$floor_pct") × the floor |
 | floor: list /proc, read every /proc/PID/stat (\`bench/rulesfloor\`, ${floor_n} pids) | ${floor_s} | ${floor_pct} | 1 |
+| floor with the stat files kept open, read again with pread (\`bench/rulesfloor … keep\`) | ${keep_s} | ${keep_pct} | $(ratio "$keep_pct" "$floor_pct") × the floor |
 | \`ps -e -o pid,stat,pcpu,rss,nlwp,comm\` (${ps_runs} runs) | ${ps_s} | ${ps_pct} | $(ratio "$ps_pct" "$pd_pct") × procdiag |
 
 Reproduce: \`bench/rules.sh\` in a built tree (PROCS=${PROCS} DURATION=${DURATION} PERIOD_MS=${PERIOD_MS}).
