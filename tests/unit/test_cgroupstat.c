@@ -33,6 +33,15 @@ static char *exact(const char *s, size_t len)
 	return p;
 }
 
+/* A parser called on an exact copy of s[0..n). */
+#define EXACT(parser, s, n, out)                                                                   \
+	({                                                                                         \
+		char *p_ = exact((s), (n));                                                        \
+		int r_ = parser(p_, (n), (out));                                                   \
+		free(p_);                                                                          \
+		r_;                                                                                \
+	})
+
 /* ---- mountinfo ------------------------------------------------------------ */
 
 /* This machine's (hybrid: v1 controllers and the v2 "unified" hierarchy). */
@@ -57,11 +66,7 @@ static const char mi_v1[] = "35 30 0:32 / /cg/mem rw - cgroup cgroup rw,memory,m
 
 static int parse_mi(const char *s, size_t n, struct pd_cgroup_mountinfo *mi)
 {
-	char *p = exact(s, n);
-	int r = pd_cgroup_parse_mountinfo(p, n, mi);
-
-	free(p);
-	return r;
+	return EXACT(pd_cgroup_parse_mountinfo, s, n, mi);
 }
 
 static void test_mountinfo(void **state)
@@ -129,11 +134,7 @@ static void test_mountinfo_bad(void **state)
 
 static int parse_pc(const char *s, size_t n, struct pd_proc_cgroup *pc)
 {
-	char *p = exact(s, n);
-	int r = pd_cgroup_parse_proc(p, n, pc);
-
-	free(p);
-	return r;
+	return EXACT(pd_cgroup_parse_proc, s, n, pc);
 }
 
 static void test_proc_cgroup(void **state)
@@ -234,11 +235,7 @@ static void test_limit_usage(void **state)
 
 static int parse_psi(const char *s, size_t n, struct pd_psi *p)
 {
-	char *b = exact(s, n);
-	int r = pd_psi_parse(b, n, p);
-
-	free(b);
-	return r;
+	return EXACT(pd_psi_parse, s, n, p);
 }
 
 static void test_psi(void **state)
