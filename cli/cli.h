@@ -10,6 +10,7 @@ int cmd_kill(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_stacks(int argc, char **argv);
 int cmd_dumps(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
 /* Internal (not in --help): the dump helper of docs/DUMPS.md. */
 int cmd_dump_helper(int argc, char **argv);
 /* Internal (not in --help): the stacks helper (cli/stackshelper.c). */

@@ -18,6 +18,7 @@ static const struct {
 	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
 	{ "dumps", cmd_dumps, "list, get or remove the dump store's entries" },
+	{ "rules", cmd_rules, "print the trigger rules of the configuration" },
 };
 
 /* `procdiag COMMAND ... --version` works for every command. */

@@ -130,6 +130,10 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (pd_config_check(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "procdiag: %s\n", err);
+		goto out;
+	}
 	if (threads) {
 		uint64_t n;
 

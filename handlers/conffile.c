@@ -332,6 +332,9 @@ static int start_rule(struct pd_config *c, char *s, struct pd_rule *rule, bool *
 		return fail(err, errlen, name, line, "a second rule named '%s'", rn);
 	pd_rule_init(rule, rn);
 	rule->line = line;
+	rule->file = strdup(name);
+	if (!rule->file)
+		return -ENOMEM;
 	*in_rule = true;
 	return 0;
 }
@@ -401,6 +404,20 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 		snprintf(err, errlen, "%s: out of memory", name);
 	strbuf_release(&sb);
 	return r;
+}
+
+int pd_config_check(const struct pd_config *c, char *err, size_t errlen)
+{
+	if (c->rules.n && !c->store_dir) {
+		const struct pd_rule *r = &c->rules.v[0];
+
+		snprintf(err, errlen,
+			 "%s:%d: rule '%s' writes into the dump store, and no store_dir is "
+			 "configured",
+			 r->file ? r->file : "config", r->line, r->name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen)

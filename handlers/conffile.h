@@ -90,6 +90,10 @@ int pd_config_init(struct pd_config *c);
 int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
 		    char *err, size_t errlen);
 int pd_config_load(struct pd_config *c, const char *path, char *err, size_t errlen);
+/* After every file is read: what only the whole configuration can judge
+ * (rules need a store_dir: every action writes into the store). 0 or
+ * -EINVAL with "FILE:LINE: message" in err. */
+int pd_config_check(const struct pd_config *c, char *err, size_t errlen);
 void pd_config_release(struct pd_config *c);
 
 #endif

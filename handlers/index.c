@@ -33,6 +33,13 @@ int h_index(struct pd_req *r)
 		json_decref(o);
 		o = NULL;
 	}
+	/* The rules and their states where the config has rules. */
+	if (o && ctx->config->rules.n &&
+	    json_object_set_new(json_object_get(o, "links"), "rules",
+				pd_json_href(r, "/api/rules")) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "procdiag");

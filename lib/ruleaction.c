@@ -19,9 +19,10 @@ static json_t *base_meta(const struct pd_rule_firing *f, const char *kind)
 	json_t *m;
 
 	pd_rule_trigger_format(&f->rule->trigger, &trig);
-	m = json_pack("{s:s, s:i, s:s%, s:s, s:s, s:s, s:s}", "kind", kind, "pid", f->pid,
+	m = json_pack("{s:s, s:i, s:s%, s:s, s:s, s:s, s:s, s:I}", "kind", kind, "pid", f->pid,
 		      "process", f->comm, strlen(f->comm), "trigger", "rule", "rule", f->rule->name,
-		      "value", f->value, "trigger_text", trig.buf);
+		      "value", f->value, "trigger_text", trig.buf, "fired_ms",
+		      (json_int_t)f->when_ms);
 	strbuf_release(&trig);
 	return m;
 }

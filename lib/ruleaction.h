@@ -9,7 +9,9 @@
  * the moment the trigger fired), then the dump: two entries. Each entry's
  * meta.json says kind, pid, process, trigger "rule", rule, value (the
  * trigger's value that fired: "cpu 93.5%"), trigger_text (the rule's
- * trigger as configured) and, for a dump, dumpType, format, method and
+ * trigger as configured), fired_ms (the wall clock of the firing, ms since
+ * the epoch: the store's created is its commit, after the action) and, for
+ * a dump, dumpType, format, method and
  * figures. An entry the store refuses for its quota (-EDQUOT) leaves
  * nothing: the result is SKIPPED, "quota: ..."; any other failure is
  * FAILED with the reason. */

@@ -578,19 +578,21 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 		judge_run(e, x, name, &sm.st);
 	}
 	x->gen = e->gen;
-	/* CPU over the interval since the last sample */
+	/* CPU over the interval since the last sample, timed when this stat
+	 * was read (a pass over /proc takes a while on a busy machine) */
 	{
 		uint64_t ticks = sm.st.utime + sm.st.stime;
+		int64_t at = now_ms(CLOCK_MONOTONIC);
 
-		if (x->has_ticks && mono > x->t_ms && ticks >= x->ticks) {
-			uint64_t d = ticks - x->ticks, dt = (uint64_t)(mono - x->t_ms);
+		if (x->has_ticks && at > x->t_ms && ticks >= x->ticks) {
+			uint64_t d = ticks - x->ticks, dt = (uint64_t)(at - x->t_ms);
 
 			x->cpu = (uint32_t)(d * 100 * 100 * 1000 / ((uint64_t)e->clk_tck * dt));
 			x->has_cpu = true;
 			x->prev_ms = x->t_ms;
 		}
 		x->ticks = ticks;
-		x->t_ms = mono;
+		x->t_ms = at;
 		x->has_ticks = true;
 	}
 	for (size_t i = 0; i < e->nrules; i++) {

@@ -84,18 +84,15 @@ void pd_rule_release(struct pd_rule *r)
 		regfree(&r->filter.re);
 	free(r->filter.cmdline_regex);
 	free(r->filter.cgroup);
+	free(r->file);
 	memset(r, 0, sizeof(*r));
 }
 
+/* A filter's text (each key is set once: the slot is empty). */
 static int set_str(char **slot, const char *v)
 {
-	char *s = strdup(v);
-
-	if (!s)
-		return -ENOMEM;
-	free(*slot);
-	*slot = s;
-	return 0;
+	*slot = strdup(v);
+	return *slot ? 0 : -ENOMEM;
 }
 
 /* "80", "80.5", "80.25%": hundredths, at most max (hundredths). */
@@ -404,7 +401,7 @@ int pd_ruleset_add(struct pd_ruleset *s, struct pd_rule *r)
 		if (regcomp(&s->v[s->n].filter.re, r->filter.cmdline_regex,
 			    REG_EXTENDED | REG_NOSUB)) {
 			free(r->filter.name), free(r->filter.cmdline), free(r->filter.cgroup);
-			free(r->filter.cmdline_regex);
+			free(r->filter.cmdline_regex), free(r->file);
 			memset(r, 0, sizeof(*r));
 			return -ENOMEM;
 		}

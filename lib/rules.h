@@ -95,7 +95,8 @@ struct pd_rule_action {
 
 struct pd_rule {
 	char name[PD_RULE_NAME_MAX + 1];
-	int line; /* of its [rule NAME] line (0: not from a file) */
+	char *file; /* the config file it is in (NULL: not from a file) */
+	int line;   /* of its [rule NAME] line */
 	struct pd_rule_filter filter;
 	struct pd_rule_trigger trigger;
 	uint64_t for_ms;

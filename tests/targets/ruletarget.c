@@ -88,13 +88,13 @@ int main(int argc, char **argv)
 			if (open("/dev/null", O_RDONLY) < 0)
 				return 1;
 	} else if (!strcmp(what, "duty")) {
-		/* n % of one core, in 10 ms slices */
+		/* n % of one core, in 100 ms slices */
 		for (;;) {
 			long long t0 = now_ms(CLOCK_MONOTONIC);
 
-			while (now_ms(CLOCK_MONOTONIC) - t0 < n / 10)
+			while (now_ms(CLOCK_MONOTONIC) - t0 < n)
 				sink++;
-			usleep((useconds_t)(10 - n / 10) * 1000);
+			usleep((useconds_t)(100 - n) * 1000);
 		}
 	} else if (strcmp(what, "idle")) {
 		usage();

@@ -178,6 +178,39 @@ static void test_pid(void **state)
 	pid_ok("123/", 3, 123);
 }
 
+static void test_bytes_and_durations(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(parse_bytes("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_bytes("512M", &v), 0);
+	assert_int_equal(v, 512ull << 20);
+	assert_int_equal(parse_bytes("3k", &v), 0);
+	assert_int_equal(v, 3072);
+	assert_int_equal(parse_bytes("2T", &v), 0);
+	assert_int_equal(v, 2ull << 40);
+	assert_int_equal(parse_bytes("M", &v), -EINVAL);
+	assert_int_equal(parse_bytes("5X", &v), -EINVAL);
+	assert_int_equal(parse_bytes("-1", &v), -EINVAL);
+	assert_int_equal(parse_bytes("16777216T", &v), -ERANGE);
+
+	assert_int_equal(parse_duration_ms("10", 1000000, &v), 0);
+	assert_int_equal(v, 10000);
+	assert_int_equal(parse_duration_ms("1500ms", 1000000, &v), 0);
+	assert_int_equal(v, 1500);
+	assert_int_equal(parse_duration_ms("2m", 1000000, &v), 0);
+	assert_int_equal(v, 120000);
+	assert_int_equal(parse_duration_ms("1h", 86400000, &v), 0);
+	assert_int_equal(v, 3600000);
+	assert_int_equal(parse_duration_ms("7d", 7 * 86400000ull, &v), 0);
+	assert_int_equal(v, 7 * 86400000ull);
+	assert_int_equal(parse_duration_ms("8d", 7 * 86400000ull, &v), -ERANGE);
+	assert_int_equal(parse_duration_ms("s", 1000, &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("1.5s", 100000, &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("5 s", 100000, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_i64),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_pid),
+		cmocka_unit_test(test_bytes_and_durations),
 	};
 
 	return cmocka_run_group_tests_name("numparse", tests, NULL, NULL);
