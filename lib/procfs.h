@@ -16,6 +16,14 @@
 
 #include "common/strbuf.h"
 
+/* Iterates over the '\n'-terminated lines of kernel text: 1 with a line
+ * (without its '\n'), 0 at the end, -EINVAL when the last line has no
+ * '\n' (a cut read). Start with { buf, buf + len }. */
+struct pd_lines {
+	const char *p, *end;
+};
+int pd_lines_next(struct pd_lines *it, const char **line, size_t *n);
+
 /* comm is at most 15 bytes from the kernel; a hostile or future kernel is
  * cut at PD_COMM_MAX - 1 bytes. comm holds raw bytes (may be non-UTF-8 and
  * may contain ") ", spaces, newlines); comm_len says how many. */
