@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(memcmp(st.comm, lp + 1, want) == 0 && st.comm[want] == '\0');
 		FUZZ_CHECK(rp + 3 < buf + size && rp[1] == ' ' && rp[2] == st.state);
 		FUZZ_CHECK(isalpha((unsigned char)st.state));
-		FUZZ_CHECK(st.pid >= 0 && st.ppid >= 0 && st.pgrp >= 0 && st.session >= 0);
+		FUZZ_CHECK(st.pid >= 0 && st.ppid >= 0 && st.pgrp >= -1 && st.session >= -1);
 		FUZZ_CHECK(st.num_threads >= 0 && st.processor >= 0);
 		FUZZ_CHECK(pd_stat_is_kthread(&st) == ((st.flags & PD_PF_KTHREAD) != 0));
 		memset(&again, 0, sizeof(again));

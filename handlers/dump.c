@@ -216,12 +216,14 @@ static int set_figures(struct pd_req *r, const struct pd_dumprun_result *res)
 		{"X-Dump-Copy-Us", f->copy_us},
 		{"X-Dump-Copied-Bytes", f->copied_bytes},
 		{"X-Dump-Extra-Memory", f->extra_memory},
+		{"X-Dump-Zero-Bytes", f->zero_bytes},
 	};
 	char value[32];
 	int rc = pd_resp_header(r, "X-Dump-Method", f->method);
 
 	if (f->reason[0])
 		rc = rc ? rc : pd_resp_header(r, "X-Dump-Method-Reason", f->reason);
+	rc = rc ? rc : pd_resp_header(r, "X-Dump-Zero-Method", f->zero_method);
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		snprintf(value, sizeof(value), "%llu", (unsigned long long)nums[i].v);
 		rc = rc ? rc : pd_resp_header(r, nums[i].name, value);

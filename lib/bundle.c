@@ -1111,6 +1111,8 @@ static int add_manifest(struct ctx *x)
 		json_object_set_new(dump, "copy_us", json_integer((json_int_t)f->copy_us));
 		json_object_set_new(dump, "copied_bytes", json_integer((json_int_t)f->copied_bytes));
 		json_object_set_new(dump, "extra_memory", json_integer((json_int_t)f->extra_memory));
+		json_object_set_new(dump, "zero_bytes", json_integer((json_int_t)f->zero_bytes));
+		json_object_set_new(dump, "zero_method", pd_json_cstr(f->zero_method));
 	}
 	json_object_set_new(dump, "core", pd_json_cstr(x->o->core_name));
 	json_object_set_new(dump, "core_size", json_integer((json_int_t)x->core.size));

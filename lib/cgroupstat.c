@@ -4,36 +4,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/errbuf.h"
 #include "common/numparse.h"
 #include "lib/procfs.h"
 
 /* ---- text helpers ------------------------------------------------------- */
-
-/* Iterates over '\n'-terminated lines; a last line without '\n' is a cut
- * read (-EINVAL), as in lib/procfs.c. */
-struct lines {
-	const char *p, *end;
-};
-
-static int next_line(struct lines *it, const char **line, size_t *n)
-{
-	const char *nl;
-
-	if (it->p == it->end)
-		return 0;
-	nl = memchr(it->p, '\n', (size_t)(it->end - it->p));
-	if (!nl)
-		return -EINVAL;
-	*line = it->p;
-	*n = (size_t)(nl - it->p);
-	it->p = nl + 1;
-	return 1;
-}
 
 /* The next ' '-separated field of s[0..n): 1 with it, 0 when none is left.
  * Fields are separated by exactly one space (the kernel's format). */
@@ -162,7 +142,7 @@ static int mountinfo_line(const char *s, size_t n, int *which, struct pd_cgroup_
 
 int pd_cgroup_parse_mountinfo(const char *buf, size_t len, struct pd_cgroup_mountinfo *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	const char *line;
 	size_t n;
 	int r, which;
@@ -172,7 +152,7 @@ int pd_cgroup_parse_mountinfo(const char *buf, size_t len, struct pd_cgroup_moun
 	 * second struct this size: the first checks every line, the second
 	 * fills out. */
 
-	while ((r = next_line(&it, &line, &n)) == 1) {
+	while ((r = pd_lines_next(&it, &line, &n)) == 1) {
 		struct pd_cgroup_mount tmp;
 
 		tmp.found = true;
@@ -185,7 +165,7 @@ int pd_cgroup_parse_mountinfo(const char *buf, size_t len, struct pd_cgroup_moun
 	/* Second pass: every line parses, now fill out. */
 	memset(out, 0, sizeof(*out));
 	it.p = buf;
-	while (next_line(&it, &line, &n) == 1) {
+	while (pd_lines_next(&it, &line, &n) == 1) {
 		struct pd_cgroup_mount tmp;
 		struct pd_cgroup_mount *dst;
 		bool *slash;
@@ -210,12 +190,12 @@ int pd_cgroup_parse_mountinfo(const char *buf, size_t len, struct pd_cgroup_moun
 
 int pd_cgroup_parse_proc(const char *buf, size_t len, struct pd_proc_cgroup *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	const char *line, *v2 = NULL, *v1 = NULL;
 	size_t n, v2n = 0, v1n = 0;
 	int r;
 
-	while ((r = next_line(&it, &line, &n)) == 1) {
+	while ((r = pd_lines_next(&it, &line, &n)) == 1) {
 		const char *c1 = memchr(line, ':', n), *c2, *ctl, *path;
 		size_t ctln, pathn;
 		uint64_t id;
@@ -356,13 +336,13 @@ static int psi_line(const char *s, size_t n, uint32_t *avg10, uint64_t *total)
 
 int pd_psi_parse(const char *buf, size_t len, struct pd_psi *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	struct pd_psi p = {0};
 	const char *line;
 	size_t n;
 	int r;
 
-	while ((r = next_line(&it, &line, &n)) == 1) {
+	while ((r = pd_lines_next(&it, &line, &n)) == 1) {
 		bool some = n >= 5 && memcmp(line, "some ", 5) == 0;
 		bool full = n >= 5 && memcmp(line, "full ", 5) == 0;
 
@@ -387,19 +367,8 @@ int pd_psi_parse(const char *buf, size_t len, struct pd_psi *out)
 
 /* ---- readers --------------------------------------------------------------- */
 
-static int say(char *why, size_t whylen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int say(char *why, size_t whylen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
+/* Says why into the caller's buffer and gives err. */
+#define SAY(err, ...) (pd_seterr(why, whylen, __VA_ARGS__), (err))
 
 static int open_dir(const struct pd_cgroup_mount *mnt)
 {
@@ -411,8 +380,9 @@ int pd_cgroup_mounts_open(struct pd_cgroup_mounts *m)
 	struct strbuf sb = STRBUF_INIT;
 	int r;
 
+	memset(m, 0, sizeof(*m));
 	m->v2fd = m->v1memfd = -1;
-	memset(&m->mi, 0, sizeof(m->mi));
+	m->memo_ms = 50;
 	r = pd_read_file_at(AT_FDCWD, "/proc/self/mountinfo", &sb, 16u << 20);
 	if (r == 0)
 		r = pd_cgroup_parse_mountinfo(sb.buf, sb.len, &m->mi);
@@ -446,12 +416,12 @@ int pd_cgroup_read_proc(int pid, struct strbuf *scratch, struct pd_proc_cgroup *
 	strbuf_reset(scratch);
 	r = pd_read_file_at(AT_FDCWD, path, scratch, 64u << 10);
 	if (r == -ENOENT || r == -ESRCH)
-		return say(why, whylen, -ESRCH, "process %d is gone", pid);
+		return SAY(-ESRCH, "process %d is gone", pid);
 	if (r < 0)
-		return say(why, whylen, r, "cannot read %s: %s", path, strerror(-r));
+		return SAY(r, "cannot read %s: %s", path, strerror(-r));
 	r = pd_cgroup_parse_proc(scratch->buf, scratch->len, out);
 	if (r < 0)
-		return say(why, whylen, r, "%s: not what the kernel writes", path);
+		return SAY(r, "%s: not what the kernel writes", path);
 	return 0;
 }
 
@@ -536,8 +506,8 @@ static bool up(char *rel)
 	return true;
 }
 
-int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
-			  struct pd_cgroup_memory *out, char *why, size_t whylen)
+static int memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		       struct pd_cgroup_memory *out, char *why, size_t whylen)
 {
 	char rel[PD_CG_PATH_MAX], own[PD_CG_PATH_MAX], buf[64];
 	const struct pd_cgroup_mount *mnt;
@@ -548,26 +518,20 @@ int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc
 
 	if (m->v1memfd >= 0 && cg->has_v1mem) {
 		res.version = 1;
-		mnt = &m->mi.v1mem;
-		dirfd = m->v1memfd;
-		path = cg->v1mem;
-		usage_file = "memory.usage_in_bytes";
-		limit_file = "memory.limit_in_bytes";
+		mnt = &m->mi.v1mem, dirfd = m->v1memfd, path = cg->v1mem;
 	} else if (m->v2fd >= 0 && cg->has_v2) {
 		res.version = 2;
-		mnt = &m->mi.v2;
-		dirfd = m->v2fd;
-		path = cg->v2;
-		usage_file = "memory.current";
-		limit_file = "memory.max";
+		mnt = &m->mi.v2, dirfd = m->v2fd, path = cg->v2;
 	} else {
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "no cgroup hierarchy with the memory controller for this process "
 			   "(none mounted, or the process has no cgroup in it)");
 	}
+	usage_file = res.version == 1 ? "memory.usage_in_bytes" : "memory.current";
+	limit_file = res.version == 1 ? "memory.limit_in_bytes" : "memory.max";
 	r = relative(mnt, path, rel);
 	if (r < 0)
-		return say(why, whylen, r, "cgroup %s is outside this cgroup namespace or mount",
+		return SAY(r, "cgroup %s is outside this cgroup namespace or mount",
 			   path);
 	snprintf(own, sizeof(own), "%s", rel);
 	for (;;) {
@@ -577,18 +541,18 @@ int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc
 		if (r == -ENOENT && !*rel)
 			break; /* the root cgroup has no limit file */
 		if (r == -ENOENT && res.levels == 0 && faccessat(dirfd, rel, F_OK, 0) != 0)
-			return say(why, whylen, -ENOENT, "cgroup %s is gone", path);
+			return SAY(-ENOENT, "cgroup %s is gone", path);
 		if (r == -ENOENT && res.levels == 0 && res.version == 2)
-			return say(why, whylen, -EOPNOTSUPP,
+			return SAY(-EOPNOTSUPP,
 				   "cgroup %s has no %s: the memory controller is not enabled "
 				   "for it (cgroup.subtree_control of its parent)",
 				   path, limit_file);
 		if (r < 0)
-			return say(why, whylen, r, "cgroup %s: cannot read %s: %s", path,
+			return SAY(r, "cgroup %s: cannot read %s: %s", path,
 				   limit_file, strerror(-r));
 		r = pd_cgroup_parse_limit(buf, n, &limit);
 		if (r < 0)
-			return say(why, whylen, r, "cgroup %s: %s is not what the kernel writes",
+			return SAY(r, "cgroup %s: %s is not what the kernel writes",
 				   path, limit_file);
 		if (limit) {
 			res.limit = limit;
@@ -608,12 +572,12 @@ int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc
 		/* v2's root has no memory.current: nothing to compare. */
 		res.usage = 0;
 	} else if (r < 0) {
-		return say(why, whylen, r, "cgroup %s: cannot read %s: %s", path, usage_file,
+		return SAY(r, "cgroup %s: cannot read %s: %s", path, usage_file,
 			   strerror(-r));
 	} else {
 		r = pd_cgroup_parse_usage(buf, n, &res.usage);
 		if (r < 0)
-			return say(why, whylen, r, "cgroup %s: %s is not what the kernel writes",
+			return SAY(r, "cgroup %s: %s is not what the kernel writes",
 				   path, usage_file);
 	}
 	*out = res;
@@ -629,42 +593,42 @@ static int psi_read(int dirfd, const char *rel, const char *name, const char *wh
 
 	/* Booted with psi=0: the files are there but reads fail. */
 	if (r == -EOPNOTSUPP)
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "%s: PSI is disabled in this kernel (booted with psi=0)", what);
 	if (r < 0)
-		return say(why, whylen, r, "%s: cannot read: %s", what, strerror(-r));
+		return SAY(r, "%s: cannot read: %s", what, strerror(-r));
 	r = pd_psi_parse(buf, n, out);
 	if (r < 0)
-		return say(why, whylen, r, "%s: not what the kernel writes", what);
+		return SAY(r, "%s: not what the kernel writes", what);
 	return 0;
 }
 
 int pd_psi_read_system(struct pd_psi *out, char *why, size_t whylen)
 {
 	if (access("/proc/pressure", F_OK) != 0)
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "no /proc/pressure: this kernel has no PSI (CONFIG_PSI) or it is "
 			   "disabled (psi=0)");
 	return psi_read(AT_FDCWD, "", "/proc/pressure/memory", "/proc/pressure/memory", out, why,
 			whylen);
 }
 
-int pd_psi_read_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
-		       struct pd_psi *out, char *why, size_t whylen)
+static int psi_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		      struct pd_psi *out, char *why, size_t whylen)
 {
 	char rel[PD_CG_PATH_MAX], what[PD_CG_PATH_MAX + 32];
 	int r;
 
 	if (m->v2fd < 0)
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "no cgroup v2 mounted: a cgroup's memory pressure (memory.pressure) "
 			   "exists only in cgroup v2");
 	if (!cg->has_v2)
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "the process has no cgroup v2 (no \"0::\" line in /proc/PID/cgroup)");
 	r = relative(&m->mi.v2, cg->v2, rel);
 	if (r < 0)
-		return say(why, whylen, r, "cgroup %s is outside this cgroup namespace or mount",
+		return SAY(r, "cgroup %s is outside this cgroup namespace or mount",
 			   cg->v2);
 	snprintf(what, sizeof(what), "cgroup %s memory.pressure", cg->v2);
 	r = psi_read(m->v2fd, rel, "memory.pressure", what, out, why, whylen);
@@ -673,8 +637,101 @@ int pd_psi_read_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cg
 	if (r == -ENOENT && !*rel && access("/proc/pressure", F_OK) == 0)
 		return pd_psi_read_system(out, why, whylen);
 	if (r == -ENOENT && access("/proc/pressure", F_OK) != 0)
-		return say(why, whylen, -EOPNOTSUPP,
+		return SAY(-EOPNOTSUPP,
 			   "no /proc/pressure: this kernel has no PSI (CONFIG_PSI) or it is "
 			   "disabled (psi=0)");
 	return r;
+}
+
+/* ---- the memo ------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The key of a reading: which hierarchy and path (memory reads v1 or v2,
+ * pressure always v2). */
+static const char *memo_path(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+			     int kind)
+{
+	if (kind == 1 && m->v1memfd >= 0 && cg->has_v1mem)
+		return cg->v1mem;
+	return cg->has_v2 ? cg->v2 : NULL;
+}
+
+static struct pd_cgroup_memo *memo_find(struct pd_cgroup_mounts *m, int kind, const char *path,
+					int64_t now)
+{
+	for (size_t i = 0; i < PD_CG_MEMO_N; i++) {
+		struct pd_cgroup_memo *e = &m->memo[i];
+
+		if (e->kind == kind && now - e->at_ms < (int64_t)m->memo_ms &&
+		    now >= e->at_ms && strcmp(e->path, path) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static struct pd_cgroup_memo *memo_slot(struct pd_cgroup_mounts *m, int kind, const char *path,
+					int64_t now, int rc, const char *why)
+{
+	struct pd_cgroup_memo *e = &m->memo[m->memo_next++ % PD_CG_MEMO_N];
+
+	e->kind = kind;
+	e->rc = rc;
+	e->at_ms = now;
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	snprintf(e->why, sizeof(e->why), "%s", rc < 0 && why ? why : "");
+	return e;
+}
+
+/* A reading through the memo: kind 1 memory, 2 pressure. */
+static int memoized(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg, int kind,
+		    void *out, char *why, size_t whylen)
+{
+	const char *path = m->memo_ms ? memo_path(m, cg, kind) : NULL;
+	struct pd_cgroup_memo *e;
+	char mywhy[192] = "";
+	int64_t now;
+	int r;
+
+	if (kind == 2 && m->v2fd < 0)
+		path = NULL;
+	if (!path)
+		return kind == 1 ? memory_read(m, cg, out, why, whylen)
+				 : psi_cgroup(m, cg, out, why, whylen);
+	now = mono_ms();
+	e = memo_find(m, kind, path, now);
+	if (!e) {
+		union { struct pd_cgroup_memory mem; struct pd_psi psi; } v;
+
+		r = kind == 1 ? memory_read(m, cg, &v.mem, mywhy, sizeof(mywhy))
+			      : psi_cgroup(m, cg, &v.psi, mywhy, sizeof(mywhy));
+		e = memo_slot(m, kind, path, now, r, mywhy);
+		if (r == 0)
+			memcpy(&e->v, &v, sizeof(v));
+	}
+	if (e->rc < 0)
+		return SAY(e->rc, "%s", e->why);
+	if (kind == 1)
+		*(struct pd_cgroup_memory *)out = e->v.mem;
+	else
+		*(struct pd_psi *)out = e->v.psi;
+	return 0;
+}
+
+int pd_cgroup_memory_read(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+			  struct pd_cgroup_memory *out, char *why, size_t whylen)
+{
+	return memoized(m, cg, 1, out, why, whylen);
+}
+
+int pd_psi_read_cgroup(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+		       struct pd_psi *out, char *why, size_t whylen)
+{
+	return memoized(m, cg, 2, out, why, whylen);
 }

@@ -94,13 +94,42 @@ int pd_psi_parse(const char *buf, size_t len, struct pd_psi *out);
 
 /* ---- readers -------------------------------------------------------------- */
 
+struct pd_cgroup_memory {
+	int version;     /* 1 or 2: the hierarchy read */
+	uint64_t limit;  /* bytes; 0: no limit on the cgroup nor any ancestor */
+	uint64_t usage;  /* bytes charged to the cgroup that has the limit (or,
+			    without one, to the process's own cgroup) */
+	unsigned levels; /* how far up the limit was found: 0 the cgroup itself */
+};
+
+/* A reading of one cgroup kept for a moment: processes that share a
+ * cgroup (a service's workers, every process of a container) are read once
+ * per sampling pass, not once each. */
+#define PD_CG_MEMO_N 8
+struct pd_cgroup_memo {
+	int kind; /* 0: empty, 1: memory, 2: pressure */
+	int rc;
+	int64_t at_ms; /* CLOCK_MONOTONIC */
+	char path[PD_CG_PATH_MAX];
+	union {
+		struct pd_cgroup_memory mem;
+		struct pd_psi psi;
+	} v;
+	char why[192];
+};
+
 /* What a process's readers need, opened once: the two hierarchies' mount
- * points as O_PATH directory fds (-1 when absent) and the mountinfo that
- * found them. Not thread-safe to share between threads that call
- * pd_cgroup_mounts_open/close; the readers only read it. */
+ * points as O_PATH directory fds (-1 when absent), the mountinfo that
+ * found them, and the memo of the last readings (memo_ms: how long a
+ * reading of a cgroup is reused, 50 ms from pd_cgroup_mounts_open, shorter
+ * than any sampling period; 0: never). The readers write the memo: one
+ * struct per thread. */
 struct pd_cgroup_mounts {
 	struct pd_cgroup_mountinfo mi;
 	int v2fd, v1memfd;
+	unsigned memo_ms;
+	unsigned memo_next;
+	struct pd_cgroup_memo memo[PD_CG_MEMO_N];
 };
 /* Reads /proc/self/mountinfo (the caller's mount namespace is the one the
  * paths of /proc/PID/cgroup are resolved in). 0, or -errno. Finding no
@@ -126,23 +155,16 @@ void pd_cgroup_mounts_close(struct pd_cgroup_mounts *m);
 int pd_cgroup_read_proc(int pid, struct strbuf *scratch, struct pd_proc_cgroup *out, char *why,
 			size_t whylen);
 
-struct pd_cgroup_memory {
-	int version;     /* 1 or 2: the hierarchy read */
-	uint64_t limit;  /* bytes; 0: no limit on the cgroup nor any ancestor */
-	uint64_t usage;  /* bytes charged to the cgroup that has the limit (or,
-			    without one, to the process's own cgroup) */
-	unsigned levels; /* how far up the limit was found: 0 the cgroup itself */
-};
 /* The memory of the process's cgroup: the nearest cgroup, walking up from
  * the process's own, with a limit (v2 memory.max other than "max"; v1
  * memory.limit_in_bytes below PD_CG_V1_UNLIMITED), and that cgroup's usage
  * (v2 memory.current, v1 memory.usage_in_bytes): the usage that meets the
  * limit when the OOM killer acts. */
-int pd_cgroup_memory_read(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+int pd_cgroup_memory_read(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
 			  struct pd_cgroup_memory *out, char *why, size_t whylen);
 
 /* memory.pressure of the process's v2 cgroup. */
-int pd_psi_read_cgroup(const struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
+int pd_psi_read_cgroup(struct pd_cgroup_mounts *m, const struct pd_proc_cgroup *cg,
 		       struct pd_psi *out, char *why, size_t whylen);
 /* /proc/pressure/memory. */
 int pd_psi_read_system(struct pd_psi *out, char *why, size_t whylen);

@@ -385,15 +385,16 @@ json_t *pd_dumpjob_result_json(const struct pd_dumpjob_result *res)
 	bool ok = res->error == PD_DUMP_OK;
 
 	return json_pack(
-		"{s:b,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		"s:s}",
+		"{s:b,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,"
+		"s:I,s:s}",
 		"ok", ok, "error", pd_dump_error_code(res->error), "phase",
 		pd_dump_phase_name(res->phase), "detail", ok ? "" : res->detail, "method",
 		f->method[0] ? f->method : "stop", "method_reason", f->reason, "stopped_us",
 		(json_int_t)d->stopped_us, "freezing_us", (json_int_t)f->freezing_us, "frozen_us",
 		(json_int_t)f->frozen_us, "copy_us", (json_int_t)f->copy_us, "copied_bytes",
 		(json_int_t)f->copied_bytes, "extra_memory", (json_int_t)f->extra_memory,
-		"dumped_bytes", (json_int_t)d->dumped_bytes, "threads", (json_int_t)d->threads,
+		"zero_bytes", (json_int_t)f->zero_bytes, "zero_method",
+		f->zero_method[0] ? f->zero_method : "none", "dumped_bytes", (json_int_t)d->dumped_bytes, "threads", (json_int_t)d->threads,
 		"mappings", (json_int_t)d->mappings, "core_size", (json_int_t)d->size, "size",
 		(json_int_t)res->size, "core_name", res->core_name);
 }

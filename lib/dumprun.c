@@ -61,10 +61,13 @@ static bool parse_figures(json_t *o, struct pd_dumprun_result *r)
 		{"copy_us", offsetof(struct pd_dump_figures, copy_us)},
 		{"copied_bytes", offsetof(struct pd_dump_figures, copied_bytes)},
 		{"extra_memory", offsetof(struct pd_dump_figures, extra_memory)},
+		{"zero_bytes", offsetof(struct pd_dump_figures, zero_bytes)},
 	};
 	json_t *m = json_object_get(o, "method"), *why = json_object_get(o, "reason");
+	json_t *zm = json_object_get(o, "zero_method");
 
 	snprintf(f->method, sizeof(f->method), "stop");
+	snprintf(f->zero_method, sizeof(f->zero_method), "none");
 	f->frozen_us = r->stopped_us;
 	f->copied_bytes = r->dumped_bytes;
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
@@ -77,6 +80,13 @@ static bool parse_figures(json_t *o, struct pd_dumprun_result *r)
 		if (!v || (strcmp(v, "clone") && strcmp(v, "stop")))
 			return false;
 		snprintf(f->method, sizeof(f->method), "%s", v);
+	}
+	if (zm) {
+		const char *v = json_string_value(zm);
+
+		if (!v || strlen(v) >= sizeof(f->zero_method))
+			return false;
+		snprintf(f->zero_method, sizeof(f->zero_method), "%s", v);
 	}
 	if (why) {
 		if (!json_is_string(why))

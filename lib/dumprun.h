@@ -63,6 +63,10 @@ struct pd_dump_figures {
 	uint64_t copied_bytes; /* bytes of memory read (absent: dumped_bytes) */
 	uint64_t extra_memory; /* the target's extra memory during the dump,
 				  bytes (absent: 0) */
+	uint64_t zero_bytes;  /* pages of the kernel's zero page left as holes,
+				 neither read nor written (absent: 0) */
+	char zero_method[16]; /* how they were found: "pagemap_scan",
+				 "move_pages" or "none" (absent: "none") */
 };
 
 struct pd_dumprun_result {

@@ -36,9 +36,18 @@ int pd_read_stat_at(int dirfd, const char *path, struct pd_stat *out)
 	struct strbuf sb = STRBUF_INIT;
 	int rc;
 
-	rc = pd_read_file_at(dirfd, path, &sb, STAT_MAX);
-	if (rc == 0)
-		rc = pd_parse_stat(sb.buf, sb.len, out);
+	/* A line the parser refuses may be one of a process that changed under
+	 * the read (lib/procfs.h, struct pd_stat: a reaped one): it is read
+	 * once more, and a process gone by then is -ESRCH, not a parse error
+	 * (which the dump and the stacks would answer with a 500). */
+	for (int tries = 0; tries < 2; tries++) {
+		strbuf_reset(&sb);
+		rc = pd_read_file_at(dirfd, path, &sb, STAT_MAX);
+		if (rc == 0)
+			rc = pd_parse_stat(sb.buf, sb.len, out);
+		if (rc != -EINVAL && rc != -ERANGE)
+			break;
+	}
 	strbuf_release(&sb);
 	return gone(rc);
 }

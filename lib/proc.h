@@ -30,7 +30,9 @@ struct pd_proc {
  * On failure p holds no fd (pd_proc_close() is harmless but not needed). */
 int pd_proc_open(int pid, struct pd_proc *p);
 /* Reads and parses a stat file relative to dirfd ("stat", "task/TID/stat",
- * or an absolute path with AT_FDCWD); -ESRCH when the process is gone. */
+ * or an absolute path with AT_FDCWD); -ESRCH when the process is gone. A
+ * line that does not parse is read again: -ESRCH if the file is gone by
+ * then, else the second read's result (-EINVAL, -ERANGE for a bad line). */
 int pd_read_stat_at(int dirfd, const char *path, struct pd_stat *out);
 void pd_proc_close(struct pd_proc *p);
 

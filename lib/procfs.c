@@ -75,14 +75,7 @@ static int parse_kb(const char *s, size_t n, int64_t *out)
 	return 0;
 }
 
-/* Iterates over '\n'-terminated lines. The kernel ends every line with
- * '\n', so a last line without one means the read was cut short. */
-struct lines {
-	const char *p, *end;
-};
-
-/* 1 with a line (without its '\n'), 0 at the end, -EINVAL if truncated. */
-static int next_line(struct lines *it, const char **line, size_t *n)
+int pd_lines_next(struct pd_lines *it, const char **line, size_t *n)
 {
 	const char *nl;
 
@@ -121,8 +114,9 @@ static int stat_field(struct pd_stat *st, unsigned field, const char *s, size_t 
 {
 	switch (field) {
 	case F_PPID: return parse_int(s, n, 0, INT_MAX, &st->ppid);
-	case F_PGRP: return parse_int(s, n, 0, INT_MAX, &st->pgrp);
-	case F_SESSION: return parse_int(s, n, 0, INT_MAX, &st->session);
+	/* -1 for a task reaped while its line was written (procfs.h). */
+	case F_PGRP: return parse_int(s, n, -1, INT_MAX, &st->pgrp);
+	case F_SESSION: return parse_int(s, n, -1, INT_MAX, &st->session);
 	case F_FLAGS: return parse_u64(s, n, UINT64_MAX, &st->flags);
 	case F_UTIME: return parse_u64(s, n, UINT64_MAX, &st->utime);
 	case F_STIME: return parse_u64(s, n, UINT64_MAX, &st->stime);
@@ -347,7 +341,7 @@ static int status_line(struct pd_status *st, const char *key, size_t kn, const c
 
 int pd_parse_status(const char *buf, size_t len, struct pd_status *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	struct pd_status st;
 	unsigned seen = 0;
 	const char *line;
@@ -360,7 +354,7 @@ int pd_parse_status(const char *buf, size_t len, struct pd_status *out)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		*(int64_t *)((char *)&st + status_keys[i].off) = -1;
 
-	while ((r = next_line(&it, &line, &n)) > 0) {
+	while ((r = pd_lines_next(&it, &line, &n)) > 0) {
 		const char *colon = memchr(line, ':', n);
 
 		if (!colon)
@@ -411,7 +405,7 @@ static bool is_key(const char *s, size_t n)
 
 int pd_parse_smaps_rollup(const char *buf, size_t len, struct pd_rollup *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	struct pd_rollup ru;
 	const char *line;
 	bool first = true;
@@ -420,7 +414,7 @@ int pd_parse_smaps_rollup(const char *buf, size_t len, struct pd_rollup *out)
 
 	for (size_t i = 0; i < N_ROLLUP_KEYS; i++)
 		*(int64_t *)((char *)&ru + rollup_keys[i].off) = -1;
-	while ((r = next_line(&it, &line, &n)) > 0) {
+	while ((r = pd_lines_next(&it, &line, &n)) > 0) {
 		const char *colon = memchr(line, ':', n);
 		size_t kn = colon ? (size_t)(colon - line) : 0;
 
@@ -573,7 +567,7 @@ void pd_maps_release(struct pd_maps *m)
 
 int pd_parse_maps(const char *buf, size_t len, struct pd_maps *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	struct pd_maps m = PD_MAPS_INIT;
 	size_t alloc = 0;
 	const char *line;
@@ -590,7 +584,7 @@ int pd_parse_maps(const char *buf, size_t len, struct pd_maps *out)
 	if (!m.strings)
 		return -ENOMEM;
 	sp = m.strings;
-	while ((r = next_line(&it, &line, &n)) > 0) {
+	while ((r = pd_lines_next(&it, &line, &n)) > 0) {
 		if (m.n == alloc) {
 			size_t na = alloc ? alloc * 2 : 64;
 			struct pd_map *nv;
@@ -673,12 +667,12 @@ int pd_parse_nulsep(const char *buf, size_t len, struct pd_strv *out)
 
 int pd_parse_btime(const char *buf, size_t len, int64_t *out)
 {
-	struct lines it = {buf, buf + len};
+	struct pd_lines it = {buf, buf + len};
 	const char *line;
 	size_t n;
 	int r;
 
-	while ((r = next_line(&it, &line, &n)) > 0) {
+	while ((r = pd_lines_next(&it, &line, &n)) > 0) {
 		if (has_prefix(line, n, "btime ")) {
 			uint64_t v;
 			/* The kernel prints it unsigned: "-0" is not a time. */

@@ -16,20 +16,33 @@
 
 #include "common/strbuf.h"
 
+/* Iterates over the '\n'-terminated lines of kernel text: 1 with a line
+ * (without its '\n'), 0 at the end, -EINVAL when the last line has no
+ * '\n' (a cut read). Start with { buf, buf + len }. */
+struct pd_lines {
+	const char *p, *end;
+};
+int pd_lines_next(struct pd_lines *it, const char **line, size_t *n);
+
 /* comm is at most 15 bytes from the kernel; a hostile or future kernel is
  * cut at PD_COMM_MAX - 1 bytes. comm holds raw bytes (may be non-UTF-8 and
  * may contain ") ", spaces, newlines); comm_len says how many. */
 #define PD_COMM_MAX 64
 
-/* /proc/PID/stat and /proc/PID/task/TID/stat. Times are in clock ticks. */
+/* /proc/PID/stat and /proc/PID/task/TID/stat. Times are in clock ticks.
+ * A task reaped between the open's lookup and the kernel's print of the
+ * line (fs/proc/array.c, do_task_stat: lock_task_sighand() fails once
+ * release_task() cleared its sighand) reads as state 'X', ppid 0, and pgrp
+ * and session -1, which is what they are left as then: such a line parses,
+ * and the state says the process is gone. */
 struct pd_stat {
 	int pid;
 	char comm[PD_COMM_MAX];
 	size_t comm_len;
 	char state;
 	int ppid;
-	int pgrp;
-	int session;
+	int pgrp;    /* -1: reaped (above) */
+	int session; /* -1: reaped */
 	uint64_t flags;
 	uint64_t utime;
 	uint64_t stime;

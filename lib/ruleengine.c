@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,6 +42,10 @@ struct ent {
 	int64_t prev_ms; /* the sample before (the start of cpu's interval) */
 	bool has_ticks;
 	bool has_cpu;
+	bool ignored; /* a kernel thread, a zombie, procdiag: never sampled */
+	/* /proc/PID and /proc/PID/stat kept open: an fstat and a pread a pass
+	 * (no path lookup); -1: none (both or neither) */
+	int dirfd, statfd;
 	uint32_t cpu; /* hundredths of % of one core over the last interval */
 	struct prs r[];
 };
@@ -98,6 +103,7 @@ struct pd_ruleengine {
 	struct strbuf cgscratch;
 	struct pd_proc_cgroup cg; /* the current process's, when read */
 	char tick_note[160];
+	unsigned nstatfds, max_statfds; /* processes with fds kept open, and the cap */
 	unsigned *matched, *holding; /* per rule, this tick */
 	char (*notes)[160];	     /* per rule, this tick */
 };
@@ -192,10 +198,21 @@ static struct ent *insert(struct pd_ruleengine *e, int pid)
 	}
 	memset(x, 0, e->ent_size);
 	x->pid = pid;
+	x->dirfd = x->statfd = -1;
 	x->next = e->bucket[(unsigned)pid & (e->nbucket - 1)];
 	e->bucket[(unsigned)pid & (e->nbucket - 1)] = x;
 	e->nent++;
 	return x;
+}
+
+static void drop_statfd(struct pd_ruleengine *e, struct ent *x)
+{
+	if (x->statfd >= 0) {
+		close(x->statfd);
+		close(x->dirfd);
+		e->nstatfds--;
+	}
+	x->dirfd = x->statfd = -1;
 }
 
 /* Forgets the processes the tick did not see (gone, or out of scope). */
@@ -212,6 +229,7 @@ static void sweep(struct pd_ruleengine *e)
 				continue;
 			}
 			*pp = x->next;
+			drop_statfd(e, x);
 			x->next = e->free_ents;
 			e->free_ents = x;
 			e->nent--;
@@ -221,30 +239,63 @@ static void sweep(struct pd_ruleengine *e)
 
 /* ---- reading one process ---------------------------------------------- */
 
-static int read_small(int dirfd, const char *path, char *buf, size_t size, size_t *len)
+/* /proc/PID/stat into buf: through x's kept fd (one pread: it reads the
+ * same task's stat afresh, and fails once that task is gone), else opened
+ * by name; fds[0], fds[1] then get the new /proc/PID and stat fds for the
+ * caller to keep or close. */
+static int read_stat(struct pd_ruleengine *e, struct ent *x, const char *pidname, char *buf,
+		     size_t size, size_t *len, int fds[2])
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
-	if (fd < 0)
+	fds[0] = fds[1] = -1;
+	if (x && x->statfd >= 0) {
+		n = pread(x->statfd, buf, size - 1, 0);
+		if (n > 0) {
+			buf[n] = 0;
+			*len = (size_t)n;
+			return 0;
+		}
+		drop_statfd(e, x); /* its task is gone: the pid may be another's */
+	}
+	fds[0] = openat(e->procfd, pidname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fds[0] < 0)
 		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
+	fds[1] = openat(fds[0], "stat", O_RDONLY | O_CLOEXEC);
+	if (fds[1] < 0)
 		return -errno;
+	n = pread(fds[1], buf, size - 1, 0);
+	if (n <= 0)
+		return n < 0 ? -errno : -ESRCH;
 	buf[n] = 0;
 	*len = (size_t)n;
 	return 0;
 }
 
-/* Open fds of the process: the entries of /proc/PID/fd; -errno. */
-static long count_fds(struct pd_ruleengine *e, const char *pidname)
+static void close_fds(int fds[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	fds[0] = fds[1] = -1;
+}
+
+/* Open fds of the process; -errno. Linux 6.2 and later give the count as
+ * the size of /proc/PID/fd (one fstatat); before, that size is 0 and the
+ * entries are counted (getdents64 into the engine's buffer, no readlink). */
+static long count_fds(struct pd_ruleengine *e, const struct ent *x, const char *pidname)
 {
 	char path[32];
+	struct stat st;
 	long n = 0;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/fd", pidname);
+	if (x->dirfd >= 0 ? fstatat(x->dirfd, "fd", &st, 0) < 0
+			  : fstatat(e->procfd, path, &st, 0) < 0)
+		return -errno;
+	if (st.st_size > 0)
+		return (long)st.st_size;
 	fd = openat(e->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -457,7 +508,7 @@ static bool condition(struct pd_ruleengine *e, size_t i, struct ent *x, struct s
 		return sm->st.num_threads > 0 && (uint64_t)sm->st.num_threads > t->n;
 	case PD_TRIGGER_FDS_ABOVE:
 		if (sm->fds < 0)
-			sm->fds = count_fds(e, sm->pidname);
+			sm->fds = count_fds(e, x, sm->pidname);
 		if (sm->fds < 0) {
 			snprintf(note, notelen, "cannot count the fds of process %d: %s", x->pid,
 				 strerror((int)-sm->fds));
@@ -537,47 +588,69 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 {
 	const struct pd_ruleset *rs = e->o.rules;
 	struct sample sm = { .pidname = name, .fds = -1 };
-	char buf[2048], path[32], value[64], note[160];
+	char buf[2048], value[64], note[160];
 	struct stat dst;
 	size_t len = 0;
 	struct ent *x;
 	bool fresh = false;
+	int fds[2] = { -1, -1 };
 
-	if (fstatat(e->procfd, name, &dst, 0) < 0 || !pd_scope_has(e->o.scope, dst.st_uid))
-		return;
-	snprintf(path, sizeof(path), "%s/stat", name);
-	if (read_small(e->procfd, path, buf, sizeof(buf), &len) < 0 ||
-	    pd_parse_stat(buf, len, &sm.st) < 0)
-		return;
-	if (pd_stat_is_kthread(&sm.st) || sm.st.state == 'Z' || sm.st.state == 'X' ||
-	    pd_proc_is_procdiag(pid, sm.st.ppid))
-		return;
 	x = lookup(e, pid);
+	/* the owner of /proc/PID: in scope? */
+	if ((x && x->dirfd >= 0 ? fstat(x->dirfd, &dst) : fstatat(e->procfd, name, &dst, 0)) < 0 ||
+	    !pd_scope_has(e->o.scope, dst.st_uid))
+		return;
+	if (read_stat(e, x, name, buf, sizeof(buf), &len, fds) < 0 ||
+	    pd_parse_stat(buf, len, &sm.st) < 0) {
+		close_fds(fds);
+		return;
+	}
+	/* /proc/PID opened anew (a kept one's task died: the pid may be
+	 * another process's now): its owner is judged again */
+	if (fds[0] >= 0 && x && (fstat(fds[0], &dst) < 0 || !pd_scope_has(e->o.scope, dst.st_uid))) {
+		close_fds(fds);
+		return;
+	}
 	if (x && x->starttime != sm.st.starttime) {
 		/* the pid was reused: a new run */
 		struct ent *next = x->next;
 
+		drop_statfd(e, x);
 		memset(x, 0, e->ent_size);
 		x->next = next;
 		x->pid = pid;
+		x->dirfd = x->statfd = -1;
 		fresh = true;
 	}
 	if (!x) {
 		x = insert(e, pid);
-		if (!x)
+		if (!x) {
+			close_fds(fds);
 			return;
+		}
 		fresh = true;
 	}
+	x->gen = e->gen;
+	if (fds[1] >= 0 && x->statfd < 0 && e->nstatfds < e->max_statfds) {
+		/* opened this pass: kept while the cap allows */
+		x->dirfd = fds[0];
+		x->statfd = fds[1];
+		e->nstatfds++;
+		fds[0] = fds[1] = -1;
+	}
+	close_fds(fds);
 	if (fresh) {
 		x->starttime = sm.st.starttime;
+		x->ignored = pd_stat_is_kthread(&sm.st) || pd_proc_is_procdiag(pid, sm.st.ppid);
 		for (size_t i = 0; i < e->nrules; i++)
 			x->r[i].hold_since = x->r[i].next_timer = -1;
 	}
+	if (x->ignored || sm.st.state == 'Z' || sm.st.state == 'X')
+		return;
 	if (fresh || strcmp(x->comm, sm.st.comm)) {
 		snprintf(x->comm, sizeof(x->comm), "%s", sm.st.comm);
 		judge_run(e, x, name, &sm.st);
 	}
-	x->gen = e->gen;
 	/* CPU over the interval since the last sample, timed when this stat
 	 * was read (a pass over /proc takes a while on a busy machine) */
 	{
@@ -727,6 +800,8 @@ static void engine_free(struct pd_ruleengine *e)
 
 		for (; x; x = next) {
 			next = x->next;
+			if (x->statfd >= 0)
+				close(x->statfd), close(x->dirfd);
 			free(x);
 		}
 	}
@@ -793,6 +868,16 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 		return -ENOMEM;
 	}
 	e->ent_size = sizeof(struct ent) + e->nrules * sizeof(struct prs);
+	{
+		/* processes whose two fds are kept: a quarter of our
+		 * descriptors in all, at most 2 x 4096 */
+		struct rlimit rl;
+		rlim_t cap = 128;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+			cap = rl.rlim_cur == RLIM_INFINITY ? 4096 : rl.rlim_cur / 8;
+		e->max_statfds = (unsigned)(cap > 4096 ? 4096 : cap);
+	}
 	e->clk_tck = sysconf(_SC_CLK_TCK);
 	e->pagesize = sysconf(_SC_PAGESIZE);
 	e->ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);

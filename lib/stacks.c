@@ -463,6 +463,18 @@ static int prewarm_cb(Dwfl_Module *mod, void **userdata, const char *name, Dwarf
 	return DWARF_CB_OK;
 }
 
+/* Whether any mapping is of a file. None: the process is between an
+ * exec's new (empty) memory map and the mapping of its program, a moment
+ * an exec stalled under load can make long (nothing to unwind yet: a
+ * change while read, not a failure). */
+static bool maps_have_file(const struct pd_maps *maps)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (maps->v[i].path && maps->v[i].path[0] == '/')
+			return true;
+	return false;
+}
+
 /* A Dwfl reporting the current maps, every ELF and .eh_frame loaded. */
 static int new_dwfl(struct proc_entry *pe, const struct strbuf *maps_text, char *err, size_t errlen)
 {
@@ -755,7 +767,7 @@ int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 
 			if (may < 0)
 				rc = freeze_error(may == -EPERM ? -EPERM : -ESRCH, pid, 0, err, errlen);
-			else if (maps_changed(&p, &maps_text))
+			else if (maps_changed(&p, &maps_text) || !maps_have_file(&maps))
 				rc = freeze_error(-EAGAIN, pid, 0, err, errlen);
 			goto out;
 		}

@@ -19,7 +19,7 @@ import harness as h  # noqa: E402
 from dumputil import *  # noqa: E402,F401,F403
 
 FIGURES = ("X-Dump-Freezing-Us", "X-Dump-Frozen-Us", "X-Dump-Copy-Us", "X-Dump-Copied-Bytes",
-           "X-Dump-Extra-Memory")
+           "X-Dump-Extra-Memory", "X-Dump-Zero-Bytes")
 
 
 def assert_figures(r):
@@ -58,6 +58,8 @@ def test_every_route_reports_the_method_and_figures():
         assert m["method"] == r.header("X-Dump-Method"), m
         assert m["frozen_us"] == nums["X-Dump-Frozen-Us"], (m, r.headers)
         assert m["copied_bytes"] == nums["X-Dump-Copied-Bytes"], (m, r.headers)
+        assert m["zero_bytes"] == nums["X-Dump-Zero-Bytes"], (m, r.headers)
+        assert m["zero_method"] == r.header("X-Dump-Zero-Method"), (m, r.headers)
         for k in ("method_reason", "freezing_us", "copy_us", "extra_memory"):
             assert k in m, m
     finally:

@@ -285,7 +285,9 @@ def test_timer_count_interval_and_states():
         assert len(entries) == 3, entries
         assert all(e["kind"] == "stacks" and e["pid"] == rt.pid for e in entries), entries
         gaps = [b["fired_ms"] - a["fired_ms"] for a, b in zip(entries, entries[1:])]
-        assert all(g >= 2000 for g in gaps), gaps
+        # fired_ms is the wall clock, the interval is kept on the monotonic
+        # one: each read in whole ms, so 1 ms either way
+        assert all(g >= 2000 - 2 for g in gaps), gaps
         links = st.json("/")["links"]
         assert links["rules"] == st.base + "/api/rules", links
         page = st.get("/api/rules", headers={"Accept": "text/html"})
@@ -310,7 +312,7 @@ def test_count_and_interval_give_exactly_the_allowed_dumps():
         entries = stored(st, "two")
         assert len(entries) == 2, entries
         gap = entries[1]["fired_ms"] - entries[0]["fired_ms"]
-        assert gap >= 1500, gap
+        assert gap >= 1500 - 2, gap  # ms of two clocks: see the timer test
         for e in entries:
             assert assert_core_opens(rs.store, e, rt.pid) == 5
         s = rule(st, "many")["state"]

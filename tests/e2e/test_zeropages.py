@@ -256,6 +256,22 @@ def test_zero_pages_are_holes():
     check_zero_page_dump(None, method)
 
 
+def test_the_answer_says_what_was_skipped():
+    """Proves: a dump through nginx names its zero-page figures in
+    X-Dump-Zero-Bytes and X-Dump-Zero-Method: the odd pages of the mixed
+    buffer (the untouched buffer is left out as a never-touched mapping),
+    found by the method this kernel has."""
+    method = "pagemap_scan" if du.kernel_version() >= (6, 7) else "move_pages"
+    with ksm_running() as ksm_on:
+        t = zero_page_target(ksm_on)
+        with h.Stack() as s:
+            r = s.get(du.dump_url(t.pid, "dumpType=Full"), timeout=120)
+    assert r.status == 200, r
+    assert r.header("X-Dump-Zero-Method") == method, r.headers
+    assert r.header("X-Dump-Zero-Bytes") == str(MIXED // 2 * PAGE), r.headers
+    de.assert_running(t.pid)
+
+
 def test_zero_pages_without_pagemap_scan():
     """Proves: on a kernel without PAGEMAP_SCAN (forced: PD_TEST_ZERO_PAGES=
     move_pages) move_pages(2) tells the zero page from data just as well;

@@ -33,6 +33,15 @@ static char *exact(const char *s, size_t len)
 	return p;
 }
 
+/* A parser called on an exact copy of s[0..n). */
+#define EXACT(parser, s, n, out)                                                                   \
+	({                                                                                         \
+		char *p_ = exact((s), (n));                                                        \
+		int r_ = parser(p_, (n), (out));                                                   \
+		free(p_);                                                                          \
+		r_;                                                                                \
+	})
+
 /* ---- mountinfo ------------------------------------------------------------ */
 
 /* This machine's (hybrid: v1 controllers and the v2 "unified" hierarchy). */
@@ -57,11 +66,7 @@ static const char mi_v1[] = "35 30 0:32 / /cg/mem rw - cgroup cgroup rw,memory,m
 
 static int parse_mi(const char *s, size_t n, struct pd_cgroup_mountinfo *mi)
 {
-	char *p = exact(s, n);
-	int r = pd_cgroup_parse_mountinfo(p, n, mi);
-
-	free(p);
-	return r;
+	return EXACT(pd_cgroup_parse_mountinfo, s, n, mi);
 }
 
 static void test_mountinfo(void **state)
@@ -129,11 +134,7 @@ static void test_mountinfo_bad(void **state)
 
 static int parse_pc(const char *s, size_t n, struct pd_proc_cgroup *pc)
 {
-	char *p = exact(s, n);
-	int r = pd_cgroup_parse_proc(p, n, pc);
-
-	free(p);
-	return r;
+	return EXACT(pd_cgroup_parse_proc, s, n, pc);
 }
 
 static void test_proc_cgroup(void **state)
@@ -234,11 +235,7 @@ static void test_limit_usage(void **state)
 
 static int parse_psi(const char *s, size_t n, struct pd_psi *p)
 {
-	char *b = exact(s, n);
-	int r = pd_psi_parse(b, n, p);
-
-	free(b);
-	return r;
+	return EXACT(pd_psi_parse, s, n, p);
 }
 
 static void test_psi(void **state)
@@ -461,6 +458,59 @@ static void test_readers_tree_v2(void **state)
 	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), -EOPNOTSUPP);
 }
 
+/* Processes of one cgroup are read once per memo_ms; another cgroup, or a
+ * later reading, goes to the files. */
+static void test_memo(void **state)
+{
+	static struct pd_cgroup_mounts m;
+	static struct pd_proc_cgroup pc;
+	struct pd_cgroup_memory mem;
+	struct pd_psi p;
+	char why[256];
+
+	(void)state;
+	dir("a");
+	dir("b");
+	put("a/memory.max", "1000\n");
+	put("a/memory.current", "100\n");
+	put("b/memory.max", "1000\n");
+	put("b/memory.current", "200\n");
+	put("a/memory.pressure", "some avg10=1.00 avg60=0.00 avg300=0.00 total=1\n");
+	tree_mounts(&m, 2, "/");
+	m.memo_ms = 600000;
+	pc.has_v2 = true;
+	pc.has_v1mem = false;
+	strcpy(pc.v2, "/a");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 100);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 100);
+	put("a/memory.current", "150\n");
+	put("a/memory.pressure", "some avg10=2.00 avg60=0.00 avg300=0.00 total=1\n");
+	/* Within memo_ms: the same reading. */
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 100);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 100);
+	/* Another cgroup is its own. */
+	strcpy(pc.v2, "/b");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 200);
+	/* Errors are kept with their sentence. */
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), -ENOENT);
+	why[0] = '\0';
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), -ENOENT);
+	assert_non_null(strstr(why, "/b memory.pressure"));
+	/* Once memo_ms is over, the files again. */
+	m.memo_ms = 0;
+	strcpy(pc.v2, "/a");
+	assert_int_equal(pd_cgroup_memory_read(&m, &pc, &mem, why, sizeof(why)), 0);
+	assert_true(mem.usage == 150);
+	assert_int_equal(pd_psi_read_cgroup(&m, &pc, &p, why, sizeof(why)), 0);
+	assert_int_equal(p.some_avg10, 200);
+	pd_cgroup_mounts_close(&m);
+}
+
 static void test_readers_tree_v1(void **state)
 {
 	static struct pd_cgroup_mounts m;
@@ -557,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test_setup_teardown(test_readers_tree_v2, setup_tree, teardown_tree),
 		cmocka_unit_test_setup_teardown(test_readers_tree_v1, setup_tree, teardown_tree),
+		cmocka_unit_test_setup_teardown(test_memo, setup_tree, teardown_tree),
 		cmocka_unit_test(test_real_self),
 	};
 

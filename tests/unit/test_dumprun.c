@@ -184,16 +184,20 @@ static void test_done_figures(void **state)
 	assert_string_equal(res.fig.reason, "");
 	assert_true(res.fig.frozen_us == 700 && res.fig.copied_bytes == 4096);
 	assert_true(res.fig.freezing_us == 0 && res.fig.copy_us == 0 && res.fig.extra_memory == 0);
+	assert_true(res.fig.zero_bytes == 0);
+	assert_string_equal(res.fig.zero_method, "none");
 
 	n = snprintf(line, sizeof(line),
 		     "%s,\"method\":\"clone\",\"reason\":\"\",\"freezing_us\":11,"
 		     "\"frozen_us\":22,\"copy_us\":33,\"copied_bytes\":44,"
-		     "\"extra_memory\":55}",
+		     "\"extra_memory\":55,\"zero_bytes\":66,\"zero_method\":\"move_pages\"}",
 		     base);
 	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), PD_STATUS_FINAL);
 	assert_string_equal(res.fig.method, "clone");
 	assert_true(res.fig.freezing_us == 11 && res.fig.frozen_us == 22 && res.fig.copy_us == 33 &&
-		    res.fig.copied_bytes == 44 && res.fig.extra_memory == 55);
+		    res.fig.copied_bytes == 44 && res.fig.extra_memory == 55 &&
+		    res.fig.zero_bytes == 66);
+	assert_string_equal(res.fig.zero_method, "move_pages");
 
 	n = snprintf(line, sizeof(line), "%s,\"method\":\"stop\",\"reason\":\"cgroup "
 		     "headroom 12 MiB\"}", base);
@@ -205,6 +209,10 @@ static void test_done_figures(void **state)
 	n = snprintf(line, sizeof(line), "%s,\"copy_us\":\"5\"}", base);
 	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
 	n = snprintf(line, sizeof(line), "%s,\"reason\":7}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
+	n = snprintf(line, sizeof(line), "%s,\"zero_method\":7}", base);
+	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
+	n = snprintf(line, sizeof(line), "%s,\"zero_method\":\"a-name-far-too-long\"}", base);
 	assert_int_equal(parse(line, (size_t)n, &res, &done, &total), -EPROTO);
 }
 

@@ -153,6 +153,70 @@ static void test_tasks(void **state)
 	assert_int_equal(pd_proc_open(0, &p), -ESRCH);
 }
 
+/* A stat line that does not parse, then no file: the writer of the FIFO
+ * unlinks it before it closes, so the second open can only fail. */
+struct vanishing {
+	const char *fifo;
+	const char *line;
+};
+
+static void *write_then_vanish(void *arg)
+{
+	struct vanishing *v = arg;
+	int fd = open(v->fifo, O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ssize_t n = write(fd, v->line, strlen(v->line));
+
+		(void)n;
+		unlink(v->fifo);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A stat line that does not parse is read once more (lib/proc.h): a
+ * process gone by then is -ESRCH, not the parser's -ERANGE, which a dump
+ * answered with a 500; a file that stays bad keeps its error. */
+static void test_stat_gone_after_bad_line(void **state)
+{
+	static const char bad[] = "77 (x) S 0 -7 -1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 "
+				  "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0\n";
+	static const char reaped[] = "77 (x) X 0 -1 -1 0 -1 4227148 0 0 0 0 0 0 0 0 20 0 0 0 5 0 0 "
+				     "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0\n";
+	char dir[] = "/tmp/pd-unit-stat-XXXXXX", path[64];
+	struct vanishing v = {path, bad};
+	struct pd_stat st;
+	pthread_t t;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	snprintf(path, sizeof(path), "%s/stat", dir);
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(pthread_create(&t, NULL, write_then_vanish, &v), 0);
+	assert_int_equal(pd_read_stat_at(dfd, "stat", &st), -ESRCH);
+	pthread_join(t, NULL);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)(sizeof(bad) - 1));
+	assert_int_equal(pd_read_stat_at(dfd, "stat", &st), -ERANGE);
+	/* The kernel's line of a reaped task parses; its state says so. */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, reaped, sizeof(reaped) - 1, 0), (ssize_t)(sizeof(reaped) - 1));
+	assert_int_equal(pd_read_stat_at(dfd, "stat", &st), 0);
+	assert_int_equal(st.state, 'X');
+	assert_int_equal(st.pgrp, -1);
+	close(fd);
+	unlink(path);
+	close(dfd);
+	rmdir(dir);
+}
+
 /* exec a known command line and environment, then read them back. */
 static void test_exec_views(void **state)
 {
@@ -835,6 +899,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tasks),
+		cmocka_unit_test(test_stat_gone_after_bad_line),
 		cmocka_unit_test(test_exec_views),
 		cmocka_unit_test(test_self_files),
 		cmocka_unit_test(test_protected),

@@ -178,29 +178,6 @@ static void test_pid(void **state)
 	pid_ok("123/", 3, 123);
 }
 
-static void test_format_bytes(void **state)
-{
-	char b[16];
-
-	(void)state;
-	format_bytes(0, true, b, sizeof(b));
-	assert_string_equal(b, "0 B");
-	format_bytes(1023, true, b, sizeof(b));
-	assert_string_equal(b, "1023 B");
-	format_bytes(1024, true, b, sizeof(b));
-	assert_string_equal(b, "1.0 KiB");
-	format_bytes(1536, false, b, sizeof(b));
-	assert_string_equal(b, "1.5K");
-	format_bytes(10189, true, b, sizeof(b)); /* 9.95 KiB */
-	assert_string_equal(b, "10 KiB");
-	format_bytes(12ull << 20, true, b, sizeof(b));
-	assert_string_equal(b, "12 MiB");
-	format_bytes(3ull << 40, false, b, sizeof(b));
-	assert_string_equal(b, "3.0T");
-	format_bytes(UINT64_MAX, true, b, sizeof(b));
-	assert_string_equal(b, "16 EiB");
-}
-
 static void test_bytes_and_durations(void **state)
 {
 	uint64_t v;
@@ -234,6 +211,29 @@ static void test_bytes_and_durations(void **state)
 	assert_int_equal(parse_duration_ms("5 s", 100000, &v), -EINVAL);
 }
 
+static void test_format_bytes(void **state)
+{
+	char b[16];
+
+	(void)state;
+	format_bytes(0, true, b, sizeof(b));
+	assert_string_equal(b, "0 B");
+	format_bytes(1023, true, b, sizeof(b));
+	assert_string_equal(b, "1023 B");
+	format_bytes(1024, true, b, sizeof(b));
+	assert_string_equal(b, "1.0 KiB");
+	format_bytes(1536, false, b, sizeof(b));
+	assert_string_equal(b, "1.5K");
+	format_bytes(10189, true, b, sizeof(b)); /* 9.95 KiB */
+	assert_string_equal(b, "10 KiB");
+	format_bytes(12ull << 20, true, b, sizeof(b));
+	assert_string_equal(b, "12 MiB");
+	format_bytes(3ull << 40, false, b, sizeof(b));
+	assert_string_equal(b, "3.0T");
+	format_bytes(UINT64_MAX, true, b, sizeof(b));
+	assert_string_equal(b, "16 EiB");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,8 +241,8 @@ int main(void)
 		cmocka_unit_test(test_i64),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_pid),
-		cmocka_unit_test(test_format_bytes),
 		cmocka_unit_test(test_bytes_and_durations),
+		cmocka_unit_test(test_format_bytes),
 	};
 
 	return cmocka_run_group_tests_name("numparse", tests, NULL, NULL);

@@ -81,6 +81,40 @@ static void test_stat_fields(void **state)
 	assert_int_equal(st.processor, 6);
 }
 
+/* The line of a task reaped while it was being read, as Linux 6.18 wrote
+ * it for a child that exited and was waited for between the open of its
+ * /proc/PID/stat and the read (do_task_stat without the sighand: state X,
+ * ppid 0, pgrp and session -1, no threads). Such a line, read by a dump
+ * of the exec loop's shell as it was reaped, was answered in CI with a 500
+ * "Numerical result out of range" (tests/e2e/test_attack_exec.py). */
+static void test_stat_reaped(void **state)
+{
+	static const char reaped[] = "27490 (repro) X 0 -1 -1 0 -1 4227148 28 0 0 0 0 0 0 0 20 0 0 "
+				     "0 6011889 0 0 0 0 0 0 0 0 0 0 0 0 1 0 0 17 0 0 0 0 0 0 0 0 0 "
+				     "0 0 0 0 0\n";
+	struct pd_stat st;
+
+	(void)state;
+	assert_int_equal(parse_stat_exact(S(reaped), &st), 0);
+	assert_int_equal(st.pid, 27490);
+	assert_string_equal(st.comm, "repro");
+	assert_int_equal(st.state, 'X');
+	assert_int_equal(st.ppid, 0);
+	assert_int_equal(st.pgrp, -1);
+	assert_int_equal(st.session, -1);
+	assert_true(st.num_threads == 0);
+	assert_true(st.starttime == 6011889);
+	/* -1 is the one negative the kernel leaves there. */
+	assert_int_equal(parse_stat_exact(S("1 (x) X 0 -2 -1 0 -1 0 0 0 0 0 0 0 0 0 "
+					    "20 0 0 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0\n"),
+					  &st),
+			 -ERANGE);
+	assert_int_equal(parse_stat_exact(S("1 (x) X 0 -1 -2 0 -1 0 0 0 0 0 0 0 0 0 "
+					    "20 0 0 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0\n"),
+					  &st),
+			 -ERANGE);
+}
+
 static void test_stat_hostile_comm(void **state)
 {
 	static const char paren[] = "42 (a) b (c)" STAT_TAIL;
@@ -1282,6 +1316,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stat_fields),
+		cmocka_unit_test(test_stat_reaped),
 		cmocka_unit_test(test_stat_hostile_comm),
 		cmocka_unit_test(test_stat_long_comm_is_cut),
 		cmocka_unit_test(test_stat_every_prefix),
