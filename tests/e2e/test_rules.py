@@ -29,12 +29,12 @@ SLACK_MS = 700
 class RT:
     """A running ruletarget; .tag is in its command line (the rules' filter)."""
 
-    def __init__(self, delay_ms, what, *args, tag=None):
+    def __init__(self, delay_ms, what, *args, tag=None, comm=None):
         if not os.access(RULETARGET, os.X_OK):
             raise AssertionError("%s is not built (make check builds it)" % RULETARGET)
         self.tag = tag or "rt-%08x" % random.getrandbits(32)
         self.proc = h.spawn([RULETARGET, str(delay_ms), what] + [str(a) for a in args] +
-                            [self.tag])
+                            [self.tag], extra_env={"RT_COMM_HEX": comm.hex()} if comm else None)
         words = h.read_line(self.proc).split()
         assert words[0] == "ready", words
         self.pid = int(words[1])
@@ -355,11 +355,32 @@ def test_one_action_per_process():
         (a,) = [e for e in entries if e["rule"] == "a"]
         (b,) = [e for e in entries if e["rule"] == "b"]
         for e in entries:
-            assert e["pid"] == rt.pid and e["figures"]["ok"], e
+            assert e["pid"] == rt.pid and e["figures"]["threads"] == 5, e
         # one after the other: the later one began after the earlier one ended
         first, second = sorted([a, b], key=lambda e: e["created_ns"])
         assert iso_ms(rule(st, second["rule"])["state"]["last_fired"]) * 1000000 >= \
             first["created_ns"] - 1000000, (first, second)
+
+
+def test_a_hostile_process_name_is_escaped():
+    """Proves: a process whose comm is not UTF-8 (and holds control bytes)
+    fires like any other; its name reaches /api/rules and the store's meta
+    escaped (\\xNN), never dropped and never breaking the document."""
+    t = tag()
+    comm = b"rt\xff\x01<b>\xc3"
+    rules = "[rule odd]\ncmdline = %s\ntrigger = timer 1\naction = stacks\n" % t
+    with RulesStack(rules) as rs:
+        st = rs.st
+        rt = RT(0, "idle", tag=t, comm=comm)
+        r = wait_state(st, "odd", lambda s: s["status"] == "exhausted", 20, "odd exhausted")
+        s = r["state"]
+        assert s["last"]["result"] == "stored", s
+        want = h.escape_bytes(comm)
+        assert s["last"]["process"] == want, (s, want)
+        (e,) = stored(st, "odd")
+        assert e["process"] == want and e["pid"] == rt.pid, e
+        page = st.get("/api/rules", headers={"Accept": "text/html"})
+        assert page.status == 200 and b"<b>" not in page.body, page.body[:3000]
 
 
 def serve_fails(config_text, extra=()):
