@@ -251,6 +251,67 @@ def test_fds_above():
     above_rule_fires_on_the_big_one("fds_above 40", "fds", 80, 5, r"^fds 8\d$")
 
 
+def test_cpu_below_of_the_machine():
+    """Proves: cpu_below with `machine` (the value divided by the CPUs) fires
+    on an idle process within for + one period and never on a spinning one
+    the same rule matches."""
+    t = tag()
+    rules = ("[rule idle]\ncmdline = %s\ntrigger = cpu_below 2 machine\nfor = 600ms\n"
+             "count = 0\ninterval = 0\naction = stacks\n" % t)
+    with RulesStack(rules) as rs:
+        st = rs.st
+        spin = RT(0, "spin", tag=t)
+        favour(spin.pid)
+        spin.wait_go()
+        samples(st, 8)  # the spinner alone: never below
+        s = rule(st, "idle")["state"]
+        assert s["fired"] == 0 and s["matched"] == 1, s
+        quiet = RT(0, "idle", tag=t)
+        go = quiet.wait_go()
+        r = wait_state(st, "idle", lambda s: s["fired"] >= 1, 10, "idle fired")
+        s = r["state"]
+        assert s["last"]["pid"] == quiet.pid, s
+        assert re.match(r"^cpu \d+(\.\d+)?% of the machine$", s["last"]["value"]), s
+        # its first CPU value needs two samples: one period more than `for`
+        fired_in_time(s, go, 600 + PERIOD_MS)
+        samples(st, 8)
+        assert all(e["pid"] == quiet.pid for e in stored(st, "idle")), stored(st, "idle")
+
+
+def test_site_name_and_regex_filters():
+    """Proves: `site = true` takes only the site process (id 0, as
+    site_pid_file says at each sample), `name` the executable's name and
+    `cmdline_regex` a POSIX extended regex; a process that matches all but
+    one filter is never taken."""
+    t = tag()
+    rules = ("[rule site]\nsite = true\nname = ruletarget\ncmdline_regex = ^%s .* %s$\n"
+             "trigger = timer 1\ncount = 0\ninterval = 0\naction = stacks\n"
+             % (re.escape(RULETARGET), t))
+    st = h.Stack(config_lines=["rules_interval_ms = %d" % PERIOD_MS], site=True,
+                 config_files=["store_dir = %s\n" % "@STORE@" + rules])
+    tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+    st.config_files = [f.replace("@STORE@", os.path.join(tmp, "store")) for f in st.config_files]
+    try:
+        with st:
+            a = RT(0, "idle", tag=t)
+            b = RT(0, "idle", tag=t)
+            other = RT(0, "idle", tag=t + "x")  # the regex's $ refuses it
+            st.set_site(other.pid)
+            samples(st, 8)
+            s = rule(st, "site")["state"]
+            assert s["fired"] == 0 and s["matched"] == 0, s
+            st.set_site(b.pid)
+            r = wait_state(st, "site", lambda s: s["fired"] >= 2, 10, "site fired twice")
+            samples(st, 3)
+            entries = [e for e in st.json("/api/dumps") if e.get("rule") == "site"]
+            assert entries and all(e["pid"] == b.pid for e in entries), entries
+            assert r["filter"] == {"site": True, "name": "ruletarget",
+                                   "cmdline_regex": "^%s .* %s$" % (re.escape(RULETARGET), t)}, r
+            assert a.pid != b.pid
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_timer_count_interval_and_states():
     """Proves: a timer rule fires every period, count times exactly, never
     two firings closer than interval; /api/rules shows it armed, then
