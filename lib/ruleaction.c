@@ -137,11 +137,26 @@ out:
 	return rc;
 }
 
+/* The job's arg: the store's open_out reads the first member. */
+struct dump_arg {
+	struct pd_store_dumpout out;
+	const struct pd_rule_firing *f;
+};
+
+/* The dump job's progress: nonzero cancels it (the responder stops). */
+static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	const struct pd_rule_firing *f = ((struct dump_arg *)arg)->f;
+
+	(void)phase, (void)done, (void)total;
+	return f->cancel && atomic_load(f->cancel);
+}
+
 static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		   struct pd_rule_result *res, int k)
 {
 	const struct pd_rule_action *a = &f->rule->action;
-	struct pd_store_dumpout out = { .format = a->format, .pid = f->pid };
+	struct dump_arg da = { .out = { .format = a->format, .pid = f->pid }, .f = f };
 	struct pd_dumpjob_opts o = {
 		.pid = f->pid,
 		.start_time = f->start_time,
@@ -149,7 +164,8 @@ static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firin
 		.format = a->format,
 		.scope = c->scope,
 		.open_out = pd_store_dump_open_out,
-		.arg = &out,
+		.progress = progress,
+		.arg = &da,
 		.helper = c->helper,
 	};
 	struct pd_dumpjob_result jr;
@@ -157,14 +173,14 @@ static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firin
 	int rc;
 
 	memset(&jr, 0, sizeof(jr));
-	rc = pd_store_begin(c->store, f->pid, &out.n);
+	rc = pd_store_begin(c->store, f->pid, &da.out.n);
 	if (rc < 0) {
 		snprintf(res->detail, sizeof(res->detail), "dump: the store failed: %s",
 			 strerror(-rc));
 		return rc;
 	}
 	if (pd_dumpjob_run(&o, &jr) < 0) {
-		pd_store_abort(out.n);
+		pd_store_abort(da.out.n);
 		snprintf(res->detail, sizeof(res->detail), "dump: %.200s (%s, phase %s)", jr.detail,
 			 pd_dump_error_code(jr.error), pd_dump_phase_name(jr.phase));
 		return jr.rc ? jr.rc : -EIO;
@@ -174,7 +190,7 @@ static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firin
 	meta = firing_meta(pd_store_dump_meta(&jr, &a->type, a->format, f->pid, NULL, "rule",
 					      f->rule->name),
 			   f);
-	return commit(out.n, meta, res, k, "dump");
+	return commit(da.out.n, meta, res, k, "dump");
 }
 
 void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule_result *res)

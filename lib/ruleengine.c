@@ -91,6 +91,7 @@ struct pd_ruleengine {
 	pthread_cond_t cv; /* CLOCK_MONOTONIC: stop, and an action's end */
 	pthread_cond_t work; /* a job queued, or stop */
 	bool stop;
+	atomic_bool cancel; /* stop, for the running actions */
 	pthread_t workers[MAX_ACTIONS];
 	unsigned nworkers;
 	uint64_t ticks;
@@ -451,6 +452,7 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	snprintf(j->f.comm, sizeof(j->f.comm), "%s", x->comm);
 	snprintf(j->f.value, sizeof(j->f.value), "%s", value);
 	j->f.when_ms = real;
+	j->f.cancel = &e->cancel;
 	s->fired++;
 	s->running++;
 	s->last_fired_mono = mono;
@@ -902,6 +904,7 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 	if (e->o.interval_ms < 100)
 		e->o.interval_ms = 100;
 	e->nrules = o->rules->n;
+	atomic_init(&e->cancel, false);
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1011,11 +1014,13 @@ void pd_ruleengine_stop(struct pd_ruleengine *e)
 		return;
 	pthread_mutex_lock(&e->mu);
 	e->stop = true;
+	atomic_store(&e->cancel, true);
 	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 	if (e->started)
 		pthread_join(e->thread, NULL);
-	/* Actions not begun are dropped; running ones end first. */
+	/* Actions not begun are dropped; running ones are cancelled and end
+	 * first (a dump job at its next progress tick). */
 	pthread_mutex_lock(&e->mu);
 	for (size_t k = 0; k < MAX_ACTIONS; k++)
 		if (e->jobs[k].used && e->jobs[k].queued) {

@@ -36,6 +36,7 @@
 #ifndef PD_RULEENGINE_H
 #define PD_RULEENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +56,9 @@ struct pd_rule_firing {
 	 * "pressure some 23.10" */
 	char value[64];
 	int64_t when_ms; /* CLOCK_REALTIME, ms */
+	/* Set when the engine stops (SIGTERM): an action polls it and gives up
+	 * (the dump job's progress callback cancels the job). */
+	const atomic_bool *cancel;
 };
 
 #define PD_RULE_RESULT_MAX 256

@@ -444,6 +444,34 @@ def test_a_hostile_process_name_is_escaped():
         assert page.status == 200 and b"<b>" not in page.body, page.body[:3000]
 
 
+def test_sigterm_cancels_a_running_action():
+    """Proves: SIGTERM while a rule's dump runs (the hooked build holds the
+    target frozen for a minute) cancels it: procdiag exits 0 long before
+    that minute, the target runs again, and the store holds nothing of it."""
+    t = tag()
+    rules = "[rule slow]\ncmdline = %s\ntrigger = threads_above 2\ndump_type = Mini\n" % t
+    tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+    store = os.path.join(tmp, "store")
+    os.environ["PD_TEST_FROZEN_SLEEP_MS"] = "60000"
+    try:
+        st = h.Stack(config_lines=["rules_interval_ms = %d" % PERIOD_MS, "store_dir = " + store],
+                     config_files=[rules], hooked=True)
+        st.start()
+    finally:
+        del os.environ["PD_TEST_FROZEN_SLEEP_MS"]
+    try:
+        rt = RT(0, "threads", 4, tag=t)
+        wait_state(st, "slow", lambda s: s["running"] == 1, 10, "the dump running")
+        h.wait_until(lambda: not du.not_stopped(rt.pid), 10, "the target frozen")
+        rc, took = st.terminate_responder(timeout=30)
+        assert rc == 0 and took < 20, (rc, took, st.stderr())
+        du.assert_resumed(rt.pid)
+        assert os.listdir(store) == [], os.listdir(store)
+    finally:
+        st.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def serve_fails(config_text, extra=()):
     """procdiag serve with config_text: (exit status, stderr)."""
     d = tempfile.mkdtemp(prefix="pd-e2e-rules-")
