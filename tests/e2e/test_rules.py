@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import sys
 import time
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -378,6 +379,38 @@ def test_count_and_interval_give_exactly_the_allowed_dumps():
             assert assert_core_opens(rs.store, e, rt.pid) == 5
         s = rule(st, "many")["state"]
         assert s["fired"] >= 3 and s["status"] != "exhausted", s
+
+
+def test_zip_and_zstd_formats():
+    """Proves: format = zip stores the bundle (the core and the binaries it
+    needs) and format = zstd the core as one zstd stream, each opening in
+    gdb once unpacked, through the same job as a raw core."""
+    t = tag()
+    rules = ("[rule z]\ncmdline = %s\ntrigger = timer 1\nformat = zip\ndump_type = Mini\n"
+             "[rule s]\ncmdline = %s\ntrigger = timer 1\nformat = zstd\ndump_type = Mini\n"
+             % (t, t))
+    with RulesStack(rules) as rs:
+        st = rs.st
+        rt = RT(0, "idle", tag=t)
+        for n in ("z", "s"):
+            wait_state(st, n, lambda s: s["status"] == "exhausted", 60, n + " exhausted")
+        (z,) = stored(st, "z")
+        (s,) = stored(st, "s")
+        assert z["file"] == "core.%d.zip" % rt.pid and z["format"] == "zip", z
+        assert s["file"] == "core.%d.zst" % rt.pid and s["format"] == "zstd", s
+        tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+        try:
+            with zipfile.ZipFile(entry_path(rs.store, z)) as zf:
+                names = zf.namelist()
+                assert ("core.%d" % rt.pid) in names, names
+                zf.extract("core.%d" % rt.pid, tmp)
+            du.gdb_threads(RULETARGET, os.path.join(tmp, "core.%d" % rt.pid), pid=rt.pid)
+            out = os.path.join(tmp, "core.zst.out")
+            subprocess.run(["zstd", "-q", "-d", entry_path(rs.store, s), "-o", out], check=True,
+                           timeout=60)
+            du.gdb_threads(RULETARGET, out, pid=rt.pid)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_quota_refusal_is_recorded_as_skipped():
