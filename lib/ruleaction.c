@@ -7,24 +7,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jsonstr.h"
 #include "common/strbuf.h"
 #include "lib/dumpjob.h"
 #include "lib/stacksrun.h"
 #include "lib/store.h"
 
-/* What every entry of a firing says. */
-static json_t *base_meta(const struct pd_rule_firing *f, const char *kind)
+/* What every entry of a firing says besides its kind's own members: the
+ * rule, what fired, when; the process name escaped as every name from a
+ * process is (common/jsonstr.h: a comm need not be UTF-8). m is stolen;
+ * NULL when out of memory. */
+static json_t *firing_meta(json_t *m, const struct pd_rule_firing *f)
 {
 	struct strbuf trig = STRBUF_INIT;
-	json_t *m;
 
-	pd_rule_trigger_format(&f->rule->trigger, &trig);
-	m = json_pack("{s:s, s:i, s:s%, s:s, s:s, s:s, s:s, s:I}", "kind", kind, "pid", f->pid,
-		      "process", f->comm, strlen(f->comm), "trigger", "rule", "rule", f->rule->name,
-		      "value", f->value, "trigger_text", trig.buf, "fired_ms",
-		      (json_int_t)f->when_ms);
+	if (m && pd_rule_trigger_format(&f->rule->trigger, &trig) == 0 &&
+	    json_object_set_new(m, "process", pd_json_cstr(f->comm)) == 0 &&
+	    json_object_set_new(m, "value", json_string(f->value)) == 0 &&
+	    json_object_set_new(m, "trigger_text", json_string(trig.buf)) == 0 &&
+	    json_object_set_new(m, "fired_ms", json_integer((json_int_t)f->when_ms)) == 0) {
+		strbuf_release(&trig);
+		return m;
+	}
 	strbuf_release(&trig);
-	return m;
+	json_decref(m);
+	return NULL;
 }
 
 /* An entry's commit: the result's id k, or why not. */
@@ -118,11 +125,10 @@ static int do_stacks(const struct pd_ruleaction_ctx *c, const struct pd_rule_fir
 			 strerror(-rc));
 		goto out;
 	}
-	meta = base_meta(f, "stacks");
-	if (meta)
-		json_object_set_new(meta, "threads",
-				    json_integer((json_int_t)json_array_size(
-					    json_object_get(doc, "threads"))));
+	meta = firing_meta(json_pack("{s:s, s:i, s:s, s:s, s:I}", "kind", "stacks", "pid", f->pid,
+				     "trigger", "rule", "rule", f->rule->name, "threads",
+				     (json_int_t)json_array_size(json_object_get(doc, "threads"))),
+			   f);
 	rc = commit(n, meta, res, k, "stacks snapshot");
 out:
 	free(js);
@@ -131,11 +137,26 @@ out:
 	return rc;
 }
 
+/* The job's arg: the store's open_out reads the first member. */
+struct dump_arg {
+	struct pd_store_dumpout out;
+	const struct pd_rule_firing *f;
+};
+
+/* The dump job's progress: nonzero cancels it (the responder stops). */
+static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	const struct pd_rule_firing *f = ((struct dump_arg *)arg)->f;
+
+	(void)phase, (void)done, (void)total;
+	return f->cancel && atomic_load(f->cancel);
+}
+
 static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		   struct pd_rule_result *res, int k)
 {
 	const struct pd_rule_action *a = &f->rule->action;
-	struct pd_store_dumpout out = { .format = a->format, .pid = f->pid };
+	struct dump_arg da = { .out = { .format = a->format, .pid = f->pid }, .f = f };
 	struct pd_dumpjob_opts o = {
 		.pid = f->pid,
 		.start_time = f->start_time,
@@ -143,38 +164,33 @@ static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firin
 		.format = a->format,
 		.scope = c->scope,
 		.open_out = pd_store_dump_open_out,
-		.arg = &out,
+		.progress = progress,
+		.arg = &da,
 		.helper = c->helper,
 	};
 	struct pd_dumpjob_result jr;
-	char tbuf[32];
 	json_t *meta;
 	int rc;
 
 	memset(&jr, 0, sizeof(jr));
-	rc = pd_store_begin(c->store, f->pid, &out.n);
+	rc = pd_store_begin(c->store, f->pid, &da.out.n);
 	if (rc < 0) {
 		snprintf(res->detail, sizeof(res->detail), "dump: the store failed: %s",
 			 strerror(-rc));
 		return rc;
 	}
 	if (pd_dumpjob_run(&o, &jr) < 0) {
-		pd_store_abort(out.n);
+		pd_store_abort(da.out.n);
 		snprintf(res->detail, sizeof(res->detail), "dump: %.200s (%s, phase %s)", jr.detail,
 			 pd_dump_error_code(jr.error), pd_dump_phase_name(jr.phase));
 		return jr.rc ? jr.rc : -EIO;
 	}
 	close(jr.fd);
-	meta = base_meta(f, "dump");
-	if (meta) {
-		json_object_set_new(meta, "dumpType",
-				    json_string(pd_dumpjob_type_name(&a->type, tbuf, sizeof(tbuf))));
-		json_object_set_new(meta, "format", json_string(pd_dump_format_name(a->format)));
-		json_object_set_new(meta, "method",
-				    json_string(jr.dump.fig.method[0] ? jr.dump.fig.method : "stop"));
-		json_object_set_new(meta, "figures", pd_dumpjob_result_json(&jr));
-	}
-	return commit(out.n, meta, res, k, "dump");
+	/* the meta every dump entry has (lib/store.h), and the firing's */
+	meta = firing_meta(pd_store_dump_meta(&jr, &a->type, a->format, f->pid, NULL, "rule",
+					      f->rule->name),
+			   f);
+	return commit(da.out.n, meta, res, k, "dump");
 }
 
 void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule_result *res)

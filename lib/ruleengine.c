@@ -30,6 +30,18 @@ struct prs {
 	bool run_match;	    /* pd_rule_matches_run, cached for the run */
 };
 
+/* A process's cgroup as last read (only for processes a rule with a cgroup
+ * filter or trigger matches; kept with its table entry, reused). */
+struct cgcache {
+	struct pd_proc_cgroup cg;
+	int64_t at; /* monotonic ms of the read; INT64_MIN: read again */
+	int rc;
+	char why[128];
+};
+/* How long a process's cgroup is trusted: an exec (comm changes) reads it
+ * again at once, a move of a running process is seen within this. */
+#define CGROUP_RECHECK_MS 5000
+
 /* One process (run) the sampler knows. */
 struct ent {
 	struct ent *next; /* hash chain, or the free list */
@@ -47,6 +59,7 @@ struct ent {
 	 * (no path lookup); -1: none (both or neither) */
 	int dirfd, statfd;
 	uint32_t cpu; /* hundredths of % of one core over the last interval */
+	struct cgcache *cgc; /* NULL until needed; survives the entry's reuse */
 	struct prs r[];
 };
 
@@ -78,6 +91,7 @@ struct pd_ruleengine {
 	pthread_cond_t cv; /* CLOCK_MONOTONIC: stop, and an action's end */
 	pthread_cond_t work; /* a job queued, or stop */
 	bool stop;
+	atomic_bool cancel; /* stop, for the running actions */
 	pthread_t workers[MAX_ACTIONS];
 	unsigned nworkers;
 	uint64_t ticks;
@@ -101,7 +115,6 @@ struct pd_ruleengine {
 	struct pd_cgroup_mounts cgm;
 	bool cgm_open;
 	struct strbuf cgscratch;
-	struct pd_proc_cgroup cg; /* the current process's, when read */
 	char tick_note[160];
 	unsigned nstatfds, max_statfds; /* processes with fds kept open, and the cap */
 	unsigned *matched, *holding; /* per rule, this tick */
@@ -186,17 +199,24 @@ static struct ent *insert(struct pd_ruleengine *e, int pid)
 {
 	struct ent *x;
 
+	struct cgcache *cgc = NULL;
+
 	if (e->nent >= e->nbucket && grow(e) < 0)
 		return NULL;
+
 	if (e->free_ents) {
 		x = e->free_ents;
 		e->free_ents = x->next;
+		cgc = x->cgc;
 	} else {
 		x = malloc(e->ent_size);
 		if (!x)
 			return NULL;
 	}
 	memset(x, 0, e->ent_size);
+	x->cgc = cgc;
+	if (cgc)
+		cgc->at = INT64_MIN;
 	x->pid = pid;
 	x->dirfd = x->statfd = -1;
 	x->next = e->bucket[(unsigned)pid & (e->nbucket - 1)];
@@ -290,13 +310,12 @@ static long count_fds(struct pd_ruleengine *e, const struct ent *x, const char *
 	long n = 0;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/fd", pidname);
-	if (x->dirfd >= 0 ? fstatat(x->dirfd, "fd", &st, 0) < 0
-			  : fstatat(e->procfd, path, &st, 0) < 0)
+	snprintf(path, sizeof(path), "%s/fd", x->dirfd >= 0 ? "." : pidname);
+	if (fstatat(x->dirfd >= 0 ? x->dirfd : e->procfd, x->dirfd >= 0 ? "fd" : path, &st, 0) < 0)
 		return -errno;
 	if (st.st_size > 0)
 		return (long)st.st_size;
-	fd = openat(e->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(x->dirfd >= 0 ? x->dirfd : e->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	for (;;) {
@@ -433,6 +452,7 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	snprintf(j->f.comm, sizeof(j->f.comm), "%s", x->comm);
 	snprintf(j->f.value, sizeof(j->f.value), "%s", value);
 	j->f.when_ms = real;
+	j->f.cancel = &e->cancel;
 	s->fired++;
 	s->running++;
 	s->last_fired_mono = mono;
@@ -455,9 +475,7 @@ struct sample {
 	const char *pidname;
 	struct pd_stat st;
 	long fds; /* -1: not counted yet */
-	bool cg_read;
-	int cg_rc;
-	char cg_why[128];
+	int64_t mono;
 };
 
 static const char *proc_cgroup_path(const struct pd_proc_cgroup *cg)
@@ -465,15 +483,28 @@ static const char *proc_cgroup_path(const struct pd_proc_cgroup *cg)
 	return cg->has_v1mem ? cg->v1mem : cg->has_v2 ? cg->v2 : "";
 }
 
+/* x's cgroup: read when first needed, after an exec, and when older than
+ * CGROUP_RECHECK_MS; x->cgc then holds it (and why it could not be read). */
 static int read_cgroup(struct pd_ruleengine *e, struct ent *x, struct sample *sm)
 {
-	if (!sm->cg_read) {
-		sm->cg_read = true;
-		sm->cg_rc = pd_cgroup_read_proc(x->pid, &e->cgscratch, &e->cg, sm->cg_why,
-						sizeof(sm->cg_why));
+	struct cgcache *c = x->cgc;
+
+	if (!c) {
+		c = x->cgc = malloc(sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		c->at = INT64_MIN;
 	}
-	return sm->cg_rc;
+	if (c->at == INT64_MIN || sm->mono - c->at >= CGROUP_RECHECK_MS) {
+		c->why[0] = 0;
+		c->rc = pd_cgroup_read_proc(x->pid, &e->cgscratch, &c->cg, c->why, sizeof(c->why));
+		c->at = sm->mono;
+	}
+	return c->rc;
 }
+
+/* A note, unless the rule has one this pass already (note NULL). */
+#define NOTE(...) ((void)(note && snprintf(note, notelen, __VA_ARGS__)))
 
 /* Is rule i's condition true of x now? value: the text of what was
  * measured. note: why it cannot be judged (then false). */
@@ -492,51 +523,58 @@ static bool condition(struct pd_ruleengine *e, size_t i, struct ent *x, struct s
 		if (!x->has_cpu)
 			return false;
 		v = t->machine ? x->cpu / (uint32_t)e->ncpu : x->cpu;
-		pd_centi_text(v, pct, sizeof(pct));
-		snprintf(value, vlen, "cpu %s%s", pct, t->machine ? " of the machine" : "");
+		if (value) {
+			pd_centi_text(v, pct, sizeof(pct));
+			snprintf(value, vlen, "cpu %s%s", pct, t->machine ? " of the machine" : "");
+		}
 		return t->kind == PD_TRIGGER_CPU_ABOVE ? v > t->centi : v < t->centi;
 	}
 	case PD_TRIGGER_RSS_ABOVE: {
 		uint64_t rss = sm->st.rss > 0 ? (uint64_t)sm->st.rss * (uint64_t)e->pagesize : 0;
 
-		snprintf(value, vlen, "rss %llu bytes (%llu MiB)", (unsigned long long)rss,
-			 (unsigned long long)(rss >> 20));
+		if (value)
+			snprintf(value, vlen, "rss %llu bytes (%llu MiB)", (unsigned long long)rss,
+				 (unsigned long long)(rss >> 20));
 		return rss > t->n;
 	}
 	case PD_TRIGGER_THREADS_ABOVE:
-		snprintf(value, vlen, "threads %lld", (long long)sm->st.num_threads);
+		if (value)
+			snprintf(value, vlen, "threads %lld", (long long)sm->st.num_threads);
 		return sm->st.num_threads > 0 && (uint64_t)sm->st.num_threads > t->n;
 	case PD_TRIGGER_FDS_ABOVE:
 		if (sm->fds < 0)
 			sm->fds = count_fds(e, x, sm->pidname);
 		if (sm->fds < 0) {
-			snprintf(note, notelen, "cannot count the fds of process %d: %s", x->pid,
+			NOTE("cannot count the fds of process %d: %s", x->pid,
 				 strerror((int)-sm->fds));
 			return false;
 		}
-		snprintf(value, vlen, "fds %ld", sm->fds);
+		if (value)
+			snprintf(value, vlen, "fds %ld", sm->fds);
 		return (uint64_t)sm->fds > t->n;
 	case PD_TRIGGER_CGROUP_MEMORY_ABOVE: {
 		struct pd_cgroup_memory m;
 		uint64_t centi;
 
 		if (read_cgroup(e, x, sm) < 0) {
-			snprintf(note, notelen, "process %d: %s", x->pid, sm->cg_why);
+			NOTE("process %d: %s", x->pid, x->cgc ? x->cgc->why : "");
 			return false;
 		}
-		if (pd_cgroup_memory_read(&e->cgm, &e->cg, &m, why, sizeof(why)) < 0) {
-			snprintf(note, notelen, "process %d: %s", x->pid, why);
+		if (pd_cgroup_memory_read(&e->cgm, &x->cgc->cg, &m, why, sizeof(why)) < 0) {
+			NOTE("process %d: %s", x->pid, why);
 			return false;
 		}
 		if (!m.limit) {
-			snprintf(note, notelen, "process %d: its cgroup has no memory limit",
+			NOTE("process %d: its cgroup has no memory limit",
 				 x->pid);
 			return false;
 		}
 		centi = m.usage >= m.limit ? 10000 : m.usage * 10000 / m.limit;
-		pd_centi_text((uint32_t)centi, pct, sizeof(pct));
-		snprintf(value, vlen, "cgroup memory %s (%llu of %llu bytes)", pct,
-			 (unsigned long long)m.usage, (unsigned long long)m.limit);
+		if (value) {
+			pd_centi_text((uint32_t)centi, pct, sizeof(pct));
+			snprintf(value, vlen, "cgroup memory %s (%llu of %llu bytes)", pct,
+				 (unsigned long long)m.usage, (unsigned long long)m.limit);
+		}
 		return centi > t->centi;
 	}
 	case PD_TRIGGER_PRESSURE_ABOVE: {
@@ -550,29 +588,32 @@ static bool condition(struct pd_ruleengine *e, size_t i, struct ent *x, struct s
 			else if (*sys_rc == 1)
 				*sys_rc = 0;
 			if (*sys_rc < 0) {
-				snprintf(note, notelen, "no system memory pressure: %s",
+				NOTE("no system memory pressure: %s",
 					 why[0] ? why : "unreadable");
 				return false;
 			}
 			pp = sys;
 		} else {
 			if (read_cgroup(e, x, sm) < 0) {
-				snprintf(note, notelen, "process %d: %s", x->pid, sm->cg_why);
+				NOTE("process %d: %s", x->pid,
+					 x->cgc ? x->cgc->why : "");
 				return false;
 			}
-			if (pd_psi_read_cgroup(&e->cgm, &e->cg, &psi, why, sizeof(why)) < 0) {
-				snprintf(note, notelen, "process %d: %s", x->pid, why);
+			if (pd_psi_read_cgroup(&e->cgm, &x->cgc->cg, &psi, why, sizeof(why)) < 0) {
+				NOTE("process %d: %s", x->pid, why);
 				return false;
 			}
 		}
 		if (t->full && !pp->has_full) {
-			snprintf(note, notelen, "the kernel gives no 'full' memory pressure");
+			NOTE("the kernel gives no 'full' memory pressure");
 			return false;
 		}
 		v = t->full ? pp->full_avg10 : pp->some_avg10;
-		pd_centi_text(v, pct, sizeof(pct));
-		snprintf(value, vlen, "pressure %s avg10 %s%s", t->full ? "full" : "some", pct,
-			 t->system ? " (system)" : "");
+		if (value) {
+			pd_centi_text(v, pct, sizeof(pct));
+			snprintf(value, vlen, "pressure %s avg10 %s%s", t->full ? "full" : "some",
+				 pct, t->system ? " (system)" : "");
+		}
 		return v > t->centi;
 	}
 	case PD_TRIGGER_TIMER:
@@ -587,7 +628,7 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 			   int64_t mono, int64_t real, struct pd_psi *sys, int *sys_rc)
 {
 	const struct pd_ruleset *rs = e->o.rules;
-	struct sample sm = { .pidname = name, .fds = -1 };
+	struct sample sm = { .pidname = name, .fds = -1, .mono = mono };
 	char buf[2048], value[64], note[160];
 	struct stat dst;
 	size_t len = 0;
@@ -614,12 +655,16 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 	if (x && x->starttime != sm.st.starttime) {
 		/* the pid was reused: a new run */
 		struct ent *next = x->next;
+		struct cgcache *cgc = x->cgc;
 
 		drop_statfd(e, x);
 		memset(x, 0, e->ent_size);
 		x->next = next;
 		x->pid = pid;
 		x->dirfd = x->statfd = -1;
+		x->cgc = cgc;
+		if (cgc)
+			cgc->at = INT64_MIN;
 		fresh = true;
 	}
 	if (!x) {
@@ -649,6 +694,8 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 		return;
 	if (fresh || strcmp(x->comm, sm.st.comm)) {
 		snprintf(x->comm, sizeof(x->comm), "%s", sm.st.comm);
+		if (x->cgc)
+			x->cgc->at = INT64_MIN; /* an exec: its cgroup may be another */
 		judge_run(e, x, name, &sm.st);
 	}
 	/* CPU over the interval since the last sample, timed when this stat
@@ -683,7 +730,7 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 				ps->hold_since = -1;
 				continue;
 			}
-			p.cgroup = proc_cgroup_path(&e->cg);
+			p.cgroup = proc_cgroup_path(&x->cgc->cg);
 		}
 		if (!pd_rule_matches_now(r, &p)) {
 			ps->hold_since = ps->next_timer = -1;
@@ -695,11 +742,10 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 			if (ps->next_timer < 0)
 				ps->next_timer = mono + (int64_t)r->trigger.n;
 			holds = mono >= ps->next_timer;
-			snprintf(value, sizeof(value), "timer %llu s",
-				 (unsigned long long)(r->trigger.n / 1000));
 		} else {
-			holds = condition(e, i, x, &sm, sys, sys_rc, value, sizeof(value), note,
-					  sizeof(note));
+			/* no text made unless needed: a pass judges every process */
+			holds = condition(e, i, x, &sm, sys, sys_rc, NULL, 0,
+					  e->notes[i][0] ? NULL : note, sizeof(note));
 		}
 		if (note[0])
 			snprintf(e->notes[i], sizeof(e->notes[i]), "%s", note);
@@ -718,6 +764,12 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 		if (mono - ps->hold_since < (int64_t)r->for_ms)
 			continue;
 		note[0] = 0;
+		/* the value that fires, as text */
+		if (r->trigger.kind == PD_TRIGGER_TIMER)
+			snprintf(value, sizeof(value), "timer %llu s",
+				 (unsigned long long)(r->trigger.n / 1000));
+		else
+			condition(e, i, x, &sm, sys, sys_rc, value, sizeof(value), NULL, 0);
 		if (try_fire(e, i, x, value, mono, real, note, sizeof(note))) {
 			ps->hold_since = -1;
 			if (r->trigger.kind == PD_TRIGGER_TIMER)
@@ -802,12 +854,14 @@ static void engine_free(struct pd_ruleengine *e)
 			next = x->next;
 			if (x->statfd >= 0)
 				close(x->statfd), close(x->dirfd);
+			free(x->cgc);
 			free(x);
 		}
 	}
 	while (e->free_ents) {
 		struct ent *next = e->free_ents->next;
 
+		free(e->free_ents->cgc);
 		free(e->free_ents);
 		e->free_ents = next;
 	}
@@ -850,6 +904,7 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 	if (e->o.interval_ms < 100)
 		e->o.interval_ms = 100;
 	e->nrules = o->rules->n;
+	atomic_init(&e->cancel, false);
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -959,11 +1014,13 @@ void pd_ruleengine_stop(struct pd_ruleengine *e)
 		return;
 	pthread_mutex_lock(&e->mu);
 	e->stop = true;
+	atomic_store(&e->cancel, true);
 	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 	if (e->started)
 		pthread_join(e->thread, NULL);
-	/* Actions not begun are dropped; running ones end first. */
+	/* Actions not begun are dropped; running ones are cancelled and end
+	 * first (a dump job at its next progress tick). */
 	pthread_mutex_lock(&e->mu);
 	for (size_t k = 0; k < MAX_ACTIONS; k++)
 		if (e->jobs[k].used && e->jobs[k].queued) {

@@ -5,11 +5,12 @@
  * Every interval_ms the sampler makes one pass over /proc: for each process
  * in scope (the owner of /proc/PID, as the routes judge; never procdiag or
  * its helpers, never a kernel thread) it reads /proc/PID/stat (CPU ticks,
- * RSS, threads, comm, start time), counts /proc/PID/fd only when a rule
- * that matches it has fds_above, reads its cgroup files only for the
- * cgroup triggers and filters, and reads its filter facts (exe, command
- * line) once per process run: cached by (pid, start time), again when comm
- * changes (an exec). Per (rule, process) it keeps since when the condition
+ * RSS, threads, comm, start time; /proc/PID and its stat are kept open per
+ * process run: an fstat and a pread a pass), counts its fds only when a
+ * rule that matches it has fds_above, reads its cgroup only for the cgroup
+ * triggers and filters (once per run, after an exec and every 5 s), and
+ * reads its filter facts (exe, command line) once per process run: cached
+ * by (pid, start time), again when comm changes (an exec). Per (rule, process) it keeps since when the condition
  * holds; a rule fires for a process when its condition has held for `for`
  * (one sample when 0). CPU % is the tick delta over the elapsed time
  * between two samples, of one core (a process may use several: 250 %) or
@@ -35,6 +36,7 @@
 #ifndef PD_RULEENGINE_H
 #define PD_RULEENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +56,9 @@ struct pd_rule_firing {
 	 * "pressure some 23.10" */
 	char value[64];
 	int64_t when_ms; /* CLOCK_REALTIME, ms */
+	/* Set when the engine stops (SIGTERM): an action polls it and gives up
+	 * (the dump job's progress callback cancels the job). */
+	const atomic_bool *cancel;
 };
 
 #define PD_RULE_RESULT_MAX 256

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import sys
 import time
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -29,12 +30,12 @@ SLACK_MS = 700
 class RT:
     """A running ruletarget; .tag is in its command line (the rules' filter)."""
 
-    def __init__(self, delay_ms, what, *args, tag=None):
+    def __init__(self, delay_ms, what, *args, tag=None, comm=None):
         if not os.access(RULETARGET, os.X_OK):
             raise AssertionError("%s is not built (make check builds it)" % RULETARGET)
         self.tag = tag or "rt-%08x" % random.getrandbits(32)
         self.proc = h.spawn([RULETARGET, str(delay_ms), what] + [str(a) for a in args] +
-                            [self.tag])
+                            [self.tag], extra_env={"RT_COMM_HEX": comm.hex()} if comm else None)
         words = h.read_line(self.proc).split()
         assert words[0] == "ready", words
         self.pid = int(words[1])
@@ -251,6 +252,67 @@ def test_fds_above():
     above_rule_fires_on_the_big_one("fds_above 40", "fds", 80, 5, r"^fds 8\d$")
 
 
+def test_cpu_below_of_the_machine():
+    """Proves: cpu_below with `machine` (the value divided by the CPUs) fires
+    on an idle process within for + one period and never on a spinning one
+    the same rule matches."""
+    t = tag()
+    rules = ("[rule idle]\ncmdline = %s\ntrigger = cpu_below 2 machine\nfor = 600ms\n"
+             "count = 0\ninterval = 0\naction = stacks\n" % t)
+    with RulesStack(rules) as rs:
+        st = rs.st
+        spin = RT(0, "spin", tag=t)
+        favour(spin.pid)
+        spin.wait_go()
+        samples(st, 8)  # the spinner alone: never below
+        s = rule(st, "idle")["state"]
+        assert s["fired"] == 0 and s["matched"] == 1, s
+        quiet = RT(0, "idle", tag=t)
+        go = quiet.wait_go()
+        r = wait_state(st, "idle", lambda s: s["fired"] >= 1, 10, "idle fired")
+        s = r["state"]
+        assert s["last"]["pid"] == quiet.pid, s
+        assert re.match(r"^cpu \d+(\.\d+)?% of the machine$", s["last"]["value"]), s
+        # its first CPU value needs two samples: one period more than `for`
+        fired_in_time(s, go, 600 + PERIOD_MS)
+        samples(st, 8)
+        assert all(e["pid"] == quiet.pid for e in stored(st, "idle")), stored(st, "idle")
+
+
+def test_site_name_and_regex_filters():
+    """Proves: `site = true` takes only the site process (id 0, as
+    site_pid_file says at each sample), `name` the executable's name and
+    `cmdline_regex` a POSIX extended regex; a process that matches all but
+    one filter is never taken."""
+    t = tag()
+    rules = ("[rule site]\nsite = true\nname = ruletarget\ncmdline_regex = ^%s .* %s$\n"
+             "trigger = timer 1\ncount = 0\ninterval = 0\naction = stacks\n"
+             % (re.escape(RULETARGET), t))
+    st = h.Stack(config_lines=["rules_interval_ms = %d" % PERIOD_MS], site=True,
+                 config_files=["store_dir = %s\n" % "@STORE@" + rules])
+    tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+    st.config_files = [f.replace("@STORE@", os.path.join(tmp, "store")) for f in st.config_files]
+    try:
+        with st:
+            a = RT(0, "idle", tag=t)
+            b = RT(0, "idle", tag=t)
+            other = RT(0, "idle", tag=t + "x")  # the regex's $ refuses it
+            st.set_site(other.pid)
+            samples(st, 8)
+            s = rule(st, "site")["state"]
+            assert s["fired"] == 0 and s["matched"] == 0, s
+            st.set_site(b.pid)
+            r = wait_state(st, "site", lambda s: s["fired"] >= 2, 10, "site fired twice")
+            samples(st, 3)
+            entries = [e for e in st.json("/api/dumps") if e.get("rule") == "site"]
+            assert entries and all(e["pid"] == b.pid for e in entries), entries
+            assert r["filter"] == {"site": True, "name": "ruletarget",
+                                   "cmdline_regex": "^%s .* %s$" % (re.escape(RULETARGET), t)}, r
+            assert a.pid != b.pid
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_timer_count_interval_and_states():
     """Proves: a timer rule fires every period, count times exactly, never
     two firings closer than interval; /api/rules shows it armed, then
@@ -319,6 +381,38 @@ def test_count_and_interval_give_exactly_the_allowed_dumps():
         assert s["fired"] >= 3 and s["status"] != "exhausted", s
 
 
+def test_zip_and_zstd_formats():
+    """Proves: format = zip stores the bundle (the core and the binaries it
+    needs) and format = zstd the core as one zstd stream, each opening in
+    gdb once unpacked, through the same job as a raw core."""
+    t = tag()
+    rules = ("[rule z]\ncmdline = %s\ntrigger = timer 1\nformat = zip\ndump_type = Mini\n"
+             "[rule s]\ncmdline = %s\ntrigger = timer 1\nformat = zstd\ndump_type = Mini\n"
+             % (t, t))
+    with RulesStack(rules) as rs:
+        st = rs.st
+        rt = RT(0, "idle", tag=t)
+        for n in ("z", "s"):
+            wait_state(st, n, lambda s: s["status"] == "exhausted", 60, n + " exhausted")
+        (z,) = stored(st, "z")
+        (s,) = stored(st, "s")
+        assert z["file"] == "core.%d.zip" % rt.pid and z["format"] == "zip", z
+        assert s["file"] == "core.%d.zst" % rt.pid and s["format"] == "zstd", s
+        tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+        try:
+            with zipfile.ZipFile(entry_path(rs.store, z)) as zf:
+                names = zf.namelist()
+                assert ("core.%d" % rt.pid) in names, names
+                zf.extract("core.%d" % rt.pid, tmp)
+            du.gdb_threads(RULETARGET, os.path.join(tmp, "core.%d" % rt.pid), pid=rt.pid)
+            out = os.path.join(tmp, "core.zst.out")
+            subprocess.run(["zstd", "-q", "-d", entry_path(rs.store, s), "-o", out], check=True,
+                           timeout=60)
+            du.gdb_threads(RULETARGET, out, pid=rt.pid)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_quota_refusal_is_recorded_as_skipped():
     """Proves: an action the store refuses (the core is larger than
     store_max_bytes) is recorded as skipped with the reason, and nothing of
@@ -355,11 +449,60 @@ def test_one_action_per_process():
         (a,) = [e for e in entries if e["rule"] == "a"]
         (b,) = [e for e in entries if e["rule"] == "b"]
         for e in entries:
-            assert e["pid"] == rt.pid and e["figures"]["ok"], e
+            assert e["pid"] == rt.pid and e["figures"]["threads"] == 5, e
         # one after the other: the later one began after the earlier one ended
         first, second = sorted([a, b], key=lambda e: e["created_ns"])
         assert iso_ms(rule(st, second["rule"])["state"]["last_fired"]) * 1000000 >= \
             first["created_ns"] - 1000000, (first, second)
+
+
+def test_a_hostile_process_name_is_escaped():
+    """Proves: a process whose comm is not UTF-8 (and holds control bytes)
+    fires like any other; its name reaches /api/rules and the store's meta
+    escaped (\\xNN), never dropped and never breaking the document."""
+    t = tag()
+    comm = b"rt\xff\x01<b>\xc3"
+    rules = "[rule odd]\ncmdline = %s\ntrigger = timer 1\naction = stacks\n" % t
+    with RulesStack(rules) as rs:
+        st = rs.st
+        rt = RT(0, "idle", tag=t, comm=comm)
+        r = wait_state(st, "odd", lambda s: s["status"] == "exhausted", 20, "odd exhausted")
+        s = r["state"]
+        assert s["last"]["result"] == "stored", s
+        want = h.escape_bytes(comm)
+        assert s["last"]["process"] == want, (s, want)
+        (e,) = stored(st, "odd")
+        assert e["process"] == want and e["pid"] == rt.pid, e
+        page = st.get("/api/rules", headers={"Accept": "text/html"})
+        assert page.status == 200 and b"<b>" not in page.body, page.body[:3000]
+
+
+def test_sigterm_cancels_a_running_action():
+    """Proves: SIGTERM while a rule's dump runs (the hooked build holds the
+    target frozen for a minute) cancels it: procdiag exits 0 long before
+    that minute, the target runs again, and the store holds nothing of it."""
+    t = tag()
+    rules = "[rule slow]\ncmdline = %s\ntrigger = threads_above 2\ndump_type = Mini\n" % t
+    tmp = tempfile.mkdtemp(prefix="pd-e2e-rules-")
+    store = os.path.join(tmp, "store")
+    os.environ["PD_TEST_FROZEN_SLEEP_MS"] = "60000"
+    try:
+        st = h.Stack(config_lines=["rules_interval_ms = %d" % PERIOD_MS, "store_dir = " + store],
+                     config_files=[rules], hooked=True)
+        st.start()
+    finally:
+        del os.environ["PD_TEST_FROZEN_SLEEP_MS"]
+    try:
+        rt = RT(0, "threads", 4, tag=t)
+        wait_state(st, "slow", lambda s: s["running"] == 1, 10, "the dump running")
+        h.wait_until(lambda: not du.not_stopped(rt.pid), 10, "the target frozen")
+        rc, took = st.terminate_responder(timeout=30)
+        assert rc == 0 and took < 20, (rc, took, st.stderr())
+        du.assert_resumed(rt.pid)
+        assert os.listdir(store) == [], os.listdir(store)
+    finally:
+        st.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def serve_fails(config_text, extra=()):

@@ -10,13 +10,16 @@
  *   ruletarget DELAY_MS duty PERCENT    uses about PERCENT % of one core
  *
  * Arguments after those are ignored (the tests add a tag their rules'
- * cmdline filter matches). It holds until killed. */
+ * cmdline filter matches). RT_COMM_HEX in the environment: its comm
+ * becomes those bytes (prctl PR_SET_NAME; any bytes, not only UTF-8). It
+ * holds until killed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +61,18 @@ int main(int argc, char **argv)
 		if (argc < 4)
 			usage();
 		n = atol(argv[3]);
+	}
+	if (getenv("RT_COMM_HEX")) {
+		const char *h = getenv("RT_COMM_HEX");
+		char name[16] = "";
+
+		for (size_t i = 0; i < 15 && h[2 * i] && h[2 * i + 1]; i++) {
+			unsigned v;
+
+			sscanf(h + 2 * i, "%2x", &v);
+			name[i] = (char)v;
+		}
+		prctl(PR_SET_NAME, name, 0, 0, 0);
 	}
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);

@@ -319,6 +319,25 @@ static void test_rule_errors(void **state)
 	expect_error("max_actions = 17\n", "t.conf:1: max_actions must be 1..16");
 }
 
+static void test_rules_need_a_store(void **state)
+{
+	struct pd_config c;
+	char err[256] = "";
+
+	assert_int_equal(parse(&c, "threads = 2\n\n[rule a]\ntrigger = timer 5\n", err, sizeof(err)),
+			 0);
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "t.conf:3: rule 'a' writes into the dump store"));
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "store_dir = /x\n[rule a]\ntrigger = timer 5\n", err,
+			       sizeof(err)), 0);
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), 0);
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "", err, sizeof(err)), 0);
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), 0);
+	pd_config_release(&c);
+}
+
 static void test_rule_proc_read(void **state)
 {
 	struct pd_rule_procbuf b = PD_RULE_PROCBUF_INIT;
@@ -406,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_store_keys),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_rule_errors),
+		cmocka_unit_test(test_rules_need_a_store),
 		cmocka_unit_test(test_rule_proc_read),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_missing_file),
