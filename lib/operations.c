@@ -591,7 +591,7 @@ int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_
 		"egressProviderName", rq->egress ? json_string(rq->egress->name) : json_null(),
 		"isStoppable", 0, "tags", tags_json(rq->tags), "resourceLocation", "error", "dump",
 		"dumpType", pd_dumpjob_type_name(&rq->type, tname, sizeof(tname)), "format",
-		pd_dump_format_name(rq->format), "trigger", rq->trigger);
+		pd_dump_format_name(rq->format), "trigger", rq->trigger ? rq->trigger : "manual");
 	if (!op->rec || (rq->process && !op->process) || (rq->tags && !op->tags) ||
 	    (rq->trigger && !op->trigger) || (rq->rule && !op->rule)) {
 		op_free(op);
