@@ -112,6 +112,14 @@ def wait_frozen(fifo, timeout=30):
     return h.wait_until(opened, timeout, "the helper to freeze the target")
 
 
+def frozen_setup():
+    """An Egress, a FIFO for PD_TEST_FROZEN_WAIT in it, a target."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    return e, fifo, h.target("threads", 1)
+
+
 def test_egress_dump_succeeds_whole_in_the_directory():
     """Proves: /dump?pid=&egressProvider=share answers 202 with Location
     {base}/operations/{uuid} and the Running operation; polling it ends
@@ -219,10 +227,7 @@ def test_cancel_leaves_nothing():
     record says Cancelled, the target runs again, and the egress directory
     holds nothing (no file, no temp); a second DELETE is a 400 (not
     running)."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
@@ -247,10 +252,7 @@ def test_restart_shows_the_running_operation_failed():
     record in store_dir/.operations.json; the next responder on that store
     lists it Failed, its error saying it was interrupted by a restart, and
     the egress directory has nothing of it."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     s = e.started({"PD_TEST_FROZEN_WAIT": fifo}, store=True).stack
     try:
@@ -283,10 +285,7 @@ def test_client_gone_after_202_still_gets_it_done():
     """Proves: a client that reads the 202's status line and hangs up (the
     dump held frozen meanwhile) does not stop the operation: it ends
     Succeeded with the file in the directory."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
@@ -342,10 +341,7 @@ def test_429_beyond_max_dumps():
     """Proves: with max_dumps = 1 and an operation holding its slot (its
     target frozen), a second operation and a live dump are 429 with
     Retry-After; once the first ended, the slot is free again."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
