@@ -567,6 +567,8 @@ int pd_rule_format(const struct pd_rule *r, struct strbuf *sb)
 	if (r->action.dump)
 		strbuf_addf(sb, "dump_type = %s\nformat = %s\n", r->action.type_text,
 			    pd_dump_format_name(r->action.format));
+	if (r->action.egress[0])
+		strbuf_addf(sb, "egress = %s\n", r->action.egress);
 	pd_duration_text(r->interval_ms, d, sizeof(d));
 	strbuf_addf(sb, "count = %u\ninterval = %s\n", r->count, d);
 	return sb->failed ? -ENOMEM : 0;

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "common/strbuf.h"
 #include "handlers/conffile.h"
 
 static int parse(struct pd_config *c, const char *text, char *err, size_t errlen)
@@ -488,6 +489,13 @@ static void test_egress_sections(void **state)
 				   "[rule r]\ntrigger = timer 5\negress = share\n", err, sizeof(err)), 0);
 	assert_string_equal(c.rules.v[0].action.egress, "share");
 	assert_int_equal(pd_config_check(&c, err, sizeof(err)), 0);
+	{
+		struct strbuf sb = STRBUF_INIT;
+
+		assert_int_equal(pd_rule_format(&c.rules.v[0], &sb), 0);
+		assert_non_null(strstr(sb.buf, "format = raw\negress = share\ncount = 1\n"));
+		strbuf_release(&sb);
+	}
 	pd_config_release(&c);
 	assert_int_equal(parse(&c, "[rule r]\ntrigger = timer 5\negress = nowhere\n", err,
 			       sizeof(err)), 0);
