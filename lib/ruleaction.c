@@ -12,6 +12,8 @@
 #include "lib/dumpjob.h"
 #include "lib/stacksrun.h"
 #include "lib/store.h"
+#include "lib/egress.h"
+#include "lib/operations.h"
 
 /* What every entry of a firing says besides its kind's own members: the
  * rule, what fired, when; the process name escaped as every name from a
@@ -137,60 +139,87 @@ out:
 	return rc;
 }
 
-/* The job's arg: the store's open_out reads the first member. */
-struct dump_arg {
-	struct pd_store_dumpout out;
-	const struct pd_rule_firing *f;
-};
-
 /* The dump job's progress: nonzero cancels it (the responder stops). */
 static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
 {
-	const struct pd_rule_firing *f = ((struct dump_arg *)arg)->f;
+	const struct pd_rule_firing *f = arg;
 
 	(void)phase, (void)done, (void)total;
 	return f->cancel && atomic_load(f->cancel);
+}
+
+static json_t *dump_meta_hook(json_t *m, void *arg)
+{
+	return firing_meta(m, arg);
+}
+
+static int firing_cancelled(void *arg)
+{
+	const struct pd_rule_firing *f = arg;
+
+	return f->cancel && atomic_load(f->cancel);
+}
+
+/* egress = NAME: the dump into a spool, then uploaded (instead of stored). */
+static int do_egress(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
+		     struct pd_dumpjob_opts *o, struct pd_rule_result *res)
+{
+	const struct pd_rule_action *a = &f->rule->action;
+	const struct pd_egress_provider *p = NULL;
+	struct pd_dumpjob_result jr;
+	char tname[16], loc[512], detail[512];
+	struct pd_egress_meta m = {
+		.host = c->host,
+		.site = c->site,
+		.process = f->comm,
+		.dump_type = pd_dumpjob_type_name(&a->type, tname, sizeof(tname)),
+		.trigger = "rule",
+		.rule = f->rule->name,
+		.pid = f->pid,
+	};
+	int rc;
+
+	for (size_t i = 0; i < c->negress; i++)
+		if (!strcmp(c->egress[i].name, a->egress))
+			p = &c->egress[i];
+	if (!p) {
+		snprintf(res->detail, sizeof(res->detail), "dump: no [egress %s] configured",
+			 a->egress);
+		return -ENOENT;
+	}
+	rc = pd_egress_dump_job(p, o, c->spool_dir, c->spool_memory_max, firing_cancelled,
+				(void *)f, &m, NULL, &jr, loc, sizeof(loc), detail, sizeof(detail));
+	if (rc < 0)
+		snprintf(res->detail, sizeof(res->detail), "%s", detail);
+	else
+		snprintf(res->detail, sizeof(res->detail), "egress %s: %s", p->name, loc);
+	return rc;
 }
 
 static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		   struct pd_rule_result *res, int k)
 {
 	const struct pd_rule_action *a = &f->rule->action;
-	struct dump_arg da = { .out = { .format = a->format, .pid = f->pid }, .f = f };
 	struct pd_dumpjob_opts o = {
 		.pid = f->pid,
 		.start_time = f->start_time,
 		.type = a->type,
 		.format = a->format,
 		.scope = c->scope,
-		.open_out = pd_store_dump_open_out,
-		.progress = progress,
-		.arg = &da,
 		.helper = c->helper,
 	};
 	struct pd_dumpjob_result jr;
-	json_t *meta;
-	int rc;
 
-	memset(&jr, 0, sizeof(jr));
-	rc = pd_store_begin(c->store, f->pid, &da.out.n);
-	if (rc < 0) {
-		snprintf(res->detail, sizeof(res->detail), "dump: the store failed: %s",
-			 strerror(-rc));
-		return rc;
+	if (a->egress[0])
+		return do_egress(c, f, &o, res);
+	if (!c->store) {
+		snprintf(res->detail, sizeof(res->detail), "no store_dir configured");
+		return -ENOENT;
 	}
-	if (pd_dumpjob_run(&o, &jr) < 0) {
-		pd_store_abort(da.out.n);
-		snprintf(res->detail, sizeof(res->detail), "dump: %.200s (%s, phase %s)", jr.detail,
-			 pd_dump_error_code(jr.error), pd_dump_phase_name(jr.phase));
-		return jr.rc ? jr.rc : -EIO;
-	}
-	close(jr.fd);
 	/* the meta every dump entry has (lib/store.h), and the firing's */
-	meta = firing_meta(pd_store_dump_meta(&jr, &a->type, a->format, f->pid, NULL, "rule",
-					      f->rule->name),
-			   f);
-	return commit(da.out.n, meta, res, k, "dump");
+	return pd_store_dump_job(c->store, &o, progress, (void *)f, NULL, "rule", f->rule->name,
+				 dump_meta_hook, (void *)f, &jr, res->ids[k], res->detail,
+				 sizeof(res->detail));
 }
 
 void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule_result *res)
@@ -200,7 +229,7 @@ void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule
 	int k = 0, rc = 0, skipped = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!c->store) {
+	if (!c->store && (a->stacks || !a->egress[0])) {
 		res->kind = PD_RULE_FAILED;
 		snprintf(res->detail, sizeof(res->detail), "no store_dir configured");
 		return;
