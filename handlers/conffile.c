@@ -45,6 +45,9 @@ void pd_config_release(struct pd_config *c)
 	pd_keyset_release(&c->keys);
 	pd_scope_release(&c->scope);
 	pd_ruleset_release(&c->rules);
+	for (size_t i = 0; i < c->negress; i++)
+		pd_egress_provider_release(&c->egress[i]);
+	free(c->egress);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -324,19 +327,26 @@ static int end_rule(struct pd_config *c, struct pd_rule *rule, bool *in_rule, co
 	return r;
 }
 
-/* A "[rule NAME]" line (s is trimmed and starts with '['). */
+struct egress_sec;
+static int start_egress(struct pd_config *c, const char *en, struct egress_sec *e,
+			const char *name, int line, char *err, size_t errlen);
+
+/* A "[rule NAME]" or "[egress NAME]" line (s is trimmed and starts with '['). */
 static int start_rule(struct pd_config *c, char *s, struct pd_rule *rule, bool *in_rule,
-		      const char *name, int line, char *err, size_t errlen)
+		      struct egress_sec *e, const char *name, int line, char *err, size_t errlen)
 {
 	size_t n = strlen(s);
 	char *rn;
 
 	if (n < 2 || s[n - 1] != ']')
-		return fail(err, errlen, name, line, "expected '[rule NAME]'");
+		return fail(err, errlen, name, line, "expected '[rule NAME]' or '[egress NAME]'");
 	s[n - 1] = 0;
 	s = trim(s + 1, s + n - 1);
+	if (!strncmp(s, "egress", 6) && (s[6] == ' ' || s[6] == '\t'))
+		return start_egress(c, trim(s + 7, s + strlen(s)), e, name, line, err, errlen);
 	if (strncmp(s, "rule", 4) || (s[4] != ' ' && s[4] != '\t'))
-		return fail(err, errlen, name, line, "unknown section '[%s]' (only [rule NAME])", s);
+		return fail(err, errlen, name, line,
+			    "unknown section '[%s]' (only [rule NAME], [egress NAME])", s);
 	rn = trim(s + 5, s + strlen(s));
 	if (!pd_rule_name_valid(rn))
 		return fail(err, errlen, name, line,
@@ -352,6 +362,196 @@ static int start_rule(struct pd_config *c, char *s, struct pd_rule *rule, bool *
 	return 0;
 }
 
+
+const struct pd_egress_provider *pd_config_egress(const struct pd_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->negress; i++)
+		if (!strcmp(c->egress[i].name, name))
+			return &c->egress[i];
+	return NULL;
+}
+
+/* The [egress NAME] being read. */
+struct egress_sec {
+	bool on;
+	bool typed;
+	int line;
+	unsigned seen;
+	struct pd_egress_provider p;
+};
+
+/* A secret from a file (read once, now): its first line, at most 4 KiB.
+ * The message never quotes the file's content. */
+static int read_secret(const char *path, char **out, const char *name, int line, char *err,
+		       size_t errlen)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int fd, r;
+	size_t n;
+
+	if (path[0] != '/')
+		return fail(err, errlen, name, line, "a secret file must be an absolute path");
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return fail(err, errlen, name, line, "%s: %s", path, strerror(errno));
+	r = strbuf_read_fd(&sb, fd, 4096);
+	close(fd);
+	if (r < 0) {
+		strbuf_release(&sb);
+		return fail(err, errlen, name, line, "%s: %s", path,
+			    r == -EFBIG ? "longer than 4096 bytes" : strerror(-r));
+	}
+	n = 0;
+	while (n < sb.len && sb.buf[n] != '\n' && sb.buf[n] != '\r')
+		n++;
+	if (!n || memchr(sb.buf, 0, n)) {
+		memset(sb.buf, 0, sb.len);
+		strbuf_release(&sb);
+		return fail(err, errlen, name, line, "%s: no secret on its first line", path);
+	}
+	free(*out);
+	*out = strndup(sb.buf, n);
+	memset(sb.buf, 0, sb.len);
+	strbuf_release(&sb);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int egress_set(struct egress_sec *e, const char *key, const char *val, const char *name,
+		      int line, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "type", "directory", "account_url", "container",
+					     "blob_prefix", "account_key", "account_key_file",
+					     "sas_token", "sas_token_file", "block_size", "parallel" };
+	struct pd_egress_provider *p = &e->p;
+	char **str = NULL;
+	unsigned i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(key, keys[i]))
+			break;
+	if (i == sizeof(keys) / sizeof(keys[0]))
+		return fail(err, errlen, name, line, "unknown key '%s' in [egress %s]", key, p->name);
+	if (e->seen & (1u << i))
+		return fail(err, errlen, name, line, "'%s' given twice in [egress %s]", key, p->name);
+	e->seen |= 1u << i;
+	if (!strcmp(key, "type")) {
+		if (pd_egress_type_parse(val, &p->type) < 0)
+			return fail(err, errlen, name, line,
+				    "type must be filesystem or azureBlobStorage");
+		e->typed = true;
+		return 0;
+	}
+	if (!strcmp(key, "block_size") || !strcmp(key, "parallel")) {
+		uint64_t n;
+
+		if (!strcmp(key, "block_size")) {
+			if (parse_bytes(val, &n) < 0 || n < 64 * 1024 || n > 4000ull << 20)
+				return fail(err, errlen, name, line,
+					    "block_size must be 64K..4000M");
+			p->block_size = (unsigned)n;
+		} else {
+			if (parse_u64(val, strlen(val), 64, &n) < 0 || n < 1)
+				return fail(err, errlen, name, line, "parallel must be 1..64");
+			p->parallel = (unsigned)n;
+		}
+		return 0;
+	}
+	if (!strcmp(key, "account_key_file"))
+		return read_secret(val, &p->account_key, name, line, err, errlen);
+	if (!strcmp(key, "sas_token_file"))
+		return read_secret(val, &p->sas_token, name, line, err, errlen);
+	if (!strcmp(key, "directory"))
+		str = &p->directory;
+	else if (!strcmp(key, "account_url"))
+		str = &p->account_url;
+	else if (!strcmp(key, "container"))
+		str = &p->container;
+	else if (!strcmp(key, "blob_prefix"))
+		str = &p->blob_prefix;
+	else if (!strcmp(key, "account_key"))
+		str = &p->account_key;
+	else
+		str = &p->sas_token;
+	if (!*val)
+		return fail(err, errlen, name, line, "'%s' is empty in [egress %s]", key, p->name);
+	if (str == &p->directory && val[0] != '/')
+		return fail(err, errlen, name, line, "directory must be an absolute path");
+	if (str == &p->blob_prefix && (strstr(val, "..") || val[0] == '/'))
+		return fail(err, errlen, name, line, "blob_prefix must be relative, without '..'");
+	free(*str);
+	*str = strdup(val);
+	return *str ? 0 : -ENOMEM;
+}
+
+static int end_egress(struct pd_config *c, struct egress_sec *e, const char *name, char *err,
+		      size_t errlen)
+{
+	struct pd_egress_provider *p = &e->p, *v;
+	int r = 0;
+
+	if (!e->on)
+		return 0;
+	e->on = false;
+	if (!e->typed)
+		r = fail(err, errlen, name, e->line, "[egress %s] has no type", p->name);
+	else if (p->type == PD_EGRESS_FILESYSTEM && !p->directory)
+		r = fail(err, errlen, name, e->line, "[egress %s] (filesystem) has no directory",
+			 p->name);
+	else if (p->type == PD_EGRESS_AZURE_BLOB && (!p->account_url || !p->container))
+		r = fail(err, errlen, name, e->line,
+			 "[egress %s] (azureBlobStorage) needs account_url and container", p->name);
+	else if (p->type == PD_EGRESS_AZURE_BLOB && !p->account_key && !p->sas_token)
+		r = fail(err, errlen, name, e->line,
+			 "[egress %s] (azureBlobStorage) needs account_key(_file) or sas_token(_file)",
+			 p->name);
+	else if (p->account_key && p->sas_token)
+		r = fail(err, errlen, name, e->line,
+			 "[egress %s] has both an account key and a SAS token: give one", p->name);
+	if (r < 0) {
+		pd_egress_provider_release(p);
+		return r;
+	}
+	v = realloc(c->egress, (c->negress + 1) * sizeof(*v));
+	if (!v) {
+		pd_egress_provider_release(p);
+		return -ENOMEM;
+	}
+	c->egress = v;
+	c->egress[c->negress++] = *p;
+	memset(p, 0, sizeof(*p));
+	return 0;
+}
+
+static bool egress_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static int start_egress(struct pd_config *c, const char *en, struct egress_sec *e,
+			const char *name, int line, char *err, size_t errlen)
+{
+	if (!egress_name_valid(en))
+		return fail(err, errlen, name, line,
+			    "an egress name is 1..64 of A-Z a-z 0-9 . _ -: '%s'", en);
+	if (pd_config_egress(c, en))
+		return fail(err, errlen, name, line, "a second egress named '%s'", en);
+	memset(e, 0, sizeof(*e));
+	snprintf(e->p.name, sizeof(e->p.name), "%s", en);
+	e->p.block_size = PD_EGRESS_BLOCK_SIZE_DEFAULT;
+	e->p.parallel = PD_EGRESS_PARALLEL_DEFAULT;
+	e->line = line;
+	e->on = true;
+	return 0;
+}
+
 int pd_config_parse(struct pd_config *c, const char *text, size_t len, const char *name,
 		    char *err, size_t errlen)
 {
@@ -361,6 +561,7 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 	char *p, *end;
 	struct pd_rule rule;
 	bool in_rule = false;
+	struct egress_sec eg = { 0 };
 
 	if (strbuf_add(&sb, text, len) < 0)
 		return -ENOMEM;
@@ -383,7 +584,9 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 		if (*key == '[') {
 			r = end_rule(c, &rule, &in_rule, name, err, errlen);
 			if (r == 0)
-				r = start_rule(c, key, &rule, &in_rule, name, line, err, errlen);
+				r = end_egress(c, &eg, name, err, errlen);
+			if (r == 0)
+				r = start_rule(c, key, &rule, &in_rule, &eg, name, line, err, errlen);
 			continue;
 		}
 		eq = strchr(key, '=');
@@ -397,7 +600,9 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 			r = fail(err, errlen, name, line, "expected 'key = value'");
 			break;
 		}
-		if (in_rule) {
+		if (eg.on) {
+			r = egress_set(&eg, key, val, name, line, err, errlen);
+		} else if (in_rule) {
 			char why[256];
 
 			r = pd_rule_set(&rule, key, val, why, sizeof(why));
@@ -413,6 +618,10 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 		r = end_rule(c, &rule, &in_rule, name, err, errlen);
 	else if (in_rule)
 		pd_rule_release(&rule);
+	if (r == 0)
+		r = end_egress(c, &eg, name, err, errlen);
+	else if (eg.on)
+		pd_egress_provider_release(&eg.p);
 	if (r == -ENOMEM)
 		snprintf(err, errlen, "%s: out of memory", name);
 	strbuf_release(&sb);

@@ -34,8 +34,12 @@
  *   store_max_count entries kept, 0..1000000 (0: no bound; default 20)
  *   store_max_bytes allocated bytes kept, K/M/G/T (0: no bound; default 0)
  *   store_max_age   seconds, or with s/m/h/d (0: no bound; default 0)
- * Sections: a line "[rule NAME]" starts a rule (lib/rules.h); every
- * following "key = value" up to the next section is one of its keys.
+ * Sections: a line "[rule NAME]" starts a rule (lib/rules.h), a line
+ * "[egress NAME]" an egress provider (lib/egress.h: type, directory,
+ * account_url, container, blob_prefix, account_key, account_key_file,
+ * sas_token, sas_token_file, block_size, parallel; a *_file is read once,
+ * when the configuration is loaded); every following "key = value" up to
+ * the next section is one of its keys.
  * Unknown keys, bad values and duplicate single-valued keys are errors that
  * name the file and line. */
 #ifndef PD_CONFFILE_H
@@ -46,6 +50,7 @@
 #include <stdint.h>
 
 #include "fcgi/auth.h"
+#include "lib/egress.h"
 #include "lib/rules.h"
 #include "lib/scope.h"
 #include "lib/store.h"
@@ -75,6 +80,8 @@ struct pd_config {
 	bool crash_chain;
 	char *store_dir;          /* NULL: no dump store */
 	struct pd_store_limits store_limits;
+	struct pd_egress_provider *egress; /* the [egress NAME] sections, in file order */
+	size_t negress;
 };
 
 #define PD_SPOOL_DIR_DEFAULT "/var/tmp"
@@ -104,5 +111,7 @@ int pd_config_load_fd(struct pd_config *c, int fd, const char *path, char *err, 
  * -EINVAL with "FILE:LINE: message" in err. */
 int pd_config_check(const struct pd_config *c, char *err, size_t errlen);
 void pd_config_release(struct pd_config *c);
+/* The [egress NAME] section called name, or NULL. */
+const struct pd_egress_provider *pd_config_egress(const struct pd_config *c, const char *name);
 
 #endif

@@ -414,6 +414,75 @@ static void test_store_keys(void **state)
 	expect_error("store_dir = /a\nstore_dir = /b", "t.conf:2: 'store_dir' is set twice");
 }
 
+static void test_egress_sections(void **state)
+{
+	char keyfile[] = "/tmp/pd-test-key-XXXXXX";
+	char text[1024], err[256] = "";
+	struct pd_config c;
+	const struct pd_egress_provider *p;
+	int fd = mkstemp(keyfile);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "c2VjcmV0a2V5\nignored\n", 22), 22);
+	close(fd);
+	snprintf(text, sizeof(text),
+		 "threads = 4\n"
+		 "[egress share]\n"
+		 "type = filesystem\n"
+		 "directory = /mnt/dumps\n"
+		 "blob_prefix = fleet\n"
+		 "[egress blob]\n"
+		 "type = azureBlobStorage\n"
+		 "account_url = https://acct.blob.core.windows.net\n"
+		 "container = dumps\n"
+		 "account_key_file = %s\n"
+		 "block_size = 8M\n"
+		 "parallel = 2\n"
+		 "[egress sas]\n"
+		 "type = azureBlobStorage\n"
+		 "account_url = http://127.0.0.1:10000/devstoreaccount1\n"
+		 "container = c\n"
+		 "sas_token = sv=2022&sig=SECRET\n",
+		 keyfile);
+	assert_int_equal(parse(&c, text, err, sizeof(err)), 0);
+	unlink(keyfile);
+	assert_int_equal(c.negress, 3);
+	p = pd_config_egress(&c, "share");
+	assert_non_null(p);
+	assert_int_equal(p->type, PD_EGRESS_FILESYSTEM);
+	assert_string_equal(p->directory, "/mnt/dumps");
+	assert_string_equal(p->blob_prefix, "fleet");
+	assert_int_equal(p->block_size, 4u << 20);
+	assert_int_equal(p->parallel, 4);
+	p = pd_config_egress(&c, "blob");
+	assert_int_equal(p->type, PD_EGRESS_AZURE_BLOB);
+	assert_string_equal(p->account_key, "c2VjcmV0a2V5"); /* its first line, read at load */
+	assert_null(p->sas_token);
+	assert_int_equal(p->block_size, 8u << 20);
+	assert_int_equal(p->parallel, 2);
+	p = pd_config_egress(&c, "sas");
+	assert_string_equal(p->sas_token, "sv=2022&sig=SECRET");
+	assert_null(pd_config_egress(&c, "nope"));
+	pd_config_release(&c);
+
+	expect_error("[egress x]\ndirectory = /a\n", "t.conf:1: [egress x] has no type");
+	expect_error("[egress x]\ntype = s3\n", "t.conf:2: type must be filesystem or azureBlobStorage");
+	expect_error("[egress x]\ntype = filesystem\n", "has no directory");
+	expect_error("[egress x]\ntype = filesystem\ndirectory = rel\n", "t.conf:3: directory must be an absolute");
+	expect_error("[egress x]\ntype = filesystem\ndirectory = /a\ncolour = red\n", "t.conf:4: unknown key 'colour'");
+	expect_error("[egress x]\ntype = filesystem\ndirectory = /a\n[egress x]\n", "a second egress named 'x'");
+	expect_error("[egress x/y]\n", "an egress name is");
+	expect_error("[egress x]\ntype = azureBlobStorage\naccount_url = http://a\ncontainer = c\n",
+		     "needs account_key(_file) or sas_token(_file)");
+	expect_error("[egress x]\ntype = azureBlobStorage\naccount_url = http://a\ncontainer = c\n"
+		     "account_key = k\nsas_token = s\n", "both an account key and a SAS token");
+	expect_error("[egress x]\naccount_key_file = /nonexistent/key\n", "t.conf:2: /nonexistent/key:");
+	expect_error("[egress x]\nparallel = 0\n", "parallel must be 1..64");
+	expect_error("[egress x]\nblock_size = 1K\n", "block_size must be");
+	expect_error("[egress x]\ntype = filesystem\ntype = filesystem\n", "given twice");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_crash_keys),
 		cmocka_unit_test(test_store_keys),
 		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_egress_sections),
 		cmocka_unit_test(test_rule_errors),
 		cmocka_unit_test(test_rules_need_a_store),
 		cmocka_unit_test(test_rule_proc_read),
