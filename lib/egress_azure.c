@@ -346,8 +346,15 @@ static void answer_error(const struct az_account *a, const char *what, const str
 	snprintf(code, sizeof(code), "%s", r->code);
 	if (!*code)
 		xml_text(r->body.buf, "Code", code, sizeof(code));
-	if (r->status == 403 && (!*code || !strcmp(code, "AuthenticationFailed") ||
-				 !strncmp(code, "AuthorizationFailure", 20)))
+	if (r->status == 403 && !strncmp(code, "Authorization", 13) &&
+	    strstr(code, "Mismatch"))
+		/* AuthorizationPermissionMismatch, ...ResourceTypeMismatch, ...:
+		 * a valid SAS that does not cover this request */
+		snprintf(err, errlen,
+			 "%s: the SAS token does not permit this operation (HTTP 403 %s): %s", what,
+			 code, *msg ? msg : "no message");
+	else if (r->status == 403 && (!*code || !strcmp(code, "AuthenticationFailed") ||
+				      !strncmp(code, "AuthorizationFailure", 20)))
 		snprintf(err, errlen,
 			 "%s: the account key or SAS token was refused (HTTP 403 %s): %s", what,
 			 *code ? code : "AuthenticationFailed", *msg ? msg : "no message");
