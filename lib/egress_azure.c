@@ -543,7 +543,7 @@ static int az_request(const struct az_account *a, const char *method, const char
 			answer_error(a, what, r, err, errlen);
 		if (!retryable(cc, r->status) || try == AZ_TRIES)
 			break;
-		usleep(try == 1 ? 250000 : 1000000);
+		usleep(try == 1 ? 1000000 : 4000000); /* 1 s, then 4 s */
 	}
 	rc = r->status == 403 ? -EACCES : r->status == 404 ? -ENOENT : -EIO;
 out:

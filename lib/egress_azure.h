@@ -3,7 +3,7 @@
  * A file becomes a block blob named {blob_prefix}/{host}/{site}/{name} in
  * the provider's container: Put Block of block_size bytes each (ids: the
  * base64 of a fixed-width counter), up to `parallel` of them in flight on
- * their own threads, each tried up to 3 times (backoff 0.25 s, 1 s) on a
+ * their own threads, each tried up to 3 times (backoff 1 s, 4 s) on a
  * connection error or a 408/429/5xx answer; then one Put Block List,
  * carrying the x-ms-meta-* metadata, makes the blob whole at once. Before
  * that commit the blob does not exist: an aborted or failed upload leaves
