@@ -13,6 +13,7 @@
 #include "handlers/conffile.h"
 #include "handlers/context.h"
 #include "lib/store.h"
+#include "lib/operations.h"
 #include "handlers/handlers.h"
 #include "lib/ruleaction.h"
 #include "lib/ruleengine.h"
@@ -95,6 +96,7 @@ int cmd_serve(int argc, char **argv)
 	struct pd_ruleaction_ctx actx = { 0 };
 	struct pd_ruleengine *engine = NULL;
 	struct pd_store *store = NULL;
+	struct pd_ops *ops = NULL;
 	char err[512];
 	int c, fd, rc = 1;
 
@@ -194,6 +196,25 @@ int cmd_serve(int argc, char **argv)
 		}
 		ctx.store = store;
 	}
+	{
+		const char *site = getenv("WEBSITE_SITE_NAME");
+		struct pd_ops_opts oo = {
+			.state_dir = cfg.store_dir,
+			.store = store,
+			.spool_dir = cfg.spool_dir ? cfg.spool_dir : PD_SPOOL_DIR_DEFAULT,
+			.spool_memory_max = cfg.spool_memory_max,
+			.scope = &cfg.scope,
+			.host = ctx.machine_name,
+			.site = site && *site ? site : "default",
+		};
+		int r = pd_ops_open(&oo, &ops);
+
+		if (r < 0) {
+			fprintf(stderr, "procdiag: cannot start operations: %s\n", strerror(-r));
+			goto out;
+		}
+		ctx.ops = ops;
+	}
 	if (cfg.threads == 1)
 		fprintf(stderr, "procdiag: threads = 1: while a dump runs, no other request is "
 				"answered\n");
@@ -226,6 +247,8 @@ int cmd_serve(int argc, char **argv)
 	c = pd_server_run(&so);
 	pd_ruleengine_stop(engine); /* its running actions end first */
 	engine = NULL;
+	pd_ops_close(ops); /* running operations are interrupted: Failed */
+	ops = NULL;
 	pd_stacksrun_shutdown(); /* the stacks helper, if one was started */
 	if (c < 0)
 		fprintf(stderr, "procdiag: server failed: %s\n", strerror(-c));
@@ -233,6 +256,7 @@ int cmd_serve(int argc, char **argv)
 		rc = 0;
 out:
 	pd_ruleengine_stop(engine);
+	pd_ops_close(ops);
 	pd_store_close(store);
 	pd_config_release(&cfg);
 	return rc;

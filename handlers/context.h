@@ -10,6 +10,7 @@
 
 struct pd_ruleengine;
 struct pd_store;
+struct pd_ops;
 
 struct pd_context {
 	const struct pd_config *config;
@@ -26,6 +27,10 @@ struct pd_context {
 	 * after the server stops; NULL when none is configured. Shared by
 	 * every worker and the rule engine (lib/store.h is thread-safe). */
 	struct pd_store *store;
+	/* Background operations (lib/operations.h), opened by `procdiag serve`
+	 * (records in store_dir/.operations.json when there is a store); NULL:
+	 * none (a context of the tests). */
+	struct pd_ops *ops;
 };
 
 /* threads: the server's worker threads (max_dumps is kept below it). */

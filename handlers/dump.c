@@ -26,6 +26,7 @@
 #include "lib/spool.h"
 #include "lib/spoolkeep.h"
 #include "lib/store.h"
+#include "lib/operations.h"
 
 /* Seconds a client told "too many dumps" or "busy" should wait: about the
  * time a mini dump and its download take. */
@@ -56,6 +57,10 @@ struct dump_req {
 	int store_rc;		       /* the store's failure: -errno */
 	char store_id[PD_STORE_ID_MAX]; /* the entry, once committed */
 	char etag[PD_SPOOL_TOKEN_LEN + 1]; /* its token; "" when not resumable */
+	/* an operation (docs/OPERATIONS-API.md): egressProvider=NAME, or
+	 * async=true (into the store) */
+	const struct pd_egress_provider *egress;
+	bool async;
 };
 
 static void release_slot(struct dump_req *d)
@@ -77,6 +82,51 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
+/* egressProvider=NAME (an [egress NAME] section) or async=true: the dump
+ * runs as an operation (docs/OPERATIONS-API.md), answered 202. */
+static int parse_operation(struct dump_req *d)
+{
+	const char *e = pd_req_query(d->r, "egressProvider");
+	const char *a = pd_req_query(d->r, "async");
+	const char *tags = pd_req_query(d->r, "tags");
+
+	if (e && *e) {
+		d->egress = pd_config_egress(d->ctx->config, e);
+		if (!d->egress) {
+			pd_resp_problem(d->r, 400, "egressProvider",
+					"egressProvider '%s' is not configured: name an "
+					"[egress NAME] section of the configuration.",
+					e);
+			return -1;
+		}
+	}
+	if (!a || !*a || !strcasecmp(a, "false") || !strcmp(a, "0")) {
+		d->async = false;
+	} else if (!strcasecmp(a, "true") || !strcmp(a, "1")) {
+		d->async = true;
+	} else {
+		pd_resp_problem(d->r, 400, "async", "async must be true or false, not '%s'.", a);
+		return -1;
+	}
+	if (d->async && !d->egress && !d->ctx->store) {
+		pd_resp_problem(d->r, 400, "async",
+				"async=true without egressProvider puts the dump into the dump "
+				"store, and no store_dir is configured.");
+		return -1;
+	}
+	if (d->store && (d->egress || d->async)) {
+		pd_resp_problem(d->r, 400, "store",
+				"store=true is for a dump answered in the response; an operation "
+				"goes to its egressProvider, or with async=true to the store.");
+		return -1;
+	}
+	if (tags && strlen(tags) > 1024) {
+		pd_resp_problem(d->r, 400, "tags", "tags must be at most 1024 bytes.");
+		return -1;
+	}
+	return 0;
+}
+
 /* store=true|false (docs/STORE.md): keep the dump in the dump store too. */
 static int parse_store(struct dump_req *d)
 {
@@ -95,7 +145,7 @@ static int parse_store(struct dump_req *d)
 				"store=true needs the dump store, and no store_dir is configured.");
 		return -1;
 	}
-	return 0;
+	return parse_operation(d);
 }
 
 /* format (raw or zip) and compress (none or zstd; not with a zip, which
@@ -732,6 +782,26 @@ static int dump_process(struct dump_req *d)
 	}
 	d->when = time(NULL);
 	pd_req_log_note(r, "dump_type=0x%x", d->type.bits);
+	if (d->egress || d->async) {
+		char comm[PD_COMM_MAX + 1];
+		struct pd_op_request rq = {
+			.pid = d->p.pid,
+			.start_time = d->p.stat.starttime,
+			.type = d->type,
+			.format = d->zip    ? PD_DUMP_FORMAT_ZIP
+				  : d->zstd ? PD_DUMP_FORMAT_ZSTD
+					    : PD_DUMP_FORMAT_RAW,
+			.process = comm,
+			.egress = d->egress,
+			.tags = pd_req_query(r, "tags"),
+			.slot = &d->ctx->dumps_running,
+		};
+
+		snprintf(comm, sizeof(comm), "%.*s", (int)d->p.stat.comm_len, d->p.stat.comm);
+		if (pd_h_operation_start(r, &rq) == 0)
+			d->slot = false; /* the operation gives it back */
+		goto out;
+	}
 	if (take_dump(d) == 0 && !pd_req_client_gone(r))
 		rc = send_spool(d);
 out:

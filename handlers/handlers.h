@@ -136,4 +136,14 @@ int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_aft
 /* Kudu's answer for a process that is not there (gone, 404). */
 int pd_h_not_running(struct pd_req *r, int pid);
 
+/* operations.c: dotnet-monitor's /operations routes, and the 202 +
+ * Location of a dump that runs as an operation: 0 when started (the
+ * request's dump slot is the operation's now), -1 when a problem was
+ * answered (the slot is still the caller's). */
+struct pd_op_request;
+int pd_h_operation_start(struct pd_req *r, const struct pd_op_request *rq);
+int h_operations_list(struct pd_req *r);
+int h_operation_get(struct pd_req *r);
+int h_operation_delete(struct pd_req *r);
+
 #endif

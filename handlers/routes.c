@@ -31,6 +31,11 @@ const struct pd_route pd_routes[] = {
 	{ "GET", "", "/dump",      h_mon_dump,      PD_ROUTE_STREAM | PD_ROUTE_ACTS },
 	{ "GET", "", "/stacks",    h_stacks_query,  PD_ROUTE_ACTS },
 
+	/* dotnet-monitor's operations (docs/OPERATIONS-API.md). */
+	{ "GET",    "", "/operations",               h_operations_list,  0 },
+	{ "GET",    "", "/operations/{operationId}", h_operation_get,    0 },
+	{ "DELETE", "", "/operations/{operationId}", h_operation_delete, 0 },
+
 	/* The dump store (docs/STORE.md). */
 	{ "GET",    "/api/dumps", "",              h_dumps_list,   0 },
 	{ "GET",    "/api/dumps", "/{id}",         h_dumps_get,    PD_ROUTE_STREAM },

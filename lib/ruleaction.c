@@ -137,60 +137,38 @@ out:
 	return rc;
 }
 
-/* The job's arg: the store's open_out reads the first member. */
-struct dump_arg {
-	struct pd_store_dumpout out;
-	const struct pd_rule_firing *f;
-};
-
 /* The dump job's progress: nonzero cancels it (the responder stops). */
 static int progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
 {
-	const struct pd_rule_firing *f = ((struct dump_arg *)arg)->f;
+	const struct pd_rule_firing *f = arg;
 
 	(void)phase, (void)done, (void)total;
 	return f->cancel && atomic_load(f->cancel);
+}
+
+static json_t *dump_meta_hook(json_t *m, void *arg)
+{
+	return firing_meta(m, arg);
 }
 
 static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		   struct pd_rule_result *res, int k)
 {
 	const struct pd_rule_action *a = &f->rule->action;
-	struct dump_arg da = { .out = { .format = a->format, .pid = f->pid }, .f = f };
 	struct pd_dumpjob_opts o = {
 		.pid = f->pid,
 		.start_time = f->start_time,
 		.type = a->type,
 		.format = a->format,
 		.scope = c->scope,
-		.open_out = pd_store_dump_open_out,
-		.progress = progress,
-		.arg = &da,
 		.helper = c->helper,
 	};
 	struct pd_dumpjob_result jr;
-	json_t *meta;
-	int rc;
 
-	memset(&jr, 0, sizeof(jr));
-	rc = pd_store_begin(c->store, f->pid, &da.out.n);
-	if (rc < 0) {
-		snprintf(res->detail, sizeof(res->detail), "dump: the store failed: %s",
-			 strerror(-rc));
-		return rc;
-	}
-	if (pd_dumpjob_run(&o, &jr) < 0) {
-		pd_store_abort(da.out.n);
-		snprintf(res->detail, sizeof(res->detail), "dump: %.200s (%s, phase %s)", jr.detail,
-			 pd_dump_error_code(jr.error), pd_dump_phase_name(jr.phase));
-		return jr.rc ? jr.rc : -EIO;
-	}
-	close(jr.fd);
 	/* the meta every dump entry has (lib/store.h), and the firing's */
-	meta = firing_meta(pd_store_dump_meta(&jr, &a->type, a->format, f->pid, NULL, "rule",
-					      f->rule->name),
-			   f);
-	return commit(da.out.n, meta, res, k, "dump");
+	return pd_store_dump_job(c->store, &o, progress, (void *)f, NULL, "rule", f->rule->name,
+				 dump_meta_hook, (void *)f, &jr, res->ids[k], res->detail,
+				 sizeof(res->detail));
 }
 
 void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule_result *res)

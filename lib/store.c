@@ -888,6 +888,70 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 			     estimate);
 }
 
+struct dump_job_arg {
+	struct pd_store_dumpout out; /* first: pd_store_dump_open_out reads it */
+	int (*progress)(void *, enum pd_dump_phase, uint64_t, uint64_t);
+	void *parg;
+};
+
+static int dump_job_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	struct dump_job_arg *a = arg;
+
+	return a->progress ? a->progress(a->parg, phase, done, total) : 0;
+}
+
+int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
+		      int (*progress)(void *, enum pd_dump_phase, uint64_t, uint64_t), void *parg,
+		      const char *process, const char *trigger, const char *rule,
+		      json_t *(*meta_hook)(json_t *, void *), void *hook_arg,
+		      struct pd_dumpjob_result *jr, char id[PD_STORE_ID_MAX], char *detail,
+		      size_t detlen)
+{
+	struct dump_job_arg a = { .out = { .format = o->format, .pid = o->pid },
+				  .progress = progress, .parg = parg };
+	json_t *meta;
+	int rc;
+
+	memset(jr, 0, sizeof(*jr));
+	jr->fd = -1;
+	id[0] = 0;
+	rc = pd_store_begin(s, o->pid, &a.out.n);
+	if (rc < 0) {
+		snprintf(detail, detlen, "dump: the store failed: %s", strerror(-rc));
+		return rc;
+	}
+	o->open_out = pd_store_dump_open_out;
+	o->progress = dump_job_progress;
+	o->arg = &a;
+	if (pd_dumpjob_run(o, jr) < 0) {
+		pd_store_abort(a.out.n);
+		snprintf(detail, detlen, "dump: %.200s (%s, phase %s)", jr->detail,
+			 pd_dump_error_code(jr->error), pd_dump_phase_name(jr->phase));
+		return jr->rc ? jr->rc : -EIO;
+	}
+	close(jr->fd);
+	jr->fd = -1;
+	meta = pd_store_dump_meta(jr, &o->type, o->format, o->pid, process, trigger, rule);
+	if (meta && meta_hook)
+		meta = meta_hook(meta, hook_arg);
+	if (!meta) {
+		pd_store_abort(a.out.n);
+		snprintf(detail, detlen, "dump: out of memory");
+		return -ENOMEM;
+	}
+	rc = pd_store_commit(a.out.n, meta, id);
+	if (rc == -EDQUOT) {
+		snprintf(detail, detlen,
+			 "quota: the dump is larger than store_max_bytes; nothing was stored");
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(detail, detlen, "dump: the store failed: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
 
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
 			   enum pd_dump_format format, int pid, const char *process,

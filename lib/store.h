@@ -144,6 +144,21 @@ int pd_store_dump_open_out(void *arg, enum pd_dumpjob_file which, uint64_t estim
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,
 			   enum pd_dump_format format, int pid, const char *process,
 			   const char *trigger, const char *rule);
+/* The one way a dump job's dump becomes a store entry (rule actions,
+ * operations with async=true): pd_store_begin, the job with its files in
+ * the entry (o->open_out and o->arg are set here; progress(parg, ...) is
+ * the job's progress, may be NULL), pd_store_dump_meta(process, trigger,
+ * rule), then meta_hook(meta, hook_arg) (may be NULL; it returns the meta
+ * to store, or NULL for out of memory, and owns the one it got), commit.
+ * 0 with id set and jr the job's result (its fd closed), or -errno with
+ * detail a sentence ("dump: ...", -EDQUOT: "quota: ...; nothing was
+ * stored") and nothing of it in the store. */
+int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
+		      int (*progress)(void *, enum pd_dump_phase, uint64_t, uint64_t), void *parg,
+		      const char *process, const char *trigger, const char *rule,
+		      json_t *(*meta_hook)(json_t *, void *), void *hook_arg,
+		      struct pd_dumpjob_result *jr, char id[PD_STORE_ID_MAX], char *detail,
+		      size_t detlen);
 /* "core.PID", "core.PID.zip" or "core.PID.zst". */
 const char *pd_store_dump_name(enum pd_dump_format format, int pid, char *buf, size_t size);
 

@@ -1,0 +1,749 @@
+/* Operations: background dumps, their records and the state file
+ * (lib/operations.h). */
+#include "config.h"
+
+#include "lib/operations.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/jsonstr.h"
+#include "lib/instance.h"
+#include "lib/rules.h"
+#include "lib/spool.h"
+#include "lib/store.h"
+
+#define STATE_NAME ".operations.json"
+
+struct op {
+	char id[PD_OP_ID_LEN + 1];
+	json_t *rec;	    /* under ops->lock */
+	bool running;	    /* its thread has not ended */
+	unsigned waiters;   /* pd_ops_cancel calls waiting on it: not trimmed */
+	atomic_int cancel;  /* 1: DELETE, 2: the responder stops */
+	struct pd_ops *ops;
+	/* the request, owned */
+	struct pd_op_request rq;
+	char *process, *tags, *trigger, *rule;
+	json_int_t created_ms;
+};
+
+struct pd_ops {
+	struct pd_ops_opts o;
+	char *state_dir, *spool_dir, *host, *site, *helper;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* an operation ended */
+	struct op **v;
+	size_t n, cap;
+	unsigned running;
+	bool closing;
+};
+
+bool pd_op_id_valid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	size_t i;
+
+	if (!s || strlen(s) != PD_OP_ID_LEN)
+		return false;
+	for (i = 0; i < PD_OP_ID_LEN; i++) {
+		char c = s[i];
+
+		if (shape[i] == '-') {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F'))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int new_uuid(char out[PD_OP_ID_LEN + 1])
+{
+	unsigned char b[16];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, PD_OP_ID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+	return 0;
+}
+
+static json_int_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2026-12-05T08:30:00.123Z" */
+static void iso_ms(json_int_t ms, char *buf, size_t size)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	char s[32] = "";
+
+	gmtime_r(&t, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03dZ", s, (int)(ms % 1000));
+}
+
+const char *pd_egress_dump_name(enum pd_dump_format format, int pid, const char *tag, char *buf,
+				size_t size)
+{
+	time_t t = time(NULL);
+	char stamp[32] = "";
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(buf, size, "core.%d.%s%s%.8s%s", pid, stamp, tag ? "." : "", tag ? tag : "",
+		 format == PD_DUMP_FORMAT_ZIP	 ? ".zip"
+		 : format == PD_DUMP_FORMAT_ZSTD ? ".zst"
+						 : "");
+	return buf;
+}
+
+/* --- the state file -------------------------------------------------------- */
+
+/* Rewrites state_dir/.operations.json (under ops->lock): a temp file,
+ * fsync'd, renamed over it. A failure is only reported on stderr. */
+static void save(struct pd_ops *ops)
+{
+	char tmp[4096], path[4096];
+	json_t *a;
+	int fd, rc = 0;
+	char *text;
+
+	if (!ops->state_dir)
+		return;
+	a = json_array();
+	for (size_t i = 0; a && i < ops->n; i++)
+		json_array_append(a, ops->v[i]->rec);
+	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (!text)
+		return;
+	snprintf(path, sizeof(path), "%s/" STATE_NAME, ops->state_dir);
+	snprintf(tmp, sizeof(tmp), "%s/" STATE_NAME ".tmp", ops->state_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = -errno;
+	} else {
+		size_t len = strlen(text), off = 0;
+
+		while (off < len) {
+			ssize_t w = write(fd, text + off, len - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				rc = w < 0 ? -errno : -EIO;
+				break;
+			}
+			off += (size_t)w;
+		}
+		if (rc == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) < 0))
+			rc = -errno ? -errno : -EIO;
+		close(fd);
+		if (rc == 0 && rename(tmp, path) < 0)
+			rc = -errno;
+		if (rc < 0)
+			unlink(tmp);
+	}
+	if (rc < 0)
+		fprintf(stderr, "procdiag: cannot write %s: %s\n", path, strerror(-rc));
+	free(text);
+}
+
+static int add(struct pd_ops *ops, struct op *op)
+{
+	if (ops->n == ops->cap) {
+		size_t cap = ops->cap ? ops->cap * 2 : 16;
+		struct op **v = realloc(ops->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		ops->v = v;
+		ops->cap = cap;
+	}
+	ops->v[ops->n++] = op;
+	return 0;
+}
+
+static void op_free(struct op *op)
+{
+	if (!op)
+		return;
+	json_decref(op->rec);
+	free(op->process);
+	free(op->tags);
+	free(op->trigger);
+	free(op->rule);
+	free(op);
+}
+
+/* Past PD_OPS_KEEP records, the oldest finished ones go. */
+static void trim(struct pd_ops *ops)
+{
+	size_t i = 0;
+
+	while (ops->n > PD_OPS_KEEP && i < ops->n) {
+		if (ops->v[i]->running || ops->v[i]->waiters) {
+			i++;
+			continue;
+		}
+		op_free(ops->v[i]);
+		memmove(&ops->v[i], &ops->v[i + 1], (ops->n - i - 1) * sizeof(ops->v[0]));
+		ops->n--;
+	}
+}
+
+static json_t *error_json(int status, const char *title, const char *detail)
+{
+	char code[16];
+
+	snprintf(code, sizeof(code), "%d", status);
+	/* dotnet-monitor's OperationError {code, message}, and problem details */
+	return json_pack("{s:s, s:s, s:s, s:s, s:i}", "code", code, "message", detail, "title",
+			 title, "detail", detail, "status", status);
+}
+
+static void load(struct pd_ops *ops)
+{
+	char path[4096];
+	json_error_t je;
+	json_t *a, *r;
+	size_t i;
+	bool changed = false;
+
+	snprintf(path, sizeof(path), "%s/" STATE_NAME, ops->state_dir);
+	if (access(path, F_OK) < 0)
+		return;
+	a = json_load_file(path, 0, &je);
+	if (!a || !json_is_array(a)) {
+		char bad[4200];
+
+		snprintf(bad, sizeof(bad), "%s.bad", path);
+		fprintf(stderr, "procdiag: %s is not an operations list; kept as %s\n", path, bad);
+		rename(path, bad);
+		json_decref(a);
+		return;
+	}
+	json_array_foreach(a, i, r) {
+		const char *id = json_string_value(json_object_get(r, "operationId"));
+		const char *st = json_string_value(json_object_get(r, "status"));
+		struct op *op;
+
+		if (!json_is_object(r) || !pd_op_id_valid(id) || !st)
+			continue;
+		op = calloc(1, sizeof(*op));
+		if (!op)
+			break;
+		snprintf(op->id, sizeof(op->id), "%s", id);
+		op->rec = json_deep_copy(r);
+		op->ops = ops;
+		if (!strcmp(st, "Running") || !strcmp(st, "Starting")) {
+			json_object_set_new(op->rec, "status", json_string("Failed"));
+			json_object_set_new(op->rec, "isStoppable", json_false());
+			json_object_set_new(op->rec, "error",
+					    error_json(500, "Interrupted",
+						       "interrupted by a restart: the responder "
+						       "stopped while the operation ran"));
+			changed = true;
+		}
+		if (!op->rec || add(ops, op) < 0) {
+			op_free(op);
+			break;
+		}
+	}
+	json_decref(a);
+	trim(ops);
+	if (changed)
+		save(ops);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int pd_ops_open(const struct pd_ops_opts *o, struct pd_ops **out)
+{
+	struct pd_ops *ops = calloc(1, sizeof(*ops));
+
+	*out = NULL;
+	if (!ops)
+		return -ENOMEM;
+	ops->o = *o;
+	ops->state_dir = dup_or_null(o->state_dir);
+	ops->spool_dir = strdup(o->spool_dir ? o->spool_dir : "/var/tmp");
+	ops->host = strdup(o->host ? o->host : "localhost");
+	ops->site = strdup(o->site ? o->site : "default");
+	ops->helper = dup_or_null(o->helper);
+	ops->o.state_dir = ops->state_dir;
+	ops->o.spool_dir = ops->spool_dir;
+	ops->o.host = ops->host;
+	ops->o.site = ops->site;
+	ops->o.helper = ops->helper;
+	if (!ops->o.cancel_wait_ms)
+		ops->o.cancel_wait_ms = 30000;
+	pthread_mutex_init(&ops->lock, NULL);
+	pthread_cond_init(&ops->cond, NULL);
+	if (!ops->spool_dir || !ops->host || !ops->site || (o->state_dir && !ops->state_dir) ||
+	    (o->helper && !ops->helper)) {
+		pd_ops_close(ops);
+		return -ENOMEM;
+	}
+	if (ops->state_dir)
+		load(ops);
+	*out = ops;
+	return 0;
+}
+
+void pd_ops_close(struct pd_ops *ops)
+{
+	if (!ops)
+		return;
+	pthread_mutex_lock(&ops->lock);
+	ops->closing = true;
+	for (size_t i = 0; i < ops->n; i++)
+		if (ops->v[i]->running)
+			atomic_store(&ops->v[i]->cancel, 2);
+	while (ops->running)
+		pthread_cond_wait(&ops->cond, &ops->lock);
+	pthread_mutex_unlock(&ops->lock);
+	for (size_t i = 0; i < ops->n; i++)
+		op_free(ops->v[i]);
+	free(ops->v);
+	pthread_mutex_destroy(&ops->lock);
+	pthread_cond_destroy(&ops->cond);
+	free(ops->state_dir);
+	free(ops->spool_dir);
+	free(ops->host);
+	free(ops->site);
+	free(ops->helper);
+	free(ops);
+}
+
+/* --- the work -------------------------------------------------------------- */
+
+struct spool_arg {
+	const char *dir;
+	uint64_t mem_max;
+	int (*cancelled)(void *);
+	void *carg;
+	int rc; /* a spool that could not be opened */
+};
+
+static int spool_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
+{
+	struct spool_arg *a = arg;
+	bool mem = false;
+	int fd;
+
+	(void)which;
+	fd = pd_spool_open(a->dir, a->mem_max, estimate, &mem);
+	if (fd < 0) {
+		a->rc = fd;
+		return fd;
+	}
+	*limit = mem ? a->mem_max : 0;
+	return fd;
+}
+
+static int spool_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	struct spool_arg *a = arg;
+
+	(void)phase, (void)done, (void)total;
+	return a->cancelled ? a->cancelled(a->carg) : 0;
+}
+
+int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opts *o,
+		       const char *spool_dir, uint64_t spool_memory_max, int (*cancelled)(void *),
+		       void *carg, struct pd_egress_meta *m, const char *name,
+		       struct pd_dumpjob_result *jr, char *location, size_t loclen, char *detail,
+		       size_t detlen)
+{
+	struct spool_arg a = { .dir = spool_dir ? spool_dir : "/var/tmp",
+			       .mem_max = spool_memory_max,
+			       .cancelled = cancelled,
+			       .carg = carg };
+	char nbuf[128], err[512] = "";
+	int rc;
+
+	memset(jr, 0, sizeof(*jr));
+	jr->fd = -1;
+	if (loclen)
+		location[0] = 0;
+	o->open_out = spool_out;
+	o->progress = spool_progress;
+	o->arg = &a;
+	if (pd_dumpjob_run(o, jr) < 0) {
+		if (a.rc)
+			snprintf(detail, detlen, "dump: cannot open a spool in %s: %s", a.dir,
+				 strerror(-a.rc));
+		else
+			snprintf(detail, detlen, "dump: %.200s (%s, phase %s)", jr->detail,
+				 pd_dump_error_code(jr->error), pd_dump_phase_name(jr->phase));
+		return jr->error == PD_DUMP_CANCELLED ? -ECANCELED : jr->rc ? jr->rc : -EIO;
+	}
+	if (!name)
+		name = pd_egress_dump_name(o->format, o->pid, NULL, nbuf, sizeof(nbuf));
+	m->method = jr->dump.fig.method;
+	rc = pd_egress_upload_fd(p, jr->fd, name, m, cancelled, carg, location, loclen, err,
+				 sizeof(err));
+	close(jr->fd);
+	jr->fd = -1;
+	if (rc < 0)
+		snprintf(detail, detlen, "egress '%s': %s", p->name, err);
+	return rc;
+}
+
+static int op_cancelled(void *arg)
+{
+	return atomic_load(&((struct op *)arg)->cancel) != 0;
+}
+
+static int op_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	(void)phase, (void)done, (void)total;
+	return op_cancelled(arg);
+}
+
+static void *op_thread(void *arg)
+{
+	struct op *op = arg;
+	struct pd_ops *ops = op->ops;
+	const struct pd_op_request *rq = &op->rq;
+	struct pd_dumpjob_opts o = {
+		.pid = rq->pid,
+		.start_time = rq->start_time,
+		.type = rq->type,
+		.format = rq->format,
+		.scope = ops->o.scope,
+		.helper = ops->helper,
+	};
+	struct pd_dumpjob_result jr;
+	char location[1024] = "", detail[768] = "", sid[PD_STORE_ID_MAX] = "", tname[16];
+	char when[40];
+	int rc, cancel;
+	json_t *dump;
+
+	if (rq->egress) {
+		struct pd_egress_meta m = {
+			.host = ops->host,
+			.site = ops->site,
+			.process = rq->process,
+			.dump_type = pd_dumpjob_type_name(&rq->type, tname, sizeof(tname)),
+			.trigger = rq->trigger ? rq->trigger : "manual",
+			.rule = rq->rule,
+			.pid = rq->pid,
+		};
+		char name[128];
+
+		pd_egress_dump_name(rq->format, rq->pid, op->id, name, sizeof(name));
+		rc = pd_egress_dump_job(rq->egress, &o, ops->spool_dir, ops->o.spool_memory_max,
+					op_cancelled, op, &m, name, &jr, location, sizeof(location),
+					detail, sizeof(detail));
+	} else if (ops->o.store) {
+		rc = pd_store_dump_job(ops->o.store, &o, op_progress, op, rq->process,
+				       rq->trigger ? rq->trigger : "manual", rq->rule, NULL, NULL, &jr,
+				       sid, detail, sizeof(detail));
+		if (rc < 0 && jr.error == PD_DUMP_CANCELLED)
+			rc = -ECANCELED;
+	} else {
+		memset(&jr, 0, sizeof(jr));
+		snprintf(detail, sizeof(detail), "no store_dir is configured");
+		rc = -ENOENT;
+	}
+	if (rq->slot)
+		atomic_fetch_sub(rq->slot, 1);
+
+	pthread_mutex_lock(&ops->lock);
+	cancel = atomic_load(&op->cancel);
+	json_object_set_new(op->rec, "isStoppable", json_false());
+	if (rc == 0) {
+		json_object_set_new(op->rec, "status", json_string("Succeeded"));
+		if (location[0])
+			json_object_set_new(op->rec, "resourceLocation", json_string(location));
+		if (sid[0])
+			json_object_set_new(op->rec, "storeId", json_string(sid));
+	} else if (cancel == 1) {
+		json_object_set_new(op->rec, "status", json_string("Cancelled"));
+	} else if (cancel == 2) {
+		json_object_set_new(op->rec, "status", json_string("Failed"));
+		json_object_set_new(op->rec, "error",
+				    error_json(503, "Interrupted",
+					       "interrupted: the responder stopped while the "
+					       "operation ran"));
+	} else {
+		int status = jr.error != PD_DUMP_OK ? 500 : 502;
+
+		if (jr.error == PD_DUMP_GONE)
+			status = 404;
+		else if (rc == -EDQUOT || rc == -ENOSPC)
+			status = 507;
+		json_object_set_new(op->rec, "status", json_string("Failed"));
+		json_object_set_new(op->rec, "error",
+				    error_json(status,
+					       jr.error != PD_DUMP_OK ? "Dump failed"
+					       : rq->egress	      ? "Upload failed"
+								      : "Store failed",
+					       detail));
+	}
+	dump = json_object_get(op->rec, "dump");
+	if (dump && jr.dump.fig.method[0]) {
+		json_object_set_new(dump, "method", json_string(jr.dump.fig.method));
+		json_object_set_new(dump, "stopped_us", json_integer((json_int_t)jr.dump.stopped_us));
+		json_object_set_new(dump, "bytes", json_integer((json_int_t)jr.size));
+	}
+	iso_ms(now_ms(), when, sizeof(when));
+	json_object_set_new(op->rec, "endedDateTime", json_string(when));
+	op->running = false;
+	ops->running--;
+	save(ops);
+	trim(ops);
+	pthread_cond_broadcast(&ops->cond);
+	pthread_mutex_unlock(&ops->lock);
+	return NULL;
+}
+
+static json_t *tags_json(const char *tags)
+{
+	json_t *a = json_array();
+	const char *p = tags;
+
+	while (a && p && *p) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		const char *s = p, *e = p + n;
+		json_t *t;
+		size_t i;
+		bool dup = false;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			t = json_stringn(s, (size_t)(e - s));
+			for (i = 0; t && i < json_array_size(a); i++)
+				if (json_equal(json_array_get(a, i), t))
+					dup = true;
+			if (t && !dup)
+				json_array_append(a, t);
+			json_decref(t);
+		}
+		p = c ? c + 1 : NULL;
+	}
+	return a;
+}
+
+int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_OP_ID_LEN + 1],
+		 char *err, size_t errlen)
+{
+	struct op *op = calloc(1, sizeof(*op));
+	char when[40], uid[PD_UID_LEN + 1], tname[16];
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (!op || new_uuid(op->id) < 0) {
+		free(op);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	op->ops = op->ops ? op->ops : ops;
+	op->rq = *rq;
+	op->process = dup_or_null(rq->process);
+	op->tags = dup_or_null(rq->tags);
+	op->trigger = dup_or_null(rq->trigger);
+	op->rule = dup_or_null(rq->rule);
+	op->rq.process = op->process;
+	op->rq.tags = op->tags;
+	op->rq.trigger = op->trigger;
+	op->rq.rule = op->rule;
+	op->created_ms = now_ms();
+	iso_ms(op->created_ms, when, sizeof(when));
+	pd_instance_uid(rq->pid, rq->start_time, uid);
+	op->rec = json_pack(
+		"{s:s, s:s, s:s, s:{s:i, s:s, s:o}, s:o, s:b, s:o, s:n, s:n, s:{s:s, s:s, s:s?}}",
+		"operationId", op->id, "createdDateTime", when, "status", "Running", "process", "pid",
+		rq->pid, "uid", uid, "name", rq->process ? pd_json_cstr(rq->process) : json_null(),
+		"egressProviderName", rq->egress ? json_string(rq->egress->name) : json_null(),
+		"isStoppable", 0, "tags", tags_json(rq->tags), "resourceLocation", "error", "dump",
+		"dumpType", pd_dumpjob_type_name(&rq->type, tname, sizeof(tname)), "format",
+		pd_dump_format_name(rq->format), "trigger", rq->trigger ? rq->trigger : "manual");
+	if (!op->rec || (rq->process && !op->process) || (rq->tags && !op->tags) ||
+	    (rq->trigger && !op->trigger) || (rq->rule && !op->rule)) {
+		op_free(op);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&ops->lock);
+	if (ops->closing) {
+		pthread_mutex_unlock(&ops->lock);
+		op_free(op);
+		snprintf(err, errlen, "the responder is stopping");
+		return -ESHUTDOWN;
+	}
+	rc = add(ops, op);
+	if (rc < 0) {
+		pthread_mutex_unlock(&ops->lock);
+		op_free(op);
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	op->running = true;
+	ops->running++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = -pthread_create(&t, &attr, op_thread, op);
+	pthread_attr_destroy(&attr);
+	if (rc < 0) {
+		ops->n--;
+		ops->running--;
+		pthread_mutex_unlock(&ops->lock);
+		op_free(op);
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(id, PD_OP_ID_LEN + 1, "%s", op->id);
+	save(ops);
+	trim(ops);
+	pthread_mutex_unlock(&ops->lock);
+	return 0;
+}
+
+static struct op *find(struct pd_ops *ops, const char *id)
+{
+	for (size_t i = 0; i < ops->n; i++)
+		if (!strcasecmp(ops->v[i]->id, id))
+			return ops->v[i];
+	return NULL;
+}
+
+static const char *summary_keys[] = { "operationId", "createdDateTime", "status", "process",
+				      "egressProviderName", "isStoppable", "tags" };
+
+static bool has_tags(json_t *rec, json_t *want)
+{
+	json_t *have = json_object_get(rec, "tags"), *w;
+	size_t i, j;
+
+	json_array_foreach(want, i, w) {
+		bool found = false;
+
+		for (j = 0; j < json_array_size(have); j++)
+			if (json_equal(json_array_get(have, j), w))
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+json_t *pd_ops_list(struct pd_ops *ops, int pid, const char *tags)
+{
+	json_t *a = json_array(), *want = tags_json(tags);
+
+	if (!a || !want) {
+		json_decref(a);
+		json_decref(want);
+		return NULL;
+	}
+	pthread_mutex_lock(&ops->lock);
+	for (size_t i = 0; i < ops->n; i++) {
+		json_t *rec = ops->v[i]->rec, *s;
+		json_t *pr = json_object_get(rec, "process");
+
+		if (pid >= 0 && json_integer_value(json_object_get(pr, "pid")) != pid)
+			continue;
+		if (!has_tags(rec, want))
+			continue;
+		s = json_object();
+		for (size_t k = 0; s && k < sizeof(summary_keys) / sizeof(summary_keys[0]); k++) {
+			json_t *v = json_object_get(rec, summary_keys[k]);
+
+			json_object_set_new(s, summary_keys[k], v ? json_deep_copy(v) : json_null());
+		}
+		if (!s || json_array_append_new(a, s) < 0) {
+			json_decref(a);
+			a = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ops->lock);
+	json_decref(want);
+	return a;
+}
+
+json_t *pd_ops_get(struct pd_ops *ops, const char *id)
+{
+	json_t *r = NULL;
+	struct op *op;
+
+	pthread_mutex_lock(&ops->lock);
+	op = find(ops, id);
+	if (op)
+		r = json_deep_copy(op->rec);
+	pthread_mutex_unlock(&ops->lock);
+	return r;
+}
+
+int pd_ops_cancel(struct pd_ops *ops, const char *id)
+{
+	struct timespec until;
+	struct op *op;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ops->o.cancel_wait_ms / 1000;
+	until.tv_nsec += (long)(ops->o.cancel_wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ops->lock);
+	op = find(ops, id);
+	if (!op) {
+		pthread_mutex_unlock(&ops->lock);
+		return -ENOENT;
+	}
+	if (!op->running) {
+		pthread_mutex_unlock(&ops->lock);
+		return -EALREADY;
+	}
+	atomic_store(&op->cancel, 1);
+	op->waiters++; /* op stays in the table while it is waited on */
+	while (op->running && rc == 0)
+		rc = -pthread_cond_timedwait(&ops->cond, &ops->lock, &until);
+	if (op->running) {
+		rc = -ETIMEDOUT;
+	} else {
+		const char *st = json_string_value(json_object_get(op->rec, "status"));
+
+		rc = st && !strcmp(st, "Cancelled") ? 0 : -EALREADY;
+	}
+	op->waiters--;
+	pthread_mutex_unlock(&ops->lock);
+	return rc;
+}

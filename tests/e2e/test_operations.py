@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Operations and the filesystem egress provider (docs/OPERATIONS-API.md)
+through nginx: dotnet-monitor's /dump?egressProvider= and Kudu's
+?egressProvider= / ?async=true answer 202 + Location, the operation runs
+to Succeeded with the dump whole in the egress directory (a core gdb and
+eu-readelf load; a zstd that decompresses to one), GET /operations with
+its pid and tags filters, cancel leaving nothing, a SIGKILLed responder's
+Running operation Failed after the restart, a client gone after the 202,
+async into the store, 429 beyond max_dumps, bad input, and no secret in
+any answer or log line."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+import dumputil as du  # noqa: E402
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+SAS = "sv=2099-01-01&ss=b&srt=co&sp=rwdlac&sig=PdOpsSecretSasTokenZZ9"
+KEY = "UGRPcHNTZWNyZXRBY2NvdW50S2V5Wlo5UGRPcHNTZWNyZXQ="
+
+
+class Egress:
+    """A temp dir with an egress directory and a config file of [egress]
+    sections: share (filesystem), sas and key (azureBlobStorage on a port
+    nothing listens on, with a SAS token / an account key from a file)."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="pd-e2e-ops-")
+        self.dir = os.path.join(self.tmp, "egress")
+        self.store = os.path.join(self.tmp, "store")
+        keyfile = os.path.join(self.tmp, "account.key")
+        with open(keyfile, "w") as f:
+            f.write(KEY + "\n")
+        self.conf = ("[egress share]\ntype = filesystem\ndirectory = %s\n"
+                     "[egress sas]\ntype = azureBlobStorage\n"
+                     "account_url = http://127.0.0.1:9/devstoreaccount1\ncontainer = dumps\n"
+                     "sas_token = %s\n"
+                     "[egress key]\ntype = azureBlobStorage\n"
+                     "account_url = http://127.0.0.1:9/devstoreaccount1\ncontainer = dumps\n"
+                     "account_key_file = %s\n" % (self.dir, SAS, keyfile))
+
+    def stack(self, *lines, store=False, **kw):
+        cl = list(lines) + (["store_dir = " + self.store] if store else [])
+        return h.Stack(config_lines=cl, config_files=[self.conf], **kw)
+
+    def started(self, env, *lines, store=False, **kw):
+        # spools on disk: a memory spool the core outgrows is dumped twice,
+        # and the test build would wait on the FIFO twice
+        cl = ["spool_memory_max = 0"] + list(lines) + (["store_dir = " + self.store] if store else [])
+        return du.started(env, config_lines=cl, config_files=[self.conf], **kw)
+
+    def files(self):
+        """Every file under the egress directory, hidden ones too."""
+        out = []
+        for root, _, names in os.walk(self.dir):
+            out.extend(os.path.join(root, n) for n in names)
+        return sorted(out)
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start(s, path):
+    """A request that must start an operation: (id, Location, body)."""
+    r = s.get(path, timeout=60)
+    assert r.status == 202, r
+    loc = r.header("Location")
+    m = re.match(r"^%s/operations/(.+)$" % re.escape(s.base), loc or "")
+    assert m and UUID_RE.match(m.group(1)), (loc, r.headers)
+    doc = r.json()
+    assert doc["operationId"] == m.group(1) and doc["status"] == "Running", doc
+    return m.group(1), loc, doc
+
+
+def status(s, oid):
+    r = s.get("/operations/" + oid)
+    assert r.status in (200, 201), r
+    assert r.content_type == "application/json", r
+    doc = r.json()
+    # dotnet-monitor answers 201 Created once Succeeded, 200 otherwise
+    assert (r.status == 201) == (doc["status"] == "Succeeded"), (r.status, doc)
+    return doc
+
+
+def wait_end(s, oid, timeout=120):
+    return h.wait_until(lambda: (lambda d: d if d["status"] != "Running" else None)(
+        status(s, oid)), timeout, "operation %s to end" % oid)
+
+
+def wait_frozen(fifo, timeout=30):
+    """The write end of PD_TEST_FROZEN_WAIT's FIFO once the dump helper
+    waits on it (its target frozen)."""
+    def opened():
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+    return h.wait_until(opened, timeout, "the helper to freeze the target")
+
+
+def test_egress_dump_succeeds_whole_in_the_directory():
+    """Proves: /dump?pid=&egressProvider=share answers 202 with Location
+    {base}/operations/{uuid} and the Running operation; polling it ends
+    Succeeded (201) with resourceLocation the file under
+    {directory}/{host}/{site}/, a core of that pid eu-readelf and gdb load,
+    its bytes and the dump's method and stop time in the record; Kudu's
+    route with compress=zstd lands a .zst that zstd decompresses to a core;
+    nothing else (no temp) is in the directory."""
+    e = Egress()
+    t = h.target("threads", 2)
+    try:
+        with e.stack() as s:
+            oid, loc, doc = start(s, "/dump?pid=%d&egressProvider=share&tags=a,b" % t.pid)
+            assert doc["egressProviderName"] == "share" and doc["process"]["pid"] == t.pid, doc
+            assert sorted(doc["tags"]) == ["a", "b"], doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            path = doc["resourceLocation"]
+            host = socket.gethostname()
+            assert path.startswith(os.path.join(e.dir, host, "default") + "/core.%d." % t.pid), doc
+            assert e.files() == [path], e.files()
+            assert doc["dump"]["bytes"] == os.path.getsize(path) > 0, doc
+            assert doc["dump"]["method"] and doc["dump"]["stopped_us"] > 0, doc
+            assert du.readelf_type(path).startswith("CORE"), path
+            du.gdb_core(h.PDTARGET, path, "info threads", pid=t.pid)
+            # Kudu's route, zstd
+            oid2, _, _ = start(s, du.dump_url(t.pid, "egressProvider=share&compress=zstd"))
+            doc2 = wait_end(s, oid2)
+            assert doc2["status"] == "Succeeded" and doc2["resourceLocation"].endswith(".zst"), doc2
+            core = os.path.join(e.tmp, "unzst")
+            subprocess.run(["zstd", "-q", "-d", doc2["resourceLocation"], "-o", core], check=True,
+                           timeout=120)
+            assert du.readelf_type(core).startswith("CORE")
+            assert e.files() == sorted([path, doc2["resourceLocation"]]), e.files()
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_list_with_pid_and_tags_filters():
+    """Proves: GET /operations lists OperationSummary records (operationId,
+    createdDateTime, status, process, egressProviderName, isStoppable,
+    tags; no resourceLocation), ?pid= keeps that process's, ?tags= those
+    having every tag named; a bad pid is a 400 naming pid."""
+    e = Egress()
+    t1, t2 = h.target("threads", 1), h.target("threads", 1)
+    try:
+        with e.stack("max_dumps = 2", threads=4) as s:
+            a, _, _ = start(s, "/dump?pid=%d&egressProvider=share&tags=red,x" % t1.pid)
+            wait_end(s, a)
+            b, _, _ = start(s, du.dump_url(t2.pid, "egressProvider=share&tags=blue,x"))
+            wait_end(s, b)
+            every = s.json("/operations")
+            assert [o["operationId"] for o in every] == [a, b], every
+            assert set(every[0]) == {"operationId", "createdDateTime", "status", "process",
+                                     "egressProviderName", "isStoppable", "tags"}, every[0]
+            assert [o["operationId"] for o in s.json("/operations?pid=%d" % t2.pid)] == [b]
+            assert [o["operationId"] for o in s.json("/operations?tags=red")] == [a]
+            assert [o["operationId"] for o in s.json("/operations?tags=x")] == [a, b]
+            assert s.json("/operations?tags=red,blue") == []
+            h.assert_problem(s.get("/operations?pid=abc"), 400, "pid")
+    finally:
+        t1.kill()
+        t2.kill()
+        e.close()
+
+
+def test_bad_input():
+    """Proves: an unknown egressProvider is a 400 naming egressProvider
+    (and no operation starts); a malformed operationId is a 400 naming
+    operationId; an unknown one a 404 problem for GET and DELETE; async=
+    maybe is a 400 naming async, async=true without a store a 400 too;
+    store=true with an egressProvider a 400 naming store; without the key
+    the routes are 401."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack() as s:
+            doc = h.assert_problem(s.get("/dump?pid=%d&egressProvider=nope" % t.pid), 400,
+                                   "egressProvider")
+            assert "nope" in doc["detail"], doc
+            h.assert_problem(s.get(du.dump_url(t.pid, "egressProvider=nope")), 400,
+                             "egressProvider")
+            assert s.json("/operations") == []
+            h.assert_problem(s.get("/operations/not-a-guid"), 400, "operationId")
+            h.assert_problem(s.delete("/operations/not-a-guid"), 400, "operationId")
+            unknown = "0b0e6c1e-5c1a-4d2b-9e3f-0123456789ab"
+            h.assert_problem(s.get("/operations/" + unknown), 404)
+            h.assert_problem(s.delete("/operations/" + unknown), 404)
+            h.assert_problem(s.get(du.dump_url(t.pid, "async=maybe")), 400, "async")
+            h.assert_problem(s.get(du.dump_url(t.pid, "async=true")), 400, "async")
+            h.assert_problem(s.get(du.dump_url(t.pid, "egressProvider=share&store=true")), 400,
+                             "store")
+            assert s.get("/operations", auth=False).status == 401
+            assert s.get("/operations/" + unknown, auth=False).status == 401
+            assert e.files() == []
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_cancel_leaves_nothing():
+    """Proves: DELETE /operations/{id} on a Running operation (its target
+    held frozen by the test build) answers 200 once the job stopped, the
+    record says Cancelled, the target runs again, and the egress directory
+    holds nothing (no file, no temp); a second DELETE is a 400 (not
+    running)."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    t = h.target("threads", 1)
+    wfd = None
+    try:
+        with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
+            oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
+            wfd = wait_frozen(fifo)
+            r = s.delete("/operations/" + oid)
+            assert r.status == 200, r
+            assert r.json()["status"] == "Cancelled", r.json()
+            assert status(s, oid)["status"] == "Cancelled"
+            du.assert_resumed(t.pid, timeout=10)
+            assert e.files() == [], e.files()
+            h.assert_problem(s.delete("/operations/" + oid), 400, "operationId")
+    finally:
+        if wfd is not None:
+            os.close(wfd)
+        t.kill()
+        e.close()
+
+
+def test_restart_shows_the_running_operation_failed():
+    """Proves: a responder SIGKILLed while an operation runs leaves its
+    record in store_dir/.operations.json; the next responder on that store
+    lists it Failed, its error saying it was interrupted by a restart, and
+    the egress directory has nothing of it."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    t = h.target("threads", 1)
+    wfd = None
+    s = e.started({"PD_TEST_FROZEN_WAIT": fifo}, store=True).stack
+    try:
+        oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
+        wfd = wait_frozen(fifo)
+        s.terminated = True
+        os.kill(s.pd.pid, signal.SIGKILL)
+        s.pd.wait()
+        os.close(wfd)
+        wfd = None
+        du.assert_resumed(t.pid, timeout=10)
+        with e.stack(store=True) as s2:
+            doc = status(s2, oid)
+            assert doc["status"] == "Failed", doc
+            assert "interrupted by a restart" in doc["error"]["message"], doc
+            assert doc["error"]["detail"] == doc["error"]["message"], doc
+            assert [o["status"] for o in s2.json("/operations")] == ["Failed"]
+            assert e.files() == [], e.files()
+    finally:
+        if wfd is not None:
+            os.close(wfd)
+        s.stop()
+        shutil.rmtree(s.dir, ignore_errors=True)
+        du.reap_our_zombies({s.pd.pid})
+        t.kill()
+        e.close()
+
+
+def test_client_gone_after_202_still_gets_it_done():
+    """Proves: a client that reads the 202's status line and hangs up (the
+    dump held frozen meanwhile) does not stop the operation: it ends
+    Succeeded with the file in the directory."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    t = h.target("threads", 1)
+    wfd = None
+    try:
+        with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            sock.sendall(("GET /dump?pid=%d&egressProvider=share HTTP/1.1\r\nHost: x\r\n"
+                          "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                          % (t.pid, s.key)).encode())
+            head = sock.recv(200).decode("latin-1")
+            assert head.startswith("HTTP/1.1 202"), head
+            sock.close()
+            wfd = wait_frozen(fifo)
+            os.close(wfd)
+            wfd = None
+            ops = s.json("/operations")
+            assert len(ops) == 1, ops
+            doc = wait_end(s, ops[0]["operationId"])
+            assert doc["status"] == "Succeeded", doc
+            assert e.files() == [doc["resourceLocation"]], e.files()
+    finally:
+        if wfd is not None:
+            os.close(wfd)
+        t.kill()
+        e.close()
+
+
+def test_async_lands_in_the_store():
+    """Proves: Kudu's ?async=true (no egress) answers 202 + Location; the
+    operation ends Succeeded with resourceLocation the store entry's URL
+    ({base}/api/dumps/{id}), which /api/dumps lists (trigger manual) and
+    whose download is a core."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack(store=True) as s:
+            oid, _, doc = start(s, du.dump_url(t.pid, "async=true"))
+            assert doc["egressProviderName"] is None, doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            m = re.match(r"^%s/api/dumps/(\S+)$" % re.escape(s.base), doc["resourceLocation"])
+            assert m, doc
+            entries = s.json("/api/dumps")
+            assert [x["id"] for x in entries] == [m.group(1)], entries
+            assert entries[0]["trigger"] == "manual" and entries[0]["pid"] == t.pid, entries
+            r = s.get("/api/dumps/" + m.group(1), timeout=60)
+            assert r.status == 200 and r.body[:4] == b"\x7fELF", r
+            assert e.files() == []
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_429_beyond_max_dumps():
+    """Proves: with max_dumps = 1 and an operation holding its slot (its
+    target frozen), a second operation and a live dump are 429 with
+    Retry-After; once the first ended, the slot is free again."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    t = h.target("threads", 1)
+    wfd = None
+    try:
+        with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
+            oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
+            wfd = wait_frozen(fifo)
+            for path in ("/dump?pid=%d&egressProvider=share" % t.pid, du.dump_url(t.pid)):
+                r = s.get(path)
+                h.assert_problem(r, 429)
+                assert r.header("Retry-After"), r.headers
+            os.close(wfd)
+            wfd = None
+            assert wait_end(s, oid)["status"] == "Succeeded"
+            oid2, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
+            wfd = wait_frozen(fifo)
+            os.close(wfd)
+            wfd = None
+            assert wait_end(s, oid2)["status"] == "Succeeded"
+    finally:
+        if wfd is not None:
+            os.close(wfd)
+        t.kill()
+        e.close()
+
+
+def test_no_secret_in_any_answer_or_log():
+    """Proves: with a SAS token inline and an account key from a file in
+    the config, an operation to each of those providers ends Failed with a
+    reason (nothing listens on their port, or the provider is not built
+    in), and neither secret appears in any answer (202, status, list,
+    the index, /info, /api/rules) nor in the responder's stderr."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack() as s:
+            bodies = []
+            for name in ("sas", "key"):
+                r = s.get("/dump?pid=%d&egressProvider=%s" % (t.pid, name), timeout=60)
+                assert r.status == 202, r
+                bodies.append(r.body + str(r.headers).encode())
+                oid = r.json()["operationId"]
+                doc = wait_end(s, oid)
+                assert doc["status"] == "Failed" and doc["error"]["message"], doc
+                bodies.append(s.get("/operations/" + oid).body)
+            for path in ("/operations", "/", "/info", "/api/rules"):
+                r = s.get(path)
+                bodies.append(r.body + str(r.headers).encode())
+            err = s.stderr()
+            for secret in (SAS, "PdOpsSecretSasTokenZZ9", KEY):
+                for b in bodies:
+                    assert secret.encode() not in b, "a secret is in an answer"
+                assert secret not in err, "a secret is in the responder's log"
+    finally:
+        t.kill()
+        e.close()
+
+
+if __name__ == "__main__":
+    h.main(globals())
