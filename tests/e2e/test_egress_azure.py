@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import dumputil as du  # noqa: E402
 import azurite as az  # noqa: E402
+import test_operations as ops  # noqa: E402
 
 CONTAINER = "dumps"
 PREFIX = "fleet"
@@ -357,6 +358,51 @@ def test_real_dump_through_the_responder():
             assert st == 200 and body == dl.body, (st, len(body), len(dl.body))
             assert hd.get("x-ms-meta-pid") == str(t.pid), hd
             no_secret([a.key], p.stdout, p.stderr)
+    finally:
+        t.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_operation_uploads_to_azurite():
+    """Proves: dotnet-monitor's /dump?pid=&egressProvider=az through nginx
+    and the responder ends Succeeded with resourceLocation the blob's URL
+    (no secret), and the blob read back through the REST API is a core of
+    that pid with the dump's metadata; an operation with a wrong key ends
+    Failed, its error says the key was refused, no blob is left, and the
+    key is neither in any answer nor in the responder's log."""
+    d = tempfile.mkdtemp(prefix="pd-e2e-egress-ops-")
+    t = h.target("threads", 1)
+    try:
+        with az.Azurite() as a:
+            a.create_container(CONTAINER)
+            wrong = az.base64.b64encode(secrets.token_bytes(64)).decode()
+            conf = ("[egress az]\ntype = azureBlobStorage\naccount_url = %s\ncontainer = %s\n"
+                    "blob_prefix = %s\naccount_key = %s\nblock_size = 65536\n"
+                    "[egress bad]\ntype = azureBlobStorage\naccount_url = %s\n"
+                    "container = %s\nblob_prefix = bad\naccount_key = %s\n"
+                    % (a.url, CONTAINER, PREFIX, a.key, a.url, CONTAINER, wrong))
+            with h.Stack(config_files=[conf]) as s:
+                oid, _, _ = ops.start(s, "/dump?pid=%d&egressProvider=az" % t.pid)
+                doc = ops.wait_end(s, oid)
+                assert doc["status"] == "Succeeded", doc
+                loc = doc["resourceLocation"]
+                names = a.blob_names(CONTAINER)
+                assert len(names) == 1 and loc == "%s/%s/%s" % (a.url, CONTAINER, names[0]), (loc, names)
+                assert names[0].startswith("%s/%s/default/" % (PREFIX, HOST)), names
+                st, hd, body = a.get_blob(CONTAINER, names[0])
+                assert st == 200 and len(body) == doc["dump"]["bytes"], (st, len(body), doc)
+                core = os.path.join(d, "core")
+                with open(core, "wb") as f:
+                    f.write(body)
+                assert du.readelf_type(core).startswith("CORE")
+                assert hd.get("x-ms-meta-pid") == str(t.pid) and hd.get("x-ms-meta-host") == HOST, hd
+                oid2, _, _ = ops.start(s, "/dump?pid=%d&egressProvider=bad" % t.pid)
+                doc2 = ops.wait_end(s, oid2)
+                assert doc2["status"] == "Failed", doc2
+                assert "the account key or SAS token was refused" in json.dumps(doc2), doc2
+                assert a.blob_names(CONTAINER) == names
+                every = s.get("/operations").body.decode()
+                no_secret([a.key, wrong], json.dumps(doc), json.dumps(doc2), every, s.stderr())
     finally:
         t.kill()
         shutil.rmtree(d, ignore_errors=True)
