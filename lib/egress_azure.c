@@ -24,8 +24,8 @@
 #define AZ_API_VERSION "2021-08-06"
 #define AZ_TRIES 3
 #define AZ_BLOCK_MIN 1024u
-#define AZ_BLOCK_MAX (100u << 20) /* Put Block's limit for this API version */
-#define AZ_PARALLEL_MAX 32u
+#define AZ_BLOCK_MAX (4000u << 20) /* Put Block's limit since API version 2019-12-12 */
+#define AZ_PARALLEL_MAX 64u
 #define AZ_BLOCKS_MAX 50000u /* a block blob's limit */
 
 /* --- the account: what every request needs --------------------------------- */
@@ -381,8 +381,8 @@ static bool retryable(CURLcode cc, long status)
  * (-EACCES on 403, -ENOENT on 404) with err set. */
 static int az_request(const struct az_account *a, const char *method, const char *path,
 		      struct az_query *q, size_t nq, struct az_hdr *h, size_t nh, const void *body,
-		      size_t bodylen, const char *content_type, struct az_resp *r, const char *what,
-		      char *err, size_t errlen)
+		      size_t bodylen, const char *content_type, const char *if_none_match,
+		      struct az_resp *r, const char *what, char *err, size_t errlen)
 {
 	struct strbuf url, sts, auth;
 	struct curl_slist *hl = NULL;
@@ -444,8 +444,9 @@ static int az_request(const struct az_account *a, const char *method, const char
 			 * If-Modified-Since, If-Match, If-None-Match,
 			 * If-Unmodified-Since, Range; then the x-ms-* headers sorted
 			 * and the canonicalized resource. */
-			strbuf_addf(&sts, "%s\n\n\n%s\n\n%s\n\n\n\n\n\n\n", method, clen,
-				    content_type ? content_type : "");
+			strbuf_addf(&sts, "%s\n\n\n%s\n\n%s\n\n\n\n%s\n\n\n", method, clen,
+				    content_type ? content_type : "",
+				    if_none_match ? if_none_match : "");
 			for (i = 0; i < nh; i++) {
 				if (!dated && strcmp(h[i].name, "x-ms-date") > 0) {
 					strbuf_addf(&sts, "x-ms-date:%s\n", date);
@@ -496,6 +497,10 @@ static int az_request(const struct az_account *a, const char *method, const char
 			} else
 				hl = curl_slist_append(hl, "Content-Type:");
 			hl = curl_slist_append(hl, "Expect:");
+			if (if_none_match) {
+				snprintf(line, sizeof(line), "If-None-Match: %s", if_none_match);
+				hl = curl_slist_append(hl, line);
+			}
 		}
 		if (!hl) {
 			rc = -ENOMEM;
@@ -613,7 +618,7 @@ static void *block_thread(void *arg)
 	block_id(s->index, id);
 	snprintf(what, sizeof(what), "egress %s: Put Block %u", u->name, s->index);
 	strbuf_init(&r.body);
-	rc = az_request(&u->a, "PUT", u->path, q, 2, NULL, 0, s->buf, s->len, NULL, &r, what, err,
+	rc = az_request(&u->a, "PUT", u->path, q, 2, NULL, 0, s->buf, s->len, NULL, NULL, &r, what, err,
 			sizeof(err));
 	strbuf_release(&r.body);
 	pthread_mutex_lock(&u->mu);
@@ -738,7 +743,7 @@ int pd_egress_azure_begin(const struct pd_egress_provider *p, const char *name,
 	if (u->block_size < AZ_BLOCK_MIN || u->block_size > AZ_BLOCK_MAX ||
 	    u->parallel > AZ_PARALLEL_MAX) {
 		snprintf(err, errlen,
-			 "egress %s: block_size must be 1 KiB to 100 MiB and parallel 1 to %u",
+			 "egress %s: block_size must be 1 KiB to 4000 MiB and parallel 1 to %u",
 			 p->name, AZ_PARALLEL_MAX);
 		rc = -EINVAL;
 		goto fail;
@@ -884,13 +889,16 @@ int pd_egress_azure_commit(struct pd_egress_upload *u, char *location, size_t lo
 		snprintf(err, errlen, "egress %s: out of memory", u->name);
 		return -ENOMEM;
 	}
+	/* If-None-Match: *: never replaces a blob of the same name (409
+	 * BlobAlreadyExists): names never collide, and if they did the first
+	 * dump would stay. */
 	memcpy(h, u->meta, u->nmeta * sizeof(h[0]));
 	h[u->nmeta].name = "x-ms-blob-content-type";
 	h[u->nmeta].value = "application/octet-stream";
 	snprintf(what, sizeof(what), "egress %s: Put Block List", u->name);
 	strbuf_init(&r.body);
 	rc = az_request(&u->a, "PUT", u->path, q, 1, h, u->nmeta + 1, xml.buf, xml.len,
-			"application/xml", &r, what, err, errlen);
+			"application/xml", "*", &r, what, err, errlen);
 	strbuf_release(&r.body);
 	strbuf_release(&xml);
 	if (rc < 0)
@@ -975,8 +983,8 @@ int pd_egress_azure_list(const struct pd_egress_provider *p, json_t **out, char 
 			nq--;
 		}
 		snprintf(what, sizeof(what), "egress %s: List Blobs", p->name);
-		rc = az_request(&a, "GET", path, q, nq, NULL, 0, NULL, 0, NULL, &r, what, err,
-				errlen);
+		rc = az_request(&a, "GET", path, q, nq, NULL, 0, NULL, 0, NULL, NULL, &r, what,
+				err, errlen);
 		if (rc < 0)
 			break;
 		for (s = r.body.buf; (s = strstr(s, "<Blob>")); s += 6) {
@@ -1064,8 +1072,8 @@ int pd_egress_azure_get(const struct pd_egress_provider *p, const char *blob, in
 	strbuf_init(&r.body);
 	snprintf(what, sizeof(what), "egress %s: Get Blob", p->name);
 	rc = path.failed ? -ENOMEM
-			 : az_request(&a, "GET", path.buf, NULL, 0, NULL, 0, NULL, 0, NULL, &r,
-				      what, err, errlen);
+			 : az_request(&a, "GET", path.buf, NULL, 0, NULL, 0, NULL, 0, NULL, NULL,
+				      &r, what, err, errlen);
 	strbuf_release(&r.body);
 	strbuf_release(&path);
 	account_free(&a);

@@ -104,8 +104,9 @@ def test_roundtrip_shared_key():
     the blob is named {prefix}/{host}/{site}/{id}-{file} and carries the
     entry's metadata (x-ms-meta-*); push prints its URL (no secret);
     `dumps --egress list` lists it with size and metadata, `get` fetches
-    it byte-identical; the key (read from account_key_file) is in no
-    output."""
+    it byte-identical; a second push of the same name is refused
+    (BlobAlreadyExists) and leaves the first blob as it was; the key (read
+    from account_key_file) is in no output."""
     data = secrets.token_bytes(1300000 + 17)
     e = Env(data)
     try:
@@ -138,7 +139,12 @@ def test_roundtrip_shared_key():
             g2 = e.cli("--egress", "az", "get", PREFIX + "/nope", "-o", out + "2")
             assert g2.returncode == 3 and "BlobNotFound" in g2.stderr, g2
             assert not os.path.exists(out + "2")
-            no_secret([a.key], r.stdout, r.stderr, ls.stdout, ls.stderr, g.stderr, g2.stderr)
+            # the same name again: refused (If-None-Match: *), the first stays
+            r2 = e.push()
+            assert r2.returncode == 1 and "BlobAlreadyExists" in r2.stderr, r2
+            assert_whole(a, data)
+            no_secret([a.key], r.stdout, r.stderr, ls.stdout, ls.stderr, g.stderr, g2.stderr,
+                      r2.stderr)
     finally:
         e.close()
 
