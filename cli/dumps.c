@@ -167,18 +167,19 @@ static int copy_file(int in, int out)
 	return ftruncate(out, st.st_size) < 0 ? -errno : 0;
 }
 
-static int do_get(struct pd_store *s, const char *id, const char *file, const char *output)
+/* Opens entry id's file (NULL: its main file) with its meta: 0, or the
+ * exit status after saying why. */
+static int open_entry(struct pd_store *s, const char *id, const char *file, int *fd,
+		      json_t **meta)
 {
-	char path[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2];
-	json_t *meta = NULL;
-	int in, out, rc;
+	int rc;
 
 	if (file && !pd_store_name_valid(file)) {
 		fprintf(stderr, "procdiag dumps: --file must be a file name of the entry, not '%s'\n",
 			file);
 		return 2;
 	}
-	rc = pd_store_open_entry(s, id, file, &in, &meta);
+	rc = pd_store_open_entry(s, id, file, fd, meta);
 	if (rc == -ENOENT) {
 		fprintf(stderr, "procdiag dumps: %s: no such entry%s%s\n", id, file ? " or file " : "",
 			file ? file : "");
@@ -188,6 +189,18 @@ static int do_get(struct pd_store *s, const char *id, const char *file, const ch
 		fprintf(stderr, "procdiag dumps: %s: %s\n", id, strerror(-rc));
 		return 1;
 	}
+	return 0;
+}
+
+static int do_get(struct pd_store *s, const char *id, const char *file, const char *output)
+{
+	char path[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2];
+	json_t *meta = NULL;
+	int in, out, rc;
+
+	rc = open_entry(s, id, file, &in, &meta);
+	if (rc)
+		return rc;
 	if (!output) {
 		snprintf(path, sizeof(path), "%s-%s", id,
 			 file ? file : str(meta, "file", "file"));
@@ -258,21 +271,9 @@ static int do_push(struct pd_store *s, const struct pd_egress_provider *p, const
 	json_t *meta = NULL;
 	int fd, rc;
 
-	if (file && !pd_store_name_valid(file)) {
-		fprintf(stderr, "procdiag dumps: --file must be a file name of the entry, not '%s'\n",
-			file);
-		return 2;
-	}
-	rc = pd_store_open_entry(s, id, file, &fd, &meta);
-	if (rc == -ENOENT) {
-		fprintf(stderr, "procdiag dumps: %s: no such entry%s%s\n", id, file ? " or file " : "",
-			file ? file : "");
-		return 3;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "procdiag dumps: %s: %s\n", id, strerror(-rc));
-		return 1;
-	}
+	rc = open_entry(s, id, file, &fd, &meta);
+	if (rc)
+		return rc;
 	snprintf(name, sizeof(name), "%s-%s", id, file ? file : str(meta, "file", "file"));
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		host[0] = 0;

@@ -65,7 +65,8 @@ static void redact(const struct az_account *a, char *err)
 		char *p;
 		size_t n;
 
-		if (!secrets[i] || strlen(secrets[i]) < 8)
+		/* "[redacted]" must not be longer than what it replaces */
+		if (!secrets[i] || strlen(secrets[i]) < 10)
 			continue;
 		n = strlen(secrets[i]);
 		while ((p = strstr(err, secrets[i])))
@@ -255,9 +256,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 {
 	struct az_resp *r = arg;
 	size_t len = size * n;
-	long status = 0;
 
-	(void)status;
 	if (r->fd >= 0 && r->status >= 200 && r->status < 300) {
 		int rc = pd_pwrite_all(r->fd, buf, len, r->off);
 
@@ -394,8 +393,10 @@ static int az_request(const struct az_account *a, const char *method, const char
 	strbuf_init(&url);
 	strbuf_init(&sts);
 	strbuf_init(&auth);
-	qsort(q, nq, sizeof(*q), cmp_query);
-	qsort(h, nh, sizeof(*h), cmp_hdr);
+	if (nq)
+		qsort(q, nq, sizeof(*q), cmp_query);
+	if (nh)
+		qsort(h, nh, sizeof(*h), cmp_hdr);
 	strbuf_addstr(&url, a->base);
 	strbuf_addstr(&url, path);
 	for (i = 0; i < nq; i++) {

@@ -7,6 +7,7 @@ test's own SharedKey signer), its metadata, a SAS token, a wrong key, a
 connection cut mid-upload (retried and whole; cut every time: failed and
 absent), a cancelled push (nothing committed), a real dump made through
 nginx and the responder, and no secret in any output."""
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -88,6 +88,25 @@ def no_secret(secrets_, *outputs):
         for o in outputs:
             # the message names no secret, and says so without echoing it
             assert s not in o, "a secret appears in procdiag's output (%d chars)" % len(o)
+
+
+@contextlib.contextmanager
+def proxied(data, **proxy):
+    """(env, azurite, proxy): an entry of data, a running Azurite with the
+    container, a Proxy(**proxy) in front of it and [egress az] through it."""
+    e = Env(data)
+    p = None
+    try:
+        with az.Azurite() as a:
+            a.create_container(CONTAINER)
+            p = az.Proxy(a.port, **proxy)
+            e.configure("http://127.0.0.1:%d/%s" % (p.port, a.account), key=a.key,
+                        parallel=2)
+            yield e, a, p
+    finally:
+        if p:
+            p.close()
+        e.close()
 
 
 def assert_whole(a, data):
@@ -215,22 +234,12 @@ def test_connection_cut_once_is_retried():
     of the real Azurite closes it once, 200 KB into the upload) is retried:
     the push succeeds and the blob is whole and byte-identical."""
     data = secrets.token_bytes(1000000)
-    e = Env(data)
-    p = None
-    try:
-        with az.Azurite() as a:
-            a.create_container(CONTAINER)
-            p = az.Proxy(a.port, cut_once_after=200000)
-            e.configure("http://127.0.0.1:%d/%s" % (p.port, a.account), key=a.key)
-            r = e.push()
-            assert p.cuts == 1, p.cuts
-            assert r.returncode == 0, r.stderr
-            assert_whole(a, data)
-            no_secret([a.key], r.stdout, r.stderr)
-    finally:
-        if p:
-            p.close()
-        e.close()
+    with proxied(data, cut_once_after=200000) as (e, a, p):
+        r = e.push()
+        assert p.cuts == 1, p.cuts
+        assert r.returncode == 0, r.stderr
+        assert_whole(a, data)
+        no_secret([a.key], r.stdout, r.stderr)
 
 
 def test_connection_cut_every_time_fails_absent():
@@ -238,24 +247,14 @@ def test_connection_cut_every_time_fails_absent():
     20 KB: no Put Block can pass, 3 tries each), the push fails naming the
     connection error and no blob exists: failed and absent, never partial."""
     data = secrets.token_bytes(500000)
-    e = Env(data)
-    p = None
-    try:
-        with az.Azurite() as a:
-            a.create_container(CONTAINER)
-            p = az.Proxy(a.port, cut_every_after=20000)
-            e.configure("http://127.0.0.1:%d/%s" % (p.port, a.account), key=a.key)
-            r = e.push()
-            assert r.returncode == 1, r
-            assert "try 3 of 3" in r.stderr, r.stderr
-            assert p.cuts >= 3, p.cuts
-            assert a.blob_names(CONTAINER) == []
-            assert a.get_blob(CONTAINER, BLOB)[0] == 404
-            no_secret([a.key], r.stdout, r.stderr)
-    finally:
-        if p:
-            p.close()
-        e.close()
+    with proxied(data, cut_every_after=20000) as (e, a, p):
+        r = e.push()
+        assert r.returncode == 1, r
+        assert "try 3 of 3" in r.stderr, r.stderr
+        assert p.cuts >= 3, p.cuts
+        assert a.blob_names(CONTAINER) == []
+        assert a.get_blob(CONTAINER, BLOB)[0] == 404
+        no_secret([a.key], r.stdout, r.stderr)
 
 
 def test_azurite_killed_and_restarted():
@@ -308,30 +307,20 @@ def test_cancel_leaves_nothing():
     committed (Get Block List shows them uncommitted) and no blob exists;
     the service garbage-collects the uncommitted blocks."""
     data = secrets.token_bytes(1000000)
-    e = Env(data)
-    p = None
-    try:
-        with az.Azurite() as a:
-            a.create_container(CONTAINER)
-            p = az.Proxy(a.port, gate_after=150000)
-            e.configure("http://127.0.0.1:%d/%s" % (p.port, a.account), key=a.key, parallel=2)
-            proc = subprocess.Popen([h.PROCDIAG, "dumps", "--config", e.conf, "push", ENTRY,
-                                     "--egress", "az"], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            assert p.gated.wait(60), "the upload never reached the gate"
-            proc.send_signal(signal.SIGINT)
-            p.open_gate()
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 1, (proc.returncode, out, err)
-            assert "cancelled" in err, err
-            assert a.blob_names(CONTAINER) == []
-            assert a.get_blob(CONTAINER, BLOB)[0] == 404
-            assert len(a.uncommitted(CONTAINER, BLOB)) >= 1
-            no_secret([a.key], out, err)
-    finally:
-        if p:
-            p.close()
-        e.close()
+    with proxied(data, gate_after=150000) as (e, a, p):
+        proc = subprocess.Popen([h.PROCDIAG, "dumps", "--config", e.conf, "push", ENTRY,
+                                 "--egress", "az"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert p.gated.wait(60), "the upload never reached the gate"
+        proc.send_signal(signal.SIGINT)
+        p.open_gate()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, (proc.returncode, out, err)
+        assert "cancelled" in err, err
+        assert a.blob_names(CONTAINER) == []
+        assert a.get_blob(CONTAINER, BLOB)[0] == 404
+        assert len(a.uncommitted(CONTAINER, BLOB)) >= 1
+        no_secret([a.key], out, err)
 
 
 def test_real_dump_through_the_responder():
