@@ -64,6 +64,14 @@ static int start_rules(struct pd_context *ctx, const struct pd_config *cfg,
 		return 0;
 	actx->scope = &cfg->scope;
 	actx->store = ctx->store;
+	actx->egress = cfg->egress;
+	actx->negress = cfg->negress;
+	actx->spool_dir = cfg->spool_dir ? cfg->spool_dir : PD_SPOOL_DIR_DEFAULT;
+	actx->spool_memory_max = cfg->spool_memory_max;
+	actx->host = ctx->machine_name;
+	actx->site = getenv("WEBSITE_SITE_NAME") && *getenv("WEBSITE_SITE_NAME")
+			     ? getenv("WEBSITE_SITE_NAME")
+			     : "default";
 	rc = pd_ruleengine_start(&ro, out);
 	if (rc < 0) {
 		fprintf(stderr, "procdiag: cannot start the rule engine: %s\n", strerror(-rc));

@@ -630,14 +630,24 @@ int pd_config_parse(struct pd_config *c, const char *text, size_t len, const cha
 
 int pd_config_check(const struct pd_config *c, char *err, size_t errlen)
 {
-	if (c->rules.n && !c->store_dir) {
-		const struct pd_rule *r = &c->rules.v[0];
+	for (size_t i = 0; i < c->rules.n; i++) {
+		const struct pd_rule *r = &c->rules.v[i];
+		const char *f = r->file ? r->file : "config";
 
-		snprintf(err, errlen,
-			 "%s:%d: rule '%s' writes into the dump store, and no store_dir is "
-			 "configured",
-			 r->file ? r->file : "config", r->line, r->name);
-		return -EINVAL;
+		if (r->action.egress[0] && !pd_config_egress(c, r->action.egress)) {
+			snprintf(err, errlen, "%s:%d: rule '%s' names egress '%s', and no [egress %s] "
+				 "section is configured", f, r->line, r->name, r->action.egress,
+				 r->action.egress);
+			return -EINVAL;
+		}
+		/* a rule's stacks, and a dump without egress, go into the store */
+		if (!c->store_dir && (r->action.stacks || !r->action.egress[0])) {
+			snprintf(err, errlen,
+				 "%s:%d: rule '%s' writes into the dump store, and no store_dir is "
+				 "configured",
+				 f, r->line, r->name);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -82,12 +82,28 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
+/* A true|false query parameter (absent: false); a 400 naming it answered
+ * and -1 for another value. */
+static int query_bool(struct pd_req *r, const char *name, bool *out)
+{
+	const char *v = pd_req_query(r, name);
+
+	if (!v || !*v || !strcasecmp(v, "false") || !strcmp(v, "0")) {
+		*out = false;
+	} else if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
+		*out = true;
+	} else {
+		pd_resp_problem(r, 400, name, "%s must be true or false, not '%s'.", name, v);
+		return -1;
+	}
+	return 0;
+}
+
 /* egressProvider=NAME (an [egress NAME] section) or async=true: the dump
  * runs as an operation (docs/OPERATIONS-API.md), answered 202. */
 static int parse_operation(struct dump_req *d)
 {
 	const char *e = pd_req_query(d->r, "egressProvider");
-	const char *a = pd_req_query(d->r, "async");
 	const char *tags = pd_req_query(d->r, "tags");
 
 	if (e && *e) {
@@ -100,14 +116,8 @@ static int parse_operation(struct dump_req *d)
 			return -1;
 		}
 	}
-	if (!a || !*a || !strcasecmp(a, "false") || !strcmp(a, "0")) {
-		d->async = false;
-	} else if (!strcasecmp(a, "true") || !strcmp(a, "1")) {
-		d->async = true;
-	} else {
-		pd_resp_problem(d->r, 400, "async", "async must be true or false, not '%s'.", a);
+	if (query_bool(d->r, "async", &d->async) < 0)
 		return -1;
-	}
 	if (d->async && !d->egress && !d->ctx->store) {
 		pd_resp_problem(d->r, 400, "async",
 				"async=true without egressProvider puts the dump into the dump "
@@ -130,16 +140,8 @@ static int parse_operation(struct dump_req *d)
 /* store=true|false (docs/STORE.md): keep the dump in the dump store too. */
 static int parse_store(struct dump_req *d)
 {
-	const char *v = pd_req_query(d->r, "store");
-
-	if (!v || !*v || !strcasecmp(v, "false") || !strcmp(v, "0")) {
-		d->store = false;
-	} else if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
-		d->store = true;
-	} else {
-		pd_resp_problem(d->r, 400, "store", "store must be true or false, not '%s'.", v);
+	if (query_bool(d->r, "store", &d->store) < 0)
 		return -1;
-	}
 	if (d->store && !d->ctx->store) {
 		pd_resp_problem(d->r, 400, "store",
 				"store=true needs the dump store, and no store_dir is configured.");
@@ -179,6 +181,11 @@ static int parse_format(struct dump_req *d)
 		return -1;
 	}
 	return parse_store(d);
+}
+
+static enum pd_dump_format dump_format(const struct dump_req *d)
+{
+	return d->zip ? PD_DUMP_FORMAT_ZIP : d->zstd ? PD_DUMP_FORMAT_ZSTD : PD_DUMP_FORMAT_RAW;
 }
 
 static const char *content_type(const struct dump_req *d)
@@ -501,9 +508,7 @@ static int take_dump(struct dump_req *d)
 		.pid = d->p.pid,
 		.start_time = d->p.stat.starttime,
 		.type = d->type,
-		.format = d->zip    ? PD_DUMP_FORMAT_ZIP
-			  : d->zstd ? PD_DUMP_FORMAT_ZSTD
-				    : PD_DUMP_FORMAT_RAW,
+		.format = dump_format(d),
 		.scope = &d->ctx->config->scope,
 		.open_out = open_spool,
 		.progress = progress,
@@ -788,9 +793,7 @@ static int dump_process(struct dump_req *d)
 			.pid = d->p.pid,
 			.start_time = d->p.stat.starttime,
 			.type = d->type,
-			.format = d->zip    ? PD_DUMP_FORMAT_ZIP
-				  : d->zstd ? PD_DUMP_FORMAT_ZSTD
-					    : PD_DUMP_FORMAT_RAW,
+			.format = dump_format(d),
 			.process = comm,
 			.egress = d->egress,
 			.tags = pd_req_query(r, "tags"),

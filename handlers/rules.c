@@ -59,6 +59,9 @@ json_t *pd_rule_config_json(const struct pd_rule *r)
 		rc |= json_object_set_new(action, "dump_type", json_string(r->action.type_text));
 		rc |= json_object_set_new(action, "format",
 					  json_string(pd_dump_format_name(r->action.format)));
+		rc |= json_object_set_new(action, "egress",
+					  r->action.egress[0] ? json_string(r->action.egress)
+							      : json_null());
 	}
 	rc |= json_object_set_new(o, "action", action);
 	action = NULL;

@@ -12,6 +12,8 @@
 #include "lib/dumpjob.h"
 #include "lib/stacksrun.h"
 #include "lib/store.h"
+#include "lib/egress.h"
+#include "lib/operations.h"
 
 /* What every entry of a firing says besides its kind's own members: the
  * rule, what fired, when; the process name escaped as every name from a
@@ -151,6 +153,49 @@ static json_t *dump_meta_hook(json_t *m, void *arg)
 	return firing_meta(m, arg);
 }
 
+static int firing_cancelled(void *arg)
+{
+	const struct pd_rule_firing *f = arg;
+
+	return f->cancel && atomic_load(f->cancel);
+}
+
+/* egress = NAME: the dump into a spool, then uploaded (instead of stored). */
+static int do_egress(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
+		     struct pd_dumpjob_opts *o, struct pd_rule_result *res)
+{
+	const struct pd_rule_action *a = &f->rule->action;
+	const struct pd_egress_provider *p = NULL;
+	struct pd_dumpjob_result jr;
+	char tname[16], loc[512], detail[512];
+	struct pd_egress_meta m = {
+		.host = c->host,
+		.site = c->site,
+		.process = f->comm,
+		.dump_type = pd_dumpjob_type_name(&a->type, tname, sizeof(tname)),
+		.trigger = "rule",
+		.rule = f->rule->name,
+		.pid = f->pid,
+	};
+	int rc;
+
+	for (size_t i = 0; i < c->negress; i++)
+		if (!strcmp(c->egress[i].name, a->egress))
+			p = &c->egress[i];
+	if (!p) {
+		snprintf(res->detail, sizeof(res->detail), "dump: no [egress %s] configured",
+			 a->egress);
+		return -ENOENT;
+	}
+	rc = pd_egress_dump_job(p, o, c->spool_dir, c->spool_memory_max, firing_cancelled,
+				(void *)f, &m, NULL, &jr, loc, sizeof(loc), detail, sizeof(detail));
+	if (rc < 0)
+		snprintf(res->detail, sizeof(res->detail), "%s", detail);
+	else
+		snprintf(res->detail, sizeof(res->detail), "egress %s: %s", p->name, loc);
+	return rc;
+}
+
 static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		   struct pd_rule_result *res, int k)
 {
@@ -165,6 +210,12 @@ static int do_dump(const struct pd_ruleaction_ctx *c, const struct pd_rule_firin
 	};
 	struct pd_dumpjob_result jr;
 
+	if (a->egress[0])
+		return do_egress(c, f, &o, res);
+	if (!c->store) {
+		snprintf(res->detail, sizeof(res->detail), "no store_dir configured");
+		return -ENOENT;
+	}
 	/* the meta every dump entry has (lib/store.h), and the firing's */
 	return pd_store_dump_job(c->store, &o, progress, (void *)f, NULL, "rule", f->rule->name,
 				 dump_meta_hook, (void *)f, &jr, res->ids[k], res->detail,
@@ -178,7 +229,7 @@ void pd_ruleaction_run(void *arg, const struct pd_rule_firing *f, struct pd_rule
 	int k = 0, rc = 0, skipped = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!c->store) {
+	if (!c->store && (a->stacks || !a->egress[0])) {
 		res->kind = PD_RULE_FAILED;
 		snprintf(res->detail, sizeof(res->detail), "no store_dir configured");
 		return;

@@ -14,7 +14,10 @@
  * a dump, dumpType, format, method and
  * figures. An entry the store refuses for its quota (-EDQUOT) leaves
  * nothing: the result is SKIPPED, "quota: ..."; any other failure is
- * FAILED with the reason. */
+ * FAILED with the reason. A rule with egress = NAME uploads its dump to
+ * that provider instead (lib/operations.h pd_egress_dump_job: the dump
+ * job into a spool, then the upload): the result is STORED with no id and
+ * detail "egress NAME: LOCATION", or FAILED with the reason. */
 #ifndef PD_RULEACTION_H
 #define PD_RULEACTION_H
 
@@ -23,8 +26,17 @@
 
 struct pd_store;
 
+struct pd_egress_provider;
+
 struct pd_ruleaction_ctx {
-	struct pd_store *store;	      /* borrowed */
+	struct pd_store *store;	      /* borrowed; NULL: rules with egress only */
+	/* the [egress NAME] providers (a rule's egress = NAME: its dump is
+	 * uploaded there from a spool, instead of stored), borrowed */
+	const struct pd_egress_provider *egress;
+	size_t negress;
+	const char *spool_dir;
+	unsigned long long spool_memory_max;
+	const char *host, *site; /* the upload's {host}/{site} */
 	const struct pd_scope *scope; /* the helper judges the stopped process by it */
 	const char *helper;	      /* NULL: /proc/self/exe */
 };

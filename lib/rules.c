@@ -20,7 +20,7 @@
 /* The keys, one bit each in r->seen. */
 static const char *const keys[] = {
 	"site", "name", "cmdline", "cmdline_regex", "uid", "cgroup", "trigger", "for",
-	"action", "dump_type", "format", "count", "interval",
+	"action", "dump_type", "format", "count", "interval", "egress",
 };
 
 /* The signals the kernel dumps core for (signal(7), "Core"). */
@@ -342,6 +342,16 @@ int pd_rule_set(struct pd_rule *r, const char *key, const char *val, char *why, 
 		snprintf(r->action.type_text, sizeof(r->action.type_text), "%s", val);
 		return 0;
 	}
+	if (!strcmp(key, "egress")) {
+		size_t n = strlen(val);
+
+		if (!n || n >= sizeof(r->action.egress) || strspn(val, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+						  "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+			return why_f(why, whylen, "egress must name an [egress NAME] section: '%s'",
+				     val);
+		memcpy(r->action.egress, val, n + 1);
+		return 0;
+	}
 	if (!strcmp(key, "format")) {
 		if (!strcmp(val, "raw"))
 			r->action.format = PD_DUMP_FORMAT_RAW;
@@ -378,9 +388,12 @@ int pd_rule_check(const struct pd_rule *r, char *why, size_t whylen)
 	}
 	if (r->trigger.kind == PD_TRIGGER_TIMER && r->for_ms)
 		return why_f(why, whylen, "rule '%s': 'for' has no meaning for a timer", r->name);
-	if ((r->seen & (1u << 9 | 1u << 10)) && !r->action.dump)
-		return why_f(why, whylen, "rule '%s': dump_type and format are for an action with "
-			     "a dump", r->name);
+	if ((r->seen & (1u << 9 | 1u << 10 | 1u << 13)) && !r->action.dump)
+		return why_f(why, whylen, "rule '%s': dump_type and format (and egress) are for "
+			     "an action with a dump", r->name);
+	if (r->action.egress[0] && r->trigger.kind == PD_TRIGGER_CRASH)
+		return why_f(why, whylen, "rule '%s': egress is not (yet) for crash rules: the "
+			     "crash handler writes into the store", r->name);
 	return 0;
 }
 
@@ -554,6 +567,8 @@ int pd_rule_format(const struct pd_rule *r, struct strbuf *sb)
 	if (r->action.dump)
 		strbuf_addf(sb, "dump_type = %s\nformat = %s\n", r->action.type_text,
 			    pd_dump_format_name(r->action.format));
+	if (r->action.egress[0])
+		strbuf_addf(sb, "egress = %s\n", r->action.egress);
 	pd_duration_text(r->interval_ms, d, sizeof(d));
 	strbuf_addf(sb, "count = %u\ninterval = %s\n", r->count, d);
 	return sb->failed ? -ENOMEM : 0;

@@ -91,6 +91,9 @@ struct pd_rule_action {
 	struct pd_dumptype type;
 	char type_text[24]; /* as written ("Full", "0x2"), for the API */
 	enum pd_dump_format format;
+	/* egress = NAME: the dump goes to that [egress NAME] provider instead
+	 * of the store ("" : the store); pd_config_check checks the name */
+	char egress[65];
 };
 
 struct pd_rule {

@@ -8,8 +8,8 @@ its pid and tags filters, cancel leaving nothing, a SIGKILLed responder's
 Running operation Failed after the restart, a client gone after the 202,
 async into the store, 429 beyond max_dumps, bad input, and no secret in
 any answer or log line."""
-import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -17,8 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -26,6 +24,7 @@ import dumputil as du  # noqa: E402
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SAS = "sv=2099-01-01&ss=b&srt=co&sp=rwdlac&sig=PdOpsSecretSasTokenZZ9"
+RULETARGET = os.path.join(h.BUILDDIR, "tests", "targets", "ruletarget")
 KEY = "UGRPcHNTZWNyZXRBY2NvdW50S2V5Wlo5UGRPcHNTZWNyZXQ="
 
 
@@ -97,6 +96,11 @@ def wait_end(s, oid, timeout=120):
         status(s, oid)), timeout, "operation %s to end" % oid)
 
 
+def rule(st, name):
+    """The rule called name of GET /api/rules."""
+    return [r for r in st.json("/api/rules")["rules"] if r["name"] == name][0]
+
+
 def wait_frozen(fifo, timeout=30):
     """The write end of PD_TEST_FROZEN_WAIT's FIFO once the dump helper
     waits on it (its target frozen)."""
@@ -106,6 +110,14 @@ def wait_frozen(fifo, timeout=30):
         except OSError:
             return None
     return h.wait_until(opened, timeout, "the helper to freeze the target")
+
+
+def frozen_setup():
+    """An Egress, a FIFO for PD_TEST_FROZEN_WAIT in it, a target."""
+    e = Egress()
+    fifo = os.path.join(e.tmp, "frozen.fifo")
+    os.mkfifo(fifo)
+    return e, fifo, h.target("threads", 1)
 
 
 def test_egress_dump_succeeds_whole_in_the_directory():
@@ -215,10 +227,7 @@ def test_cancel_leaves_nothing():
     record says Cancelled, the target runs again, and the egress directory
     holds nothing (no file, no temp); a second DELETE is a 400 (not
     running)."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
@@ -243,10 +252,7 @@ def test_restart_shows_the_running_operation_failed():
     record in store_dir/.operations.json; the next responder on that store
     lists it Failed, its error saying it was interrupted by a restart, and
     the egress directory has nothing of it."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     s = e.started({"PD_TEST_FROZEN_WAIT": fifo}, store=True).stack
     try:
@@ -279,10 +285,7 @@ def test_client_gone_after_202_still_gets_it_done():
     """Proves: a client that reads the 202's status line and hangs up (the
     dump held frozen meanwhile) does not stop the operation: it ends
     Succeeded with the file in the directory."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
@@ -338,10 +341,7 @@ def test_429_beyond_max_dumps():
     """Proves: with max_dumps = 1 and an operation holding its slot (its
     target frozen), a second operation and a live dump are 429 with
     Retry-After; once the first ended, the slot is free again."""
-    e = Egress()
-    fifo = os.path.join(e.tmp, "frozen.fifo")
-    os.mkfifo(fifo)
-    t = h.target("threads", 1)
+    e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
@@ -395,6 +395,50 @@ def test_no_secret_in_any_answer_or_log():
                 assert secret not in err, "a secret is in the responder's log"
     finally:
         t.kill()
+        e.close()
+
+
+def test_rule_with_egress_uploads_instead_of_storing():
+    """Proves: a rule with egress = share sends its dump to the provider
+    (a core of the rule's process in {directory}/{host}/default/, gdb
+    loads it) and nothing into the store; /api/rules shows the egress and
+    a result whose detail names the file; a rule naming an egress that is
+    not configured stops the responder at start, naming it."""
+    e = Egress()
+    t = "rt-%08x" % random.getrandbits(32)
+    rules = "[rule up]\ncmdline = %s\ntrigger = timer 1\ndump_type = Mini\negress = share\n" % t
+    try:
+        st = h.Stack(config_lines=["rules_interval_ms = 200", "store_dir = " + e.store],
+                     config_files=[e.conf, rules])
+        with st:
+            rt = h.spawn([RULETARGET, "0", "idle", t])
+            try:
+                words = h.read_line(rt).split()
+                assert words[0] == "ready", words
+                pid = int(words[1])
+                r = h.wait_until(lambda: (lambda x: x if x["state"]["status"] == "exhausted"
+                                          else None)(rule(st, "up")), 60, "the rule to fire")
+                assert r["action"]["egress"] == "share", r
+                files = e.files()
+                assert len(files) == 1, files
+                assert files[0].startswith(os.path.join(e.dir, socket.gethostname(), "default",
+                                                        "core.%d." % pid)), files
+                assert r["state"]["last"]["result"] == "stored", r
+                assert files[0] in r["state"]["last"]["detail"], r
+                du.gdb_threads(RULETARGET, files[0], pid=pid)
+                assert st.json("/api/dumps") == []
+            finally:
+                h.kill_tree(rt)
+        bad = h.Stack(config_lines=["store_dir = " + e.store],
+                      config_files=[rules.replace("share", "elsewhere")])
+        try:
+            bad.start()
+            raise AssertionError("a rule naming an unknown egress started")
+        except AssertionError as ex:
+            assert "egress 'elsewhere'" in str(ex), ex
+        finally:
+            bad.stop()
+    finally:
         e.close()
 
 

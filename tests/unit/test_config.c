@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "common/strbuf.h"
 #include "handlers/conffile.h"
 
 static int parse(struct pd_config *c, const char *text, char *err, size_t errlen)
@@ -481,6 +482,36 @@ static void test_egress_sections(void **state)
 	expect_error("[egress x]\nparallel = 0\n", "parallel must be 1..64");
 	expect_error("[egress x]\nblock_size = 1K\n", "block_size must be");
 	expect_error("[egress x]\ntype = filesystem\ntype = filesystem\n", "given twice");
+
+	/* a rule's egress = NAME: checked against the sections; a dump rule
+	 * with egress needs no store */
+	assert_int_equal(parse(&c, "[egress share]\ntype = filesystem\ndirectory = /d\n"
+				   "[rule r]\ntrigger = timer 5\negress = share\n", err, sizeof(err)), 0);
+	assert_string_equal(c.rules.v[0].action.egress, "share");
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), 0);
+	{
+		struct strbuf sb = STRBUF_INIT;
+
+		assert_int_equal(pd_rule_format(&c.rules.v[0], &sb), 0);
+		assert_non_null(strstr(sb.buf, "format = raw\negress = share\ncount = 1\n"));
+		strbuf_release(&sb);
+	}
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "[rule r]\ntrigger = timer 5\negress = nowhere\n", err,
+			       sizeof(err)), 0);
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "t.conf:1: rule 'r' names egress 'nowhere'"));
+	pd_config_release(&c);
+	assert_int_equal(parse(&c, "[egress share]\ntype = filesystem\ndirectory = /d\n"
+				   "[rule r]\ntrigger = timer 5\naction = dump+stacks\negress = share\n",
+			       err, sizeof(err)), 0);
+	assert_int_equal(pd_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no store_dir"));
+	pd_config_release(&c);
+	expect_error("[rule r]\ntrigger = timer 5\naction = stacks\negress = share\n",
+		     "(and egress) are for an action with a dump");
+	expect_error("[rule r]\ntrigger = crash\negress = share\n", "egress is not (yet) for crash");
+	expect_error("[rule r]\ntrigger = timer 5\negress = a/b\n", "egress must name");
 }
 
 int main(void)
