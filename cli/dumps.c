@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,8 @@
 #include "cli/cli.h"
 #include "common/numparse.h"
 #include "handlers/conffile.h"
+#include "lib/egress.h"
+#include "lib/egress_azure.h"
 #include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/store.h"
 
@@ -22,7 +25,10 @@ static void dumps_usage(FILE *out)
 	fprintf(out,
 		"usage: procdiag dumps --config FILE [--json] list\n"
 		"       procdiag dumps --config FILE get ID [-o FILE] [--file NAME]\n"
-		"       procdiag dumps --config FILE rm ID\n\n"
+		"       procdiag dumps --config FILE rm ID\n"
+		"       procdiag dumps --config FILE push ID --egress NAME [--file NAME]\n"
+		"       procdiag dumps --config FILE --egress NAME [--json] list\n"
+		"       procdiag dumps --config FILE --egress NAME get BLOB [-o FILE]\n\n"
 		"The dump store of the configuration's store_dir (docs/STORE.md), read\n"
 		"directly: no responder is needed.\n\n"
 		"  -c, --config FILE   a configuration file (repeatable, read in order)\n"
@@ -30,7 +36,12 @@ static void dumps_usage(FILE *out)
 		"  -o, --output FILE   get: where to write (default ID-NAME in the current\n"
 		"                      directory; '-' standard output). Holes of a sparse\n"
 		"                      core stay holes in a file.\n"
-		"      --file NAME     get: another file of the entry (e.g. stacks.txt)\n"
+		"      --file NAME     get, push: another file of the entry (e.g. stacks.txt)\n"
+		"  -e, --egress NAME   the configuration's [egress NAME] (azureBlobStorage):\n"
+		"                      push uploads entry ID as {prefix}/{host}/{site}/ID-FILE;\n"
+		"                      list and get read the container (every host's blobs\n"
+		"                      under the prefix) instead of the store. Ctrl-C during\n"
+		"                      a push aborts it: no blob is left (docs/FLEET.md)\n"
 		"  -h, --help          this text\n\n"
 		"Exit status: 0 success, 1 failure, 2 usage error, 3 no such entry or file.\n");
 }
@@ -156,18 +167,19 @@ static int copy_file(int in, int out)
 	return ftruncate(out, st.st_size) < 0 ? -errno : 0;
 }
 
-static int do_get(struct pd_store *s, const char *id, const char *file, const char *output)
+/* Opens entry id's file (NULL: its main file) with its meta: 0, or the
+ * exit status after saying why. */
+static int open_entry(struct pd_store *s, const char *id, const char *file, int *fd,
+		      json_t **meta)
 {
-	char path[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2];
-	json_t *meta = NULL;
-	int in, out, rc;
+	int rc;
 
 	if (file && !pd_store_name_valid(file)) {
 		fprintf(stderr, "procdiag dumps: --file must be a file name of the entry, not '%s'\n",
 			file);
 		return 2;
 	}
-	rc = pd_store_open_entry(s, id, file, &in, &meta);
+	rc = pd_store_open_entry(s, id, file, fd, meta);
 	if (rc == -ENOENT) {
 		fprintf(stderr, "procdiag dumps: %s: no such entry%s%s\n", id, file ? " or file " : "",
 			file ? file : "");
@@ -177,6 +189,18 @@ static int do_get(struct pd_store *s, const char *id, const char *file, const ch
 		fprintf(stderr, "procdiag dumps: %s: %s\n", id, strerror(-rc));
 		return 1;
 	}
+	return 0;
+}
+
+static int do_get(struct pd_store *s, const char *id, const char *file, const char *output)
+{
+	char path[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2];
+	json_t *meta = NULL;
+	int in, out, rc;
+
+	rc = open_entry(s, id, file, &in, &meta);
+	if (rc)
+		return rc;
 	if (!output) {
 		snprintf(path, sizeof(path), "%s-%s", id,
 			 file ? file : str(meta, "file", "file"));
@@ -222,14 +246,129 @@ static int do_rm(struct pd_store *s, const char *id)
 	return 0;
 }
 
+static volatile sig_atomic_t push_cancel;
+
+static void on_push_signal(int sig)
+{
+	(void)sig;
+	push_cancel = 1;
+}
+
+static int push_cancelled(void *arg)
+{
+	(void)arg;
+	return push_cancel;
+}
+
+/* Uploads entry id's file to the provider, with the entry's meta.json as
+ * the blob's metadata. */
+static int do_push(struct pd_store *s, const struct pd_egress_provider *p, const char *id,
+		   const char *file)
+{
+	char name[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2], host[256] = "", loc[2048], err[1024];
+	struct sigaction sa = {.sa_handler = on_push_signal};
+	struct pd_egress_meta m = {0};
+	json_t *meta = NULL;
+	int fd, rc;
+
+	rc = open_entry(s, id, file, &fd, &meta);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "%s-%s", id, file ? file : str(meta, "file", "file"));
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		host[0] = 0;
+	m.host = host;
+	m.site = NULL; /* the provider's "default" */
+	m.process = str(meta, "process", NULL);
+	m.dump_type = str(meta, "dumpType", NULL);
+	m.method = str(meta, "method", NULL);
+	m.trigger = str(meta, "trigger", NULL);
+	m.rule = str(meta, "rule", NULL);
+	m.pid = (int)json_integer_value(json_object_get(meta, "pid"));
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	rc = pd_egress_upload_fd(p, fd, name, &m, push_cancelled, NULL, loc, sizeof(loc), err,
+				 sizeof(err));
+	close(fd);
+	json_decref(meta);
+	if (rc < 0) {
+		fprintf(stderr, "procdiag dumps: push %s to %s failed, nothing left there: %s\n", id,
+			p->name, err);
+		return 1;
+	}
+	printf("%s\n", loc);
+	return fflush(stdout) == EOF ? 1 : 0;
+}
+
+static int egress_list(const struct pd_egress_provider *p, bool as_json)
+{
+	char err[1024];
+	json_t *a, *e;
+	size_t i;
+	int rc = pd_egress_azure_list(p, &a, err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "procdiag dumps: %s\n", err);
+		return 1;
+	}
+	if (as_json) {
+		rc = json_dumpf(a, stdout, JSON_INDENT(2)) < 0 || fputc('\n', stdout) == EOF;
+		json_decref(a);
+		return rc ? 1 : 0;
+	}
+	printf("%-29s %10s  %s\n", "LAST MODIFIED", "SIZE", "BLOB");
+	json_array_foreach(a, i, e)
+	{
+		char size[16];
+
+		format_bytes((uint64_t)json_integer_value(json_object_get(e, "size")), false, size,
+			     sizeof(size));
+		printf("%-29s %10s  %s\n", str(e, "lastModified", "?"), size, str(e, "name", "?"));
+	}
+	json_decref(a);
+	return fflush(stdout) == EOF ? 1 : 0;
+}
+
+static int egress_get(const struct pd_egress_provider *p, const char *blob, const char *output)
+{
+	const char *base = strrchr(blob, '/');
+	char err[1024];
+	int fd, rc;
+
+	if (!output)
+		output = base ? base + 1 : blob;
+	if (!*output || !strcmp(output, "-")) {
+		fprintf(stderr, "procdiag dumps: get --egress writes a file: -o FILE\n");
+		return 2;
+	}
+	fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "procdiag dumps: %s: %s\n", output, strerror(errno));
+		return 1;
+	}
+	rc = pd_egress_azure_get(p, blob, fd, err, sizeof(err));
+	if (close(fd) < 0 && !rc)
+		rc = -errno, snprintf(err, sizeof(err), "%s: %s", output, strerror(errno));
+	if (rc < 0) {
+		unlink(output);
+		fprintf(stderr, "procdiag dumps: %s\n", err);
+		return rc == -ENOENT ? 3 : 1;
+	}
+	fprintf(stderr, "procdiag dumps: wrote %s\n", output);
+	return 0;
+}
+
 int cmd_dumps(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
 		{"output", required_argument, NULL, 'o'}, {"file", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},	  {0, 0, 0, 0},
+		{"egress", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+		{0, 0, 0, 0},
 	};
-	const char *configs[8], *output = NULL, *file = NULL, *verb, *id = NULL;
+	const char *configs[8], *output = NULL, *file = NULL, *verb, *id = NULL, *egress = NULL;
+	const struct pd_egress_provider *ep = NULL;
 	int nconfig = 0, c, rc = 1;
 	bool as_json = false;
 	struct pd_config cfg;
@@ -238,7 +377,7 @@ int cmd_dumps(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:e:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (nconfig == (int)(sizeof(configs) / sizeof(configs[0]))) {
@@ -250,6 +389,7 @@ int cmd_dumps(int argc, char **argv)
 		case 'j': as_json = true; break;
 		case 'o': output = optarg; break;
 		case 'f': file = optarg; break;
+		case 'e': egress = optarg; break;
 		case 'h': dumps_usage(stdout); return 0;
 		default:
 			fprintf(stderr, "procdiag dumps: unknown option '%s'\n", argv[optind - 1]);
@@ -258,14 +398,28 @@ int cmd_dumps(int argc, char **argv)
 		}
 	}
 	verb = optind < argc ? argv[optind] : "list";
-	if (!strcmp(verb, "get") || !strcmp(verb, "rm")) {
+	if (egress && !strcmp(verb, "rm")) {
+		fprintf(stderr, "procdiag dumps: rm is for the store, not --egress\n");
+		return 2;
+	}
+	if (!egress && !strcmp(verb, "push")) {
+		fprintf(stderr, "procdiag dumps: push needs --egress NAME\n");
+		return 2;
+	}
+	if (!strcmp(verb, "get") || !strcmp(verb, "rm") || !strcmp(verb, "push")) {
 		if (argc - optind != 2) {
-			fprintf(stderr, "procdiag dumps: %s needs one ID\n", verb);
+			fprintf(stderr, "procdiag dumps: %s needs one %s\n", verb,
+				egress && !strcmp(verb, "get") ? "BLOB" : "ID");
 			dumps_usage(stderr);
 			return 2;
 		}
 		id = argv[optind + 1];
-		if (!pd_store_id_valid(id)) {
+		if (egress && !strcmp(verb, "get")) {
+			if (file) {
+				fprintf(stderr, "procdiag dumps: --file is for the store, not --egress\n");
+				return 2;
+			}
+		} else if (!pd_store_id_valid(id)) {
 			fprintf(stderr,
 				"procdiag dumps: '%s' is not an id (YYYYMMDDTHHMMSSZ-PID-XXXX, as "
 				"'procdiag dumps list' shows them)\n",
@@ -277,8 +431,8 @@ int cmd_dumps(int argc, char **argv)
 		dumps_usage(stderr);
 		return 2;
 	}
-	if ((output || file) && strcmp(verb, "get")) {
-		fprintf(stderr, "procdiag dumps: -o and --file are for get\n");
+	if ((output && strcmp(verb, "get")) || (file && strcmp(verb, "get") && strcmp(verb, "push"))) {
+		fprintf(stderr, "procdiag dumps: -o is for get, --file for get and push\n");
 		return 2;
 	}
 	if (!nconfig) {
@@ -294,6 +448,29 @@ int cmd_dumps(int argc, char **argv)
 	for (int i = 0; i < nconfig; i++) {
 		if (pd_config_load(&cfg, configs[i], err, sizeof(err)) < 0) {
 			fprintf(stderr, "procdiag dumps: %s\n", err);
+			goto out;
+		}
+	}
+	if (egress) {
+		ep = pd_config_egress(&cfg, egress);
+		if (!ep) {
+			fprintf(stderr, "procdiag dumps: the configuration has no [egress %s]\n", egress);
+			rc = 2;
+			goto out;
+		}
+		if (ep->type != PD_EGRESS_AZURE_BLOB && strcmp(verb, "push")) {
+			fprintf(stderr,
+				"procdiag dumps: [egress %s] is a filesystem directory: list it with ls\n",
+				egress);
+			rc = 2;
+			goto out;
+		}
+		if (!strcmp(verb, "list")) {
+			rc = egress_list(ep, as_json);
+			goto out;
+		}
+		if (!strcmp(verb, "get")) {
+			rc = egress_get(ep, id, output);
 			goto out;
 		}
 	}
@@ -315,6 +492,8 @@ int cmd_dumps(int argc, char **argv)
 		rc = do_list(s, as_json);
 	else if (!strcmp(verb, "get"))
 		rc = do_get(s, id, file, output);
+	else if (!strcmp(verb, "push"))
+		rc = do_push(s, ep, id, file);
 	else
 		rc = do_rm(s, id);
 out:
