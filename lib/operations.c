@@ -412,7 +412,10 @@ int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opt
 				 sizeof(err));
 	close(jr->fd);
 	jr->fd = -1;
-	if (rc < 0)
+	/* The providers name themselves in most of their errors: once only. */
+	if (rc < 0 && !strncmp(err, "egress ", 7))
+		snprintf(detail, detlen, "%s", err);
+	else if (rc < 0)
 		snprintf(detail, detlen, "egress '%s': %s", p->name, err);
 	return rc;
 }

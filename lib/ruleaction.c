@@ -190,9 +190,10 @@ static int do_egress(const struct pd_ruleaction_ctx *c, const struct pd_rule_fir
 	rc = pd_egress_dump_job(p, o, c->spool_dir, c->spool_memory_max, firing_cancelled,
 				(void *)f, &m, NULL, &jr, loc, sizeof(loc), detail, sizeof(detail));
 	if (rc < 0)
-		snprintf(res->detail, sizeof(res->detail), "%s", detail);
+		snprintf(res->detail, sizeof(res->detail), "%.*s", (int)sizeof(res->detail) - 1,
+			 detail);
 	else
-		snprintf(res->detail, sizeof(res->detail), "egress %s: %s", p->name, loc);
+		snprintf(res->detail, sizeof(res->detail), "egress %s: %.180s", p->name, loc);
 	return rc;
 }
 

@@ -278,7 +278,13 @@ def test_azurite_killed_and_restarted():
         proc = subprocess.Popen([h.PROCDIAG, "dumps", "--config", e.conf, "push", ENTRY,
                                  "--egress", "az"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        assert p.gated.wait(60), "the upload never reached the gate"
+        # The gate, or the push's end (then its words say why it ended first).
+        h.wait_until(lambda: p.gated.is_set() or proc.poll() is not None, 120,
+                     "the upload to reach the gate")
+        if not p.gated.is_set():
+            out, err = proc.communicate()
+            raise AssertionError("the push ended before the gate (%s): %s%s\nAzurite: %s"
+                                 % (proc.returncode, out, err, a.tail()))
         # SIGTERM: Azurite saves its metadata (SIGKILL would lose the last
         # 5 s of it, blocks and blobs alike) and drops the connections
         os.killpg(a.proc.pid, signal.SIGTERM)
