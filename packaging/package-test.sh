@@ -97,6 +97,11 @@ make -s dist-gzip > "$work/dist.log" 2>&1 || { cat "$work/dist.log" >&2; die "ma
 tar -C "$work" -xzf "procdiag-$version.tar.gz"
 mv "procdiag-$version.tar.gz" "$work/procdiag_$version.orig.tar.gz"
 cp -a "$src/packaging/debian" "$src/debian"
+# The egress tests' Azurite comes from npm, installed by ./dev into the
+# checkout; the dist tree has only its package.json and lock.
+if [ -d "$ROOT/tests/azurite/node_modules" ]; then
+	ln -s "$ROOT/tests/azurite/node_modules" "$src/tests/azurite/node_modules"
+fi
 profiles=()
 case " ${DEB_BUILD_OPTIONS:-} " in *" nocheck "*) profiles=(-Pnocheck) ;; esac
 say "dpkg-buildpackage -us -uc -b ${profiles[*]} (DEB_BUILD_OPTIONS='${DEB_BUILD_OPTIONS:-}'; log: $work/build.log)"
