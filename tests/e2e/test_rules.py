@@ -184,7 +184,11 @@ def test_cpu_above_fires_on_the_spinner_only():
         s = rule(st, "hot")["state"]
         assert s["matched"] == 2, s
         entries = stored(st, "hot")
-        assert len(entries) == 2 * s["fired"] - 2 * s["running"], (s, entries)
+        after = rule(st, "hot")["state"]
+        # The spinner keeps firing while we read: every firing finished
+        # before the listing stored both files, and none stored more.
+        assert 2 * (s["fired"] - s["running"]) <= len(entries) <= 2 * after["fired"], \
+            (s, after, entries)
         assert all(e["pid"] == spin.pid for e in entries), entries
         assert [e["kind"] for e in entries[:2]] == ["stacks", "dump"], entries
         stk, dump = entries[:2]

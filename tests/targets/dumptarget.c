@@ -151,6 +151,7 @@ int main(int argc, char **argv)
 	int want_churn = 0, zombie_leader = 0, want_vfork = 0, want_ioperm = 0;
 	int have_ioperm = 0;
 	pthread_t t;
+	sigset_t usr;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "threads") && i + 1 < argc) {
@@ -171,6 +172,13 @@ int main(int argc, char **argv)
 	}
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
+	/* Both signals go to the main thread alone: the other threads are
+	 * created with them blocked, so "usr1 COUNT" never races a handler
+	 * running on another thread. */
+	sigemptyset(&usr);
+	sigaddset(&usr, SIGUSR1);
+	sigaddset(&usr, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &usr, NULL);
 	snprintf(pd_global, sizeof(pd_global), "PDGLOBAL-%d", (int)getpid());
 	pd_heap = malloc(HEAP_BYTES);
 	if (!pd_heap)
@@ -184,6 +192,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (want_vfork && pthread_create(&t, NULL, vforker, NULL) != 0)
 		return 1;
+	pthread_sigmask(SIG_UNBLOCK, &usr, NULL);
 	/* A kernel without CONFIG_X86_IOPL_IOPERM says ENOSYS: "ioperm=0". */
 	if (want_ioperm) {
 		have_ioperm = ioperm(0x80, 1, 1) == 0;
