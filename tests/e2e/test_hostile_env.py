@@ -174,5 +174,38 @@ def test_production_binary_has_no_hooks():
         assert has(h.PROCDIAG_HOOKED, b"PD_TEST_FROZEN_SLEEP_MS")
 
 
+def test_ignored_signals_are_not_inherited():
+    """Proves: a responder started with SIGQUIT, SIGHUP, SIGTERM and SIGINT
+    ignored (as a shell starts a background job, or a hostile starter)
+    takes them back: SIGHUP ends it again."""
+    if h.INSTALLED:
+        return  # the installed service is started by its own unit
+    import signal
+
+    def ignore():
+        for sig in (signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+
+    d = tempfile.mkdtemp(prefix="sigign-")
+    sock = os.path.join(d, "s")
+    p = subprocess.Popen([h.PROCDIAG, "serve", "--no-auth", "--listen", "unix:" + sock],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, preexec_fn=ignore)
+    try:
+        h.wait_until(lambda: os.path.exists(sock), 30, "the responder's socket")
+        with open("/proc/%d/status" % p.pid) as f:
+            ign = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", f.read(), re.M).group(1), 16)
+        for sig in (signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            assert not ign & (1 << (sig - 1)), ("still ignored", sig, hex(ign))
+        assert ign & (1 << (signal.SIGPIPE - 1)), hex(ign)  # its own choice
+        os.kill(p.pid, signal.SIGHUP)
+        assert p.wait(timeout=30) == -signal.SIGHUP
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     h.main(globals())
