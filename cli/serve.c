@@ -108,6 +108,10 @@ int cmd_serve(int argc, char **argv)
 	char err[512];
 	int c, fd, rc = 1;
 
+	if (pd_server_default_signals() < 0) {
+		perror("procdiag: sigaction");
+		return 1;
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:c:t:h", opts, NULL)) != -1) {
 		switch (c) {

@@ -829,21 +829,28 @@ static int start_workers(struct server *s)
 /* SIGTERM and SIGINT blocked in every thread (workers inherit the mask)
  * and read from a signalfd by the acceptor; a web server that closed the
  * connection costs a failed write (-EPIPE), not the process. The other
- * signals that end a process do so whatever the starter left ignored (a
- * shell's background job starts with SIGQUIT ignored): the server takes
- * no such order from its environment. */
-static int setup_signals(struct server *s, sigset_t *old)
+ * signals are set back to their defaults (pd_server_default_signals). */
+int pd_server_default_signals(void)
 {
 	static const int dfl[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
-	struct sigaction ign = {.sa_handler = SIG_IGN}, def = {.sa_handler = SIG_DFL};
-	sigset_t stop;
-	int rc;
+	struct sigaction def = {.sa_handler = SIG_DFL};
 
-	sigemptyset(&ign.sa_mask);
 	sigemptyset(&def.sa_mask);
 	for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
 		if (sigaction(dfl[i], &def, NULL) < 0)
 			return -errno;
+	return 0;
+}
+
+static int setup_signals(struct server *s, sigset_t *old)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigset_t stop;
+	int rc;
+
+	sigemptyset(&ign.sa_mask);
+	if ((rc = pd_server_default_signals()) < 0)
+		return rc;
 	if (sigaction(SIGPIPE, &ign, NULL) < 0)
 		return -errno;
 	sigemptyset(&stop);

@@ -48,6 +48,13 @@ int pd_server_listen(const char *spec);
 /* A socket handed over by systemd (sd_listen_fds) or, failing that, fd 0 if
  * it is a listening socket (spawn-fcgi). -ENOTSOCK when there is none. */
 int pd_server_inherited_fd(void);
+
+/* Sets SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM back
+ * to their defaults: the server takes no disposition from whoever started
+ * it (a shell's background job starts with SIGQUIT and SIGINT ignored).
+ * Called first thing by `procdiag serve`, and again by pd_server_run.
+ * Returns 0 or -errno. */
+int pd_server_default_signals(void);
 /* Runs until SIGTERM/SIGINT. 0, or -errno when it could not start. */
 int pd_server_run(const struct pd_server_opts *opts);
 
