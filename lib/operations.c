@@ -410,14 +410,14 @@ static int egress_progress(void *arg, enum pd_dump_phase phase, uint64_t done, u
 			e->tail = NULL;
 			e->tail_rc = rc;
 		}
-		if (phase == PD_PHASE_COMPRESS && done)
-			pd_hook_compress_hold(hold_stop, e);
 		if (phase == PD_PHASE_DONE && e->tail && !e->ended) {
 			/* the stream is whole: what went up while it was written */
 			e->m->streamed = pd_egress_tail_sent(e->tail);
 			e->ended = true;
 		}
 	}
+	if (phase == PD_PHASE_COMPRESS && done)
+		pd_hook_compress_hold(hold_stop, e);
 	return e->tail_rc || egress_cancelled(e);
 }
 
