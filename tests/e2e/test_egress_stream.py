@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -217,6 +218,74 @@ def test_cancel_mid_stream_leaves_no_blob_and_no_spool():
     finally:
         p.kill()
         p.wait()
+
+
+def test_upload_failure_mid_stream_fails_whole_or_nothing():
+    """Proves: Azurite stopped (SIGTERM: it keeps its metadata) while blocks
+    of a zstd stream are up and the compression is held: released, the
+    operation ends Failed with a 502 "Upload failed" naming the failed Put
+    Block (after its retries), never Succeeded; Azurite restarted on the
+    same port and data shows no blob; the spool is empty, the target runs,
+    and the key is in no answer."""
+    p, pid = du.heap_target(24)
+    try:
+        tmp = tempfile.mkdtemp(prefix="pd-e2e-hold-")
+        hold = os.path.join(tmp, "hold")
+        open(hold, "w").close()
+        with setup(block_size=65536, parallel=2, env={"PD_TEST_COMPRESS_HOLD": hold},
+                   hooked=True) as (d, spool, a, s):
+            oid, _, _ = ops.start(s, zstd_url(pid))
+            held(hold)
+            names = h.wait_until(lambda: pending_blobs(a), 60, "uncommitted blocks")
+            a.stop(signal.SIGTERM)
+            os.unlink(hold)
+            doc = ops.wait_end(s, oid, timeout=180)
+            assert doc["status"] == "Failed", doc
+            err = doc["error"]
+            assert err["code"] == "502" and err["title"] == "Upload failed", err
+            assert "Put Block" in err["message"], err
+            a.start()
+            assert a.blob_names(CONTAINER) == []
+            assert a.get_blob(CONTAINER, names[0])[0] == 404
+            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
+            assert os.listdir(spool) == [], os.listdir(spool)
+            du.assert_resumed(pid, timeout=10)
+            assert a.key not in s.get("/operations/" + oid).body.decode()
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_filesystem_egress_streams_too():
+    """Proves: the streaming path is the providers' common one: a
+    compress=zstd dump to a `filesystem` egress (written by the uploader
+    thread while the stream is written) lands whole: one .zst file in the
+    directory that `zstd -t` accepts, of the record's bytes, that
+    decompresses to a core; nothing else is left there or in the spool."""
+    e = ops.Egress()
+    p, pid = du.heap_target(8)
+    spool = os.path.join(e.tmp, "spool")
+    os.makedirs(spool)
+    try:
+        with e.stack("spool_dir = " + spool) as s:
+            oid, _, _ = ops.start(s, du.dump_url(
+                pid, "dumpType=Full&compress=zstd&egressProvider=share"))
+            doc = ops.wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            files = e.files()
+            assert len(files) == 1 and files[0].endswith(".zst"), files
+            assert files[0] == doc["resourceLocation"], (files, doc["resourceLocation"])
+            assert os.path.getsize(files[0]) == doc["dump"]["bytes"], doc["dump"]
+            r = subprocess.run([ZSTD, "-t", "-q", files[0]], capture_output=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert du.readelf_type(unzstd(files[0])).startswith("CORE")
+            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
+            assert os.listdir(spool) == [], os.listdir(spool)
+    finally:
+        p.kill()
+        p.wait()
+        e.close()
 
 
 # What the responder may hold beyond the blocks: libzstd's contexts and its
