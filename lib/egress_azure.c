@@ -682,6 +682,17 @@ static int submit(struct pd_egress_upload *u, char *err, size_t errlen)
 		return -EFBIG;
 	}
 	pthread_mutex_lock(&u->mu);
+	/* parallel blocks in flight at most: the (parallel + 1)th buffer is
+	 * the one being filled while they go */
+	for (;;) {
+		unsigned i, busy = 0;
+
+		for (i = 0; i <= u->parallel; i++)
+			busy += u->slots[i].busy;
+		if (busy < u->parallel)
+			break;
+		pthread_cond_wait(&u->cv, &u->mu);
+	}
 	s->index = u->nblocks++;
 	s->busy = true;
 	s->joined = false;

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -255,6 +256,45 @@ def test_upload_failure_mid_stream_fails_whole_or_nothing():
     finally:
         p.kill()
         p.wait()
+
+
+def test_parallel_blocks_in_flight_and_no_more():
+    """Proves the provider keeps several blocks in flight, and no more than
+    `parallel`: a zstd operation uploads through a proxy that holds every
+    connection's traffic (its gate, from the first byte): while held, as
+    many connections as `parallel` (3) are open at once, each a Put Block
+    that cannot end, and after two more seconds still exactly 3 (the
+    uploader waits for a free buffer: (parallel + 1) blocks at most);
+    opened, the operation ends Succeeded with the whole blob."""
+    p, pid = du.heap_target(8)
+    prox = None
+    d = tempfile.mkdtemp(prefix="pd-e2e-stream-")
+    try:
+        with az.Azurite() as a:
+            a.create_container(CONTAINER)
+            prox = az.Proxy(a.port, gate_after=1)
+            url = "http://127.0.0.1:%d/%s" % (prox.port, a.account)
+            c = conf(a, 65536, 3).replace("account_url = " + a.url, "account_url = " + url)
+            with h.Stack(config_lines=["spool_dir = " + d], config_files=[c]) as s:
+                oid, _, _ = ops.start(s, zstd_url(pid))
+                h.wait_until(lambda: prox.accepted >= 3, 60, "3 blocks in flight")
+                # held: nothing can end, so nothing new may start
+                time.sleep(2)
+                assert prox.accepted == 3, prox.accepted
+                assert ops.status(s, oid)["status"] == "Running"
+                prox.open_gate()
+                doc = ops.wait_end(s, oid)
+                assert doc["status"] == "Succeeded", doc
+                names = a.blob_names(CONTAINER)
+                st, _, body = a.get_blob(CONTAINER, names[0])
+                assert st == 200 and len(body) == doc["dump"]["bytes"] > 8 * 65536, (
+                    st, len(body), doc["dump"])
+    finally:
+        if prox:
+            prox.close()
+        p.kill()
+        p.wait()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_filesystem_egress_streams_too():
