@@ -130,18 +130,45 @@ def test_zstd_operation_is_whole_and_the_same_dump():
                                                                 [n[:2] for n in nl])
             for kind in (NT_FILE, NT_AUXV):
                 assert [n for n in nb if n[1] == kind] == [n for n in nl if n[1] == kind], kind
-            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
-            assert os.listdir(spool) == [], os.listdir(spool)
+            assert_spool_empty(s, spool)
     finally:
         t.kill()
         t.wait()
 
 
-def held(hold):
-    """The test build holds the compression while `hold` exists; it says it
-    is holding by creating hold.held."""
-    return h.wait_until(lambda: os.path.exists(hold + ".held"), 120,
-                        "the compression to be held")
+def assert_spool_empty(s, spool):
+    h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
+    assert os.listdir(spool) == [], os.listdir(spool)
+
+
+class Held:
+    """A zstd operation of a 24 MiB random heap whose compression the test
+    build holds (PD_TEST_COMPRESS_HOLD) once blocks of it are in Azurite
+    (64 KiB blocks, 2 in flight). Attributes: pid, hold (remove it to
+    release), d, spool, a (Azurite), s (the stack), oid, names (the pending
+    blob's name, alone)."""
+
+
+@contextlib.contextmanager
+def held_stream():
+    t, pid = du.heap_target(24)
+    tmp = tempfile.mkdtemp(prefix="pd-e2e-hold-")
+    x = Held()
+    x.pid, x.hold = pid, os.path.join(tmp, "hold")
+    open(x.hold, "w").close()
+    try:
+        with setup(block_size=65536, parallel=2, env={"PD_TEST_COMPRESS_HOLD": x.hold},
+                   hooked=True) as (x.d, x.spool, x.a, x.s):
+            x.oid, _, _ = ops.start(x.s, zstd_url(pid))
+            # the compression held, and says so with hold.held
+            h.wait_until(lambda: os.path.exists(x.hold + ".held"), 120,
+                         "the compression to be held")
+            x.names = h.wait_until(lambda: pending_blobs(x.a), 60, "uncommitted blocks")
+            yield x
+    finally:
+        t.kill()
+        t.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_blocks_go_up_while_compression_is_held():
@@ -152,44 +179,33 @@ def test_blocks_go_up_while_compression_is_held():
     holds on disk less than two blocks (the uploaded part punched out).
     Released, the operation ends Succeeded, the blob is a whole zstd frame,
     and the record's uploaded_while_writing is at least the blocks seen."""
-    p, pid = du.heap_target(24)
     bs = 65536
-    try:
-        tmp = tempfile.mkdtemp(prefix="pd-e2e-hold-")
-        hold = os.path.join(tmp, "hold")
-        open(hold, "w").close()
-        with setup(block_size=bs, parallel=2, env={"PD_TEST_COMPRESS_HOLD": hold},
-                   hooked=True) as (d, spool, a, s):
-            oid, _, _ = ops.start(s, zstd_url(pid))
-            held(hold)
-            names = h.wait_until(lambda: pending_blobs(a), 60, "uncommitted blocks")
-            blocks = h.wait_until(lambda: (lambda b: b if len(b) >= 8 else None)(
-                a.uncommitted(CONTAINER, names[0])), 60, "8 uncommitted blocks")
-            assert ops.status(s, oid)["status"] == "Running"
-            assert a.blob_names(CONTAINER) == [], "committed before the stream ended"
-            assert a.get_blob(CONTAINER, names[0])[0] == 404
-            # the zstd stream's spool: long, but its uploaded part punched out
-            def punched():
-                fs = [f for f in spool_files(s.pd.pid, spool) if f.st_size >= 8 * bs]
-                return [f for f in fs if f.st_blocks * 512 < 2 * bs] or None
-            h.wait_until(punched, 30, "the uploaded part of the spool to be punched out: %s"
-                         % [(f.st_size, f.st_blocks * 512) for f in spool_files(s.pd.pid, spool)])
-            os.unlink(hold)
-            doc = ops.wait_end(s, oid)
-            assert doc["status"] == "Succeeded", doc
-            assert a.blob_names(CONTAINER) == names, (a.blob_names(CONTAINER), names)
-            st, _, body = a.get_blob(CONTAINER, names[0])
-            assert st == 200 and len(body) == doc["dump"]["bytes"]
-            blob = os.path.join(d, "b.zst")
-            with open(blob, "wb") as f:
-                f.write(body)
-            assert du.readelf_type(unzstd(blob)).startswith("CORE")
-            assert doc["dump"]["uploaded_while_writing"] >= len(blocks) * bs, (doc["dump"],
-                                                                               len(blocks))
-        shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        p.kill()
-        p.wait()
+    with held_stream() as x:
+        a, s = x.a, x.s
+        blocks = h.wait_until(lambda: (lambda b: b if len(b) >= 8 else None)(
+            a.uncommitted(CONTAINER, x.names[0])), 60, "8 uncommitted blocks")
+        assert ops.status(s, x.oid)["status"] == "Running"
+        assert a.blob_names(CONTAINER) == [], "committed before the stream ended"
+        assert a.get_blob(CONTAINER, x.names[0])[0] == 404
+
+        # the zstd stream's spool: long, but its uploaded part punched out
+        def punched():
+            fs = [f for f in spool_files(s.pd.pid, x.spool) if f.st_size >= 8 * bs]
+            return [f for f in fs if f.st_blocks * 512 < 2 * bs] or None
+        h.wait_until(punched, 30, "the uploaded part of the spool to be punched out: %s"
+                     % [(f.st_size, f.st_blocks * 512) for f in spool_files(s.pd.pid, x.spool)])
+        os.unlink(x.hold)
+        doc = ops.wait_end(s, x.oid)
+        assert doc["status"] == "Succeeded", doc
+        assert a.blob_names(CONTAINER) == x.names, (a.blob_names(CONTAINER), x.names)
+        st, _, body = a.get_blob(CONTAINER, x.names[0])
+        assert st == 200 and len(body) == doc["dump"]["bytes"]
+        blob = os.path.join(x.d, "b.zst")
+        with open(blob, "wb") as f:
+            f.write(body)
+        assert du.readelf_type(unzstd(blob)).startswith("CORE")
+        assert doc["dump"]["uploaded_while_writing"] >= len(blocks) * bs, (doc["dump"],
+                                                                           len(blocks))
 
 
 def test_cancel_mid_stream_leaves_no_blob_and_no_spool():
@@ -197,28 +213,14 @@ def test_cancel_mid_stream_leaves_no_blob_and_no_spool():
     already up (compression held) answers 200 Cancelled; no blob is
     committed (the uncommitted blocks never become one), the responder has
     no spool file open and the spool directory is empty; the target runs."""
-    p, pid = du.heap_target(24)
-    try:
-        tmp = tempfile.mkdtemp(prefix="pd-e2e-hold-")
-        hold = os.path.join(tmp, "hold")
-        open(hold, "w").close()
-        with setup(block_size=65536, parallel=2, env={"PD_TEST_COMPRESS_HOLD": hold},
-                   hooked=True) as (d, spool, a, s):
-            oid, _, _ = ops.start(s, zstd_url(pid))
-            held(hold)
-            names = h.wait_until(lambda: pending_blobs(a), 60, "uncommitted blocks")
-            r = s.delete("/operations/" + oid)
-            assert r.status == 200, r
-            assert r.json()["status"] == "Cancelled", r.json()
-            assert a.blob_names(CONTAINER) == []
-            assert a.get_blob(CONTAINER, names[0])[0] == 404
-            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
-            assert os.listdir(spool) == [], os.listdir(spool)
-            du.assert_resumed(pid, timeout=10)
-        shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        p.kill()
-        p.wait()
+    with held_stream() as x:
+        r = x.s.delete("/operations/" + x.oid)
+        assert r.status == 200, r
+        assert r.json()["status"] == "Cancelled", r.json()
+        assert x.a.blob_names(CONTAINER) == []
+        assert x.a.get_blob(CONTAINER, x.names[0])[0] == 404
+        assert_spool_empty(x.s, x.spool)
+        du.assert_resumed(x.pid, timeout=10)
 
 
 def test_upload_failure_mid_stream_fails_whole_or_nothing():
@@ -228,34 +230,20 @@ def test_upload_failure_mid_stream_fails_whole_or_nothing():
     Block (after its retries), never Succeeded; Azurite restarted on the
     same port and data shows no blob; the spool is empty, the target runs,
     and the key is in no answer."""
-    p, pid = du.heap_target(24)
-    try:
-        tmp = tempfile.mkdtemp(prefix="pd-e2e-hold-")
-        hold = os.path.join(tmp, "hold")
-        open(hold, "w").close()
-        with setup(block_size=65536, parallel=2, env={"PD_TEST_COMPRESS_HOLD": hold},
-                   hooked=True) as (d, spool, a, s):
-            oid, _, _ = ops.start(s, zstd_url(pid))
-            held(hold)
-            names = h.wait_until(lambda: pending_blobs(a), 60, "uncommitted blocks")
-            a.stop(signal.SIGTERM)
-            os.unlink(hold)
-            doc = ops.wait_end(s, oid, timeout=180)
-            assert doc["status"] == "Failed", doc
-            err = doc["error"]
-            assert err["code"] == "502" and err["title"] == "Upload failed", err
-            assert "Put Block" in err["message"], err
-            a.start()
-            assert a.blob_names(CONTAINER) == []
-            assert a.get_blob(CONTAINER, names[0])[0] == 404
-            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
-            assert os.listdir(spool) == [], os.listdir(spool)
-            du.assert_resumed(pid, timeout=10)
-            assert a.key not in s.get("/operations/" + oid).body.decode()
-        shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        p.kill()
-        p.wait()
+    with held_stream() as x:
+        x.a.stop(signal.SIGTERM)
+        os.unlink(x.hold)
+        doc = ops.wait_end(x.s, x.oid, timeout=180)
+        assert doc["status"] == "Failed", doc
+        err = doc["error"]
+        assert err["code"] == "502" and err["title"] == "Upload failed", err
+        assert "Put Block" in err["message"], err
+        x.a.start()
+        assert x.a.blob_names(CONTAINER) == []
+        assert x.a.get_blob(CONTAINER, x.names[0])[0] == 404
+        assert_spool_empty(x.s, x.spool)
+        du.assert_resumed(x.pid, timeout=10)
+        assert x.a.key not in x.s.get("/operations/" + x.oid).body.decode()
 
 
 def test_parallel_blocks_in_flight_and_no_more():
@@ -320,8 +308,7 @@ def test_filesystem_egress_streams_too():
             r = subprocess.run([ZSTD, "-t", "-q", files[0]], capture_output=True, timeout=60)
             assert r.returncode == 0, r.stderr
             assert du.readelf_type(unzstd(files[0])).startswith("CORE")
-            h.wait_until(lambda: not spool_files(s.pd.pid, spool), 10, "the spool closed")
-            assert os.listdir(spool) == [], os.listdir(spool)
+            assert_spool_empty(s, spool)
     finally:
         p.kill()
         p.wait()
