@@ -349,7 +349,6 @@ void pd_ops_close(struct pd_ops *ops)
 struct egress_job {
 	const char *dir;
 	const struct pd_egress_provider *p;
-	const struct pd_dumpjob_opts *o;
 	const struct pd_dumpjob_result *jr; /* its method, once copied */
 	struct pd_egress_meta *m;
 	const char *name;
@@ -440,7 +439,6 @@ int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opt
 {
 	struct egress_job e = { .dir = spool_dir ? spool_dir : "/var/tmp",
 				.p = p,
-				.o = o,
 				.jr = jr,
 				.m = m,
 				.cancelled = cancelled,
