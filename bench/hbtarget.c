@@ -13,7 +13,8 @@
  * one byte into each page of the heap, in order and round again, at that
  * many MB (10^6 bytes) of pages a second: what a clone dump's copy-on-write
  * costs for a process that keeps writing (bench/dump.sh).
- * With HB_KSM=1 in the environment all its anonymous memory is KSM-mergeable
+ * With HB_FILL=mixed the heap is partly compressible, as a real one
+ * (fill_mixed; bench/egress.sh). With HB_KSM=1 in the environment all its anonymous memory is KSM-mergeable
  * (PR_SET_MEMORY_MERGE, Linux 6.4): bench/zeropages.sh uses it where the
  * kernel never maps the zero page, so that KSM's use_zero_pages maps it. */
 #include "config.h"
@@ -49,6 +50,42 @@ static void *parked(void *arg)
 	for (;;)
 		pthread_cond_wait(&park_cond, &park_lock);
 	return NULL;
+}
+
+/* HB_FILL=mixed: pages as a real heap has them, partly compressible (zstd -1
+ * takes it to about 45%): of every 4 pages, one of random bytes, one of text
+ * (random letters and spaces), one of 64-byte records that differ in a
+ * counter and a random word, one of a few bytes among zeros. */
+static void fill_mixed(unsigned char *heap, size_t len)
+{
+	static const char text[] = "etaoinshrdlu cmfwypvbgkqjxz ETAOINSHRD";
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (size_t p = 0; p < len; p += 4096) {
+		unsigned char *pg = heap + p;
+		size_t n = len - p < 4096 ? len - p : 4096;
+
+		for (size_t i = 0; i < n; i += 8) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			switch (p / 4096 % 4) {
+			case 0: memcpy(pg + i, &x, n - i < 8 ? n - i : 8); break;
+			case 1:
+				for (size_t k = 0; k < 8 && i + k < n; k++)
+					pg[i + k] = (unsigned char)text[(x >> (k * 5)) % (sizeof(text) - 1)];
+				break;
+			case 2:
+				if (i % 64 == 0)
+					memset(pg + i, 0x20, n - i < 64 ? n - i : 64),
+					memcpy(pg + i, &p, sizeof(p) < n - i ? sizeof(p) : n - i);
+				if (i % 64 == 16)
+					memcpy(pg + i, &x, 4);
+				break;
+			default:
+				if (i % 64 == 0)
+					pg[i] = (unsigned char)(p / 4096 * 7 + 1);
+			}
+		}
+	}
 }
 
 static unsigned char *wheap;
@@ -97,8 +134,11 @@ int main(int argc, char **argv)
 	}
 	if (getenv("HB_KSM") && !strcmp(getenv("HB_KSM"), "1"))
 		prctl(67 /* PR_SET_MEMORY_MERGE */, 1, 0, 0, 0);
-	for (size_t i = 0; i < len; i += 64)
-		heap[i] = (unsigned char)(i / 4096 * 7 + 1);
+	if (getenv("HB_FILL") && !strcmp(getenv("HB_FILL"), "mixed"))
+		fill_mixed(heap, len);
+	else
+		for (size_t i = 0; i < len; i += 64)
+			heap[i] = (unsigned char)(i / 4096 * 7 + 1);
 	pthread_attr_init(&attr);
 	if (argc > 3 && atol(argv[3]) > 0)
 		pthread_attr_setstacksize(&attr, (size_t)atol(argv[3]) * 1024);

@@ -641,7 +641,7 @@ static struct az_slot *wait_slots(struct pd_egress_upload *u, bool all)
 {
 	for (;;) {
 		struct az_slot *freeone = NULL;
-		bool busy = false;
+		bool busy = false, unlocked = false;
 		unsigned i;
 
 		for (i = 0; i <= u->parallel; i++) {
@@ -656,13 +656,17 @@ static struct az_slot *wait_slots(struct pd_egress_upload *u, bool all)
 				pthread_join(s->th, NULL);
 				pthread_mutex_lock(&u->mu);
 				s->joined = true;
+				unlocked = true;
 			}
 			if (s != u->fill && !freeone)
 				freeone = s;
 		}
 		if (all ? !busy : freeone != NULL)
 			return freeone;
-		pthread_cond_wait(&u->cv, &u->mu);
+		/* A block that ended while the lock was let go for a join
+		 * broadcast to nobody: look again before waiting. */
+		if (!unlocked)
+			pthread_cond_wait(&u->cv, &u->mu);
 	}
 }
 
@@ -678,6 +682,17 @@ static int submit(struct pd_egress_upload *u, char *err, size_t errlen)
 		return -EFBIG;
 	}
 	pthread_mutex_lock(&u->mu);
+	/* parallel blocks in flight at most: the (parallel + 1)th buffer is
+	 * the one being filled while they go */
+	for (;;) {
+		unsigned i, busy = 0;
+
+		for (i = 0; i <= u->parallel; i++)
+			busy += u->slots[i].busy;
+		if (busy < u->parallel)
+			break;
+		pthread_cond_wait(&u->cv, &u->mu);
+	}
 	s->index = u->nblocks++;
 	s->busy = true;
 	s->joined = false;

@@ -20,6 +20,7 @@
 #include "lib/rules.h"
 #include "lib/spool.h"
 #include "lib/store.h"
+#include "lib/testhooks.h"
 
 #define STATE_NAME ".operations.json"
 
@@ -344,36 +345,90 @@ void pd_ops_close(struct pd_ops *ops)
 
 /* --- the work -------------------------------------------------------------- */
 
-struct spool_arg {
+/* An egress job's files and progress (pd_egress_dump_job). */
+struct egress_job {
 	const char *dir;
-	uint64_t mem_max;
+	const struct pd_egress_provider *p;
+	const struct pd_dumpjob_result *jr; /* its method, once copied */
+	struct pd_egress_meta *m;
+	const char *name;
 	int (*cancelled)(void *);
 	void *carg;
-	int rc; /* a spool that could not be opened */
+	int rc;				/* a spool that could not be opened */
+	struct pd_egress_tail *tail;	/* a zstd stream's upload, while written */
+	int tail_rc;			/* its failure, -errno, with tail_err */
+	char tail_err[512];
+	bool ended;			/* the job's DONE: m->streamed taken */
 };
 
-static int spool_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
+/* Every file of an egress job goes to disk (an O_TMPFILE in the spool
+ * directory), never a memfd: nothing of the dump's size in memory. The zstd
+ * stream's upload starts as soon as its file exists. */
+static int egress_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
 {
-	struct spool_arg *a = arg;
-	bool mem = false;
+	struct egress_job *e = arg;
 	int fd;
 
-	(void)which;
-	fd = pd_spool_open(a->dir, a->mem_max, estimate, &mem);
+	fd = pd_spool_open(e->dir, 0, estimate ? estimate : 1, NULL);
 	if (fd < 0) {
-		a->rc = fd;
+		e->rc = fd;
 		return fd;
 	}
-	*limit = mem ? a->mem_max : 0;
+	*limit = 0;
+	if (which == PD_DUMPJOB_ZSTD && !e->tail && !e->tail_rc) {
+		e->m->method = e->jr->dump.fig.method;
+		e->tail_rc = pd_egress_tail_start(e->p, fd, e->name, e->m, PD_EGRESS_TAIL_PUNCH,
+						  e->cancelled, e->carg, &e->tail, e->tail_err,
+						  sizeof(e->tail_err));
+	}
 	return fd;
 }
 
-static int spool_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+static int egress_cancelled(struct egress_job *e)
 {
-	struct spool_arg *a = arg;
+	return e->cancelled && e->cancelled(e->carg);
+}
 
-	(void)phase, (void)done, (void)total;
-	return a->cancelled ? a->cancelled(a->carg) : 0;
+static int hold_stop(void *arg)
+{
+	return egress_cancelled(arg);
+}
+
+/* Wakes the uploader at each step of the job; an upload that failed stops
+ * the job (as a cancel: the job's own error is then the upload's). */
+static int egress_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint64_t total)
+{
+	struct egress_job *e = arg;
+
+	(void)total;
+	if (e->tail) {
+		int rc = pd_egress_tail_poke(e->tail);
+
+		if (rc < 0 && !e->tail_rc) {
+			pd_egress_tail_abort(e->tail, e->tail_err, sizeof(e->tail_err));
+			e->tail = NULL;
+			e->tail_rc = rc;
+		}
+		if (phase == PD_PHASE_DONE && e->tail && !e->ended) {
+			/* the stream is whole: what went up while it was written */
+			e->m->streamed = pd_egress_tail_sent(e->tail);
+			e->ended = true;
+		}
+	}
+	if (phase == PD_PHASE_COMPRESS && done)
+		pd_hook_compress_hold(hold_stop, e);
+	return e->tail_rc || egress_cancelled(e);
+}
+
+/* The upload's failure as the detail (the providers name themselves in most
+ * of their errors: once only). */
+static void upload_detail(const struct pd_egress_provider *p, const char *err, char *detail,
+			  size_t detlen)
+{
+	if (!strncmp(err, "egress ", 7))
+		snprintf(detail, detlen, "%s", err);
+	else
+		snprintf(detail, detlen, "egress '%s': %s", p->name, err);
 }
 
 int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opts *o,
@@ -382,41 +437,61 @@ int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opt
 		       struct pd_dumpjob_result *jr, char *location, size_t loclen, char *detail,
 		       size_t detlen)
 {
-	struct spool_arg a = { .dir = spool_dir ? spool_dir : "/var/tmp",
-			       .mem_max = spool_memory_max,
-			       .cancelled = cancelled,
-			       .carg = carg };
+	struct egress_job e = { .dir = spool_dir ? spool_dir : "/var/tmp",
+				.p = p,
+				.jr = jr,
+				.m = m,
+				.cancelled = cancelled,
+				.carg = carg };
 	char nbuf[128], err[512] = "";
 	int rc;
 
+	(void)spool_memory_max; /* an egress job's spool is on disk: egress_out */
 	memset(jr, 0, sizeof(*jr));
 	jr->fd = -1;
+	m->streamed = 0;
 	if (loclen)
 		location[0] = 0;
-	o->open_out = spool_out;
-	o->progress = spool_progress;
-	o->arg = &a;
+	if (!name)
+		name = pd_egress_dump_name(o->format, o->pid, NULL, nbuf, sizeof(nbuf));
+	e.name = name;
+	o->open_out = egress_out;
+	o->progress = egress_progress;
+	o->arg = &e;
 	if (pd_dumpjob_run(o, jr) < 0) {
-		if (a.rc)
-			snprintf(detail, detlen, "dump: cannot open a spool in %s: %s", a.dir,
-				 strerror(-a.rc));
+		int trc = pd_egress_tail_abort(e.tail, err, sizeof(err));
+
+		if (!e.tail_rc && trc < 0)
+			e.tail_rc = trc, snprintf(e.tail_err, sizeof(e.tail_err), "%s", err);
+		if (e.tail_rc && jr->error == PD_DUMP_CANCELLED && !egress_cancelled(&e)) {
+			/* the upload failed and stopped the job: the dump did not */
+			upload_detail(p, e.tail_err, detail, detlen);
+			jr->error = PD_DUMP_OK;
+			return e.tail_rc;
+		}
+		if (e.rc)
+			snprintf(detail, detlen, "dump: cannot open a spool in %s: %s", e.dir,
+				 strerror(-e.rc));
 		else
 			snprintf(detail, detlen, "dump: %.200s (%s, phase %s)", jr->detail,
 				 pd_dump_error_code(jr->error), pd_dump_phase_name(jr->phase));
 		return jr->error == PD_DUMP_CANCELLED ? -ECANCELED : jr->rc ? jr->rc : -EIO;
 	}
-	if (!name)
-		name = pd_egress_dump_name(o->format, o->pid, NULL, nbuf, sizeof(nbuf));
 	m->method = jr->dump.fig.method;
-	rc = pd_egress_upload_fd(p, jr->fd, name, m, cancelled, carg, location, loclen, err,
-				 sizeof(err));
+	if (e.tail)
+		/* zstd: most of it went up while it was written; the rest now */
+		rc = pd_egress_tail_finish(e.tail, jr->size, location, loclen, err, sizeof(err));
+	else if (e.tail_rc) {
+		rc = e.tail_rc;
+		snprintf(err, sizeof(err), "%s", e.tail_err);
+	} else
+		/* raw and zip: their headers are written last, the upload follows */
+		rc = pd_egress_upload_fd(p, jr->fd, name, m, cancelled, carg, location, loclen,
+					 err, sizeof(err));
 	close(jr->fd);
 	jr->fd = -1;
-	/* The providers name themselves in most of their errors: once only. */
-	if (rc < 0 && !strncmp(err, "egress ", 7))
-		snprintf(detail, detlen, "%s", err);
-	else if (rc < 0)
-		snprintf(detail, detlen, "egress '%s': %s", p->name, err);
+	if (rc < 0)
+		upload_detail(p, err, detail, detlen);
 	return rc;
 }
 
@@ -448,6 +523,7 @@ static void *op_thread(void *arg)
 	char location[1024] = "", detail[768] = "", sid[PD_STORE_ID_MAX] = "", tname[16];
 	char when[40];
 	int rc, cancel;
+	unsigned long long streamed = 0;
 	json_t *dump;
 
 	if (rq->egress) {
@@ -466,6 +542,7 @@ static void *op_thread(void *arg)
 		rc = pd_egress_dump_job(rq->egress, &o, ops->spool_dir, ops->o.spool_memory_max,
 					op_cancelled, op, &m, name, &jr, location, sizeof(location),
 					detail, sizeof(detail));
+		streamed = m.streamed;
 	} else if (ops->o.store) {
 		rc = pd_store_dump_job(ops->o.store, &o, op_progress, op, rq->process,
 				       rq->trigger ? rq->trigger : "manual", rq->rule, NULL, NULL, &jr,
@@ -517,6 +594,9 @@ static void *op_thread(void *arg)
 		json_object_set_new(dump, "method", json_string(jr.dump.fig.method));
 		json_object_set_new(dump, "stopped_us", json_integer((json_int_t)jr.dump.stopped_us));
 		json_object_set_new(dump, "bytes", json_integer((json_int_t)jr.size));
+		if (rq->egress)
+			json_object_set_new(dump, "uploaded_while_writing",
+					    json_integer((json_int_t)streamed));
 	}
 	iso_ms(now_ms(), when, sizeof(when));
 	json_object_set_new(op->rec, "endedDateTime", json_string(when));

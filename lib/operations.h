@@ -92,9 +92,13 @@ int pd_ops_cancel(struct pd_ops *ops, const char *id);
 /* A well-formed UUID (any case). */
 bool pd_op_id_valid(const char *s);
 
-/* A dump job into a spool, then pd_egress_upload_fd (rule actions and
- * operations): name NULL: pd_egress_dump_name(format, pid, NULL). m's
- * method is filled from the job. cancelled (may be NULL) stops both.
+/* A dump job uploaded to p (rule actions and operations; docs/OPERATIONS-API.md,
+ * "Streaming"): every file of the job on disk in spool_dir (spool_memory_max
+ * is not used); a zstd stream uploaded while it is written (lib/egress.h's
+ * tail), raw and zip from their spool after the job (pd_egress_upload_fd).
+ * name NULL: pd_egress_dump_name(format, pid, NULL). m's method and streamed
+ * are filled from the job. cancelled (may be NULL) stops both; a failed
+ * upload stops the job (its detail then is the upload's, jr->error OK).
  * 0 with location, or -errno with detail (a sentence without a secret);
  * jr gets the job's result either way. */
 int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opts *o,

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,4 +83,20 @@ int pd_hook_zero_method(int m)
 	if (s && !strcmp(s, "none"))
 		return PD_ZERO_NONE;
 	return m;
+}
+
+void pd_hook_compress_hold(int (*stop)(void *), void *arg)
+{
+	const char *path = getenv("PD_TEST_COMPRESS_HOLD");
+	char held[4096];
+	int fd;
+
+	if (!path || access(path, F_OK) < 0)
+		return;
+	snprintf(held, sizeof(held), "%s.held", path);
+	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	while (access(path, F_OK) == 0 && !(stop && stop(arg)))
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
 }

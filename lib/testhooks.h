@@ -28,7 +28,14 @@
  *   pd_hook_zero_method(m)          how the dump tells zero pages from data
  *       PD_TEST_ZERO_PAGES=NAME     (lib/memcopy.h): "move_pages" skips
  *                                   PAGEMAP_SCAN as a kernel before 6.7
- *                                   would, "none" skips both */
+ *                                   would, "none" skips both
+ *   pd_hook_compress_hold(stop, arg) an egress job's progress in its
+ *       PD_TEST_COMPRESS_HOLD=PATH  COMPRESS phase (lib/operations.c): while
+ *                                   the file PATH exists, creates PATH.held
+ *                                   and waits (10 ms polls) until PATH is
+ *                                   removed or stop(arg) is nonzero: the
+ *                                   compression paused mid-stream, the
+ *                                   uploader free to run */
 #ifndef PD_TESTHOOKS_H
 #define PD_TESTHOOKS_H
 
@@ -42,6 +49,7 @@ void pd_hook_cloned(volatile int *cancel);
 uint64_t pd_hook_mem_budget(uint64_t budget);
 unsigned pd_hook_freeze_rounds(unsigned max);
 int pd_hook_zero_method(int m);
+void pd_hook_compress_hold(int (*stop)(void *), void *arg);
 #else
 static inline void pd_hook_frozen(enum pd_hook_point where)
 {
@@ -66,6 +74,11 @@ static inline unsigned pd_hook_freeze_rounds(unsigned max)
 static inline int pd_hook_zero_method(int m)
 {
 	return m;
+}
+
+static inline void pd_hook_compress_hold(int (*stop)(void *), void *arg)
+{
+	(void)stop, (void)arg;
 }
 #endif
 

@@ -169,7 +169,8 @@ class Proxy:
     (counted over all connections) is closed there, once; cut_every_after=N:
     every connection is closed after N bytes from the client;
     gate_after=N: traffic from the client stops at byte N (all connections)
-    until open_gate(). cuts counts the connections cut."""
+    until open_gate(). cuts counts the connections cut, accepted those
+    taken."""
 
     def __init__(self, upstream_port, cut_once_after=None, cut_every_after=None, gate_after=None):
         self.upstream = upstream_port
@@ -180,6 +181,7 @@ class Proxy:
         self.gated = threading.Event()
         self.sent = 0
         self.cuts = 0
+        self.accepted = 0  # connections taken
         self.lock = threading.Lock()
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,6 +215,8 @@ class Proxy:
                 c.close()
                 continue
             state = {"n": 0, "dead": False}
+            with self.lock:
+                self.accepted += 1
             threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
             threading.Thread(target=self._down, args=(u, c, state), daemon=True).start()
 
