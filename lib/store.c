@@ -16,6 +16,8 @@
 #include "lib/store.h"
 #include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/rules.h" /* pd_dump_format_name */
+#include "lib/stacks.h" /* pd_stacks_text */
+#include "common/strbuf.h"
 
 #define NEW_PREFIX ".new-"
 #define DEL_PREFIX ".del-"
@@ -951,6 +953,65 @@ int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
 		return rc;
 	}
 	return 0;
+}
+
+/* name, len bytes of buf, a new file of entry n. */
+static int store_bytes(struct pd_store_new *n, const char *name, const char *buf, size_t len)
+{
+	int fd = pd_store_file(n, name, len), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = pd_pwrite_all(fd, buf, len, 0);
+	close(fd);
+	return rc;
+}
+
+int pd_store_stacks(struct pd_store *s, int pid, const json_t *doc, json_t *meta,
+		    char id[PD_STORE_ID_MAX], char *detail, size_t detlen)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct pd_store_new *n = NULL;
+	char *js = json_dumps(doc, JSON_INDENT(1));
+	int rc;
+
+	id[0] = 0;
+	if (!js || !meta || pd_stacks_text(doc, NULL, &text) < 0 ||
+	    json_object_set_new(meta, "kind", json_string("stacks")) < 0 ||
+	    json_object_set_new(meta, "pid", json_integer(pid)) < 0 ||
+	    json_object_set_new(meta, "threads",
+				json_integer((json_int_t)json_array_size(
+					json_object_get(doc, "threads")))) < 0) {
+		rc = -ENOMEM;
+		snprintf(detail, detlen, "stacks: out of memory");
+		goto out;
+	}
+	rc = pd_store_begin(s, pid, &n);
+	if (rc < 0) {
+		snprintf(detail, detlen, "stacks: the store failed: %s", strerror(-rc));
+		goto out;
+	}
+	rc = store_bytes(n, "stacks.json", js, strlen(js));
+	if (rc == 0)
+		rc = store_bytes(n, "stacks.txt", text.buf, text.len);
+	if (rc < 0) {
+		pd_store_abort(n);
+		snprintf(detail, detlen, "stacks: writing to the store failed: %s", strerror(-rc));
+		goto out;
+	}
+	rc = pd_store_commit(n, meta, id);
+	meta = NULL;
+	if (rc == -EDQUOT)
+		snprintf(detail, detlen,
+			 "quota: the stacks snapshot is larger than store_max_bytes; nothing was "
+			 "stored");
+	else if (rc < 0)
+		snprintf(detail, detlen, "stacks: the store failed: %s", strerror(-rc));
+out:
+	json_decref(meta);
+	free(js);
+	strbuf_release(&text);
+	return rc;
 }
 
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,

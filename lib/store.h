@@ -159,6 +159,15 @@ int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
 		      json_t *(*meta_hook)(json_t *, void *), void *hook_arg,
 		      struct pd_dumpjob_result *jr, char id[PD_STORE_ID_MAX], char *detail,
 		      size_t detlen);
+/* The one way a stacks document (lib/stacks.h) becomes a store entry
+ * (rule actions, operations with async=true): stacks.json (the document)
+ * and stacks.txt (pd_stacks_text) in one entry about pid. meta (STOLEN;
+ * NULL is out of memory) is the writer's (trigger, rule, process...); kind
+ * "stacks" and threads are set here. 0 with id set, or -errno with detail
+ * a sentence ("stacks: ...", -EDQUOT: "quota: ...; nothing was stored")
+ * and nothing of it in the store. */
+int pd_store_stacks(struct pd_store *s, int pid, const json_t *doc, json_t *meta,
+		    char id[PD_STORE_ID_MAX], char *detail, size_t detlen);
 /* "core.PID", "core.PID.zip" or "core.PID.zst". */
 const char *pd_store_dump_name(enum pd_dump_format format, int pid, char *buf, size_t size);
 
