@@ -501,6 +501,8 @@ static int op_run_stacks(struct op *op, struct op_kind_end *ke, char *location, 
 
 	ke->member = "stacks";
 	rc = pd_stacksrun(ops->helper, rq->pid, rq->start_time, &so, 0, &doc, err, sizeof(err));
+	/* this thread ends soon: a helper it started must not die with it */
+	pd_stacksrun_thread_end();
 	if (rc < 0) {
 		ke->status = rc == -ESRCH ? 404 : rc == -EBUSY ? 409 : 500;
 		ke->title = "Stacks failed";

@@ -51,6 +51,25 @@ struct pd_store_limits {
 struct pd_store;
 struct pd_store_new;
 
+/* The quota rules on any set of items: the store's entries, the files of
+ * a filesystem egress directory (lib/egress_fs.c). */
+struct pd_quota_item {
+	char name[256];	     /* an entry's id, a file's name */
+	uint64_t created_ns; /* since the epoch */
+	uint64_t bytes;	     /* allocated bytes (st_blocks * 512) */
+	bool evict;	     /* set by pd_quota_mark */
+};
+/* Oldest first: by created_ns, then by name. */
+void pd_quota_sort(struct pd_quota_item *v, size_t n);
+/* Marks evict on the items of v (sorted oldest first) that go: those
+ * older than max_age at now_ns; then, with room, the oldest of the rest
+ * until one more item of add_bytes fits max_count and max_bytes. */
+void pd_quota_mark(const struct pd_store_limits *l, struct pd_quota_item *v, size_t n,
+		   uint64_t now_ns, bool room, uint64_t add_bytes);
+/* An item of bytes that cannot fit even where nothing else is (bytes >
+ * max_bytes): refused, and nothing is evicted for it. */
+bool pd_quota_too_big(const struct pd_store_limits *l, uint64_t bytes);
+
 /* Opens (creating the last component, mode 0750, when missing) the store
  * at dir, an absolute path; sweeps .new-* nobody holds and .del-*, and
  * entries past max_age. l may be NULL (no bounds). *out: free with

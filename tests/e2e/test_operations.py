@@ -744,5 +744,126 @@ def test_store_copy_bad_input_changes_nothing():
         e.close()
 
 
+FOREIGN = {"notes.txt": b"mine\n", "core.1234": b"not procdiag's\n",
+           "20200101_000000_000_1.stacks.csv": b"near miss\n", "core.1.20200101T000000Z.x": b"x\n"}
+
+
+def retention_setup(e, **limits):
+    """[egress NAME] sections in a config of their own, each a filesystem
+    directory under e.tmp with the given max_* keys; each directory's
+    {host}/default/ made with FOREIGN's files in it, 40 days old."""
+    conf, dirs = "", {}
+    for name, keys in limits.items():
+        d = os.path.join(e.tmp, name)
+        conf += "[egress %s]\ntype = filesystem\ndirectory = %s\n%s" % (
+            name, d, "".join("%s = %s\n" % kv for kv in keys.items()))
+        sub = os.path.join(d, socket.gethostname(), "default")
+        os.makedirs(sub)
+        old = 1577836800  # 2020-01-01
+        for fn, body in FOREIGN.items():
+            with open(os.path.join(sub, fn), "wb") as f:
+                f.write(body)
+            os.utime(os.path.join(sub, fn), (old, old))
+        dirs[name] = sub
+    return conf, dirs
+
+
+def ours(d):
+    return sorted(n for n in os.listdir(d) if n not in FOREIGN)
+
+
+def foreign_intact(d):
+    for fn, body in FOREIGN.items():
+        with open(os.path.join(d, fn), "rb") as f:
+            assert f.read() == body, fn
+
+
+def test_filesystem_egress_retention_evicts_oldest_first_and_never_a_foreign_file():
+    """Proves: [egress NAME] max_count = 3 keeps the 3 newest files procdiag
+    wrote (a dump, a store copy, stacks: all its names count), evicting the
+    oldest first at each commit; max_bytes keeps the allocated bytes of
+    procdiag's files within the bound, oldest out first; max_age = 1d
+    removes an old file of procdiag's name at the next upload; a file
+    larger than max_bytes alone is refused (Failed 507, nothing written,
+    nothing evicted); files of other names (near misses of procdiag's
+    patterns too), 40 days old, are never counted or touched; a retention
+    key on an azureBlobStorage section, or a bad value, stops the start."""
+    e = Egress()
+    t = h.target("threads", 1)
+    conf, dirs = retention_setup(e, cnt={"max_count": 3}, byt={"max_bytes": "12K"},
+                                 aged={"max_age": "1d"}, tiny={"max_bytes": "1K"})
+    try:
+        aged_old = os.path.join(dirs["aged"], "core.77.20200101T000000Z.0badcafe.zst")
+        with open(aged_old, "wb") as f:
+            f.write(b"old dump")
+        os.utime(aged_old, (1577836800, 1577836800))
+        tiny_old = os.path.join(dirs["tiny"], "20200101_000000_000_1.stacks.txt")
+        with open(tiny_old, "wb") as f:
+            f.write(b"x")
+        st = h.Stack(config_lines=["store_dir = " + e.store, "spool_memory_max = 0"],
+                     config_files=[e.conf, conf])
+        with st as s:
+            seq = []
+
+            def landed(path, provider):
+                r = s.get(path, timeout=60) if not path.startswith("POST ") else \
+                    s.post(path[5:])
+                assert r.status == 202, r
+                d = wait_end(s, r.json()["operationId"])
+                assert d["status"] == "Succeeded", d
+                assert os.path.dirname(d["resourceLocation"]) == dirs[provider], d
+                return os.path.basename(d["resourceLocation"])
+
+            # count: a dump, a copy, then stacks; the oldest go first
+            seq.append(landed(du.dump_url(t.pid, "egressProvider=cnt&dumpType=2"), "cnt"))
+            sid = stored_stacks(s, t.pid)
+            seq.append(landed("POST /api/dumps/%s/egress?egressProvider=cnt" % sid, "cnt"))
+            seq.append(landed("/stacks?pid=%d&egressProvider=cnt" % t.pid, "cnt"))
+            assert ours(dirs["cnt"]) == sorted(seq), (ours(dirs["cnt"]), seq)
+            for i in range(3):
+                seq.append(landed("/stacks?pid=%d&egressProvider=cnt" % t.pid, "cnt"))
+                assert ours(dirs["cnt"]) == sorted(seq[-3:]), (i, ours(dirs["cnt"]), seq)
+            foreign_intact(dirs["cnt"])
+            # bytes: within 12K of allocated bytes, the newest kept
+            got = []
+            for i in range(6):
+                got.append(landed("/stacks?pid=%d&egressProvider=byt&format=json" % t.pid,
+                                  "byt"))
+                names = ours(dirs["byt"])
+                used = sum(os.stat(os.path.join(dirs["byt"], n)).st_blocks * 512 for n in names)
+                assert used <= 12 * 1024, (names, used)
+                k = len(names)
+                assert names == sorted(got[-k:]) and got[-1] in names, (names, got)
+            assert len(ours(dirs["byt"])) < 6
+            foreign_intact(dirs["byt"])
+            # age: the old file of procdiag's name goes at the next upload
+            new = landed("/stacks?pid=%d&egressProvider=aged" % t.pid, "aged")
+            assert ours(dirs["aged"]) == [new], ours(dirs["aged"])
+            foreign_intact(dirs["aged"])
+            # too big for max_bytes alone: refused, nothing evicted
+            r = s.get("/stacks?pid=%d&egressProvider=tiny" % t.pid)
+            d = wait_end(s, r.json()["operationId"])
+            assert d["status"] == "Failed" and d["error"]["status"] == 507, d
+            assert "max_bytes" in d["error"]["message"], d
+            assert ours(dirs["tiny"]) == [os.path.basename(tiny_old)], os.listdir(dirs["tiny"])
+            foreign_intact(dirs["tiny"])
+        for bad, word in (("[egress az]\ntype = azureBlobStorage\naccount_url = "
+                           "http://127.0.0.1:9/a\ncontainer = c\nsas_token = x\n"
+                           "max_count = 2\n", "lifecycle"),
+                          ("[egress f]\ntype = filesystem\ndirectory = /tmp\n"
+                           "max_count = -1\n", "max_count")):
+            b = h.Stack(config_files=[bad])
+            try:
+                b.start()
+                raise AssertionError("started with " + bad)
+            except AssertionError as ex:
+                assert word in str(ex), ex
+            finally:
+                b.stop()
+    finally:
+        t.kill()
+        e.close()
+
+
 if __name__ == "__main__":
     h.main(globals())
