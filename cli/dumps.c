@@ -283,9 +283,10 @@ static int do_push(struct pd_store *s, const struct pd_egress_provider *p, const
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* the responder's {site} (cli/serve.c): where its copies go too */
+	/* the responder's {site} (cli/serve.c): where its copies go too; NULL:
+	 * the providers' "default" */
 	site = getenv("WEBSITE_SITE_NAME");
-	rc = pd_store_push(s, p, id, file, host, site && *site ? site : "default", push_cancelled, NULL, loc, sizeof(loc),
+	rc = pd_store_push(s, p, id, file, host, site && *site ? site : NULL, push_cancelled, NULL, loc, sizeof(loc),
 			   NULL, err, sizeof(err));
 	if (rc == -ENOENT || rc == -EINVAL) {
 		fprintf(stderr, "procdiag dumps: %s\n", err);

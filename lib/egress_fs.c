@@ -107,7 +107,8 @@ int pd_egress_fs_begin(const struct pd_egress_provider *p, const char *name, con
 	u->lim.max_bytes = p->max_bytes;
 	u->lim.max_age_s = p->max_age_s;
 	component(m ? m->host : NULL, host, sizeof(host));
-	component(m ? m->site : NULL, site, sizeof(site));
+	/* no site: "default", as the Azure provider names it */
+	component(m && m->site && *m->site ? m->site : "default", site, sizeof(site));
 	if (p->blob_prefix && *p->blob_prefix) {
 		component(p->blob_prefix, prefix, sizeof(prefix));
 		n = snprintf(u->dir, sizeof(u->dir), "%s/%s/%s/%s", p->directory, prefix, host, site);
