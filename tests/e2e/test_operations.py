@@ -196,16 +196,27 @@ def test_bad_input():
     operationId; an unknown one a 404 problem for GET and DELETE; async=
     maybe is a 400 naming async, async=true without a store a 400 too;
     store=true with an egressProvider a 400 naming store; without the key
-    the routes are 401."""
+    the routes are 401. The stacks routes (dotnet-monitor's and Kudu's)
+    answer the same for egressProvider and async, a 400 naming format for
+    a format of neither, and a 404 for an unknown pid; nothing starts and
+    no file is written."""
     e = Egress()
     t = h.target("threads", 1)
     try:
         with e.stack() as s:
-            doc = h.assert_problem(s.get("/dump?pid=%d&egressProvider=nope" % t.pid), 400,
-                                   "egressProvider")
-            assert "nope" in doc["detail"], doc
-            h.assert_problem(s.get(du.dump_url(t.pid, "egressProvider=nope")), 400,
-                             "egressProvider")
+            kudu_stacks = "/api/processes/%d/stacks?" % t.pid
+            for path in ("/dump?pid=%d&" % t.pid, du.dump_url(t.pid) + "?",
+                         "/stacks?pid=%d&" % t.pid, kudu_stacks):
+                doc = h.assert_problem(s.get(path + "egressProvider=nope"), 400,
+                                       "egressProvider")
+                assert "nope" in doc["detail"], doc
+            # stacks: a format of neither route, async
+            for path in ("/stacks?pid=%d&" % t.pid, kudu_stacks):
+                h.assert_problem(s.get(path + "egressProvider=share&format=xml"), 400, "format")
+            h.assert_problem(s.get(kudu_stacks + "async=maybe"), 400, "async")
+            h.assert_problem(s.get(kudu_stacks + "async=true"), 400, "async")
+            h.assert_problem(s.get("/api/processes/%d/stacks?egressProvider=share"
+                                   % h.unused_pid()), 404)
             assert s.json("/operations") == []
             h.assert_problem(s.get("/operations/not-a-guid"), 400, "operationId")
             h.assert_problem(s.delete("/operations/not-a-guid"), 400, "operationId")
@@ -224,6 +235,17 @@ def test_bad_input():
         e.close()
 
 
+def cancel_leaves_nothing(s, e, oid, pid):
+    """DELETE of Running operation oid answers 200 with it Cancelled, the
+    target pid runs again, the egress directory holds nothing."""
+    r = s.delete("/operations/" + oid)
+    assert r.status == 200, r
+    assert r.json()["status"] == "Cancelled", r.json()
+    assert status(s, oid)["status"] == "Cancelled"
+    du.assert_resumed(pid, timeout=10)
+    assert e.files() == [], e.files()
+
+
 def test_cancel_leaves_nothing():
     """Proves: DELETE /operations/{id} on a Running operation (its target
     held frozen by the test build) answers 200 once the job stopped, the
@@ -236,12 +258,7 @@ def test_cancel_leaves_nothing():
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
             oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
-            r = s.delete("/operations/" + oid)
-            assert r.status == 200, r
-            assert r.json()["status"] == "Cancelled", r.json()
-            assert status(s, oid)["status"] == "Cancelled"
-            du.assert_resumed(t.pid, timeout=10)
-            assert e.files() == [], e.files()
+            cancel_leaves_nothing(s, e, oid, t.pid)
             h.assert_problem(s.delete("/operations/" + oid), 400, "operationId")
     finally:
         if wfd is not None:
@@ -342,21 +359,27 @@ def test_async_lands_in_the_store():
 
 def test_429_beyond_max_dumps():
     """Proves: with max_dumps = 1 and an operation holding its slot (its
-    target frozen), a second operation and a live dump are 429 with
-    Retry-After; once the first ended, the slot is free again."""
+    target frozen), a second operation, a live dump and a stacks operation
+    (both routes) are 429 with Retry-After; once the first ended, the slot
+    is free again, and a stacks operation gives it back when it ends."""
     e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
             oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
-            for path in ("/dump?pid=%d&egressProvider=share" % t.pid, du.dump_url(t.pid)):
+            for path in ("/dump?pid=%d&egressProvider=share" % t.pid, du.dump_url(t.pid),
+                         "/stacks?pid=%d&egressProvider=share" % t.pid,
+                         "/api/processes/%d/stacks?egressProvider=share" % t.pid):
                 r = s.get(path)
                 h.assert_problem(r, 429)
                 assert r.header("Retry-After"), r.headers
             os.close(wfd)
             wfd = None
             assert wait_end(s, oid)["status"] == "Succeeded"
+            # a stacks operation takes the free slot and gives it back
+            sid, _, _ = start(s, "/stacks?pid=%d&egressProvider=share" % t.pid)
+            assert wait_end(s, sid)["status"] == "Succeeded"
             oid2, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
             os.close(wfd)
@@ -549,36 +572,6 @@ def test_stacks_async_into_the_store_as_rules_store_them():
         e.close()
 
 
-def test_stacks_operation_bad_input_changes_nothing():
-    """Proves: an unknown egressProvider on /stacks and on Kudu's stacks is
-    a 400 naming egressProvider; format=xml a 400 naming format (both
-    routes); async=maybe a 400 naming async; async=true without a store a
-    400 naming async; an unknown pid a 404; none starts an operation or
-    writes a file."""
-    e = Egress()
-    t = h.target("threads", 1)
-    try:
-        with e.stack() as s:
-            doc = h.assert_problem(s.get("/stacks?pid=%d&egressProvider=nope" % t.pid), 400,
-                                   "egressProvider")
-            assert "nope" in doc["detail"], doc
-            h.assert_problem(s.get("/api/processes/%d/stacks?egressProvider=nope" % t.pid), 400,
-                             "egressProvider")
-            h.assert_problem(s.get("/stacks?pid=%d&egressProvider=share&format=xml" % t.pid),
-                             400, "format")
-            h.assert_problem(s.get("/api/processes/%d/stacks?egressProvider=share&format=xml"
-                                   % t.pid), 400, "format")
-            h.assert_problem(s.get("/api/processes/%d/stacks?async=maybe" % t.pid), 400, "async")
-            h.assert_problem(s.get("/api/processes/%d/stacks?async=true" % t.pid), 400, "async")
-            h.assert_problem(s.get("/api/processes/%d/stacks?egressProvider=share"
-                                   % h.unused_pid()), 404)
-            assert s.json("/operations") == []
-            assert e.files() == []
-    finally:
-        t.kill()
-        e.close()
-
-
 def test_stacks_operation_cancel_uploads_nothing():
     """Proves: DELETE on a Running stacks operation (the stacks helper holds
     the target frozen for 3 s in the test build) answers 200 with the
@@ -589,46 +582,8 @@ def test_stacks_operation_cancel_uploads_nothing():
     try:
         with e.started({"PD_TEST_STACKS_FROZEN_SLEEP_MS": "3000"}) as s:
             oid, _, _ = start(s, "/stacks?pid=%d&egressProvider=share" % t.pid)
-            r = s.delete("/operations/" + oid)
-            assert r.status == 200, r
-            assert r.json()["status"] == "Cancelled", r.json()
-            assert status(s, oid)["status"] == "Cancelled"
-            du.assert_resumed(t.pid, timeout=10)
-            assert e.files() == [], e.files()
+            cancel_leaves_nothing(s, e, oid, t.pid)
     finally:
-        t.kill()
-        e.close()
-
-
-def test_stacks_operation_shares_the_dump_slots():
-    """Proves: with max_dumps = 1 and a dump operation holding the slot (its
-    target frozen), a stacks operation is 429 with Retry-After on both
-    routes, and starts once the slot is free; a stacks operation gives
-    its slot back when it ends (a dump operation starts after it)."""
-    e, fifo, t = frozen_setup()
-    wfd = None
-    try:
-        with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
-            oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
-            wfd = wait_frozen(fifo)
-            for path in ("/stacks?pid=%d&egressProvider=share" % t.pid,
-                         "/api/processes/%d/stacks?egressProvider=share" % t.pid):
-                r = s.get(path)
-                h.assert_problem(r, 429)
-                assert r.header("Retry-After"), r.headers
-            os.close(wfd)
-            wfd = None
-            assert wait_end(s, oid)["status"] == "Succeeded"
-            sid, _, _ = start(s, "/stacks?pid=%d&egressProvider=share" % t.pid)
-            assert wait_end(s, sid)["status"] == "Succeeded"
-            oid2, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
-            wfd = wait_frozen(fifo)
-            os.close(wfd)
-            wfd = None
-            assert wait_end(s, oid2)["status"] == "Succeeded"
-    finally:
-        if wfd is not None:
-            os.close(wfd)
         t.kill()
         e.close()
 
