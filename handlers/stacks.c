@@ -122,7 +122,9 @@ static int as_operation(struct pd_req *r, struct pd_proc *p, bool no_source,
 
 	if (pd_h_parse_operation(r, &egress, &async) < 0)
 		return 1;
-	if (!egress && !async)
+	/* a HEAD starts nothing in the background (it gets what a plain
+	 * request's headers would be) */
+	if ((!egress && !async) || pd_req_is_head(r))
 		return 0;
 	if (pd_h_take_dump_slot(r) < 0)
 		return 1;

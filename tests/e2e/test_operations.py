@@ -484,12 +484,15 @@ def test_stacks_as_operations_upload_in_the_format_asked():
     a speedscope file; Kudu's /api/processes/{id}/stacks?egressProvider=
     uploads procdiag's document (state words, no link), Accept: text/plain
     its text; the record's stacks figures give threads and the file's
-    bytes; nothing else is in the directory."""
+    bytes; nothing else is in the directory; a HEAD starts nothing."""
     e = Egress()
     t = h.target("threads", 2)
     try:
         with e.stack() as s:
             base = os.path.join(e.dir, socket.gethostname(), "default")
+            # a HEAD starts nothing
+            assert s.head("/stacks?pid=%d&egressProvider=share" % t.pid).status == 200
+            assert s.json("/operations") == [] and e.files() == []
             oid, _, doc = start(s, "/stacks?pid=%d&egressProvider=share&tags=st" % t.pid)
             first = oid
             assert doc["kind"] == "stacks" and doc["egressProviderName"] == "share", doc
