@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "lib/egress.h"
 #include "lib/egress_azure.h"
 #include "lib/memcopy.h" /* pd_pwrite_all */
+#include "lib/operations.h" /* pd_store_push */
 #include "lib/store.h"
 
 static void dumps_usage(FILE *out)
@@ -261,37 +263,35 @@ static int push_cancelled(void *arg)
 }
 
 /* Uploads entry id's file to the provider, with the entry's meta.json as
- * the blob's metadata. */
+ * the blob's metadata: lib/operations.h's pd_store_push, the job POST
+ * /api/dumps/{id}/egress runs as an operation too. */
 static int do_push(struct pd_store *s, const struct pd_egress_provider *p, const char *id,
 		   const char *file)
 {
-	char name[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2], host[256] = "", loc[2048], err[1024];
+	char host[256] = "", loc[2048], err[1024];
 	struct sigaction sa = {.sa_handler = on_push_signal};
-	struct pd_egress_meta m = {0};
-	json_t *meta = NULL;
-	int fd, rc;
+	const char *site;
+	int rc;
 
-	rc = open_entry(s, id, file, &fd, &meta);
-	if (rc)
-		return rc;
-	snprintf(name, sizeof(name), "%s-%s", id, file ? file : str(meta, "file", "file"));
+	if (file && !pd_store_name_valid(file)) {
+		fprintf(stderr, "procdiag dumps: --file must be a file name of the entry, not '%s'\n",
+			file);
+		return 2;
+	}
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		host[0] = 0;
-	m.host = host;
-	m.site = NULL; /* the provider's "default" */
-	m.process = str(meta, "process", NULL);
-	m.dump_type = str(meta, "dumpType", NULL);
-	m.method = str(meta, "method", NULL);
-	m.trigger = str(meta, "trigger", NULL);
-	m.rule = str(meta, "rule", NULL);
-	m.pid = (int)json_integer_value(json_object_get(meta, "pid"));
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	rc = pd_egress_upload_fd(p, fd, name, &m, push_cancelled, NULL, loc, sizeof(loc), err,
-				 sizeof(err));
-	close(fd);
-	json_decref(meta);
+	/* the responder's {site} (cli/serve.c): where its copies go too; NULL:
+	 * the providers' "default" */
+	site = getenv("WEBSITE_SITE_NAME");
+	rc = pd_store_push(s, p, id, file, host, site && *site ? site : NULL, push_cancelled, NULL, loc, sizeof(loc),
+			   NULL, err, sizeof(err));
+	if (rc == -ENOENT || rc == -EINVAL) {
+		fprintf(stderr, "procdiag dumps: %s\n", err);
+		return 3;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "procdiag dumps: push %s to %s failed, nothing left there: %s\n", id,
 			p->name, err);

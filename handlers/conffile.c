@@ -102,6 +102,37 @@ static int parse_size(const char *v, uint64_t *out)
 	return parse_bytes(v, out) < 0 ? -EINVAL : 0;
 }
 
+/* One of the store's bounds (docs/STORE.md), which = "max_count",
+ * "max_bytes" or "max_age": the store's store_max_* keys and a filesystem
+ * egress's max_* keys (key, as written, names it in the message). */
+static int parse_limit(struct pd_store_limits *l, const char *key, const char *which,
+		       const char *val, const char *name, int line, char *err, size_t errlen)
+{
+	uint64_t n;
+
+	if (!strcmp(which, "max_count")) {
+		if (parse_u64(val, strlen(val), 1000000, &n) < 0)
+			return fail(err, errlen, name, line,
+				    "%s must be 0..1000000 entries (0: no bound)", key);
+		l->max_count = (unsigned)n;
+	} else if (!strcmp(which, "max_bytes")) {
+		if (parse_bytes(val, &l->max_bytes) < 0)
+			return fail(err, errlen, name, line,
+				    "%s must be a byte count, optionally with K, M, G or T (0: no "
+				    "bound)",
+				    key);
+	} else {
+		/* Up to ten years; bare digits are seconds. */
+		if (parse_duration_ms(val, 3650ull * 86400 * 1000, &n) < 0 || (n && n < 1000))
+			return fail(err, errlen, name, line,
+				    "%s must be seconds, or a number with s, m, h or d, up to 3650d "
+				    "(0: no bound)",
+				    key);
+		l->max_age_s = n / 1000;
+	}
+	return 0;
+}
+
 /* The dump store's keys (docs/STORE.md): 1 when key is none of them.
  * Their "set twice" bits are high, apart from apply()'s list. */
 static int apply_store(struct pd_config *c, const char *key, const char *val, unsigned *seen,
@@ -111,7 +142,6 @@ static int apply_store(struct pd_config *c, const char *key, const char *val, un
 					   "store_max_age"};
 	struct pd_store_limits *l = &c->store_limits;
 	size_t i;
-	uint64_t n;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && strcmp(key, keys[i]); i++)
 		;
@@ -120,33 +150,12 @@ static int apply_store(struct pd_config *c, const char *key, const char *val, un
 	if (*seen & (1u << (24 + i)))
 		return fail(err, errlen, name, line, "'%s' is set twice", key);
 	*seen |= 1u << (24 + i);
-	switch (i) {
-	case 0:
+	if (i == 0) {
 		if (val[0] != '/')
 			return fail(err, errlen, name, line, "store_dir must be an absolute path");
 		return set_string(&c->store_dir, val);
-	case 1:
-		if (parse_u64(val, strlen(val), 1000000, &n) < 0)
-			return fail(err, errlen, name, line,
-				    "store_max_count must be 0..1000000 entries (0: no bound)");
-		l->max_count = (unsigned)n;
-		break;
-	case 2:
-		if (parse_bytes(val, &l->max_bytes) < 0)
-			return fail(err, errlen, name, line,
-				    "store_max_bytes must be a byte count, optionally with K, M, G "
-				    "or T (0: no bound)");
-		break;
-	default:
-		/* Up to ten years; bare digits are seconds. */
-		if (parse_duration_ms(val, 3650ull * 86400 * 1000, &n) < 0 || (n && n < 1000))
-			return fail(err, errlen, name, line,
-				    "store_max_age must be seconds, or a number with s, m, h or d, "
-				    "up to 3650d (0: no bound)");
-		l->max_age_s = n / 1000;
-		break;
 	}
-	return 0;
+	return parse_limit(l, key, keys[i] + 6, val, name, line, err, errlen);
 }
 
 /* One "key = value" line, both trimmed. */
@@ -421,7 +430,8 @@ static int egress_set(struct egress_sec *e, const char *key, const char *val, co
 {
 	static const char *const keys[] = { "type", "directory", "account_url", "container",
 					     "blob_prefix", "account_key", "account_key_file",
-					     "sas_token", "sas_token_file", "block_size", "parallel" };
+					     "sas_token", "sas_token_file", "block_size", "parallel",
+					     "max_count", "max_bytes", "max_age" };
 	struct pd_egress_provider *p = &e->p;
 	char **str = NULL;
 	unsigned i;
@@ -455,6 +465,15 @@ static int egress_set(struct egress_sec *e, const char *key, const char *val, co
 			p->parallel = (unsigned)n;
 		}
 		return 0;
+	}
+	if (!strncmp(key, "max_", 4)) {
+		struct pd_store_limits l = { p->max_count, p->max_bytes, p->max_age_s };
+		int r = parse_limit(&l, key, key, val, name, line, err, errlen);
+
+		p->max_count = l.max_count;
+		p->max_bytes = l.max_bytes;
+		p->max_age_s = l.max_age_s;
+		return r;
 	}
 	if (!strcmp(key, "account_key_file"))
 		return read_secret(val, &p->account_key, name, line, err, errlen);
@@ -503,6 +522,11 @@ static int end_egress(struct pd_config *c, struct egress_sec *e, const char *nam
 	else if (p->type == PD_EGRESS_AZURE_BLOB && !p->account_key && !p->sas_token)
 		r = fail(err, errlen, name, e->line,
 			 "[egress %s] (azureBlobStorage) needs account_key(_file) or sas_token(_file)",
+			 p->name);
+	else if (p->type == PD_EGRESS_AZURE_BLOB && (p->max_count || p->max_bytes || p->max_age_s))
+		r = fail(err, errlen, name, e->line,
+			 "[egress %s] (azureBlobStorage): max_count, max_bytes and max_age are for "
+			 "a filesystem directory (a container's retention is its lifecycle policy)",
 			 p->name);
 	else if (p->account_key && p->sas_token)
 		r = fail(err, errlen, name, e->line,

@@ -99,39 +99,21 @@ static int query_bool(struct pd_req *r, const char *name, bool *out)
 	return 0;
 }
 
+int pd_h_query_bool(struct pd_req *r, const char *name, bool *out)
+{
+	return query_bool(r, name, out);
+}
+
 /* egressProvider=NAME (an [egress NAME] section) or async=true: the dump
  * runs as an operation (docs/OPERATIONS-API.md), answered 202. */
 static int parse_operation(struct dump_req *d)
 {
-	const char *e = pd_req_query(d->r, "egressProvider");
-	const char *tags = pd_req_query(d->r, "tags");
-
-	if (e && *e) {
-		d->egress = pd_config_egress(d->ctx->config, e);
-		if (!d->egress) {
-			pd_resp_problem(d->r, 400, "egressProvider",
-					"egressProvider '%s' is not configured: name an "
-					"[egress NAME] section of the configuration.",
-					e);
-			return -1;
-		}
-	}
-	if (query_bool(d->r, "async", &d->async) < 0)
+	if (pd_h_parse_operation(d->r, &d->egress, &d->async) < 0)
 		return -1;
-	if (d->async && !d->egress && !d->ctx->store) {
-		pd_resp_problem(d->r, 400, "async",
-				"async=true without egressProvider puts the dump into the dump "
-				"store, and no store_dir is configured.");
-		return -1;
-	}
 	if (d->store && (d->egress || d->async)) {
 		pd_resp_problem(d->r, 400, "store",
 				"store=true is for a dump answered in the response; an operation "
 				"goes to its egressProvider, or with async=true to the store.");
-		return -1;
-	}
-	if (tags && strlen(tags) > 1024) {
-		pd_resp_problem(d->r, 400, "tags", "tags must be at most 1024 bytes.");
 		return -1;
 	}
 	return 0;
@@ -748,6 +730,22 @@ static int answer_head(struct dump_req *d)
 			     -1);
 }
 
+int pd_h_take_dump_slot(struct pd_req *r)
+{
+	struct pd_context *ctx = pd_req_app(r);
+
+	if (atomic_fetch_add(&ctx->dumps_running, 1) < ctx->max_dumps)
+		return 0;
+	atomic_fetch_sub(&ctx->dumps_running, 1);
+	pd_req_log_note(r, "dump=busy");
+	pd_resp_header(r, "Retry-After", DUMP_RETRY_AFTER_S);
+	pd_resp_problem(r, 429, NULL,
+			"%d dump(s) or stacks operation(s) already running, the most this server "
+			"takes at once (max_dumps). Try again later.",
+			ctx->max_dumps);
+	return -1;
+}
+
 /* The dump of d->p (open); closes it. */
 static int dump_process(struct dump_req *d)
 {
@@ -773,18 +771,9 @@ static int dump_process(struct dump_req *d)
 		rc = answer_head(d);
 		goto out;
 	}
-	d->slot = true;
-	if (atomic_fetch_add(&d->ctx->dumps_running, 1) >= d->ctx->max_dumps) {
-		release_slot(d);
-		pd_req_log_note(r, "dump=busy");
-		pd_resp_header(r, "Retry-After", DUMP_RETRY_AFTER_S);
-		rc = pd_resp_problem(
-			r, 429, NULL,
-			"%d dump(s) already running, the most this server takes at once "
-			"(max_dumps). Try again later.",
-			d->ctx->max_dumps);
+	if (pd_h_take_dump_slot(r) < 0)
 		goto out;
-	}
+	d->slot = true;
 	d->when = time(NULL);
 	pd_req_log_note(r, "dump_type=0x%x", d->type.bits);
 	if (d->egress || d->async) {

@@ -5,6 +5,8 @@
  *                                     is downloaded: handlers/dump.c's pd_h_send_file
  *   DELETE /api/dumps/{id}            204
  *   POST   /api/dumps/{id}/delete     the Dumps page's delete button (303 to the list)
+ *   POST   /api/dumps/{id}/egress?egressProvider=NAME[&file=F]
+ *                                     a copy to an egress provider, as an operation (202)
  *
  * lib/store.h does the work; this only translates. */
 #include "config.h"
@@ -22,6 +24,7 @@
 #include "handlers/handlers.h"
 #include "handlers/html.h"
 #include "handlers/jsonout.h"
+#include "lib/operations.h"
 #include "lib/store.h"
 
 /* The store, or a 404 answered and NULL. */
@@ -344,4 +347,64 @@ int h_dumps_delete(struct pd_req *r)
 	if (pd_h_wants_html(r))
 		return pd_h_redirect_to_base(r, "Deleted.");
 	return pd_resp_no_content(r);
+}
+
+/* POST /api/dumps/{id}/egress?egressProvider=NAME[&file=NAME][&tags=]: the
+ * entry's file (its main one by default) copied to an egress provider as
+ * an operation (docs/OPERATIONS-API.md): 202 + Location; the copy is
+ * lib/operations.h's pd_store_push, what `procdiag dumps push` runs. */
+int h_dumps_egress(struct pd_req *r)
+{
+	struct pd_store *s = store_of(r);
+	const char *id = s ? id_of(r) : NULL;
+	const char *file = pd_req_query(r, "file");
+	const struct pd_egress_provider *egress;
+	json_t *meta = NULL;
+	bool async;
+	int fd, rc;
+
+	if (!id)
+		return 0;
+	if (file && !*file)
+		file = NULL;
+	if (file && !pd_store_name_valid(file))
+		return pd_resp_problem(r, 400, "file",
+				       "file must be a file of the entry ([A-Za-z0-9._-], as "
+				       "GET /api/dumps lists its files), not '%s'.",
+				       file);
+	if (pd_h_parse_operation(r, &egress, &async) < 0)
+		return 0;
+	if (!egress)
+		return pd_resp_problem(r, 400, "egressProvider",
+				       "egressProvider=NAME is required: the [egress NAME] the entry "
+				       "is copied to.");
+	if (async)
+		return pd_resp_problem(r, 400, "async",
+				       "async is not for a copy: the entry is in the store already.");
+	rc = pd_store_open_entry(s, id, file, &fd, &meta);
+	if (rc == -ENOENT && file && pd_store_open_entry(s, id, NULL, &fd, NULL) == 0) {
+		close(fd);
+		return pd_resp_problem(r, 404, "file", "Stored dump %s has no file %s.", id, file);
+	}
+	if (rc == -ENOENT)
+		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
+	if (rc < 0)
+		return pd_resp_problem(r, 500, NULL, "Cannot read stored dump %s: %s.", id,
+				       strerror(-rc));
+	close(fd);
+	{
+		struct pd_op_request rq = {
+			.pid = (int)json_integer_value(json_object_get(meta, "pid")),
+			.process = json_string_value(json_object_get(meta, "process")),
+			.egress = egress,
+			.tags = pd_req_query(r, "tags"),
+			.kind = PD_OP_STORE_COPY,
+			.store_id = id,
+			.store_file = file,
+		};
+
+		pd_h_operation_start(r, &rq);
+	}
+	json_decref(meta);
+	return 0;
 }

@@ -36,7 +36,16 @@ int h_stacks_query(struct pd_req *r);
  * application/speedscope+json; an attachment named
  * {stamp}_{pid}.stacks.{txt|json}, stamp as pd_h_mon_stamp. */
 struct json_t;
-int pd_h_mon_stacks_reply(struct pd_req *r, struct json_t *doc, int pid, const char *stamp);
+int pd_h_mon_stacks_reply(struct pd_req *r, struct json_t *doc, int pid, int fmt,
+			  const char *stamp);
+/* The format of /stacks: ?format=json|text|speedscope (procdiag's), else
+ * the Accept header's as above; -1 after answering 400 naming format. */
+int pd_h_mon_stacks_format(struct pd_req *r);
+const char *pd_h_mon_stacks_format_name(int fmt);
+const char *pd_h_mon_stacks_ext(int fmt); /* "txt" or "json" */
+/* The document (borrowed) in format fmt: a pd_op_stacks_render
+ * (lib/operations.h) for /stacks?egressProvider=. */
+int pd_h_mon_stacks_render(const struct json_t *doc, int fmt, char **bytes, size_t *len);
 /* environ.c */
 int h_environment(struct pd_req *r);
 /* dump.c */
@@ -142,6 +151,22 @@ int pd_h_not_running(struct pd_req *r, int pid);
  * answered (the slot is still the caller's). */
 struct pd_op_request;
 int pd_h_operation_start(struct pd_req *r, const struct pd_op_request *rq);
+/* egressProvider=NAME (*egress), async=true|false (*async; true without
+ * egressProvider needs a store) and tags (at most 1024 bytes): whether the
+ * request asks for an operation. 0, or -1 after answering 400 naming the
+ * parameter. */
+struct pd_egress_provider;
+int pd_h_parse_operation(struct pd_req *r, const struct pd_egress_provider **egress,
+			 bool *async);
+/* dump.c: one of the max_dumps slots taken (0; give it back by
+ * decrementing ctx->dumps_running), or -1 after answering 429 with
+ * Retry-After: a dump, a stacks operation, share the cap. */
+int pd_h_take_dump_slot(struct pd_req *r);
+/* dump.c: a true|false|1|0 query parameter (absent: false); -1 after
+ * answering 400 naming it. */
+int pd_h_query_bool(struct pd_req *r, const char *name, bool *out);
+/* dumps.c: POST /api/dumps/{id}/egress?egressProvider=NAME[&file=][&tags=]. */
+int h_dumps_egress(struct pd_req *r);
 int h_operations_list(struct pd_req *r);
 int h_operation_get(struct pd_req *r);
 int h_operation_delete(struct pd_req *r);

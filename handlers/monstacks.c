@@ -5,8 +5,10 @@
  * method, the file name of the module the module. docs/API.md, "Stacks". */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/strbuf.h"
 #include "fcgi/request.h"
@@ -29,7 +31,7 @@ static const char *const content_types[] = {
 /* ContentTypeUtilities.ComputeStackFormat: a type named exactly wins over
  * one a wildcard covers, text over JSON over speedscope, q not weighed;
  * no Accept header, or none of the three, is text. */
-static enum format choose(struct pd_req *r)
+static enum format choose_accept(struct pd_req *r)
 {
 	int text = pd_req_accept_match(r, "text/plain");
 	int json = pd_req_accept_match(r, "application/json");
@@ -43,6 +45,37 @@ static enum format choose(struct pd_req *r)
 	if (text == 0 && json > 0)
 		return FMT_JSON;
 	return FMT_TEXT;
+}
+
+static const char *const format_names[] = {
+	[FMT_TEXT] = "text",
+	[FMT_JSON] = "json",
+	[FMT_SPEEDSCOPE] = "speedscope",
+};
+
+int pd_h_mon_stacks_format(struct pd_req *r)
+{
+	const char *v = pd_req_query(r, "format");
+
+	if (!v || !*v)
+		return choose_accept(r);
+	for (int f = 0; f < (int)(sizeof(format_names) / sizeof(format_names[0])); f++)
+		if (!strcasecmp(v, format_names[f]))
+			return f;
+	pd_resp_problem(r, 400, "format", "format must be json, text or speedscope, not '%s'.",
+			v);
+	return -1;
+}
+
+const char *pd_h_mon_stacks_format_name(int fmt)
+{
+	return format_names[fmt];
+}
+
+const char *pd_h_mon_stacks_ext(int fmt)
+{
+	/* StacksOperation.GenerateFileName: txt for text, json for both others. */
+	return fmt == FMT_TEXT ? "txt" : "json";
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -257,28 +290,35 @@ oom:
 	return NULL;
 }
 
-int pd_h_mon_stacks_reply(struct pd_req *r, json_t *doc, int pid, const char *stamp)
+int pd_h_mon_stacks_render(const json_t *doc, int fmt, char **bytes, size_t *len)
 {
-	enum format fmt = choose(r);
-	struct strbuf sb = STRBUF_INIT, cd = STRBUF_INIT;
-	json_t *out = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	json_t *out;
+
+	*bytes = NULL;
+	*len = 0;
+	if (fmt == FMT_TEXT) {
+		if (stacks_text(doc, &sb) == 0)
+			*bytes = strbuf_detach(&sb, len);
+		strbuf_release(&sb);
+	} else {
+		out = fmt == FMT_JSON ? callstacks_json(doc) : speedscope_json(doc);
+		*bytes = pd_json_render(out, len);
+	}
+	return *bytes ? 0 : -ENOMEM;
+}
+
+int pd_h_mon_stacks_reply(struct pd_req *r, json_t *doc, int pid, int fmt, const char *stamp)
+{
+	struct strbuf cd = STRBUF_INIT;
 	char *bytes = NULL;
 	size_t len = 0;
 	int rc;
 
-	if (fmt == FMT_TEXT) {
-		if (stacks_text(doc, &sb) == 0) {
-			bytes = strbuf_detach(&sb, &len);
-		}
-	} else {
-		out = fmt == FMT_JSON ? callstacks_json(doc) : speedscope_json(doc);
-		bytes = pd_json_render(out, &len);
-	}
+	pd_h_mon_stacks_render(doc, fmt, &bytes, &len);
 	json_decref(doc);
-	strbuf_release(&sb);
-	/* StacksOperation.GenerateFileName: txt for text, json for both others. */
 	strbuf_addf(&cd, "attachment; filename=\"%s_%d.stacks.%s\"", stamp, pid,
-		    fmt == FMT_TEXT ? "txt" : "json");
+		    pd_h_mon_stacks_ext(fmt));
 	if (!bytes || cd.failed || pd_resp_header(r, "Content-Disposition", cd.buf) < 0)
 		rc = pd_resp_problem(r, 500, NULL, "Out of memory.");
 	else

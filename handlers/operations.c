@@ -15,6 +15,7 @@
 #include "common/numparse.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
+#include "handlers/conffile.h"
 #include "handlers/context.h"
 #include "handlers/handlers.h"
 #include "handlers/jsonout.h"
@@ -61,6 +62,35 @@ int pd_h_operation_start(struct pd_req *r, const struct pd_op_request *rq)
 	snprintf(loc, sizeof(loc), "%s/operations/%s", pd_req_origin(r), id);
 	pd_resp_header(r, "Location", loc);
 	pd_resp_json(r, 202, present(r, pd_ops_get(ops, id)));
+	return 0;
+}
+
+int pd_h_parse_operation(struct pd_req *r, const struct pd_egress_provider **egress,
+			 bool *async)
+{
+	const struct pd_context *ctx = pd_req_app(r);
+	const char *e = pd_req_query(r, "egressProvider");
+	const char *tags = pd_req_query(r, "tags");
+
+	*egress = NULL;
+	if (e && *e) {
+		*egress = pd_config_egress(ctx->config, e);
+		if (!*egress)
+			return pd_resp_problem(r, 400, "egressProvider",
+					       "egressProvider '%s' is not configured: name an "
+					       "[egress NAME] section of the configuration.",
+					       e),
+			       -1;
+	}
+	if (pd_h_query_bool(r, "async", async) < 0)
+		return -1;
+	if (*async && !*egress && !ctx->store)
+		return pd_resp_problem(r, 400, "async",
+				       "async=true without egressProvider puts the result into the "
+				       "dump store, and no store_dir is configured."),
+		       -1;
+	if (tags && strlen(tags) > 1024)
+		return pd_resp_problem(r, 400, "tags", "tags must be at most 1024 bytes."), -1;
 	return 0;
 }
 

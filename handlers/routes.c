@@ -41,6 +41,7 @@ const struct pd_route pd_routes[] = {
 	{ "GET",    "/api/dumps", "/{id}",         h_dumps_get,    PD_ROUTE_STREAM },
 	{ "DELETE", "/api/dumps", "/{id}",         h_dumps_delete, 0 },
 	{ "POST",   "/api/dumps", "/{id}/delete",  h_dumps_delete, 0 },
+	{ "POST",   "/api/dumps", "/{id}/egress",  h_dumps_egress, 0 },
 
 	/* The trigger rules of the config and their states (read-only). */
 	{ "GET", "", "/api/rules", h_rules, 0 },

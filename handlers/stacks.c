@@ -24,6 +24,7 @@
 #include "lib/proc.h"
 #include "lib/procfs.h"
 #include "lib/scope.h"
+#include "lib/operations.h"
 #include "lib/stacksrun.h"
 
 /* A failed stacks request: the text is this route's, the status the one
@@ -71,9 +72,8 @@ static int problem(struct pd_req *r, int rc, int pid, const char *err)
 	return pd_h_problem_kind(r, pd_dump_error_from_errno(rc, false), 1, NULL, "%s", text);
 }
 
-/* State letters become the words of the threads routes; the process gets
- * its link, under the prefix the client used. */
-static int decorate(struct pd_req *r, json_t *doc, int pid)
+/* State letters become the words of the threads routes. */
+static void state_words(json_t *doc)
 {
 	json_t *threads = json_object_get(doc, "threads"), *t;
 	size_t i;
@@ -81,9 +81,15 @@ static int decorate(struct pd_req *r, json_t *doc, int pid)
 	json_array_foreach(threads, i, t) {
 		const char *st = json_string_value(json_object_get(t, "state"));
 
-		if (st && json_object_set_new(t, "state", json_string(pd_state_name(st[0]))) < 0)
-			return -ENOMEM;
+		if (st)
+			json_object_set_new(t, "state", json_string(pd_state_name(st[0])));
 	}
+}
+
+/* ... and the process gets its link, under the prefix the client used. */
+static int decorate(struct pd_req *r, json_t *doc, int pid)
+{
+	state_words(doc);
 	return json_object_set_new(doc, "process", pd_json_href(r, "/%d", pid));
 }
 
@@ -103,9 +109,53 @@ static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
 	return -1;
 }
 
+/* ?egressProvider=NAME or ?async=true: the stacks run as an operation
+ * (docs/OPERATIONS-API.md): 1 when answered (202, or a 4xx), 0 when this
+ * is a plain request. p is still open; render(fmt) makes the upload. */
+static int as_operation(struct pd_req *r, struct pd_proc *p, bool no_source,
+			pd_op_stacks_render render, int fmt, const char *ext, const char *fmt_name)
+{
+	const struct pd_egress_provider *egress;
+	struct pd_context *ctx = pd_req_app(r);
+	char comm[PD_COMM_MAX + 1];
+	bool async;
+
+	if (pd_h_parse_operation(r, &egress, &async) < 0)
+		return 1;
+	/* a HEAD starts nothing in the background (it gets what a plain
+	 * request's headers would be) */
+	if ((!egress && !async) || pd_req_is_head(r))
+		return 0;
+	if (pd_h_take_dump_slot(r) < 0)
+		return 1;
+	snprintf(comm, sizeof(comm), "%.*s", (int)p->stat.comm_len, p->stat.comm);
+	{
+		struct pd_op_request rq = {
+			.pid = p->pid,
+			.start_time = p->stat.starttime,
+			.process = comm,
+			.egress = egress,
+			.tags = pd_req_query(r, "tags"),
+			.slot = &ctx->dumps_running,
+			.kind = PD_OP_STACKS,
+			.render = render,
+			.fmt = fmt,
+			.ext = ext,
+			.fmt_name = fmt_name,
+			.no_source = no_source,
+		};
+
+		if (pd_h_operation_start(r, &rq) < 0)
+			atomic_fetch_sub(&ctx->dumps_running, 1);
+	}
+	return 1;
+}
+
 /* The stacks document of p (open; closed here: the helper opens the
- * process itself, checking its start time); NULL after answering an error. */
-static json_t *collect(struct pd_req *r, struct pd_proc *p)
+ * process itself, checking its start time), or an operation started
+ * (as_operation); NULL after answering. */
+static json_t *collect(struct pd_req *r, struct pd_proc *p, pd_op_stacks_render render, int fmt,
+		       const char *ext, const char *fmt_name)
 {
 	const struct pd_context *ctx = pd_req_app(r);
 	struct pd_stacks_opts o = { .scope = &ctx->config->scope };
@@ -115,10 +165,12 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p)
 	char err[512];
 
 	rc = pd_h_refuse_procdiag(r, p);
+	if (rc == 0)
+		rc = parse_source(r, &o);
+	if (rc == 0 && as_operation(r, p, o.no_source, render, fmt, ext, fmt_name))
+		rc = -1;
 	pd_proc_close(p);
 	if (rc < 0)
-		return NULL;
-	if (parse_source(r, &o) < 0)
 		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
 	if (rc < 0) {
@@ -131,20 +183,63 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p)
 	return doc;
 }
 
+/* Kudu's formats: procdiag's document (JSON) or its eu-stack-like text. */
+enum { KUDU_JSON, KUDU_TEXT };
+
+/* A pd_op_stacks_render: what the route answers, without the links (an
+ * upload is read far from this responder). */
+static int kudu_render(const json_t *doc, int fmt, char **bytes, size_t *len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *copy;
+
+	if (fmt == KUDU_TEXT) {
+		if (pd_stacks_text(doc, pd_state_name, &sb) < 0) {
+			strbuf_release(&sb);
+			return -ENOMEM;
+		}
+		*bytes = strbuf_detach(&sb, len);
+		return *bytes ? 0 : -ENOMEM;
+	}
+	copy = json_deep_copy(doc);
+	if (copy)
+		state_words(copy);
+	*bytes = pd_json_render(copy, len);
+	return *bytes ? 0 : -ENOMEM;
+}
+
+/* ?format=json|text (procdiag's), else Accept: text/plain is text. */
+static int kudu_format(struct pd_req *r)
+{
+	const char *v = pd_req_query(r, "format");
+
+	if (!v || !*v)
+		return pd_req_accepts(r, "text/plain") ? KUDU_TEXT : KUDU_JSON;
+	if (!strcasecmp(v, "json"))
+		return KUDU_JSON;
+	if (!strcasecmp(v, "text"))
+		return KUDU_TEXT;
+	pd_resp_problem(r, 400, "format", "format must be json or text, not '%s'.", v);
+	return -1;
+}
+
 int h_process_stacks(struct pd_req *r)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct pd_proc p;
 	json_t *doc;
-	int pid, rc;
+	int pid, rc, fmt = kudu_format(r);
 
+	if (fmt < 0)
+		return 0;
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	doc = collect(r, &p);
+	doc = collect(r, &p, kudu_render, fmt, fmt == KUDU_TEXT ? "txt" : "json",
+		      fmt == KUDU_TEXT ? "text" : "procdiag");
 	if (!doc)
 		return 0;
-	if (pd_req_accepts(r, "text/plain")) {
+	if (fmt == KUDU_TEXT) {
 		rc = pd_stacks_text(doc, pd_state_name, &sb);
 		json_decref(doc);
 		if (rc < 0) {
@@ -170,15 +265,18 @@ int h_stacks_query(struct pd_req *r)
 	struct pd_proc p;
 	char stamp[32];
 	json_t *doc;
-	int pid;
+	int pid, fmt = pd_h_mon_stacks_format(r);
 
+	if (fmt < 0)
+		return 0;
 	/* dotnet-monitor names the file when the request is taken. */
 	pd_h_mon_stamp(stamp, sizeof(stamp));
 	if (pd_h_select_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
-	doc = collect(r, &p);
+	doc = collect(r, &p, pd_h_mon_stacks_render, fmt, pd_h_mon_stacks_ext(fmt),
+		      pd_h_mon_stacks_format_name(fmt));
 	if (!doc)
 		return 0;
-	return pd_h_mon_stacks_reply(r, doc, pid, stamp);
+	return pd_h_mon_stacks_reply(r, doc, pid, fmt, stamp);
 }

@@ -6,6 +6,7 @@
 #define PD_EGRESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum pd_egress_type { PD_EGRESS_FILESYSTEM, PD_EGRESS_AZURE_BLOB };
 struct pd_egress_provider {
@@ -20,6 +21,11 @@ struct pd_egress_provider {
 	char *sas_token;            /* secret too */
 	unsigned block_size;        /* bytes, default 4 MiB */
 	unsigned parallel;          /* blocks in flight, default 4 */
+	/* filesystem retention (the store's rules, lib/store.h pd_quota_*), applied to the files
+	   procdiag wrote in the upload's directory at each commit; 0: no bound */
+	unsigned max_count;
+	uint64_t max_bytes;
+	uint64_t max_age_s;
 };
 struct pd_egress_meta {
 	const char *host, *site, *process, *dump_type, *method, *trigger, *rule;

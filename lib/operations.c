@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h> /* memfd_create */
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,8 +18,10 @@
 
 #include "common/jsonstr.h"
 #include "lib/instance.h"
+#include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/rules.h"
 #include "lib/spool.h"
+#include "lib/stacksrun.h"
 #include "lib/store.h"
 #include "lib/testhooks.h"
 
@@ -34,6 +37,7 @@ struct op {
 	/* the request, owned */
 	struct pd_op_request rq;
 	char *process, *tags, *trigger, *rule;
+	char *store_id, *store_file, *ext, *fmt_name; /* the other kinds' */
 	json_int_t created_ms;
 };
 
@@ -197,6 +201,10 @@ static void op_free(struct op *op)
 	free(op->tags);
 	free(op->trigger);
 	free(op->rule);
+	free(op->store_id);
+	free(op->store_file);
+	free(op->ext);
+	free(op->fmt_name);
 	free(op);
 }
 
@@ -506,6 +514,209 @@ static int op_progress(void *arg, enum pd_dump_phase phase, uint64_t done, uint6
 	return op_cancelled(arg);
 }
 
+/* --- the other kinds of operation: stacks, store copies ------------------ */
+
+/* How one of them ended, for op_thread's record: a failure's status and
+ * title (NULL: op_thread's own), the figures merged into rec[member]. */
+struct op_kind_end {
+	int status;
+	const char *title;
+	const char *member;
+	json_t *figures;
+};
+
+/* len bytes of buf uploaded as name (a memfd: pd_egress_upload_fd's one
+ * path, cancel and abort included). */
+static int upload_bytes(const struct pd_egress_provider *p, const char *name,
+			const struct pd_egress_meta *m, const char *buf, size_t len,
+			int (*cancelled)(void *), void *carg, char *location, size_t loclen,
+			char *err, size_t errlen)
+{
+	int fd = memfd_create("procdiag-upload", MFD_CLOEXEC), rc;
+
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "memfd_create: %s", strerror(-rc));
+		return rc;
+	}
+	rc = pd_pwrite_all(fd, buf, len, 0);
+	if (rc < 0)
+		snprintf(err, errlen, "writing the upload's buffer: %s", strerror(-rc));
+	else
+		rc = pd_egress_upload_fd(p, fd, name, m, cancelled, carg, location, loclen, err,
+					 errlen);
+	close(fd);
+	return rc;
+}
+
+/* dotnet-monitor's StacksOperation file name, "{stamp}_{pid}.stacks.{ext}",
+ * its stamp yyyyMMdd_HHmmss_fff of the time the request was taken. */
+static void stacks_name(const struct op *op, char *buf, size_t size)
+{
+	time_t t = (time_t)(op->created_ms / 1000);
+	char stamp[32] = "";
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
+	snprintf(buf, size, "%s_%03d_%d.stacks.%s", stamp, (int)(op->created_ms % 1000),
+		 op->rq.pid, op->rq.ext ? op->rq.ext : "json");
+}
+
+static int op_run_stacks(struct op *op, struct op_kind_end *ke, char *location, size_t loclen,
+			 char *sid, char *detail, size_t detlen)
+{
+	struct pd_ops *ops = op->ops;
+	const struct pd_op_request *rq = &op->rq;
+	struct pd_stacks_opts so = { .scope = ops->o.scope, .no_source = rq->no_source };
+	json_t *doc = NULL;
+	char err[512] = "", *bytes = NULL;
+	size_t len = 0;
+	int rc;
+
+	ke->member = "stacks";
+	rc = pd_stacksrun(ops->helper, rq->pid, rq->start_time, &so, 0, &doc, err, sizeof(err));
+	/* this thread ends soon: a helper it started must not die with it */
+	pd_stacksrun_thread_end();
+	if (rc < 0) {
+		ke->status = rc == -ESRCH ? 404 : rc == -EBUSY ? 409 : 500;
+		ke->title = "Stacks failed";
+		snprintf(detail, detlen, "stacks: %s", err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	ke->figures = json_pack(
+		"{s:I, s:I}", "threads", (json_int_t)json_array_size(json_object_get(doc, "threads")),
+		"stopped_us", json_integer_value(json_object_get(doc, "stopped_us")));
+	if (op_cancelled(op)) {
+		rc = -ECANCELED;
+	} else if (rq->egress) {
+		struct pd_egress_meta m = {
+			.host = ops->host,
+			.site = ops->site,
+			.process = rq->process,
+			.dump_type = "stacks",
+			.trigger = rq->trigger ? rq->trigger : "manual",
+			.rule = rq->rule,
+			.pid = rq->pid,
+		};
+		char name[128];
+
+		ke->status = 502;
+		ke->title = "Upload failed";
+		stacks_name(op, name, sizeof(name));
+		rc = rq->render(doc, rq->fmt, &bytes, &len);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "out of memory");
+		else
+			rc = upload_bytes(rq->egress, name, &m, bytes, len, op_cancelled, op,
+					  location, loclen, err, sizeof(err));
+		if (rc < 0 && !strncmp(err, "egress ", 7))
+			snprintf(detail, detlen, "%s", err);
+		else if (rc < 0)
+			snprintf(detail, detlen, "egress '%s': %s", rq->egress->name, err);
+	} else if (ops->o.store) {
+		ke->status = 500;
+		ke->title = "Store failed";
+		rc = pd_store_stacks(ops->o.store, rq->pid, doc,
+				     json_pack("{s:s?, s:s, s:s?}", "process", rq->process, "trigger",
+					       rq->trigger ? rq->trigger : "manual", "rule",
+					       rq->rule),
+				     sid, detail, detlen);
+		bytes = NULL;
+	} else {
+		snprintf(detail, detlen, "no store_dir is configured");
+		rc = -ENOENT;
+	}
+	if (rc == 0 && ke->figures)
+		json_object_set_new(ke->figures, "bytes",
+				    json_integer((json_int_t)(rq->egress ? len : 0)));
+	if (rc == -EDQUOT || rc == -ENOSPC)
+		ke->status = 507;
+	free(bytes);
+	json_decref(doc);
+	return rc;
+}
+
+static int op_run_copy(struct op *op, struct op_kind_end *ke, char *location, size_t loclen,
+		       char *detail, size_t detlen)
+{
+	struct pd_ops *ops = op->ops;
+	uint64_t bytes = 0;
+	int rc;
+
+	ke->member = "copy";
+	ke->title = "Upload failed";
+	ke->status = 502;
+	if (!ops->o.store) {
+		snprintf(detail, detlen, "no store_dir is configured");
+		return -ENOENT;
+	}
+	rc = pd_store_push(ops->o.store, op->rq.egress, op->rq.store_id, op->rq.store_file,
+			   ops->host, ops->site, op_cancelled, op, location, loclen, &bytes, detail,
+			   detlen);
+	if (rc == -ENOENT || rc == -EINVAL) {
+		ke->status = 404;
+		ke->title = "Not found";
+	} else if (rc == -EDQUOT || rc == -ENOSPC) {
+		ke->status = 507;
+	}
+	if (rc == 0)
+		ke->figures = json_pack("{s:I}", "bytes", (json_int_t)bytes);
+	return rc;
+}
+
+static int op_run_kind(struct op *op, struct op_kind_end *ke, char *location, size_t loclen,
+		       char *sid, char *detail, size_t detlen)
+{
+	if (op->rq.kind == PD_OP_STACKS)
+		return op_run_stacks(op, ke, location, loclen, sid, detail, detlen);
+	return op_run_copy(op, ke, location, loclen, detail, detlen);
+}
+
+int pd_store_push(struct pd_store *s, const struct pd_egress_provider *p, const char *id,
+		  const char *file, const char *host, const char *site, int (*cancelled)(void *),
+		  void *carg, char *location, size_t loclen, uint64_t *bytes, char *err,
+		  size_t errlen)
+{
+	char name[PD_STORE_ID_MAX + PD_STORE_NAME_MAX + 2], e2[512] = "";
+	struct pd_egress_meta m = { .host = host, .site = site };
+	const char *main_file;
+	json_t *meta = NULL;
+	struct stat st;
+	int fd, rc;
+
+	rc = pd_store_open_entry(s, id, file, &fd, &meta);
+	if (rc < 0) {
+		if (rc == -ENOENT || rc == -EINVAL)
+			snprintf(err, errlen, "store entry %s: no such entry%s%s", id,
+				 file ? " or file " : "", file ? file : "");
+		else
+			snprintf(err, errlen, "store entry %s: %s", id, strerror(-rc));
+		return rc;
+	}
+	main_file = json_string_value(json_object_get(meta, "file"));
+	snprintf(name, sizeof(name), "%s-%s", id, file ? file : main_file ? main_file : "file");
+	m.process = json_string_value(json_object_get(meta, "process"));
+	m.dump_type = json_string_value(json_object_get(meta, "dumpType"));
+	if (!m.dump_type && json_string_value(json_object_get(meta, "kind")))
+		m.dump_type = json_string_value(json_object_get(meta, "kind"));
+	m.method = json_string_value(json_object_get(meta, "method"));
+	m.trigger = json_string_value(json_object_get(meta, "trigger"));
+	m.rule = json_string_value(json_object_get(meta, "rule"));
+	m.pid = (int)json_integer_value(json_object_get(meta, "pid"));
+	if (bytes)
+		*bytes = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	rc = pd_egress_upload_fd(p, fd, name, &m, cancelled, carg, location, loclen, e2,
+				 sizeof(e2));
+	close(fd);
+	json_decref(meta);
+	if (rc < 0 && !strncmp(e2, "egress ", 7))
+		snprintf(err, errlen, "%s", e2);
+	else if (rc < 0)
+		snprintf(err, errlen, "egress '%s': %s", p->name, e2);
+	return rc;
+}
+
 static void *op_thread(void *arg)
 {
 	struct op *op = arg;
@@ -525,7 +736,14 @@ static void *op_thread(void *arg)
 	int rc, cancel;
 	unsigned long long streamed = 0;
 	json_t *dump;
+	/* --- opsmore: the other kinds (op_run_kind, below) --- */
+	struct op_kind_end ke = { 0 };
 
+	if (rq->kind != PD_OP_DUMP) {
+		memset(&jr, 0, sizeof(jr));
+		rc = op_run_kind(op, &ke, location, sizeof(location), sid, detail, sizeof(detail));
+	} else
+	/* --- end opsmore --- */
 	if (rq->egress) {
 		struct pd_egress_meta m = {
 			.host = ops->host,
@@ -588,7 +806,13 @@ static void *op_thread(void *arg)
 					       : rq->egress	      ? "Upload failed"
 								      : "Store failed",
 					       detail));
+		if (ke.title) /* opsmore: the other kinds say their own */
+			json_object_set_new(op->rec, "error",
+					    error_json(ke.status, ke.title, detail));
 	}
+	if (ke.figures) /* opsmore */
+		json_object_update(json_object_get(op->rec, ke.member), ke.figures);
+	json_decref(ke.figures);
 	dump = json_object_get(op->rec, "dump");
 	if (dump && jr.dump.fig.method[0]) {
 		json_object_set_new(dump, "method", json_string(jr.dump.fig.method));
@@ -640,6 +864,44 @@ static json_t *tags_json(const char *tags)
 	return a;
 }
 
+/* The record's kind, and the other kinds' members instead of "dump";
+ * their strings owned by op. 0 or -ENOMEM. */
+static int op_kind_record(struct op *op)
+{
+	struct pd_op_request *rq = &op->rq;
+	json_t *rec = op->rec, *k = NULL;
+
+	if (rq->kind == PD_OP_DUMP)
+		return json_object_set_new(rec, "kind", json_string("dump"));
+	op->store_id = dup_or_null(rq->store_id);
+	op->store_file = dup_or_null(rq->store_file);
+	op->ext = dup_or_null(rq->ext);
+	op->fmt_name = dup_or_null(rq->fmt_name);
+	rq->store_id = op->store_id;
+	rq->store_file = op->store_file;
+	rq->ext = op->ext;
+	rq->fmt_name = op->fmt_name;
+	if ((rq->store_id && !op->store_id) || (rq->store_file && !op->store_file) ||
+	    (rq->ext && !op->ext) || (rq->fmt_name && !op->fmt_name))
+		return -ENOMEM;
+	json_object_del(rec, "dump");
+	if (rq->kind == PD_OP_STACKS) {
+		k = json_pack("{s:s}", "format",
+			      rq->egress ? (rq->fmt_name ? rq->fmt_name : "json") : "store");
+		if (json_object_set_new(rec, "kind", json_string("stacks")) < 0 ||
+		    json_object_set_new(rec, "stacks", k) < 0)
+			return -ENOMEM;
+		return 0;
+	}
+	/* a store copy: nothing runs in the process; its uid is not known */
+	k = json_pack("{s:s, s:s?}", "storeId", rq->store_id, "file", rq->store_file);
+	if (json_object_set_new(rec, "kind", json_string("copy")) < 0 ||
+	    json_object_set_new(rec, "copy", k) < 0 ||
+	    json_object_set_new(json_object_get(rec, "process"), "uid", json_null()) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_OP_ID_LEN + 1],
 		 char *err, size_t errlen)
 {
@@ -675,6 +937,10 @@ int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_
 		"isStoppable", 0, "tags", tags_json(rq->tags), "resourceLocation", "error", "dump",
 		"dumpType", pd_dumpjob_type_name(&rq->type, tname, sizeof(tname)), "format",
 		pd_dump_format_name(rq->format), "trigger", rq->trigger ? rq->trigger : "manual");
+	if (op->rec && op_kind_record(op) < 0) {
+		json_decref(op->rec);
+		op->rec = NULL;
+	}
 	if (!op->rec || (rq->process && !op->process) || (rq->tags && !op->tags) ||
 	    (rq->trigger && !op->trigger) || (rq->rule && !op->rule)) {
 		op_free(op);

@@ -53,6 +53,16 @@ struct pd_ops_opts {
 	unsigned cancel_wait_ms;      /* how long pd_ops_cancel waits (0: 30000) */
 };
 
+/* What an operation does: a dump (the default), a stacks snapshot, a store
+ * entry copied to an egress provider (docs/OPERATIONS-API.md). */
+enum pd_op_kind { PD_OP_DUMP, PD_OP_STACKS, PD_OP_STORE_COPY };
+
+/* A stacks operation's upload: the document (lib/stacks.h, borrowed) as
+ * the bytes of the file uploaded, in the format fmt the request chose (the
+ * front end's: dotnet-monitor's JSON, text or speedscope; procdiag's own).
+ * 0 and *bytes (malloc'd) and *len, or -ENOMEM. */
+typedef int (*pd_op_stacks_render)(const json_t *doc, int fmt, char **bytes, size_t *len);
+
 struct pd_op_request {
 	int pid;
 	uint64_t start_time;
@@ -64,6 +74,20 @@ struct pd_op_request {
 	const char *trigger;			 /* "manual" (NULL) or "rule" */
 	const char *rule;
 	atomic_int *slot; /* a taken dump slot, given back when the operation ends (may be NULL) */
+	/* --- the other kinds (type and format are a dump's only) --- */
+	enum pd_op_kind kind;
+	/* PD_OP_STACKS: with egress, the document rendered by render(fmt) is
+	 * uploaded as dotnet-monitor names it, "{yyyyMMdd_HHmmss_fff}_{pid}.stacks.{ext}"
+	 * (the operation's creation);
+	 * without, it goes into the store (pd_store_stacks). */
+	pd_op_stacks_render render;
+	int fmt;
+	const char *ext;       /* "json" or "txt" */
+	const char *fmt_name;  /* the record's stacks.format */
+	bool no_source;	       /* lib/stacks.h */
+	/* PD_OP_STORE_COPY: entry store_id's file (NULL: its main file) to
+	 * egress, as pd_store_push does it; pid is the entry's */
+	const char *store_id, *store_file;
 };
 
 /* Reads the state file (a Running record becomes Failed, "interrupted by
@@ -106,6 +130,18 @@ int pd_egress_dump_job(const struct pd_egress_provider *p, struct pd_dumpjob_opt
 		       void *carg, struct pd_egress_meta *m, const char *name,
 		       struct pd_dumpjob_result *jr, char *location, size_t loclen, char *detail,
 		       size_t detlen);
+/* One file of store entry id (file NULL: its main file) uploaded to p as
+ * "{id}-{file}" under {host}/{site}, the entry's meta as the upload's
+ * metadata: what `procdiag dumps push` and POST /api/dumps/{id}/egress
+ * both do. cancelled (may be NULL) aborts it (nothing is left at the
+ * destination). 0 with location; -EINVAL (a bad id or file name),
+ * -ENOENT (no such entry or file), or another -errno, with err a sentence
+ * without a secret. *bytes (may be NULL) gets the file's size. */
+int pd_store_push(struct pd_store *s, const struct pd_egress_provider *p, const char *id,
+		  const char *file, const char *host, const char *site, int (*cancelled)(void *),
+		  void *carg, char *location, size_t loclen, uint64_t *bytes, char *err,
+		  size_t errlen);
+
 /* "core.PID.YYYYMMDDTHHMMSSZ[.TAG][.zip|.zst]": TAG (may be NULL) keeps
  * two dumps of one second apart. */
 const char *pd_egress_dump_name(enum pd_dump_format format, int pid, const char *tag, char *buf,

@@ -36,68 +36,12 @@ static json_t *firing_meta(json_t *m, const struct pd_rule_firing *f)
 	return NULL;
 }
 
-/* An entry's commit: the result's id k, or why not. */
-static int commit(struct pd_store_new *n, json_t *meta, struct pd_rule_result *res, int k,
-		  const char *what)
-{
-	char id[PD_STORE_ID_MAX];
-	int rc;
-
-	if (!meta) {
-		pd_store_abort(n);
-		snprintf(res->detail, sizeof(res->detail), "%s: out of memory", what);
-		return -ENOMEM;
-	}
-	rc = pd_store_commit(n, meta, id);
-	if (rc == -EDQUOT) {
-		snprintf(res->detail, sizeof(res->detail),
-			 "quota: the %s is larger than store_max_bytes; nothing was stored", what);
-		return rc;
-	}
-	if (rc < 0) {
-		snprintf(res->detail, sizeof(res->detail), "%s: the store failed: %s", what,
-			 strerror(-rc));
-		return rc;
-	}
-	snprintf(res->ids[k], sizeof(res->ids[k]), "%s", id);
-	return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int store_file(struct pd_store_new *n, const char *name, const char *buf, size_t len)
-{
-	int fd = pd_store_file(n, name, len), rc;
-
-	if (fd < 0)
-		return fd;
-	rc = write_all(fd, buf, len);
-	close(fd);
-	return rc;
-}
-
 static int do_stacks(const struct pd_ruleaction_ctx *c, const struct pd_rule_firing *f,
 		     struct pd_rule_result *res, int k)
 {
 	struct pd_stacks_opts o = { .scope = c->scope };
-	struct strbuf text = STRBUF_INIT;
-	struct pd_store_new *n = NULL;
-	json_t *doc = NULL, *meta;
-	char err[256] = "", *js = NULL;
+	json_t *doc = NULL;
+	char err[256] = "";
 	int rc;
 
 	rc = pd_stacksrun(c->helper, f->pid, f->start_time, &o, 0, &doc, err, sizeof(err));
@@ -106,36 +50,13 @@ static int do_stacks(const struct pd_ruleaction_ctx *c, const struct pd_rule_fir
 			 err[0] ? err : strerror(-rc));
 		return rc;
 	}
-	js = json_dumps(doc, JSON_INDENT(1));
-	if (!js || pd_stacks_text(doc, NULL, &text) < 0) {
-		rc = -ENOMEM;
-		snprintf(res->detail, sizeof(res->detail), "stacks: out of memory");
-		goto out;
-	}
-	rc = pd_store_begin(c->store, f->pid, &n);
-	if (rc < 0) {
-		snprintf(res->detail, sizeof(res->detail), "stacks: the store failed: %s",
-			 strerror(-rc));
-		goto out;
-	}
-	rc = store_file(n, "stacks.json", js, strlen(js));
-	if (rc == 0)
-		rc = store_file(n, "stacks.txt", text.buf, text.len);
-	if (rc < 0) {
-		pd_store_abort(n);
-		snprintf(res->detail, sizeof(res->detail), "stacks: writing to the store failed: %s",
-			 strerror(-rc));
-		goto out;
-	}
-	meta = firing_meta(json_pack("{s:s, s:i, s:s, s:s, s:I}", "kind", "stacks", "pid", f->pid,
-				     "trigger", "rule", "rule", f->rule->name, "threads",
-				     (json_int_t)json_array_size(json_object_get(doc, "threads"))),
-			   f);
-	rc = commit(n, meta, res, k, "stacks snapshot");
-out:
-	free(js);
+	/* the one way a stacks snapshot is stored (lib/store.h) */
+	rc = pd_store_stacks(c->store, f->pid, doc,
+			     firing_meta(json_pack("{s:s, s:s}", "trigger", "rule", "rule",
+						   f->rule->name),
+					 f),
+			     res->ids[k], res->detail, sizeof(res->detail));
 	json_decref(doc);
-	strbuf_release(&text);
 	return rc;
 }
 

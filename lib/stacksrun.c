@@ -21,6 +21,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t helper_pid;
+static pthread_t helper_owner; /* the thread that started it (it dies with it) */
 static int helper_sock = -1;
 static struct pd_helper_lines rbuf = {STRBUF_INIT, MAX_RESPONSE}; /* past the last line */
 
@@ -78,6 +79,7 @@ static int start_helper(const char *helper, char *err, size_t errlen)
 		return rc;
 	}
 	helper_pid = pid;
+	helper_owner = pthread_self();
 	helper_sock = sv[0];
 	strbuf_reset(&rbuf.buf);
 	return 0;
@@ -217,5 +219,13 @@ void pd_stacksrun_shutdown(void)
 {
 	pthread_mutex_lock(&lock);
 	stop_helper(true);
+	pthread_mutex_unlock(&lock);
+}
+
+void pd_stacksrun_thread_end(void)
+{
+	pthread_mutex_lock(&lock);
+	if (helper_pid > 0 && pthread_equal(helper_owner, pthread_self()))
+		stop_helper(true);
 	pthread_mutex_unlock(&lock);
 }

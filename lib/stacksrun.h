@@ -31,6 +31,11 @@
 int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 		 const struct pd_stacks_opts *opts, unsigned timeout_ms, json_t **out, char *err,
 		 size_t errlen);
+/* A thread that is about to end (an operation's, lib/operations.c) and may
+ * have started the helper: a helper it started is stopped now, between
+ * requests, rather than killed by PR_SET_PDEATHSIG in the middle of
+ * another thread's request; the next request starts a new one. */
+void pd_stacksrun_thread_end(void);
 /* Stops the helper (EOF, then SIGKILL if it lingers) and reaps it. */
 void pd_stacksrun_shutdown(void);
 

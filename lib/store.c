@@ -16,6 +16,8 @@
 #include "lib/store.h"
 #include "lib/memcopy.h" /* pd_pwrite_all */
 #include "lib/rules.h" /* pd_dump_format_name */
+#include "lib/stacks.h" /* pd_stacks_text */
+#include "common/strbuf.h"
 
 #define NEW_PREFIX ".new-"
 #define DEL_PREFIX ".del-"
@@ -47,12 +49,6 @@ struct pd_store_new {
 	size_t nfiles;
 };
 
-/* One entry as the quota sees it. */
-struct entry {
-	char id[PD_STORE_ID_MAX];
-	uint64_t created_ns;
-	uint64_t bytes;
-};
 
 static bool is_digits(const char *s, size_t n)
 {
@@ -265,19 +261,55 @@ static uint64_t entry_bytes(int edfd)
 
 static int cmp_entry(const void *a, const void *b)
 {
-	const struct entry *x = a, *y = b;
+	const struct pd_quota_item *x = a, *y = b;
 
 	if (x->created_ns != y->created_ns)
 		return x->created_ns < y->created_ns ? -1 : 1;
-	return strcmp(x->id, y->id);
+	return strcmp(x->name, y->name);
+}
+
+void pd_quota_sort(struct pd_quota_item *v, size_t n)
+{
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_entry);
+}
+
+void pd_quota_mark(const struct pd_store_limits *l, struct pd_quota_item *v, size_t n,
+		   uint64_t now_ns, bool room, uint64_t add_bytes)
+{
+	uint64_t age_ns = l->max_age_s * 1000000000ull, total = 0;
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		v[i].evict = l->max_age_s && v[i].created_ns + age_ns <= now_ns;
+		if (!v[i].evict) {
+			left++;
+			total += v[i].bytes;
+		}
+	}
+	for (size_t i = 0; room && i < n; i++) {
+		if (v[i].evict)
+			continue;
+		if (!((l->max_count && left + 1 > l->max_count) ||
+		      (l->max_bytes && total + add_bytes > l->max_bytes)))
+			break;
+		v[i].evict = true;
+		left--;
+		total -= v[i].bytes;
+	}
+}
+
+bool pd_quota_too_big(const struct pd_store_limits *l, uint64_t bytes)
+{
+	return l->max_bytes && bytes > l->max_bytes;
 }
 
 /* The entries, oldest first; with_bytes: their sizes too. */
-static int scan(const struct pd_store *s, bool with_bytes, struct entry **out, size_t *n)
+static int scan(const struct pd_store *s, bool with_bytes, struct pd_quota_item **out, size_t *n)
 {
 	int fd = openat(s->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct entry *v = NULL;
+	struct pd_quota_item *v = NULL;
 	size_t cnt = 0, cap = 0;
 	struct dirent *e;
 
@@ -300,7 +332,7 @@ static int scan(const struct pd_store *s, bool with_bytes, struct entry **out, s
 			continue; /* removed meanwhile, or not a directory */
 		if (cnt == cap) {
 			size_t ncap = cap ? cap * 2 : 32;
-			struct entry *nv = realloc(v, ncap * sizeof(*v));
+			struct pd_quota_item *nv = realloc(v, ncap * sizeof(*v));
 
 			if (!nv) {
 				close(edfd);
@@ -312,7 +344,7 @@ static int scan(const struct pd_store *s, bool with_bytes, struct entry **out, s
 			cap = ncap;
 		}
 		memset(&v[cnt], 0, sizeof(v[cnt]));
-		snprintf(v[cnt].id, sizeof(v[cnt].id), "%.47s", e->d_name);
+		snprintf(v[cnt].name, sizeof(v[cnt].name), "%.47s", e->d_name);
 		m = read_meta(edfd);
 		c = m ? json_object_get(m, "created_ns") : NULL;
 		v[cnt].created_ns = json_is_integer(c) ? (uint64_t)json_integer_value(c)
@@ -324,8 +356,7 @@ static int scan(const struct pd_store *s, bool with_bytes, struct entry **out, s
 		cnt++;
 	}
 	closedir(d);
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), cmp_entry);
+	pd_quota_sort(v, cnt);
 	*out = v;
 	*n = cnt;
 	return 0;
@@ -342,16 +373,15 @@ static uint64_t now_ns(void)
 /* Entries past max_age removed; under the store lock. */
 static void expire(const struct pd_store *s)
 {
-	struct entry *v = NULL;
+	struct pd_quota_item *v = NULL;
 	size_t n = 0;
-	uint64_t now = now_ns(), age_ns;
 
 	if (!s->lim.max_age_s || scan(s, false, &v, &n) < 0)
 		return;
-	age_ns = s->lim.max_age_s * 1000000000ull;
+	pd_quota_mark(&s->lim, v, n, now_ns(), false, 0);
 	for (size_t i = 0; i < n; i++)
-		if (v[i].created_ns + age_ns <= now)
-			remove_entry(s, v[i].id);
+		if (v[i].evict)
+			remove_entry(s, v[i].name);
 	free(v);
 }
 
@@ -665,30 +695,24 @@ static int write_meta(struct pd_store_new *n, json_t *meta)
 	return rc;
 }
 
-/* Under the store lock: the oldest out until one more entry of `bytes`
- * fits. */
+/* Under the store lock: those past max_age out, then the oldest until one
+ * more entry of `bytes` fits. */
 static int make_room(const struct pd_store *s, uint64_t bytes)
 {
 	const struct pd_store_limits *l = &s->lim;
-	struct entry *v = NULL;
-	size_t n = 0, first = 0;
-	uint64_t total = 0;
+	struct pd_quota_item *v = NULL;
+	size_t n = 0;
 	int rc;
 
-	expire(s);
-	if (!l->max_count && !l->max_bytes)
+	if (!l->max_count && !l->max_bytes && !l->max_age_s)
 		return 0;
 	rc = scan(s, l->max_bytes != 0, &v, &n);
 	if (rc < 0)
 		return rc;
+	pd_quota_mark(l, v, n, now_ns(), true, bytes);
 	for (size_t i = 0; i < n; i++)
-		total += v[i].bytes;
-	while (first < n && ((l->max_count && n - first + 1 > l->max_count) ||
-			     (l->max_bytes && total + bytes > l->max_bytes))) {
-		remove_entry(s, v[first].id);
-		total -= v[first].bytes;
-		first++;
-	}
+		if (v[i].evict)
+			remove_entry(s, v[i].name);
 	free(v);
 	return 0;
 }
@@ -725,7 +749,7 @@ int pd_store_commit(struct pd_store_new *n, json_t *meta, char id[PD_STORE_ID_MA
 	rc = finish_files(n, meta, &bytes);
 	if (rc < 0)
 		goto fail;
-	if (s->lim.max_bytes && bytes > s->lim.max_bytes) {
+	if (pd_quota_too_big(&s->lim, bytes)) {
 		rc = -EDQUOT; /* would not fit an empty store: nothing evicted */
 		goto fail;
 	}
@@ -763,7 +787,7 @@ static int cmp_newest(const void *a, const void *b)
 
 int pd_store_list(struct pd_store *s, json_t **entries)
 {
-	struct entry *v = NULL;
+	struct pd_quota_item *v = NULL;
 	size_t n = 0;
 	json_t *arr;
 	int rc;
@@ -788,14 +812,14 @@ int pd_store_list(struct pd_store *s, json_t **entries)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int edfd = openat(s->dfd, v[i].id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int edfd = openat(s->dfd, v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		json_t *m;
 
 		if (edfd < 0)
 			continue; /* removed since the scan */
 		m = read_meta(edfd);
 		if (!m) {
-			m = json_pack("{s:s,s:s,s:I}", "id", v[i].id, "error",
+			m = json_pack("{s:s,s:s,s:I}", "id", v[i].name, "error",
 				      "meta.json cannot be read", "bytes",
 				      (json_int_t)entry_bytes(edfd));
 		}
@@ -951,6 +975,65 @@ int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
 		return rc;
 	}
 	return 0;
+}
+
+/* name, len bytes of buf, a new file of entry n. */
+static int store_bytes(struct pd_store_new *n, const char *name, const char *buf, size_t len)
+{
+	int fd = pd_store_file(n, name, len), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = pd_pwrite_all(fd, buf, len, 0);
+	close(fd);
+	return rc;
+}
+
+int pd_store_stacks(struct pd_store *s, int pid, const json_t *doc, json_t *meta,
+		    char id[PD_STORE_ID_MAX], char *detail, size_t detlen)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct pd_store_new *n = NULL;
+	char *js = json_dumps(doc, JSON_INDENT(1));
+	int rc;
+
+	id[0] = 0;
+	if (!js || !meta || pd_stacks_text(doc, NULL, &text) < 0 ||
+	    json_object_set_new(meta, "kind", json_string("stacks")) < 0 ||
+	    json_object_set_new(meta, "pid", json_integer(pid)) < 0 ||
+	    json_object_set_new(meta, "threads",
+				json_integer((json_int_t)json_array_size(
+					json_object_get(doc, "threads")))) < 0) {
+		rc = -ENOMEM;
+		snprintf(detail, detlen, "stacks: out of memory");
+		goto out;
+	}
+	rc = pd_store_begin(s, pid, &n);
+	if (rc < 0) {
+		snprintf(detail, detlen, "stacks: the store failed: %s", strerror(-rc));
+		goto out;
+	}
+	rc = store_bytes(n, "stacks.json", js, strlen(js));
+	if (rc == 0)
+		rc = store_bytes(n, "stacks.txt", text.buf, text.len);
+	if (rc < 0) {
+		pd_store_abort(n);
+		snprintf(detail, detlen, "stacks: writing to the store failed: %s", strerror(-rc));
+		goto out;
+	}
+	rc = pd_store_commit(n, meta, id);
+	meta = NULL;
+	if (rc == -EDQUOT)
+		snprintf(detail, detlen,
+			 "quota: the stacks snapshot is larger than store_max_bytes; nothing was "
+			 "stored");
+	else if (rc < 0)
+		snprintf(detail, detlen, "stacks: the store failed: %s", strerror(-rc));
+out:
+	json_decref(meta);
+	free(js);
+	strbuf_release(&text);
+	return rc;
 }
 
 json_t *pd_store_dump_meta(const struct pd_dumpjob_result *res, const struct pd_dumptype *type,

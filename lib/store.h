@@ -51,6 +51,25 @@ struct pd_store_limits {
 struct pd_store;
 struct pd_store_new;
 
+/* The quota rules on any set of items: the store's entries, the files of
+ * a filesystem egress directory (lib/egress_fs.c). */
+struct pd_quota_item {
+	char name[256];	     /* an entry's id, a file's name */
+	uint64_t created_ns; /* since the epoch */
+	uint64_t bytes;	     /* allocated bytes (st_blocks * 512) */
+	bool evict;	     /* set by pd_quota_mark */
+};
+/* Oldest first: by created_ns, then by name. */
+void pd_quota_sort(struct pd_quota_item *v, size_t n);
+/* Marks evict on the items of v (sorted oldest first) that go: those
+ * older than max_age at now_ns; then, with room, the oldest of the rest
+ * until one more item of add_bytes fits max_count and max_bytes. */
+void pd_quota_mark(const struct pd_store_limits *l, struct pd_quota_item *v, size_t n,
+		   uint64_t now_ns, bool room, uint64_t add_bytes);
+/* An item of bytes that cannot fit even where nothing else is (bytes >
+ * max_bytes): refused, and nothing is evicted for it. */
+bool pd_quota_too_big(const struct pd_store_limits *l, uint64_t bytes);
+
 /* Opens (creating the last component, mode 0750, when missing) the store
  * at dir, an absolute path; sweeps .new-* nobody holds and .del-*, and
  * entries past max_age. l may be NULL (no bounds). *out: free with
@@ -159,6 +178,15 @@ int pd_store_dump_job(struct pd_store *s, struct pd_dumpjob_opts *o,
 		      json_t *(*meta_hook)(json_t *, void *), void *hook_arg,
 		      struct pd_dumpjob_result *jr, char id[PD_STORE_ID_MAX], char *detail,
 		      size_t detlen);
+/* The one way a stacks document (lib/stacks.h) becomes a store entry
+ * (rule actions, operations with async=true): stacks.json (the document)
+ * and stacks.txt (pd_stacks_text) in one entry about pid. meta (STOLEN;
+ * NULL is out of memory) is the writer's (trigger, rule, process...); kind
+ * "stacks" and threads are set here. 0 with id set, or -errno with detail
+ * a sentence ("stacks: ...", -EDQUOT: "quota: ...; nothing was stored")
+ * and nothing of it in the store. */
+int pd_store_stacks(struct pd_store *s, int pid, const json_t *doc, json_t *meta,
+		    char id[PD_STORE_ID_MAX], char *detail, size_t detlen);
 /* "core.PID", "core.PID.zip" or "core.PID.zst". */
 const char *pd_store_dump_name(enum pd_dump_format format, int pid, char *buf, size_t size);
 

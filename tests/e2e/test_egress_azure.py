@@ -409,5 +409,57 @@ def test_operation_uploads_to_azurite():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_stacks_operation_and_store_copy_to_azurite():
+    """Proves: /stacks?pid=&egressProvider=az with Accept: application/json
+    ends Succeeded with resourceLocation the blob
+    {prefix}/{host}/default/{stamp}_{pid}.stacks.json, whose body read back
+    is the CallStackResult of the target's threads and whose metadata says
+    pid and dumptype stacks; POST /api/dumps/{id}/egress?egressProvider=az
+    of a stored entry lands {prefix}/{host}/default/{id}-{file} byte for
+    byte; no key in any answer or the log."""
+    d = tempfile.mkdtemp(prefix="pd-e2e-egress-stk-")
+    t = h.target("threads", 2)
+    try:
+        with az.Azurite() as a:
+            a.create_container(CONTAINER)
+            conf = ("[egress az]\ntype = azureBlobStorage\naccount_url = %s\ncontainer = %s\n"
+                    "blob_prefix = %s\naccount_key = %s\nblock_size = 65536\n"
+                    % (a.url, CONTAINER, PREFIX, a.key))
+            store = os.path.join(d, "store")
+            with h.Stack(config_lines=["store_dir = " + store], config_files=[conf]) as s:
+                r = s.get("/stacks?pid=%d&egressProvider=az" % t.pid,
+                          headers={"Accept": "application/json"})
+                assert r.status == 202, r
+                doc = ops.wait_end(s, r.json()["operationId"])
+                assert doc["status"] == "Succeeded" and doc["kind"] == "stacks", doc
+                names = a.blob_names(CONTAINER)
+                assert len(names) == 1 and doc["resourceLocation"] == "%s/%s/%s" % (
+                    a.url, CONTAINER, names[0]), (doc, names)
+                base = names[0].rsplit("/", 1)
+                assert base[0] == "%s/%s/default" % (PREFIX, HOST), names
+                m = ops.STACKS_NAME_RE.match(base[1])
+                assert m and int(m.group(1)) == t.pid and m.group(2) == "json", names
+                st, hd, body = a.get_blob(CONTAINER, names[0])
+                assert st == 200 and len(body) == doc["stacks"]["bytes"], (st, len(body), doc)
+                got = sorted(x["threadId"] for x in json.loads(body)["stacks"])
+                assert got == ops.tids(t.pid), got
+                assert hd.get("x-ms-meta-pid") == str(t.pid), hd
+                assert hd.get("x-ms-meta-dumptype") == "stacks", hd
+                sid = ops.stored_stacks(s, t.pid)
+                r = s.post("/api/dumps/%s/egress?egressProvider=az" % sid)
+                assert r.status == 202, r
+                doc2 = ops.wait_end(s, r.json()["operationId"])
+                assert doc2["status"] == "Succeeded", doc2
+                blob = "%s/%s/default/%s-stacks.json" % (PREFIX, HOST, sid)
+                assert doc2["resourceLocation"] == "%s/%s/%s" % (a.url, CONTAINER, blob), doc2
+                st, hd, body = a.get_blob(CONTAINER, blob)
+                assert st == 200 and body == s.get("/api/dumps/" + sid).body
+                no_secret([a.key], json.dumps(doc), json.dumps(doc2),
+                          s.get("/operations").body.decode(), s.stderr())
+    finally:
+        t.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     h.main(globals())

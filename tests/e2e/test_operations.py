@@ -7,7 +7,10 @@ eu-readelf load; a zstd that decompresses to one), GET /operations with
 its pid and tags filters, cancel leaving nothing, a SIGKILLed responder's
 Running operation Failed after the restart, a client gone after the 202,
 async into the store, 429 beyond max_dumps, bad input, and no secret in
-any answer or log line."""
+any answer or log line; stacks as operations (dotnet-monitor's /stacks and
+Kudu's stacks route, to an egress or into the store), store entries copied
+to an egress (POST /api/dumps/{id}/egress and the CLI's push)."""
+import json
 import os
 import random
 import re
@@ -193,16 +196,27 @@ def test_bad_input():
     operationId; an unknown one a 404 problem for GET and DELETE; async=
     maybe is a 400 naming async, async=true without a store a 400 too;
     store=true with an egressProvider a 400 naming store; without the key
-    the routes are 401."""
+    the routes are 401. The stacks routes (dotnet-monitor's and Kudu's)
+    answer the same for egressProvider and async, a 400 naming format for
+    a format of neither, and a 404 for an unknown pid; nothing starts and
+    no file is written."""
     e = Egress()
     t = h.target("threads", 1)
     try:
         with e.stack() as s:
-            doc = h.assert_problem(s.get("/dump?pid=%d&egressProvider=nope" % t.pid), 400,
-                                   "egressProvider")
-            assert "nope" in doc["detail"], doc
-            h.assert_problem(s.get(du.dump_url(t.pid, "egressProvider=nope")), 400,
-                             "egressProvider")
+            kudu_stacks = "/api/processes/%d/stacks?" % t.pid
+            for path in ("/dump?pid=%d&" % t.pid, du.dump_url(t.pid) + "?",
+                         "/stacks?pid=%d&" % t.pid, kudu_stacks):
+                doc = h.assert_problem(s.get(path + "egressProvider=nope"), 400,
+                                       "egressProvider")
+                assert "nope" in doc["detail"], doc
+            # stacks: a format of neither route, async
+            for path in ("/stacks?pid=%d&" % t.pid, kudu_stacks):
+                h.assert_problem(s.get(path + "egressProvider=share&format=xml"), 400, "format")
+            h.assert_problem(s.get(kudu_stacks + "async=maybe"), 400, "async")
+            h.assert_problem(s.get(kudu_stacks + "async=true"), 400, "async")
+            h.assert_problem(s.get("/api/processes/%d/stacks?egressProvider=share"
+                                   % h.unused_pid()), 404)
             assert s.json("/operations") == []
             h.assert_problem(s.get("/operations/not-a-guid"), 400, "operationId")
             h.assert_problem(s.delete("/operations/not-a-guid"), 400, "operationId")
@@ -221,6 +235,17 @@ def test_bad_input():
         e.close()
 
 
+def cancel_leaves_nothing(s, e, oid, pid):
+    """DELETE of Running operation oid answers 200 with it Cancelled, the
+    target pid runs again, the egress directory holds nothing."""
+    r = s.delete("/operations/" + oid)
+    assert r.status == 200, r
+    assert r.json()["status"] == "Cancelled", r.json()
+    assert status(s, oid)["status"] == "Cancelled"
+    du.assert_resumed(pid, timeout=10)
+    assert e.files() == [], e.files()
+
+
 def test_cancel_leaves_nothing():
     """Proves: DELETE /operations/{id} on a Running operation (its target
     held frozen by the test build) answers 200 once the job stopped, the
@@ -233,12 +258,7 @@ def test_cancel_leaves_nothing():
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}) as s:
             oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
-            r = s.delete("/operations/" + oid)
-            assert r.status == 200, r
-            assert r.json()["status"] == "Cancelled", r.json()
-            assert status(s, oid)["status"] == "Cancelled"
-            du.assert_resumed(t.pid, timeout=10)
-            assert e.files() == [], e.files()
+            cancel_leaves_nothing(s, e, oid, t.pid)
             h.assert_problem(s.delete("/operations/" + oid), 400, "operationId")
     finally:
         if wfd is not None:
@@ -339,21 +359,27 @@ def test_async_lands_in_the_store():
 
 def test_429_beyond_max_dumps():
     """Proves: with max_dumps = 1 and an operation holding its slot (its
-    target frozen), a second operation and a live dump are 429 with
-    Retry-After; once the first ended, the slot is free again."""
+    target frozen), a second operation, a live dump and a stacks operation
+    (both routes) are 429 with Retry-After; once the first ended, the slot
+    is free again, and a stacks operation gives it back when it ends."""
     e, fifo, t = frozen_setup()
     wfd = None
     try:
         with e.started({"PD_TEST_FROZEN_WAIT": fifo}, "max_dumps = 1") as s:
             oid, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
-            for path in ("/dump?pid=%d&egressProvider=share" % t.pid, du.dump_url(t.pid)):
+            for path in ("/dump?pid=%d&egressProvider=share" % t.pid, du.dump_url(t.pid),
+                         "/stacks?pid=%d&egressProvider=share" % t.pid,
+                         "/api/processes/%d/stacks?egressProvider=share" % t.pid):
                 r = s.get(path)
                 h.assert_problem(r, 429)
                 assert r.header("Retry-After"), r.headers
             os.close(wfd)
             wfd = None
             assert wait_end(s, oid)["status"] == "Succeeded"
+            # a stacks operation takes the free slot and gives it back
+            sid, _, _ = start(s, "/stacks?pid=%d&egressProvider=share" % t.pid)
+            assert wait_end(s, sid)["status"] == "Succeeded"
             oid2, _, _ = start(s, "/dump?pid=%d&egressProvider=share" % t.pid)
             wfd = wait_frozen(fifo)
             os.close(wfd)
@@ -439,6 +465,361 @@ def test_rule_with_egress_uploads_instead_of_storing():
         finally:
             bad.stop()
     finally:
+        e.close()
+
+
+STACKS_NAME_RE = re.compile(r"^\d{8}_\d{6}_\d{3}_(\d+)\.stacks\.(json|txt)$")
+
+
+def tids(pid):
+    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+
+
+def test_stacks_as_operations_upload_in_the_format_asked():
+    """Proves: dotnet-monitor's /stacks?pid=&egressProvider=share answers
+    202 + Location with a record of kind stacks; it ends Succeeded (201)
+    with resourceLocation {directory}/{host}/default/{stamp}_{pid}.stacks.json
+    (dotnet-monitor's name) holding a CallStackResult with every thread of
+    the target; Accept: text/plain uploads its text (.txt), format=speedscope
+    a speedscope file; Kudu's /api/processes/{id}/stacks?egressProvider=
+    uploads procdiag's document (state words, no link), Accept: text/plain
+    its text; the record's stacks figures give threads and the file's
+    bytes; nothing else is in the directory; a HEAD starts nothing."""
+    e = Egress()
+    t = h.target("threads", 2)
+    try:
+        with e.stack() as s:
+            base = os.path.join(e.dir, socket.gethostname(), "default")
+            # a HEAD starts nothing
+            assert s.head("/stacks?pid=%d&egressProvider=share" % t.pid).status == 200
+            assert s.json("/operations") == [] and e.files() == []
+            oid, _, doc = start(s, "/stacks?pid=%d&egressProvider=share&tags=st" % t.pid)
+            first = oid
+            assert doc["kind"] == "stacks" and doc["egressProviderName"] == "share", doc
+            assert "dump" not in doc and doc["stacks"]["format"] == "text", doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            path = doc["resourceLocation"]
+            assert os.path.dirname(path) == base, doc
+            m = STACKS_NAME_RE.match(os.path.basename(path))
+            assert m and int(m.group(1)) == t.pid and m.group(2) == "txt", path
+            with open(path) as f:
+                text = f.read()
+            assert text.startswith("Thread: (0x"), text[:200]
+            assert doc["stacks"]["bytes"] == os.path.getsize(path) > 0, doc
+            assert doc["stacks"]["threads"] == len(tids(t.pid)), doc
+            got = {}
+            for fmt, hdr, query in (("json", {"Accept": "application/json"}, ""),
+                                    ("speedscope", None, "&format=speedscope")):
+                r = s.get("/stacks?pid=%d&egressProvider=share%s" % (t.pid, query), headers=hdr)
+                assert r.status == 202, r
+                d = wait_end(s, r.json()["operationId"])
+                assert d["status"] == "Succeeded" and d["stacks"]["format"] == fmt, d
+                assert d["resourceLocation"].endswith(".stacks.json"), d
+                with open(d["resourceLocation"]) as f:
+                    got[fmt] = json.load(f)
+            assert sorted(x["threadId"] for x in got["json"]["stacks"]) == tids(t.pid), got["json"]
+            assert "speedscope" in got["speedscope"]["$schema"], got["speedscope"]
+            assert len(got["speedscope"]["profiles"]) == len(tids(t.pid))
+            # Kudu's route: procdiag's own document, or its text
+            oid, _, _ = start(s, "/api/processes/%d/stacks?egressProvider=share" % t.pid)
+            d = wait_end(s, oid)
+            assert d["status"] == "Succeeded" and d["stacks"]["format"] == "procdiag", d
+            with open(d["resourceLocation"]) as f:
+                kd = json.load(f)
+            assert kd["id"] == t.pid and "process" not in kd, kd.keys()
+            assert sorted(x["id"] for x in kd["threads"]) == tids(t.pid), kd
+            assert all(len(x["state"]) > 1 for x in kd["threads"]), kd["threads"]
+            r = s.get("/api/processes/%d/stacks?egressProvider=share" % t.pid,
+                      headers={"Accept": "text/plain"})
+            assert r.status == 202, r
+            d = wait_end(s, r.json()["operationId"])
+            assert d["resourceLocation"].endswith(".stacks.txt"), d
+            with open(d["resourceLocation"]) as f:
+                assert f.read().startswith("PID %d" % t.pid)
+            assert len(e.files()) == 5, e.files()
+            assert all(os.path.dirname(f) == base for f in e.files()), e.files()
+            assert [o["operationId"] for o in s.json("/operations?tags=st")] == [first]
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_stacks_async_into_the_store_as_rules_store_them():
+    """Proves: Kudu's /api/processes/{id}/stacks?async=true answers 202; the
+    operation ends Succeeded with resourceLocation the store entry's URL;
+    the entry is kind stacks (trigger manual) with stacks.json (procdiag's
+    document: the target's threads) and stacks.txt, as a rule's stacks
+    action stores them; nothing goes to the egress directory."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack(store=True) as s:
+            oid, _, doc = start(s, "/api/processes/%d/stacks?async=true" % t.pid)
+            assert doc["kind"] == "stacks" and doc["egressProviderName"] is None, doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            m = re.match(r"^%s/api/dumps/(\S+)$" % re.escape(s.base), doc["resourceLocation"])
+            assert m and doc["storeId"] == m.group(1), doc
+            entries = s.json("/api/dumps")
+            assert [x["id"] for x in entries] == [m.group(1)], entries
+            x = entries[0]
+            assert x["kind"] == "stacks" and x["trigger"] == "manual" and x["pid"] == t.pid, x
+            assert sorted(f["name"] for f in x["files"]) == ["stacks.json", "stacks.txt"], x
+            r = s.get("/api/dumps/%s?file=stacks.json" % x["id"])
+            assert sorted(th["id"] for th in json.loads(r.body)["threads"]) == tids(t.pid)
+            assert s.get("/api/dumps/%s?file=stacks.txt" % x["id"]).body.startswith(b"PID ")
+            assert e.files() == []
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_stacks_operation_cancel_uploads_nothing():
+    """Proves: DELETE on a Running stacks operation (the stacks helper holds
+    the target frozen for 3 s in the test build) answers 200 with the
+    record Cancelled once the snapshot ended, nothing is uploaded, and the
+    target runs again."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.started({"PD_TEST_STACKS_FROZEN_SLEEP_MS": "3000"}) as s:
+            oid, _, _ = start(s, "/stacks?pid=%d&egressProvider=share" % t.pid)
+            cancel_leaves_nothing(s, e, oid, t.pid)
+    finally:
+        t.kill()
+        e.close()
+
+
+def confs(s):
+    """The CLI's --config arguments for the files of Stack s."""
+    return ["--config", s.conf, "--config", os.path.join(s.dir, "extra-0.conf")]
+
+
+def stored_stacks(s, pid):
+    """A stacks entry in the store (async=true): its id."""
+    oid, _, _ = start(s, "/api/processes/%d/stacks?async=true" % pid)
+    doc = wait_end(s, oid)
+    assert doc["status"] == "Succeeded", doc
+    return doc["storeId"]
+
+
+def test_store_entry_copied_to_an_egress_as_an_operation():
+    """Proves: POST /api/dumps/{id}/egress?egressProvider=share answers 202 +
+    Location with a record of kind copy (storeId, file); it ends Succeeded
+    with resourceLocation {directory}/{host}/default/{id}-{file}, byte for
+    byte the entry's main file (file=stacks.txt: that file); a second copy
+    of the same file ends Failed (the name exists, the first copy is left
+    as it was); `procdiag dumps push ID --egress share --file NAME` (the
+    same lib/ function) lands the same name in the same directory."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack(store=True) as s:
+            sid = stored_stacks(s, t.pid)
+            base = os.path.join(e.dir, socket.gethostname(), "default")
+            r = s.post("/api/dumps/%s/egress?egressProvider=share&tags=cp" % sid)
+            assert r.status == 202, r
+            doc = r.json()
+            assert r.header("Location") == "%s/operations/%s" % (s.base, doc["operationId"]), r
+            assert doc["kind"] == "copy" and doc["copy"]["storeId"] == sid, doc
+            assert doc["process"]["pid"] == t.pid and doc["egressProviderName"] == "share", doc
+            doc = wait_end(s, doc["operationId"])
+            assert doc["status"] == "Succeeded", doc
+            path = os.path.join(base, "%s-stacks.json" % sid)
+            assert doc["resourceLocation"] == path, doc
+            want = s.get("/api/dumps/%s" % sid).body
+            with open(path, "rb") as f:
+                assert f.read() == want
+            assert doc["copy"]["bytes"] == len(want), doc
+            r = s.post("/api/dumps/%s/egress?egressProvider=share&file=stacks.txt" % sid)
+            assert r.status == 202, r
+            d2 = wait_end(s, r.json()["operationId"])
+            assert d2["status"] == "Succeeded", d2
+            with open(os.path.join(base, "%s-stacks.txt" % sid), "rb") as f:
+                assert f.read() == s.get("/api/dumps/%s?file=stacks.txt" % sid).body
+            # the same copy again: refused, the first one kept
+            r = s.post("/api/dumps/%s/egress?egressProvider=share" % sid)
+            d3 = wait_end(s, r.json()["operationId"])
+            assert d3["status"] == "Failed" and "exists" in d3["error"]["message"], d3
+            with open(path, "rb") as f:
+                assert f.read() == want
+            # the CLI's push: the same function, the same place
+            sid2 = stored_stacks(s, t.pid)
+            p = subprocess.run([h.PROCDIAG, "dumps"] + confs(s) + ["push", sid2,
+                                "--egress", "share", "--file", "stacks.txt"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            assert p.returncode == 0, p.stderr
+            out = os.path.join(base, "%s-stacks.txt" % sid2)
+            assert p.stdout.decode().strip() == out, p.stdout
+            with open(out, "rb") as f:
+                assert f.read() == s.get("/api/dumps/%s?file=stacks.txt" % sid2).body
+            assert [o["operationId"] for o in s.json("/operations?tags=cp")] == \
+                [s.json("/operations")[1]["operationId"]]
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_store_copy_bad_input_changes_nothing():
+    """Proves: POST /api/dumps/{id}/egress with a malformed id is a 400
+    naming id, an unknown id a 404 naming id, no egressProvider or an
+    unknown one a 400 naming egressProvider, a bad file name a 400 naming
+    file, a file the entry lacks a 404 naming file, async=true a 400
+    naming async; without a store a 404; none starts an operation or writes
+    a file; the CLI's push of an unknown entry exits 3."""
+    e = Egress()
+    t = h.target("threads", 1)
+    try:
+        with e.stack(store=True) as s:
+            sid = stored_stacks(s, t.pid)
+            n = len(s.json("/operations"))
+            h.assert_problem(s.post("/api/dumps/not-an-id/egress?egressProvider=share"), 400,
+                             "id")
+            unknown = "20200101T000000Z-1-abcd"
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=share" % unknown), 404,
+                             "id")
+            h.assert_problem(s.post("/api/dumps/%s/egress" % sid), 400, "egressProvider")
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=nope" % sid), 400,
+                             "egressProvider")
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=share&file=..%%2Fx"
+                                    % sid), 400, "file")
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=share&file=core.1"
+                                    % sid), 404, "file")
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=share&async=true"
+                                    % sid), 400, "async")
+            assert len(s.json("/operations")) == n
+            assert e.files() == []
+            p = subprocess.run([h.PROCDIAG, "dumps"] + confs(s) + ["push", unknown,
+                                "--egress", "share"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+            assert p.returncode == 3, (p.returncode, p.stderr)
+            assert e.files() == []
+        with e.stack() as s:
+            h.assert_problem(s.post("/api/dumps/%s/egress?egressProvider=share" % sid), 404)
+    finally:
+        t.kill()
+        e.close()
+
+
+FOREIGN = {"notes.txt": b"mine\n", "core.1234": b"not procdiag's\n",
+           "20200101_000000_000_1.stacks.csv": b"near miss\n", "core.1.20200101T000000Z.x": b"x\n"}
+
+
+def retention_setup(e, **limits):
+    """[egress NAME] sections in a config of their own, each a filesystem
+    directory under e.tmp with the given max_* keys; each directory's
+    {host}/default/ made with FOREIGN's files in it, 40 days old."""
+    conf, dirs = "", {}
+    for name, keys in limits.items():
+        d = os.path.join(e.tmp, name)
+        conf += "[egress %s]\ntype = filesystem\ndirectory = %s\n%s" % (
+            name, d, "".join("%s = %s\n" % kv for kv in keys.items()))
+        sub = os.path.join(d, socket.gethostname(), "default")
+        os.makedirs(sub)
+        old = 1577836800  # 2020-01-01
+        for fn, body in FOREIGN.items():
+            with open(os.path.join(sub, fn), "wb") as f:
+                f.write(body)
+            os.utime(os.path.join(sub, fn), (old, old))
+        dirs[name] = sub
+    return conf, dirs
+
+
+def ours(d):
+    return sorted(n for n in os.listdir(d) if n not in FOREIGN)
+
+
+def foreign_intact(d):
+    for fn, body in FOREIGN.items():
+        with open(os.path.join(d, fn), "rb") as f:
+            assert f.read() == body, fn
+
+
+def test_filesystem_egress_retention_evicts_oldest_first_and_never_a_foreign_file():
+    """Proves: [egress NAME] max_count = 3 keeps the 3 newest files procdiag
+    wrote (a dump, a store copy, stacks: all its names count), evicting the
+    oldest first at each commit; max_bytes keeps the allocated bytes of
+    procdiag's files within the bound, oldest out first; max_age = 1d
+    removes an old file of procdiag's name at the next upload; a file
+    larger than max_bytes alone is refused (Failed 507, nothing written,
+    nothing evicted); files of other names (near misses of procdiag's
+    patterns too), 40 days old, are never counted or touched; a retention
+    key on an azureBlobStorage section, or a bad value, stops the start."""
+    e = Egress()
+    t = h.target("threads", 1)
+    conf, dirs = retention_setup(e, cnt={"max_count": 3}, byt={"max_bytes": "12K"},
+                                 aged={"max_age": "1d"}, tiny={"max_bytes": "1K"})
+    try:
+        aged_old = os.path.join(dirs["aged"], "core.77.20200101T000000Z.0badcafe.zst")
+        with open(aged_old, "wb") as f:
+            f.write(b"old dump")
+        os.utime(aged_old, (1577836800, 1577836800))
+        tiny_old = os.path.join(dirs["tiny"], "20200101_000000_000_1.stacks.txt")
+        with open(tiny_old, "wb") as f:
+            f.write(b"x")
+        st = h.Stack(config_lines=["store_dir = " + e.store, "spool_memory_max = 0"],
+                     config_files=[e.conf, conf])
+        with st as s:
+            seq = []
+
+            def landed(path, provider):
+                r = s.get(path, timeout=60) if not path.startswith("POST ") else \
+                    s.post(path[5:])
+                assert r.status == 202, r
+                d = wait_end(s, r.json()["operationId"])
+                assert d["status"] == "Succeeded", d
+                assert os.path.dirname(d["resourceLocation"]) == dirs[provider], d
+                return os.path.basename(d["resourceLocation"])
+
+            # count: a dump, a copy, then stacks; the oldest go first
+            seq.append(landed(du.dump_url(t.pid, "egressProvider=cnt&dumpType=2"), "cnt"))
+            sid = stored_stacks(s, t.pid)
+            seq.append(landed("POST /api/dumps/%s/egress?egressProvider=cnt" % sid, "cnt"))
+            seq.append(landed("/stacks?pid=%d&egressProvider=cnt" % t.pid, "cnt"))
+            assert ours(dirs["cnt"]) == sorted(seq), (ours(dirs["cnt"]), seq)
+            for i in range(3):
+                seq.append(landed("/stacks?pid=%d&egressProvider=cnt" % t.pid, "cnt"))
+                assert ours(dirs["cnt"]) == sorted(seq[-3:]), (i, ours(dirs["cnt"]), seq)
+            foreign_intact(dirs["cnt"])
+            # bytes: within 12K of allocated bytes, the newest kept
+            got = []
+            for i in range(6):
+                got.append(landed("/stacks?pid=%d&egressProvider=byt&format=json" % t.pid,
+                                  "byt"))
+                names = ours(dirs["byt"])
+                used = sum(os.stat(os.path.join(dirs["byt"], n)).st_blocks * 512 for n in names)
+                assert used <= 12 * 1024, (names, used)
+                k = len(names)
+                assert names == sorted(got[-k:]) and got[-1] in names, (names, got)
+            assert len(ours(dirs["byt"])) < 6
+            foreign_intact(dirs["byt"])
+            # age: the old file of procdiag's name goes at the next upload
+            new = landed("/stacks?pid=%d&egressProvider=aged" % t.pid, "aged")
+            assert ours(dirs["aged"]) == [new], ours(dirs["aged"])
+            foreign_intact(dirs["aged"])
+            # too big for max_bytes alone: refused, nothing evicted
+            r = s.get("/stacks?pid=%d&egressProvider=tiny" % t.pid)
+            d = wait_end(s, r.json()["operationId"])
+            assert d["status"] == "Failed" and d["error"]["status"] == 507, d
+            assert "max_bytes" in d["error"]["message"], d
+            assert ours(dirs["tiny"]) == [os.path.basename(tiny_old)], os.listdir(dirs["tiny"])
+            foreign_intact(dirs["tiny"])
+        for bad, word in (("[egress az]\ntype = azureBlobStorage\naccount_url = "
+                           "http://127.0.0.1:9/a\ncontainer = c\nsas_token = x\n"
+                           "max_count = 2\n", "lifecycle"),
+                          ("[egress f]\ntype = filesystem\ndirectory = /tmp\n"
+                           "max_count = -1\n", "max_count")):
+            b = h.Stack(config_files=[bad])
+            try:
+                b.start()
+                raise AssertionError("started with " + bad)
+            except AssertionError as ex:
+                assert word in str(ex), ex
+            finally:
+                b.stop()
+    finally:
+        t.kill()
         e.close()
 
 
