@@ -14,6 +14,7 @@
 #include "fcgi/response.h"
 #include "handlers/assets.h"
 #include "handlers/context.h"
+#include "handlers/handlers.h"
 
 /* Nothing but what the page itself holds and procdiag serves: scripts and
  * styles from procdiag's own /assets/ ('self'), fetches (the tables'
@@ -359,7 +360,8 @@ int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 	strbuf_addstr(&sb, " and all its descendants?\">"
 			   "<button class=\"kill\" type=\"submit\">Kill&hellip;</button></form>");
 	strbuf_addf(&sb, "<script nonce=\"%s\">%s</script></nav>", nonce, confirm_script);
-	render(r, &sb, doc, 0);
+	pd_h_process_body(r, &sb, doc, pid);
+	pd_h_script(r, &sb, "table.js");
 	json_decref(doc);
 	sb.failed |= title.failed | stop.failed;
 	strbuf_release(&title);
@@ -451,7 +453,13 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 	strbuf_addf(&sb, "<p>%zu processes, by parent. <a href=\"", n);
 	esc(&sb, pd_req_origin(r));
 	esc(&sb, pd_req_base(r));
-	strbuf_addstr(&sb, all ? "\">Only the site&#39;s processes</a>" : "?allUsers=true\">All users</a>");
+	strbuf_addstr(&sb, all ? "?view=tree\">Only the site&#39;s processes</a>"
+			       : "?view=tree&amp;allUsers=true\">All users</a>");
+	/* The live table (handlers/top.c) is the list's default page. */
+	strbuf_addstr(&sb, " &middot; <a href=\"");
+	esc(&sb, pd_req_origin(r));
+	esc(&sb, pd_req_base(r));
+	strbuf_addstr(&sb, all ? "?allUsers=true\">Table view</a>" : "\">Table view</a>");
 	strbuf_addstr(&sb, "</p><ul class=\"tree\">");
 	/* Roots: processes whose parent is not listed. Each subtree is walked
 	 * with an explicit stack (a tree can be deep); a node is visited once,

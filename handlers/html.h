@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 struct pd_req;
+struct pd_proc;
 struct strbuf;
 
 /* Does this request want a page rather than JSON? */
@@ -69,6 +70,15 @@ void pd_h_asset_href(struct pd_req *r, struct strbuf *sb, const char *name);
  * assets (the policy's script-src 'self'). Each page's head already
  * links procdiag.css. */
 void pd_h_script(struct pd_req *r, struct strbuf *sb, const char *name);
+
+/* handlers/procpage.c: the process page's threads (id, name, state, cpu
+ * (% of one core, lib/top.h's watched processes), cpu_time_seconds, href,
+ * stack) as a JSON array (NULL: out of memory); the same as the light JSON
+ * of GET /{id}/threads?view=table; and the page's body for a detail
+ * document that has "_page": {threads, cpu_seconds, uptime_seconds}. */
+json_t *pd_h_thread_rows(struct pd_req *r, struct pd_proc *p, int64_t *interval_ns);
+int pd_h_thread_table_json(struct pd_req *r, struct pd_proc *p);
+void pd_h_process_body(struct pd_req *r, struct strbuf *sb, json_t *doc, int pid);
 
 /* HTML-escapes s (& < > " ') into sb. */
 int pd_html_escape(struct strbuf *sb, const char *s, size_t len);
