@@ -37,7 +37,7 @@
   function fmtDur(secs) {
     if (secs === null || secs === undefined || secs < 0) return DASH;
     var s = Math.floor(secs);
-    if (s < 60) return secs < 10 ? secs.toFixed(2) + 's' : s + 's';
+    if (s < 60) return secs < 10 && s !== secs ? secs.toFixed(2) + 's' : s + 's';
     if (s < 3600) return Math.floor(s / 60) + 'm ' + pad(s % 60) + 's';
     if (s < 86400) return Math.floor(s / 3600) + 'h ' + pad(Math.floor(s / 60) % 60) + 'm';
     return Math.floor(s / 86400) + 'd ' + pad(Math.floor(s / 3600) % 24) + 'h';
