@@ -23,11 +23,6 @@
 #include "lib/sysclock.h"
 #include "lib/top.h"
 
-static json_t *pct(double v)
-{
-	return v < 0 ? json_null() : json_real((double)(long long)(v * 10 + 0.5) / 10);
-}
-
 json_t *pd_h_thread_rows(struct pd_req *r, struct pd_proc *p, int64_t *interval_ns)
 {
 	struct pd_tasks tasks = PD_TASKS_INIT;
@@ -49,7 +44,7 @@ json_t *pd_h_thread_rows(struct pd_req *r, struct pd_proc *p, int64_t *interval_
 		json_t *o = json_pack(
 			"{s:i, s:o, s:s, s:o, s:f, s:o, s:o}", "id", t->pid, "name",
 			pd_json_bytes(t->comm, t->comm_len), "state", pd_state_name(t->state), "cpu",
-			pct(cpu[i]), "cpu_time_seconds",
+			pd_json_pct(cpu[i]), "cpu_time_seconds",
 			(double)(long long)(pd_ticks_to_ns(t->utime + t->stime) / 10000000) / 100,
 			"href", pd_json_href(r, "/%d/threads/%d", p->pid, t->pid), "stack",
 			pd_json_href(r, "/%d/stacks#thread-%d", p->pid, t->pid));
@@ -72,18 +67,8 @@ int pd_h_thread_table_json(struct pd_req *r, struct pd_proc *p)
 				      interval ? json_integer(interval / 1000000) : json_null(),
 				      "threads", arr)
 			  : NULL;
-	char *body;
-	int rc;
 
-	if (!doc)
-		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-	json_decref(doc);
-	if (!body)
-		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	rc = pd_resp_json_bytes(r, 200, body, strlen(body));
-	free(body);
-	return rc;
+	return pd_reply_json_compact(r, doc);
 }
 
 static void esc(struct strbuf *sb, const char *s)

@@ -44,12 +44,6 @@ static bool keep(const struct pd_snapshot *snap, const struct pd_proc_entry *e, 
 	return pd_h_listed(k->ctx, k->all, k->self_uid, k->site_uid, e);
 }
 
-/* A percentage to one decimal; null when unknown. */
-static json_t *pct(double v)
-{
-	return v < 0 ? json_null() : json_real((double)(long long)(v * 10 + 0.5) / 10);
-}
-
 static json_t *row_json(struct pd_req *r, const struct pd_top *t, const struct pd_top_row *row,
 			uint64_t basis)
 {
@@ -61,11 +55,11 @@ static json_t *row_json(struct pd_req *r, const struct pd_top *t, const struct p
 	return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:s, s:I, s:o}",
 			 "id", e->pid, "name", pd_json_bytes(e->comm, e->comm_len), "user",
 			 pd_json_cstr(user), "command_line", pd_json_bytes(row->cmd, row->cmd_len),
-			 "cpu", pct(row->cpu), "cpu_machine",
-			 pct(row->cpu < 0 ? -1 : row->cpu / (double)t->ncpu), "rss",
+			 "cpu", pd_json_pct(row->cpu), "cpu_machine",
+			 pd_json_pct(row->cpu < 0 ? -1 : row->cpu / (double)t->ncpu), "rss",
 			 row->rss < 0 ? json_null() : json_integer(row->rss), "rss_share",
 			 row->rss < 0 || !basis ? json_null()
-						: pct(100.0 * (double)row->rss / (double)basis),
+						: pd_json_pct(100.0 * (double)row->rss / (double)basis),
 			 "threads", (json_int_t)e->num_threads, "fds",
 			 row->fds < 0 ? json_null() : json_integer(row->fds), "state",
 			 pd_state_name(e->state), "uptime_seconds",
@@ -80,8 +74,6 @@ int pd_h_top_json(struct pd_req *r, bool all)
 	struct pd_top t = PD_TOP_INIT;
 	json_t *doc, *arr;
 	uint64_t basis;
-	char *body;
-	size_t len;
 	int rc;
 
 	rc = pd_top_read((int64_t)ctx->config->list_max_age_ms * 1000000, keep, &k, &t);
@@ -107,17 +99,8 @@ int pd_h_top_json(struct pd_req *r, bool all)
 		  : NULL;
 	pd_req_log_note(r, "procs=%zu view=table", t.n);
 	pd_top_release(&t);
-	if (!doc)
-		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	/* Compact: polled every two seconds, read by a script. */
-	body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-	json_decref(doc);
-	if (!body)
-		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	len = strlen(body);
-	rc = pd_resp_json_bytes(r, 200, body, len);
-	free(body);
-	return rc;
+	return pd_reply_json_compact(r, doc);
 }
 
 /* A column: its key in the JSON, its label, whether it is a number (sorts

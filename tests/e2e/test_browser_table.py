@@ -20,20 +20,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import webdriver  # noqa: E402
+from test_browser import login_url, shot  # noqa: E402
 
-OUT = os.path.join(h.BUILDDIR, "_test")
 UNIT = re.compile(r"^(\d+ B|\d+(\.\d)? (KiB|MiB|GiB|TiB))$")
-
-
-def login_url(s, path):
-    return s.base.replace("http://", "http://procdiag:%s@" % s.key) + path
-
-
-def shot(b, name):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "table-%s.png" % name)
-    b.screenshot(path)
-    assert os.path.getsize(path) > 1000, path
 
 
 def browser(s):
@@ -70,6 +59,13 @@ def header(b, key):
 
 def aria_sort(b, key):
     return b.find('#procs th[data-key="%s"]' % key).attr("aria-sort")
+
+
+def filter_to(b, text):
+    f = b.find("#filter")
+    f.click()
+    f.send_keys(text)
+    return f
 
 
 def row_pids(b):
@@ -110,7 +106,7 @@ def test_sort_by_any_header_and_reverse():
             assert column(b, "name") == b.script(
                 "return arguments[0].slice().sort((a, b) => a.localeCompare(b))",
                 column(b, "name"))
-            shot(b, "list-sorted")
+            shot(b, "table-list-sorted")
     finally:
         for p in sleepers:
             h.kill_tree(p)
@@ -122,9 +118,7 @@ def test_filter_as_you_type():
     try:
         with browser(s) as b:
             open_list(b, s)
-            f = b.find("#filter")
-            f.click()
-            f.send_keys("601")
+            f = filter_to(b, "601")
             b.wait(lambda: str(p.pid) in column(b, "id"), what="the sleep in the filtered rows")
             cmds = column(b, "command_line")
             names = column(b, "name")
@@ -132,7 +126,7 @@ def test_filter_as_you_type():
             f.send_keys("7")
             b.wait(lambda: column(b, "id") == [str(p.pid)], what="only the sleep left")
             assert "1 of" in b.find("#count").text, b.find("#count").text
-            shot(b, "list-filtered")
+            shot(b, "table-list-filtered")
             f.clear()
             f.send_keys("no-process-is-called-this")
             b.wait(lambda: column(b, "id") == [], what="no rows")
@@ -160,9 +154,7 @@ def test_refresh_keeps_sort_filter_scroll_and_shows_new_processes():
             b.set_window_size(1200, 500)
             open_list(b, s)
             header(b, "id").click()  # biggest pid first
-            f = b.find("#filter")
-            f.click()
-            f.send_keys("sleep 7")
+            f = filter_to(b, "sleep 7")
             b.wait(lambda: len(column(b, "id")) >= 40, what="the 40 sleeps")
             scroll = b.script("var e = document.getElementById('scroll');"
                               "e.scrollTop = 200; return e.scrollTop")
@@ -183,7 +175,7 @@ def test_refresh_keeps_sort_filter_scroll_and_shows_new_processes():
             pids = row_pids(b)
             assert pids == sorted(pids, reverse=True) and late[0].pid in pids, pids
             assert all(c.startswith("sleep 7") for c in column(b, "command_line"))
-            shot(b, "list-refreshed")
+            shot(b, "table-list-refreshed")
             # A process that ends leaves the table.
             h.kill_tree(many[0])
             b.wait(lambda: str(many[0].pid) not in column(b, "id"), timeout=15,
@@ -222,9 +214,7 @@ def test_human_units_with_exact_bytes():
     try:
         with browser(s) as b:
             open_list(b, s)
-            f = b.find("#filter")
-            f.click()
-            f.send_keys("sleep 6021")
+            filter_to(b, "sleep 6021")
             b.wait(lambda: column(b, "id") == [str(p.pid)], what="the sleep's row")
             cells = b.script("var r = document.querySelector('#procs tbody tr');"
                              "return [...r.cells].map(c => [c.textContent, c.title])")
@@ -247,7 +237,7 @@ def test_human_units_with_exact_bytes():
             assert abs(int(res[2].split()[0]) - doc["working_set"]) < 1 << 20, (res, doc)
             virt = [f for f in fig if f[0] == "virtual"][0]
             assert virt[2] == "%d bytes" % doc["virtual_memory"], (virt, doc["virtual_memory"])
-            shot(b, "detail")
+            shot(b, "table-detail")
     finally:
         h.kill_tree(p)
 
@@ -265,16 +255,14 @@ def test_markup_in_a_name_stays_text_everywhere():
                      "the oddly named process")
         with browser(s) as b:
             open_list(b, s)
-            f = b.find("#filter")
-            f.click()
-            f.send_keys("<img")
+            f = filter_to(b, "<img")
             b.wait(lambda: str(p.pid) in column(b, "id"), what="its row")
             i = column(b, "id").index(str(p.pid))
             assert column(b, "name")[i] == comm
             assert column(b, "command_line")[i] == path + " 60"
             assert not b.find_all("main img"), "a name became markup"
             assert b.alert_text() is None, "a script ran"
-            shot(b, "list-markup")
+            shot(b, "table-list-markup")
             b.find('#procs a[href$="/api/processes/%d"]' % p.pid).click()
             b.wait(lambda: b.url.endswith("/api/processes/%d" % p.pid), what="the page")
             b.wait(lambda: refreshes(b, "#threads") >= 1, what="the threads' refresh")
@@ -354,7 +342,7 @@ def test_environment_values_masked_until_shown():
             b.wait(lambda: secret in cell.text, what="the revealed value")
             assert "x2" not in cell.text  # the exact name's value only
             assert button.text == "Hide"
-            shot(b, "detail-env")
+            shot(b, "table-detail-env")
             button.click()
             b.wait(lambda: secret not in b.source, what="the value gone again")
     finally:
@@ -388,7 +376,7 @@ def test_phone_width():
         b.set_window_size(390, 844)
         open_list(b, s)
         assert b.script("return document.documentElement.scrollWidth") <= 420
-        shot(b, "list-phone")
+        shot(b, "table-list-phone")
 
 
 def test_light_json_cpu_of_a_spinner_and_a_sleeper():
