@@ -39,6 +39,7 @@ json_t *pd_h_thread_rows(struct pd_req *r, struct pd_proc *p, int64_t *interval_
 		json_decref(arr);
 		arr = NULL;
 	}
+	pd_top_record(p->pid, &p->stat, tasks.n);
 	for (size_t i = 0; arr && i < tasks.n; i++) {
 		const struct pd_stat *t = &tasks.v[i];
 		json_t *o = json_pack(
@@ -59,13 +60,35 @@ json_t *pd_h_thread_rows(struct pd_req *r, struct pd_proc *p, int64_t *interval_
 	return arr;
 }
 
+/* The watched process's ring (lib/top.h), oldest first. */
+static json_t *history_json(struct pd_proc *p)
+{
+	static __thread struct pd_top_point pts[PD_TOP_HISTORY];
+	size_t n = pd_top_history(p->pid, p->stat.starttime, pts, PD_TOP_HISTORY);
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < n; i++) {
+		json_t *o = json_pack("{s:I, s:o, s:o, s:I, s:o}", "t", (json_int_t)pts[i].t_ms, "cpu",
+				      pd_json_pct(pts[i].cpu), "rss",
+				      pts[i].rss < 0 ? json_null() : json_integer(pts[i].rss),
+				      "threads", (json_int_t)pts[i].threads, "fds",
+				      pts[i].fds < 0 ? json_null() : json_integer(pts[i].fds));
+
+		if (json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
 int pd_h_thread_table_json(struct pd_req *r, struct pd_proc *p)
 {
 	int64_t interval = 0;
 	json_t *arr = pd_h_thread_rows(r, p, &interval);
-	json_t *doc = arr ? json_pack("{s:o, s:o}", "interval_ms",
+	json_t *doc = arr ? json_pack("{s:o, s:o, s:o*}", "interval_ms",
 				      interval ? json_integer(interval / 1000000) : json_null(),
-				      "threads", arr)
+				      "threads", arr, "history", history_json(p))
 			  : NULL;
 
 	return pd_reply_json_compact(r, doc);
@@ -337,6 +360,22 @@ void pd_h_process_body(struct pd_req *r, struct strbuf *sb, json_t *doc, int pid
 	strbuf_addstr(sb, "</td></tr><tr><th>Started</th><td>");
 	esc_json(sb, json_object_get(doc, "start_time"));
 	strbuf_addstr(sb, "</td></tr></table>");
+	/* Drawn by table.js from the threads' JSON's history. */
+	strbuf_addstr(sb, "<section><h2>Over the last minutes</h2><div class=\"charts\" id=\"charts\">"
+			  "<figure><figcaption>CPU % <b id=\"c-cpu\"></b></figcaption>"
+			  "<svg id=\"chart-cpu\" class=\"chart\" viewBox=\"0 0 300 80\" "
+			  "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"CPU %\"></svg></figure>"
+			  "<figure><figcaption>Resident memory <b id=\"c-rss\"></b></figcaption>"
+			  "<svg id=\"chart-rss\" class=\"chart\" viewBox=\"0 0 300 80\" "
+			  "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Resident memory\">"
+			  "</svg></figure>"
+			  "<figure><figcaption>Threads <b id=\"c-threads\"></b></figcaption>"
+			  "<svg id=\"chart-threads\" class=\"chart spark\" viewBox=\"0 0 300 24\" "
+			  "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Threads\"></svg></figure>"
+			  "<figure><figcaption>Open files <b id=\"c-fds\"></b></figcaption>"
+			  "<svg id=\"chart-fds\" class=\"chart spark\" viewBox=\"0 0 300 24\" "
+			  "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Open files\"></svg>"
+			  "</figure></div></section>");
 	threads_html(r, sb, json_object_get(page, "threads"), pid);
 	modules_html(r, sb, json_object_get(doc, "modules"));
 	files_html(sb, json_object_get(doc, "open_file_handles"));

@@ -290,6 +290,10 @@ void pd_top_release(struct pd_top *t)
 
 struct watched {
 	int pid; /* 0: free */
+	uint64_t proc_ticks; /* the process's utime + stime at the last point */
+	int64_t point_ns;    /* CLOCK_MONOTONIC of that point, 0: none yet */
+	size_t npoints, next; /* the ring */
+	struct pd_top_point ring[PD_TOP_HISTORY];
 	uint64_t starttime;
 	uint64_t used;	  /* when last asked for (a counter) */
 	int64_t taken_ns; /* CLOCK_MONOTONIC of the reading */
@@ -399,4 +403,57 @@ int pd_top_threads_cpu(int pid, uint64_t starttime, const struct pd_tasks *tasks
 	w->interval_ns = *interval_ns;
 	pthread_mutex_unlock(&lock);
 	return 0;
+}
+
+void pd_top_record(int pid, const struct pd_stat *st, size_t ntasks)
+{
+	int64_t now = (int64_t)pd_mono_ns();
+	uint64_t ticks = st->utime + st->stime;
+	struct watched *w = NULL;
+	struct timespec rt;
+	int fds;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < PD_TOP_WATCHED && !w; i++)
+		if (watched[i].pid == pid && watched[i].starttime == st->starttime)
+			w = &watched[i];
+	if (!w || (w->point_ns && now - w->point_ns < PD_TOP_MIN_GAP_NS)) {
+		pthread_mutex_unlock(&lock);
+		return; /* not watched, or too close to the last point */
+	}
+	if (w->point_ns && ticks >= w->proc_ticks) {
+		struct pd_top_point *pt = &w->ring[w->next];
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		fds = pd_count_fds(pid);
+		*pt = (struct pd_top_point){
+			(int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000,
+			100.0 * (double)pd_ticks_to_ns(ticks - w->proc_ticks) / (double)(now - w->point_ns),
+			st->rss >= 0 ? st->rss * sysconf(_SC_PAGESIZE) : -1, (int64_t)ntasks,
+			fds >= 0 ? fds : -1};
+		w->next = (w->next + 1) % PD_TOP_HISTORY;
+		if (w->npoints < PD_TOP_HISTORY)
+			w->npoints++;
+	}
+	w->proc_ticks = ticks;
+	w->point_ns = now;
+	pthread_mutex_unlock(&lock);
+}
+
+size_t pd_top_history(int pid, uint64_t starttime, struct pd_top_point *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < PD_TOP_WATCHED; i++) {
+		const struct watched *w = &watched[i];
+
+		if (w->pid != pid || w->starttime != starttime)
+			continue;
+		for (size_t k = w->npoints > max ? w->npoints - max : 0; k < w->npoints; k++)
+			out[n++] = w->ring[(w->next + PD_TOP_HISTORY - w->npoints + k) % PD_TOP_HISTORY];
+		break;
+	}
+	pthread_mutex_unlock(&lock);
+	return n;
 }

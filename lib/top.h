@@ -71,6 +71,22 @@ void pd_top_release(struct pd_top *t);
 int pd_top_threads_cpu(int pid, uint64_t starttime, const struct pd_tasks *tasks, double *cpu,
 		       int64_t *interval_ns);
 
+/* The history of a watched process: each reading of pd_top_threads_cpu()
+ * that measured an interval also records the process's CPU % (st: its
+ * stat read with the tasks, all threads that ever ran), resident bytes,
+ * threads and open descriptors, in a ring of the last PD_TOP_HISTORY
+ * readings (at 2 s a poll: 4 minutes). pd_top_history() copies them out,
+ * oldest first: how many (0 for a process nobody watches). */
+#define PD_TOP_HISTORY 120
+struct pd_top_point {
+	int64_t t_ms; /* CLOCK_REALTIME, milliseconds */
+	double cpu;   /* % of one core since the reading before */
+	int64_t rss;  /* bytes */
+	int64_t threads, fds; /* fds -1: not readable */
+};
+void pd_top_record(int pid, const struct pd_stat *st, size_t ntasks);
+size_t pd_top_history(int pid, uint64_t starttime, struct pd_top_point *out, size_t max);
+
 /* The number of open descriptors of pid, or -errno. */
 int pd_count_fds(int pid);
 

@@ -246,6 +246,39 @@
     return render;
   }
 
+  /* A chart of history's key (oldest first) as an SVG polyline in the
+   * svg's viewBox: x by time (equal steps), y from 0 at the bottom to the
+   * largest value (at least floor) at the top. The values drawn are kept
+   * in data-values, the scale in data-max. */
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  function chart(id, history, key, floor, label) {
+    var svg = document.getElementById('chart-' + id);
+    if (!svg) return;
+    var vb = svg.viewBox.baseVal, w = vb.width, hgt = vb.height;
+    var vals = history.map(function (p) { return p[key]; });
+    var max = Math.max.apply(null, [floor].concat(vals.filter(function (v) { return v !== null; })));
+    var pts = [];
+    vals.forEach(function (v, i) {
+      if (v === null) return;
+      var x = vals.length > 1 ? i * w / (vals.length - 1) : w;
+      var y = hgt - 2 - (v / max) * (hgt - 4);
+      pts.push(x.toFixed(1) + ',' + y.toFixed(1));
+    });
+    var line = svg.querySelector('polyline') || svg.appendChild(document.createElementNS(SVGNS, 'polyline'));
+    line.setAttribute('points', pts.join(' '));
+    svg.dataset.values = JSON.stringify(vals);
+    svg.dataset.max = max;
+    var last = vals.length ? vals[vals.length - 1] : null;
+    setText(document.getElementById('c-' + id), last === null ? '' : label(last));
+  }
+
+  function charts(history) {
+    chart('cpu', history, 'cpu', 1, function (v) { return fmtPct(v); });
+    chart('rss', history, 'rss', 1, fmtBytes);
+    chart('threads', history, 'threads', 1, String);
+    chart('fds', history, 'fds', 1, String);
+  }
+
   function threads(table, resort) {
     var body = table.tBodies[0];
     every(function () {
@@ -271,6 +304,7 @@
         });
         place(body, trs);
         resort();
+        if (d.history) charts(d.history);
         table.dataset.refreshes = (parseInt(table.dataset.refreshes || '0', 10) + 1);
       });
     });

@@ -370,6 +370,38 @@ def test_threads_table_sorts_and_links_stacks():
                           for x in tids()], stacks
 
 
+def test_charts_draw_the_points_of_the_json():
+    """The process page's charts: the responder records a point of a watched
+    process at each poll of its threads (lib/top.h's ring); the page draws
+    them, and what it drew is the JSON's history, point for point."""
+    s = h.shared()
+    spin = h.spawn([sys.executable, "-c", "while True: pass"])
+    try:
+        with browser(s) as b:
+            b.get(login_url(s, "/api/processes/%d" % spin.pid))
+            b.wait(lambda: len(b.script(
+                "return JSON.parse(document.getElementById('chart-cpu').dataset.values"
+                " || '[]')")) >= 3, timeout=20, what="three points on the CPU chart")
+            drawn = {k: b.script(
+                "var s = document.getElementById('chart-' + arguments[0]);"
+                "return [JSON.parse(s.dataset.values), parseFloat(s.dataset.max),"
+                " s.viewBox.baseVal.height,"
+                " s.querySelector('polyline').getAttribute('points')]", k)
+                for k in ("cpu", "rss", "threads", "fds")}
+            hist = s.json("/api/processes/%d/threads?view=table" % spin.pid)["history"]
+            for key, (vals, top, height, points) in drawn.items():
+                assert vals == [p[key] for p in hist[:len(vals)]], (key, vals, hist)
+                ys = [float(xy.split(",")[1]) for xy in points.split()]
+                assert len(ys) == len([v for v in vals if v is not None]), (key, points)
+                want = [height - 2 - v / top * (height - 4) for v in vals if v is not None]
+                assert all(abs(a - w) < 0.11 for a, w in zip(ys, want)), (key, ys, want)
+            assert all(v > 30 for v in drawn["cpu"][0]), drawn["cpu"][0]
+            assert all(v == 1 for v in drawn["threads"][0]), drawn["threads"][0]
+            shot(b, "table-detail-charts")
+    finally:
+        h.kill_tree(spin)
+
+
 def test_phone_width():
     s = h.shared()
     with browser(s) as b:
