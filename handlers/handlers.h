@@ -17,6 +17,11 @@ struct pd_req;
 
 /* index.c */
 int h_index(struct pd_req *r);
+/* handlers/top.c: the live table's JSON (?view=table) and its page. */
+int pd_h_top_json(struct pd_req *r, bool all);
+int pd_h_top_page(struct pd_req *r, bool all);
+/* GET /assets/{name}: handlers/assets.c. */
+int h_asset(struct pd_req *r);
 /* processes.c */
 int h_process_list(struct pd_req *r);
 int h_process_detail(struct pd_req *r);

@@ -12,14 +12,19 @@
 #include "common/strbuf.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
+#include "handlers/assets.h"
 #include "handlers/context.h"
+#include "handlers/handlers.h"
 
-/* Nothing but what the page itself holds: no scripts, styles, fonts or
- * images from anywhere, forms only to procdiag, no framing. The page's own
- * style and script carry a nonce made for this response; anything else
- * inline (markup that escaped escaping) does not run. */
+/* Nothing but what the page itself holds and procdiag serves: scripts and
+ * styles from procdiag's own /assets/ ('self'), fetches (the tables'
+ * refreshes) only to procdiag, no fonts or images from anywhere (data:
+ * images only, for drawings), forms only to procdiag, no framing. The
+ * page's own inline style and script carry a nonce made for this response;
+ * anything else inline (markup that escaped escaping) does not run. */
 #define PD_HTML_CSP                                                                                \
-	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "                        \
+	"default-src 'none'; style-src 'nonce-%s' 'self'; script-src 'nonce-%s' 'self'; "          \
+	"connect-src 'self'; img-src 'self' data:; "                                               \
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 #define NONCE_BYTES 16
 #define NONCE_LEN   PD_HTML_NONCE_LEN
@@ -92,6 +97,29 @@ static void make_nonce(struct strbuf *sb, char nonce[NONCE_LEN])
 	hex_encode(raw, sizeof(raw), nonce);
 }
 
+void pd_h_asset_href(struct pd_req *r, struct strbuf *sb, const char *name)
+{
+	const struct pd_asset *a = pd_asset_find(name);
+
+	esc(sb, pd_req_origin(r));
+	strbuf_addstr(sb, "/assets/");
+	esc(sb, name);
+	if (a) {
+		const char *etag = pd_asset_etag(a);
+
+		/* The tag without its quotes: a new build, a new URL. */
+		strbuf_addstr(sb, "?v=");
+		strbuf_add(sb, etag + 1, strlen(etag) - 2);
+	}
+}
+
+void pd_h_script(struct pd_req *r, struct strbuf *sb, const char *name)
+{
+	strbuf_addstr(sb, "<script src=\"");
+	pd_h_asset_href(r, sb, name);
+	strbuf_addstr(sb, "\"></script>");
+}
+
 static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
 		       char nonce[NONCE_LEN])
 {
@@ -103,7 +131,9 @@ static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
 	esc(sb, title);
 	strbuf_addf(sb, " \xe2\x80\x94 procdiag</title><style nonce=\"%s\">", nonce);
 	strbuf_addstr(sb, css);
-	strbuf_addstr(sb, "</style></head><body><header><a href=\"");
+	strbuf_addstr(sb, "</style><link rel=\"stylesheet\" href=\"");
+	pd_h_asset_href(r, sb, "procdiag.css");
+	strbuf_addstr(sb, "\"></head><body><header><a href=\"");
 	esc(sb, pd_req_origin(r));
 	strbuf_addstr(sb, "/api/processes\">procdiag</a> &middot; ");
 	esc(sb, ctx->machine_name);
@@ -330,7 +360,8 @@ int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid)
 	strbuf_addstr(&sb, " and all its descendants?\">"
 			   "<button class=\"kill\" type=\"submit\">Kill&hellip;</button></form>");
 	strbuf_addf(&sb, "<script nonce=\"%s\">%s</script></nav>", nonce, confirm_script);
-	render(r, &sb, doc, 0);
+	pd_h_process_body(r, &sb, doc, pid);
+	pd_h_script(r, &sb, "table.js");
 	json_decref(doc);
 	sb.failed |= title.failed | stop.failed;
 	strbuf_release(&title);
@@ -422,7 +453,13 @@ int pd_h_reply_tree(struct pd_req *r, const struct pd_h_tree_node *nodes, size_t
 	strbuf_addf(&sb, "<p>%zu processes, by parent. <a href=\"", n);
 	esc(&sb, pd_req_origin(r));
 	esc(&sb, pd_req_base(r));
-	strbuf_addstr(&sb, all ? "\">Only the site&#39;s processes</a>" : "?allUsers=true\">All users</a>");
+	strbuf_addstr(&sb, all ? "?view=tree\">Only the site&#39;s processes</a>"
+			       : "?view=tree&amp;allUsers=true\">All users</a>");
+	/* The live table (handlers/top.c) is the list's default page. */
+	strbuf_addstr(&sb, " &middot; <a href=\"");
+	esc(&sb, pd_req_origin(r));
+	esc(&sb, pd_req_base(r));
+	strbuf_addstr(&sb, all ? "?allUsers=true\">Table view</a>" : "\">Table view</a>");
 	strbuf_addstr(&sb, "</p><ul class=\"tree\">");
 	/* Roots: processes whose parent is not listed. Each subtree is walked
 	 * with an explicit stack (a tree can be deep); a node is visited once,

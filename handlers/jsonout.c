@@ -5,12 +5,14 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "fcgi/request.h"
+#include "fcgi/response.h"
 
 json_t *pd_json_size(int64_t v)
 {
@@ -85,4 +87,24 @@ json_t *pd_json_iso8601(int64_t ns)
 
 	pd_format_iso8601(ns, buf, sizeof(buf));
 	return json_string(buf);
+}
+
+json_t *pd_json_pct(double v)
+{
+	return v < 0 ? json_null() : json_real((double)(long long)(v * 10 + 0.5) / 10);
+}
+
+int pd_reply_json_compact(struct pd_req *r, json_t *doc)
+{
+	char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER |
+						     JSON_REAL_PRECISION(6))
+			 : NULL;
+	int rc;
+
+	json_decref(doc);
+	if (!body)
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	rc = pd_resp_json_bytes(r, 200, body, strlen(body));
+	free(body);
+	return rc;
 }

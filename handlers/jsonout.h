@@ -23,6 +23,11 @@ void pd_format_timespan(int64_t ns, char *buf, size_t len);
 /* UTC ISO-8601 with 7 fractional digits: "2026-11-24T09:36:47.1200000Z". */
 void pd_format_iso8601(int64_t ns_since_epoch, char *buf, size_t len);
 json_t *pd_json_timespan(int64_t ns);
+/* A percentage rounded to one decimal; JSON null when v < 0 (unknown). */
+json_t *pd_json_pct(double v);
+/* Answers doc (stolen) as compact JSON (no indentation): the light answers
+ * a page polls (GET /api/processes?view=table). */
+int pd_reply_json_compact(struct pd_req *r, json_t *doc);
 json_t *pd_json_iso8601(int64_t ns_since_epoch);
 
 #endif

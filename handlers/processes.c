@@ -141,6 +141,27 @@ static int parse_all_users(struct pd_req *r, bool *all)
 	return 0;
 }
 
+/* ?view=: table (the live table's JSON), tree (a browser's page as the tree
+ * by parent; JSON clients get the list as without it), or none. */
+enum view { VIEW_DEFAULT, VIEW_TABLE, VIEW_TREE };
+
+static int parse_view(struct pd_req *r, enum view *view)
+{
+	const char *v = pd_req_query(r, "view");
+
+	*view = VIEW_DEFAULT;
+	if (!v)
+		return 0;
+	if (!strcmp(v, "table"))
+		*view = VIEW_TABLE;
+	else if (!strcmp(v, "tree"))
+		*view = VIEW_TREE;
+	else
+		return pd_resp_problem(r, 400, "view", "view must be table or tree, not '%s'.", v),
+		       -1;
+	return 0;
+}
+
 struct list_item {
 	const struct pd_proc_entry *e;
 	char key[PD_COMM_MAX];
@@ -353,11 +374,18 @@ int h_process_list(struct pd_req *r)
 	char *body = NULL;
 	size_t len = 0, n = 0;
 	bool all, hit = false;
+	enum view view;
 	uid_t self_uid = getuid(), site_uid = self_uid;
 	int rc;
 
-	if (parse_all_users(r, &all) < 0)
+	if (parse_all_users(r, &all) < 0 || parse_view(r, &view) < 0)
 		return 0;
+	/* The live table (handlers/top.c): its JSON for any client, its page
+	 * for a browser unless it asked for the tree. */
+	if (view == VIEW_TABLE)
+		return pd_h_top_json(r, all);
+	if (view == VIEW_DEFAULT && pd_h_wants_html(r))
+		return pd_h_top_page(r, all);
 	rc = pd_snapshot_get_within((int64_t)ctx->config->list_max_age_ms * 1000000, &snap);
 	if (rc < 0)
 		return pd_resp_problem(r, 500, NULL, "Cannot read /proc: %s.", strerror(-rc));
@@ -402,6 +430,24 @@ oom:
 	return pd_resp_problem(r, 500, NULL, "Out of memory.");
 }
 
+/* For pd_h_process_body: "_page": the threads' table rows (and the start
+ * of their watch: lib/top.h), CPU time and uptime in seconds. */
+static int add_page_figures(struct pd_req *r, struct pd_proc *p, json_t *o)
+{
+	struct timespec boot;
+	int64_t interval, up;
+	json_t *rows = pd_h_thread_rows(r, p, &interval);
+
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	up = (int64_t)boot.tv_sec * 1000000000 + boot.tv_nsec - pd_ticks_to_ns(p->stat.starttime);
+	return rows ? json_object_set_new(
+			      o, "_page",
+			      json_pack("{s:o, s:f, s:f}", "threads", rows, "cpu_seconds",
+					(double)pd_ticks_to_ns(p->stat.utime + p->stat.stime) / 1e9,
+					"uptime_seconds", up > 0 ? (double)up / 1e9 : 0.0))
+		    : -1;
+}
+
 int h_process_detail(struct pd_req *r)
 {
 	struct pd_snapshot *snap = NULL;
@@ -419,6 +465,11 @@ int h_process_detail(struct pd_req *r)
 	pid = p.pid;
 	o = pd_proc_detail_json(r, &p, snap);
 	pd_snapshot_unref(snap);
+	/* The page's own figures (never part of the JSON answer). */
+	if (o && pd_h_wants_html(r) && add_page_figures(r, &p, o) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	pd_proc_close(&p);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");

@@ -19,9 +19,19 @@ int h_thread_list(struct pd_req *r)
 	json_t *arr;
 	int rc, pid;
 
+	const char *view = pd_req_query(r, "view");
+
+	if (view && strcmp(view, "table"))
+		return pd_resp_problem(r, 400, "view", "view must be table, not '%s'.", view);
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
+	/* The process page's light JSON (handlers/procpage.c). */
+	if (view) {
+		rc = pd_h_thread_table_json(r, &p);
+		pd_proc_close(&p);
+		return rc;
+	}
 	rc = pd_proc_tasks(&p, &tasks);
 	pd_proc_close(&p);
 	if (rc == -ENOMEM)

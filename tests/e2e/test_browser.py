@@ -37,7 +37,7 @@ def test_click_from_the_list_to_a_process_and_around():
     s = h.shared()
     t = h.target("threads", 3)
     with browser(s) as b:
-        b.get(login_url(s, "/api/processes"))
+        b.get(login_url(s, "/api/processes?view=tree"))
         assert b.find("h1").text == "Processes", b.source[:300]
         link = b.find('ul.tree a[href$="/api/processes/%d"]' % t.pid)
         assert link.text == "pdtarget"
@@ -94,7 +94,7 @@ def test_kill_button_asks_first():
         # them; once reaped, the list has them no more.
         assert not h.wait_gone(t.chain)
         t.proc.wait(5)
-        b.get(login_url(s, "/api/processes"))
+        b.get(login_url(s, "/api/processes?view=tree"))
         assert not b.find_all('a[href$="/api/processes/%d"]' % t.pid)
         shot(b, "after-kill")
 
@@ -110,7 +110,7 @@ def test_names_are_escaped():
         h.wait_until(lambda: (h.proc_stat(p.pid) or {}).get("comm") == name.encode(), 5,
                      "the oddly named process")
         with browser(s) as b:
-            b.get(login_url(s, "/api/processes"))
+            b.get(login_url(s, "/api/processes?view=tree"))
             link = b.find('ul.tree a[href$="/api/processes/%d"]' % p.pid)
             assert link.text == name, link.text
             assert not b.find_all("ul.tree i"), "a process name became markup"
@@ -137,8 +137,11 @@ def test_scripts_still_get_json():
     assert r.status == 200 and r.content_type == "text/html", r
     csp = r.header("Content-Security-Policy")
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
-    assert b"<script src" not in r.body and b"http://" not in r.body.replace(
-        s.base.encode(), b""), "an external reference in the page"
+    # Scripts only from procdiag's own assets; no other address in the page.
+    assert all(src.startswith(s.base.encode() + b"/assets/")
+               for src in re.findall(rb'<script src="([^"]*)"', r.body)), r.body
+    assert b"http://" not in r.body.replace(s.base.encode(), b""), \
+        "an external reference in the page"
     # Every resource the page links to renders as a page, stacks too.
     page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     for path in ("/api/processes/%d/stacks" % t.pid, "/api/processes/%d/threads" % t.pid):
@@ -166,7 +169,8 @@ def test_only_the_pages_own_scripts_run():
         assert nonce and "style-src 'nonce-%s'" % nonce.group(1) in csp, csp
         nonces.add(nonce.group(1))
         assert r.body.count(b"<script") == r.body.count(
-            b'<script nonce="%s">' % nonce.group(1).encode()), r.body
+            b'<script nonce="%s">' % nonce.group(1).encode()) + r.body.count(
+            b'<script src="%s/assets/' % s.base.encode()), r.body
         assert b" on" not in re.sub(rb">[^<]*<", b"><", r.body), "an inline event handler"
     assert len(nonces) == 3, "a nonce was used twice"
     bad = "<script>window.pdPwned=1</script><img src=x onerror=window.pdPwned=2>"

@@ -303,7 +303,12 @@ def test_snippet_routes_through_nginx():
         # procdiag answers (JSON or a problem), not nginx's own HTML pages.
         assert r.content_type in ("application/json", "application/problem+json"), (path, r)
         assert r.status != 502, (path, r)
-    for path in ("/index.html", "/api", "/api/other", "/processesX", "/dumps"):
+    # The served assets (a regex location: only names procdiag may serve).
+    r = s.get("/assets/table.js")
+    assert r.status == 200 and r.content_type == "text/javascript", r
+    h.assert_problem(s.get("/assets/nope.css"), 404, "name")
+    for path in ("/index.html", "/api", "/api/other", "/processesX", "/dumps",
+                 "/assets/", "/assets/x.php"):
         r = s.get(path)
         assert r.content_type == "text/html", (path, r)
 

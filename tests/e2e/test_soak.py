@@ -45,6 +45,9 @@ def requests(s, t):
         ("GET", "/api/processes", {"Authorization": "Bearer pd_wrong"}),  # 401
         ("HEAD", base, auth),
         ("GET", "/api/processes", html),
+        ("GET", "/api/processes?view=table", auth),
+        ("GET", base + "/threads?view=table", auth),
+        ("GET", "/assets/table.js", auth),
         ("GET", base, html),
         ("GET", "/processes", auth),
         ("GET", "/process?pid=%d" % pid, auth),

@@ -1,0 +1,93 @@
+/* The process table (the browser's live list, GET /api/processes?view=table):
+ * per process the few figures `top` shows, read cheaply enough to be polled
+ * every two seconds.
+ *
+ * CPU % needs two readings. The sampler keeps the last two scans of /proc
+ * (lib/snapshot.h; the shared, single-flight one) at least
+ * PD_TOP_MIN_GAP_NS apart, for the whole responder: a poll compares the
+ * newest scan with the one before it, so any number of open pages cost one
+ * scan per poll between them, and no per-request state is kept. Memory
+ * figures come from the scan (stat's rss); the command line (for the
+ * filter) is read once per process (pid and start time) and kept; open
+ * descriptors are counted (getdents of /proc/PID/fd, no readlink). Nothing
+ * heavy (smaps, maps, environ) is read. */
+#ifndef PD_TOP_H
+#define PD_TOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/proc.h"
+#include "lib/snapshot.h"
+
+/* Two scans closer than this are one reading: a poll that finds the newest
+ * scan that young answers against the pair before it. */
+#define PD_TOP_MIN_GAP_NS (250 * 1000000LL)
+/* The command line kept for a process: at most this many bytes. */
+#define PD_TOP_CMD_MAX 1024
+
+struct pd_top_row {
+	const struct pd_proc_entry *e; /* in cur */
+	double cpu;	   /* % of one core over the interval; < 0: unknown (no
+			      earlier reading of this process) */
+	int64_t rss;	   /* resident bytes (stat's rss) */
+	int64_t fds;	   /* open descriptors; -1 when not readable */
+	int64_t uptime_ns; /* since the process started */
+	char *cmd;	   /* arguments joined by spaces (at most PD_TOP_CMD_MAX
+			      bytes); "" when none (a kernel thread, a zombie) or
+			      unreadable */
+	size_t cmd_len;
+};
+
+struct pd_top {
+	struct pd_snapshot *cur, *prev; /* prev: NULL at the first reading */
+	int64_t interval_ns;		/* cur - prev; 0 without prev */
+	long ncpu;			/* online CPUs */
+	uint64_t mem_total;		/* MemTotal (sysinfo) */
+	uint64_t mem_limit;		/* procdiag's cgroup's memory limit, 0: none */
+	size_t n;
+	struct pd_top_row *rows; /* in cur's (pid) order */
+};
+#define PD_TOP_INIT { 0 }
+
+/* One reading: the rows of cur's entries keep(cur, e, arg) says yes to.
+ * max_age_ns as pd_snapshot_get_within(). 0 or -errno (-ENOMEM, the scan's
+ * error). */
+int pd_top_read(int64_t max_age_ns,
+		bool (*keep)(const struct pd_snapshot *snap, const struct pd_proc_entry *e, void *arg),
+		void *arg, struct pd_top *out);
+void pd_top_release(struct pd_top *t);
+
+/* Per-thread CPU % of a process someone is watching (its page is open):
+ * the responder keeps the last reading of the threads' CPU times of at
+ * most PD_TOP_WATCHED processes (the least recently asked for is
+ * forgotten; no other process is ever sampled). cpu[i] (tasks->n of them)
+ * becomes the % of one core tasks->v[i] used since the last reading at
+ * least PD_TOP_MIN_GAP_NS earlier (a closer call answers that last
+ * reading's figures again), or -1 when unknown (the first reading, a new
+ * thread). *interval_ns: the interval measured, 0 when none. 0 or -ENOMEM. */
+#define PD_TOP_WATCHED 8
+int pd_top_threads_cpu(int pid, uint64_t starttime, const struct pd_tasks *tasks, double *cpu,
+		       int64_t *interval_ns);
+
+/* The history of a watched process: each reading of pd_top_threads_cpu()
+ * that measured an interval also records the process's CPU % (st: its
+ * stat read with the tasks, all threads that ever ran), resident bytes,
+ * threads and open descriptors, in a ring of the last PD_TOP_HISTORY
+ * readings (at 2 s a poll: 4 minutes). pd_top_history() copies them out,
+ * oldest first: how many (0 for a process nobody watches). */
+#define PD_TOP_HISTORY 120
+struct pd_top_point {
+	int64_t t_ms; /* CLOCK_REALTIME, milliseconds */
+	double cpu;   /* % of one core since the reading before */
+	int64_t rss;  /* bytes */
+	int64_t threads, fds; /* fds -1: not readable */
+};
+void pd_top_record(int pid, const struct pd_stat *st, size_t ntasks);
+size_t pd_top_history(int pid, uint64_t starttime, struct pd_top_point *out, size_t max);
+
+/* The number of open descriptors of pid, or -errno. */
+int pd_count_fds(int pid);
+
+#endif
