@@ -21,14 +21,14 @@
 #include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
+#include "lib/fold.h"
 #include "lib/proc.h"
+#include "lib/profile.h"
 #include "lib/procfs.h"
 #include "lib/scope.h"
 #include "lib/stacksrun.h"
 
-/* A failed stacks request: the text is this route's, the status the one
- * map's (handlers/problem.c); a transient failure says to retry in 1 s. */
-static int problem(struct pd_req *r, int rc, int pid, const char *err)
+int pd_h_stacks_problem(struct pd_req *r, int rc, int pid, const char *err)
 {
 	char text[1024];
 
@@ -122,13 +122,30 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p)
 		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
 	if (rc < 0) {
-		problem(r, rc, pid, err);
+		pd_h_stacks_problem(r, rc, pid, err);
 		return NULL;
 	}
 	pd_req_log_note(r, "stopped_us=%lld cached_modules=%lld",
 			(long long)json_integer_value(json_object_get(doc, "stopped_us")),
 			(long long)json_integer_value(json_object_get(doc, "cached_modules")));
 	return doc;
+}
+
+/* The stacks page: every thread's stack merged into a flame graph (each
+ * thread one sample), above the document's tables. */
+static int flame_page(struct pd_req *r, json_t *doc)
+{
+	struct pd_fold *f = pd_fold_new();
+	json_t *ss = NULL;
+
+	if (f && pd_profile_fold_stacks(f, doc) >= 0)
+		ss = pd_fold_speedscope(f, json_string_value(json_object_get(doc, "name")));
+	pd_fold_free(f);
+	if (!ss) {
+		json_decref(doc);
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
+	return pd_h_reply_flame(r, ss, doc, "Stacks");
 }
 
 int h_process_stacks(struct pd_req *r)
@@ -159,6 +176,8 @@ int h_process_stacks(struct pd_req *r)
 		json_decref(doc);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
+	if (pd_h_wants_html(r))
+		return flame_page(r, doc);
 	return pd_h_reply(r, doc, "Stacks");
 }
 

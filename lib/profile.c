@@ -365,7 +365,7 @@ static int run_perf(struct job *j, struct pd_proc *p, int pidfd, struct pd_stack
 
 /* ---- ptrace: the stacks path hz times a second ------------------------------------ */
 
-static int fold_doc(struct job *j, const json_t *doc)
+int pd_profile_fold_stacks(struct pd_fold *f, const json_t *doc)
 {
 	const json_t *t, *fr;
 	size_t i, k;
@@ -375,7 +375,7 @@ static int fold_doc(struct job *j, const json_t *doc)
 		const json_t *frames = json_object_get(t, "frames");
 		const char *name = json_string_value(json_object_get(t, "name"));
 		size_t n = json_array_size(frames), m = 0;
-		int64_t ix = pd_fold_frame(j->fold, name && *name ? name : "[thread]", NULL);
+		int64_t ix = pd_fold_frame(f, name && *name ? name : "[thread]", NULL);
 
 		if (ix < 0)
 			return -ENOMEM;
@@ -384,17 +384,29 @@ static int fold_doc(struct job *j, const json_t *doc)
 			n = PD_PROFILE_MAX_FRAMES;
 		for (k = n; k-- > 0;) {
 			fr = json_array_get(frames, k);
-			ix = frame_of(j->fold, json_string_value(json_object_get(fr, "symbol")),
+			ix = frame_of(f, json_string_value(json_object_get(fr, "symbol")),
 				      json_string_value(json_object_get(fr, "module")));
 			if (ix < 0)
 				return -ENOMEM;
 			stack[m++] = (uint32_t)ix;
 		}
-		if (pd_fold_add(j->fold, stack, m, 1) < 0)
+		if (pd_fold_add(f, stack, m, 1) < 0)
 			return -ENOMEM;
-		j->samples++;
-		saw_thread(j, (pid_t)json_integer_value(json_object_get(t, "id")));
 	}
+	return (int)i;
+}
+
+static int fold_doc(struct job *j, const json_t *doc)
+{
+	const json_t *t;
+	size_t i;
+	int n = pd_profile_fold_stacks(j->fold, doc);
+
+	if (n < 0)
+		return n;
+	j->samples += (uint64_t)n;
+	json_array_foreach(json_object_get(doc, "threads"), i, t)
+		saw_thread(j, (pid_t)json_integer_value(json_object_get(t, "id")));
 	return 0;
 }
 

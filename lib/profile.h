@@ -58,6 +58,13 @@ struct pd_profile_opts {
 const char *pd_profile_method_name(enum pd_profile_method m);
 int pd_profile_method_parse(const char *s);
 
+/* Folds a stacks document of lib/stacks.h (pd_stacks_collect's) into f,
+ * each thread one sample of the stack `thread name;outermost;...;innermost`
+ * (frames as above; at most PD_PROFILE_MAX_FRAMES of the innermost ones).
+ * The threads folded, or -ENOMEM. */
+struct pd_fold;
+int pd_profile_fold_stacks(struct pd_fold *f, const json_t *stacks_doc);
+
 /* start_time: field 22 of stat, 0 = any. Errors (-errno, detail in err) as
  * lib/stacks.h's: -ESRCH gone before the first sample (or out of scope),
  * -EOWNERDEAD, -EOPNOTSUPP, -EPERM (perf_event_open or ptrace refused),
