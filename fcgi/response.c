@@ -110,6 +110,8 @@ int pd_resp_header(struct pd_req *r, const char *name, const char *value)
 		strbuf_setlen(&r->headers, len);
 		return -ENOMEM;
 	}
+	if (!strcasecmp(name, "Cache-Control"))
+		r->own_cache_control = true;
 	return 0;
 }
 
@@ -215,9 +217,11 @@ static int begin(struct pd_req *r, int status, const char *ctype, long long leng
 		rc = strbuf_addf(&h, "Content-Type: %s\r\n", ctype);
 	if (!rc && length >= 0)
 		rc = strbuf_addf(&h, "Content-Length: %lld\r\n", length);
+	/* no-store unless the handler says otherwise (GET /assets/...). */
+	if (!rc && !r->own_cache_control)
+		rc = strbuf_addstr(&h, "Cache-Control: no-store\r\n");
 	if (!rc)
-		rc = strbuf_addstr(&h, "Cache-Control: no-store\r\n"
-				       "X-Content-Type-Options: nosniff\r\n");
+		rc = strbuf_addstr(&h, "X-Content-Type-Options: nosniff\r\n");
 	/* Dumps are gigabytes: nginx should pass them on, not spool them.
 	 * Every other resource has several representations (JSON, a page,
 	 * text) chosen by Accept. */

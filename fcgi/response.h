@@ -6,7 +6,8 @@
  * such as Content-Length in pd_resp_header, writing past the announced
  * length) or -EALREADY (a response was already begun).
  * All errors are RFC 9457 problem documents. Every response carries
- * Cache-Control: no-store and X-Content-Type-Options: nosniff; a route
+ * Cache-Control: no-store (unless the handler set its own with
+ * pd_resp_header) and X-Content-Type-Options: nosniff; a route
  * with PD_ROUTE_STREAM also X-Accel-Buffering: no. On HEAD, headers
  * (Content-Length included) are written and body bytes are dropped. */
 #ifndef PD_RESPONSE_H

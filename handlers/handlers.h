@@ -17,6 +17,8 @@ struct pd_req;
 
 /* index.c */
 int h_index(struct pd_req *r);
+/* GET /assets/{name}: handlers/assets.c. */
+int h_asset(struct pd_req *r);
 /* processes.c */
 int h_process_list(struct pd_req *r);
 int h_process_detail(struct pd_req *r);

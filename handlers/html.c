@@ -12,14 +12,18 @@
 #include "common/strbuf.h"
 #include "fcgi/request.h"
 #include "fcgi/response.h"
+#include "handlers/assets.h"
 #include "handlers/context.h"
 
-/* Nothing but what the page itself holds: no scripts, styles, fonts or
- * images from anywhere, forms only to procdiag, no framing. The page's own
- * style and script carry a nonce made for this response; anything else
- * inline (markup that escaped escaping) does not run. */
+/* Nothing but what the page itself holds and procdiag serves: scripts and
+ * styles from procdiag's own /assets/ ('self'), fetches (the tables'
+ * refreshes) only to procdiag, no fonts or images from anywhere (data:
+ * images only, for drawings), forms only to procdiag, no framing. The
+ * page's own inline style and script carry a nonce made for this response;
+ * anything else inline (markup that escaped escaping) does not run. */
 #define PD_HTML_CSP                                                                                \
-	"default-src 'none'; style-src 'nonce-%s'; script-src 'nonce-%s'; "                        \
+	"default-src 'none'; style-src 'nonce-%s' 'self'; script-src 'nonce-%s' 'self'; "          \
+	"connect-src 'self'; img-src 'self' data:; "                                               \
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 #define NONCE_BYTES 16
 #define NONCE_LEN   PD_HTML_NONCE_LEN
@@ -92,6 +96,29 @@ static void make_nonce(struct strbuf *sb, char nonce[NONCE_LEN])
 	hex_encode(raw, sizeof(raw), nonce);
 }
 
+void pd_h_asset_href(struct pd_req *r, struct strbuf *sb, const char *name)
+{
+	const struct pd_asset *a = pd_asset_find(name);
+
+	esc(sb, pd_req_origin(r));
+	strbuf_addstr(sb, "/assets/");
+	esc(sb, name);
+	if (a) {
+		const char *etag = pd_asset_etag(a);
+
+		/* The tag without its quotes: a new build, a new URL. */
+		strbuf_addstr(sb, "?v=");
+		strbuf_add(sb, etag + 1, strlen(etag) - 2);
+	}
+}
+
+void pd_h_script(struct pd_req *r, struct strbuf *sb, const char *name)
+{
+	strbuf_addstr(sb, "<script src=\"");
+	pd_h_asset_href(r, sb, name);
+	strbuf_addstr(sb, "\"></script>");
+}
+
 static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
 		       char nonce[NONCE_LEN])
 {
@@ -103,7 +130,9 @@ static void page_begin(struct pd_req *r, struct strbuf *sb, const char *title,
 	esc(sb, title);
 	strbuf_addf(sb, " \xe2\x80\x94 procdiag</title><style nonce=\"%s\">", nonce);
 	strbuf_addstr(sb, css);
-	strbuf_addstr(sb, "</style></head><body><header><a href=\"");
+	strbuf_addstr(sb, "</style><link rel=\"stylesheet\" href=\"");
+	pd_h_asset_href(r, sb, "procdiag.css");
+	strbuf_addstr(sb, "\"></head><body><header><a href=\"");
 	esc(sb, pd_req_origin(r));
 	strbuf_addstr(sb, "/api/processes\">procdiag</a> &middot; ");
 	esc(sb, ctx->machine_name);

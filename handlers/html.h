@@ -3,10 +3,11 @@
  * Accept header does; curl's and scripts' do not).
  *
  * Pages make no external requests (inline CSS, one inline script for the
- * kill confirmation, a Content-Security-Policy that allows nothing else:
- * the style and the script carry a nonce made for each response, so no
- * other inline script runs), and every byte that comes from a process is
- * escaped. */
+ * kill confirmation, scripts and styles procdiag serves itself from
+ * GET /assets/{name}, a Content-Security-Policy that allows nothing else:
+ * the inline style and script carry a nonce made for each response, so no
+ * other inline script runs; script-src, style-src and connect-src 'self'),
+ * and every byte that comes from a process is escaped. */
 #ifndef PD_HTML_H
 #define PD_HTML_H
 
@@ -64,6 +65,15 @@ int pd_h_page_send(struct pd_req *r, struct strbuf *sb, const char *nonce);
  * (pd_store_list's, with href; stolen) as a table with download links and
  * delete buttons. */
 int pd_h_reply_dumps(struct pd_req *r, json_t *entries);
+
+/* The URL of the asset called name (handlers/assets.h), escaped for an
+ * attribute: origin + /assets/name?v=its ETag, so a new build's page never
+ * gets an old script from the browser's cache. */
+void pd_h_asset_href(struct pd_req *r, struct strbuf *sb, const char *name);
+/* <script src="that URL"></script>: scripts run from procdiag's own
+ * assets (the policy's script-src 'self'). Each page's head already
+ * links procdiag.css. */
+void pd_h_script(struct pd_req *r, struct strbuf *sb, const char *name);
 
 /* HTML-escapes s (& < > " ') into sb. */
 int pd_html_escape(struct strbuf *sb, const char *s, size_t len);

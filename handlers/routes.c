@@ -45,6 +45,9 @@ const struct pd_route pd_routes[] = {
 
 	/* The trigger rules of the config and their states (read-only). */
 	{ "GET", "", "/api/rules", h_rules, 0 },
+
+	/* The browser view's scripts and styles (handlers/assets.c). */
+	{ "GET", "/assets", "/{name}", h_asset, 0 },
 };
 
 const size_t pd_nroutes = sizeof(pd_routes) / sizeof(pd_routes[0]);

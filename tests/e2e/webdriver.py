@@ -13,6 +13,7 @@ import time
 CHROMEDRIVER = os.environ.get("PD_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROMIUM = os.environ.get("PD_CHROMIUM", "/usr/bin/chromium")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+ENTER, SPACE, TAB = "\ue007", " ", "\ue004"
 
 
 class WebDriverError(AssertionError):
@@ -61,6 +62,8 @@ class Browser:
             },
             # A confirm() stays open until the test answers it.
             "unhandledPromptBehavior": "ignore",
+            # The console (CSP violations among it), for Browser.logs().
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}}
         # On a loaded machine Chromium sometimes dies while it starts
         # ("Chrome instance exited"); a second start works.
@@ -152,6 +155,27 @@ class Browser:
                 raise AssertionError("timed out waiting for %s (at %s)" % (what, self.url))
             time.sleep(0.05)
 
+    def logs(self):
+        """The browser console's entries since the last call ({level,
+        message}): CSP violations are among them ("Refused to ...")."""
+        return self._s("POST", "/se/log", {"type": "browser"})
+
+    def csp_violations(self):
+        return [e["message"] for e in self.logs()
+                if "Content Security Policy" in e.get("message", "")]
+
+    def set_window_size(self, width, height):
+        self._s("POST", "/window/rect", {"width": width, "height": height})
+
+    def keys(self, text):
+        """Types text (WebDriver key codes too: ENTER, SPACE, TAB below)
+        into the element that has the focus."""
+        actions = [{"type": "keyDown", "value": c} for c in text]
+        ups = [{"type": "keyUp", "value": c} for c in text]
+        seq = [a for pair in zip(actions, ups) for a in pair]
+        self._s("POST", "/actions", {"actions": [{"type": "key", "id": "kb", "actions": seq}]})
+        self._s("DELETE", "/actions")
+
     # -- dialogs and screenshots -------------------------------------------
     def alert_text(self):
         try:
@@ -186,3 +210,9 @@ class Element:
 
     def attr(self, name):
         return self._e("GET", "attribute/%s" % name)
+
+    def send_keys(self, text):
+        self._e("POST", "value", {"text": text})
+
+    def clear(self):
+        self._e("POST", "clear", {})
