@@ -337,9 +337,8 @@ int pd_h_reply_flame(struct pd_req *r, json_t *flame, json_t *doc, const char *t
 			   "<b>all</b> to zoom out.</p></section>"
 			   "<script type=\"application/json\" id=\"flame-data\">");
 	json_for_script(&sb, flame);
-	strbuf_addstr(&sb, "</script><script src=\"");
-	esc(&sb, pd_req_origin(r));
-	strbuf_addstr(&sb, "/assets/flame.js\"></script>");
+	strbuf_addstr(&sb, "</script>");
+	pd_h_script(r, &sb, "flame.js");
 	if (doc)
 		render(r, &sb, doc, 0);
 	json_decref(flame);

@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import webdriver  # noqa: E402
 
 HOTTARGET = os.path.join(h.BUILDDIR, "tests", "targets", "hottarget")
 OUT = os.path.join(h.BUILDDIR, "_test")
@@ -206,6 +207,155 @@ def test_cli():
                            timeout=30)
         assert r.returncode == 2, (argv, r)
     not_stopped(t.pid)
+    t.kill()
+
+
+# ---- the flame graph pages in headless Chromium ------------------------------------
+
+def login_url(s, path):
+    return s.base.replace("http://", "http://procdiag:%s@" % s.key) + path
+
+
+def shot(b, name):
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, "flame-%s.png" % name)
+    b.screenshot(path)
+    assert os.path.getsize(path) > 1000, path
+
+
+FRAMES_JS = """
+return Array.from(document.querySelectorAll('#flame-svg g.frame')).map(function (g) {
+  var r = g.querySelector('rect');
+  return {name: g.getAttribute('data-name'), module: g.getAttribute('data-module'),
+          samples: +g.getAttribute('data-samples'), depth: +g.getAttribute('data-depth'),
+          x: r.x.baseVal.value, w: r.width.baseVal.value,
+          text: (g.querySelector('text') || {}).textContent || null};
+});"""
+
+
+def page_data(b):
+    """The speedscope file the page carries, and each thread's and
+    function's samples computed from it here (not by the page)."""
+    doc = json.loads(b.script("return document.getElementById('flame-data').textContent"))
+    stacks = check_speedscope(doc)
+    by_thread, by_func = {}, {}
+    for k, w in stacks.items():
+        by_thread[k[0]] = by_thread.get(k[0], 0) + w
+        for f in set(k[1:]):
+            by_func[(k[0], f)] = by_func.get((k[0], f), 0) + w
+    return doc, sum(stacks.values()), by_thread, by_func
+
+
+def hover(b, element_id):
+    b._s("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse", "actions": [
+        {"type": "pointerMove", "duration": 0, "origin": {webdriver.ELEMENT: element_id},
+         "x": 0, "y": 0}]}]})
+
+
+def no_external_requests(b, s):
+    urls = b.script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert urls and all(u.startswith(login_url(s, "/")) or u.startswith(s.base + "/")
+                        for u in urls), urls
+    assert any("/assets/flame.js" in u for u in urls), urls
+    assert not b.csp_violations()
+
+
+def check_widths(b, total, by_thread, by_func):
+    frames = b.script(FRAMES_JS)
+    root = [f for f in frames if f["depth"] == 0]
+    assert len(root) == 1 and root[0]["samples"] == total, root
+    W = root[0]["w"] + 0.5  # each rect is 0.5 px narrower than its share
+    threads = {f["name"]: f for f in frames if f["depth"] == 1}
+    assert {k: f["samples"] for k, f in threads.items()} == by_thread, (threads, by_thread)
+    for name, f in threads.items():
+        assert abs(f["w"] + 0.5 - W * by_thread[name] / total) < 0.01, (f, W, total)
+    return frames, W
+
+
+def test_profile_page_in_chromium():
+    s = h.shared()
+    t = Hot()
+    with webdriver.Browser(log_path=os.path.join(s.dir, "chromedriver-flame.log")) as b:
+        b.get(login_url(s, "/api/processes/%d/profile?seconds=2&hz=49" % t.pid))
+        b.wait(lambda: b.script("return document.getElementById('flame') && "
+                                "document.getElementById('flame').dataset.ready"),
+               timeout=30, what="the flame graph")
+        doc, total, by_thread, by_func = page_data(b)
+        assert total > 0 and doc["procdiag"] if "procdiag" in doc else total > 0
+        frames, W = check_widths(b, total, by_thread, by_func)
+        # Each hot function's rect is its samples' share of the whole.
+        for thread, func in (("pd-hot-a", "hot_alpha_spin"), (HOSTILE, "hot_beta_spin")):
+            f = [x for x in frames if x["name"] == func]
+            assert len(f) == 1, (func, f)
+            assert f[0]["samples"] == by_func[(thread, func)], (f, by_func)
+            assert abs(f[0]["w"] + 0.5 - W * f[0]["samples"] / total) < 0.01, f
+            assert f[0]["module"] == HOTTARGET, f
+        # The hostile thread name is text: in the SVG's text and data, no
+        # element made of it, no alert.
+        hostile = [x for x in frames if x["name"] == HOSTILE]
+        assert hostile and hostile[0]["depth"] == 1, frames
+        assert not b.find_all("#flame img") and not b.find_all("img")
+        assert b.alert_text() is None
+        # Hover: the tip names the frame, its module and samples.
+        g = b.find('#flame-svg g.frame[data-name="hot_beta_spin"]')
+        hover(b, g.id)
+        tip = b.wait(lambda: b.script("var t=document.getElementById('flame-tip');"
+                                      "return t.style.display==='block' && t.textContent"),
+                     what="the tip")
+        assert tip.startswith("hot_beta_spin\n" + HOTTARGET + "\n"), tip
+        assert "%d samples" % by_func[(HOSTILE, "hot_beta_spin")] in tip, tip
+        hover(b, b.find('#flame-svg g.frame[data-depth="1"][data-name="%s"]' % HOSTILE).id)
+        tip = b.script("return document.getElementById('flame-tip').textContent")
+        assert tip.startswith(HOSTILE + "\n(thread)\n"), tip
+        shot(b, "profile")
+        # Click zooms: the thread becomes the whole width, the other thread
+        # is gone; clicking "all" zooms back out.
+        b.find('#flame-svg g.frame[data-depth="1"][data-name="%s"]' % HOSTILE).click()
+        frames = b.script(FRAMES_JS)
+        zt = [x for x in frames if x["depth"] == 1]
+        assert [x["name"] for x in zt] == [HOSTILE], zt
+        assert abs(zt[0]["w"] - root_w(frames)) < 0.01, zt
+        beta = [x for x in frames if x["name"] == "hot_beta_spin"][0]
+        assert abs(beta["w"] + 0.5 - W * beta["samples"] / by_thread[HOSTILE]) < 0.01, beta
+        assert "Zoomed into " + HOSTILE in b.find("#flame-zoom").text
+        assert not [x for x in frames if x["name"] == "hot_alpha_spin"]
+        shot(b, "profile-zoomed")
+        b.find('#flame-svg g.frame[data-depth="0"]').click()
+        frames = b.script(FRAMES_JS)
+        assert {x["name"] for x in frames if x["depth"] == 1} == set(by_thread), frames
+        # The keyboard: Enter zooms a focused frame, Escape zooms out.
+        b.script("document.querySelector('#flame-svg g.frame[data-name=\"hot_alpha_spin\"]').focus()")
+        b.keys(webdriver.ENTER)
+        assert b.find("#flame-zoom").text.startswith("Zoomed into hot_alpha_spin")
+        b.keys("\ue00c")  # Escape
+        assert not b.find("#flame-zoom").text.startswith("Zoomed")
+        no_external_requests(b, s)
+    t.kill()
+
+
+def root_w(frames):
+    return [x for x in frames if x["depth"] == 0][0]["w"]
+
+
+def test_stacks_page_draws_every_thread_as_one_sample():
+    s = h.shared()
+    t = Hot()
+    with webdriver.Browser(log_path=os.path.join(s.dir, "chromedriver-flame2.log")) as b:
+        b.set_window_size(390, 844)
+        b.get(login_url(s, "/api/processes/%d/stacks" % t.pid))
+        b.wait(lambda: b.script("return document.getElementById('flame') && "
+                                "document.getElementById('flame').dataset.ready"),
+               timeout=30, what="the flame graph")
+        doc, total, by_thread, by_func = page_data(b)
+        # Three threads (main and two), each one sample.
+        assert total == 3 and by_thread == {"hottarget": 1, "pd-hot-a": 1, HOSTILE: 1}, by_thread
+        check_widths(b, total, by_thread, by_func)
+        # The existing tables stay below it.
+        assert b.find("h1").text == "Stacks"
+        assert b.find_all("table td"), "the stacks document's tables"
+        assert not b.find_all("img") and b.alert_text() is None
+        shot(b, "stacks-390px")
+        no_external_requests(b, s)
     t.kill()
 
 
