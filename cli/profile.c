@@ -23,7 +23,7 @@ static void profile_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: procdiag profile PID [--seconds N] [--hz H] [--format folded|speedscope]\n"
-		"                        [--method perf|ptrace]\n\n"
+		"                        [--method auto|perf|ptrace]\n\n"
 		"Samples the native stack of every thread of process PID H times a second\n"
 		"of its CPU time for N seconds and prints the stacks folded (one line per\n"
 		"distinct stack, root first: `thread;main;f;g COUNT`, for flamegraph.pl or\n"
@@ -31,8 +31,9 @@ static void profile_usage(FILE *out)
 		"  --seconds N           1..%d (10)\n"
 		"  --hz H                1..%d (49)\n"
 		"  --format F            folded (default) or speedscope\n"
-		"  --method M            perf (default: perf_event_open, the process is never\n"
-		"                        stopped) or ptrace (stop and unwind every tick)\n\n"
+		"  --method M            perf (perf_event_open: the process is never stopped),\n"
+		"                        ptrace (stop and unwind every tick) or auto (the\n"
+		"                        default: perf, ptrace when the kernel refuses perf)\n\n"
 		"Exit status: 0 printed, 1 failed (gone, not permitted, ...), 2 usage error.\n",
 		PD_PROFILE_SECONDS_MAX, PD_PROFILE_HZ_MAX);
 }
@@ -47,7 +48,7 @@ int cmd_profile(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pd_profile_opts o = { .seconds = 10, .hz = 49, .method = PD_PROFILE_PERF };
+	struct pd_profile_opts o = { .seconds = 10, .hz = 49, .method = PD_PROFILE_AUTO };
 	struct strbuf sb = STRBUF_INIT;
 	bool speedscope = false;
 	json_t *doc = NULL, *meta;
@@ -83,7 +84,7 @@ int cmd_profile(int argc, char **argv)
 		case 'm':
 			m = pd_profile_method_parse(optarg);
 			if (m < 0) {
-				fprintf(stderr, "procdiag profile: --method is perf or ptrace\n");
+				fprintf(stderr, "procdiag profile: --method is auto, perf or ptrace\n");
 				return 2;
 			}
 			o.method = (enum pd_profile_method)m;
@@ -106,7 +107,7 @@ int cmd_profile(int argc, char **argv)
 	fprintf(stderr, "procdiag profile: %lld samples of %lld threads (%s)%s\n",
 		(long long)json_integer_value(json_object_get(meta, "samples")),
 		(long long)json_integer_value(json_object_get(meta, "threads")),
-		pd_profile_method_name(o.method),
+		json_string_value(json_object_get(meta, "method")),
 		json_is_true(json_object_get(meta, "complete")) ? "" : "; the process exited");
 	if (speedscope) {
 		char *s = json_dumps(doc, JSON_COMPACT);

@@ -55,7 +55,7 @@ static int parse_opts(struct pd_req *r, struct pd_profile_opts *o)
 	if (m) {
 		v = pd_profile_method_parse(m);
 		if (v < 0) {
-			pd_resp_problem(r, 400, "method", "method must be perf or ptrace.");
+			pd_resp_problem(r, 400, "method", "method must be auto, perf or ptrace.");
 			return -1;
 		}
 		o->method = (enum pd_profile_method)v;
@@ -118,15 +118,23 @@ int h_process_profile(struct pd_req *r)
 	meta = json_object_get(doc, "procdiag");
 	pd_req_log_note(r, "samples=%lld method=%s",
 			(long long)json_integer_value(json_object_get(meta, "samples")),
-			pd_profile_method_name(o.method));
+			json_string_value(json_object_get(meta, "method")));
 	meta_headers(r, meta);
 	if (pd_h_wants_html(r)) {
-		char title[64];
+		const char *name = json_string_value(json_object_get(meta, "name"));
 
-		snprintf(title, sizeof(title), "Profile of %d", pid);
+		strbuf_addf(&sb, "Profile of %s (%d)", name ? name : "?", pid);
 		meta = json_incref(meta);
 		json_object_del(doc, "procdiag");
-		return pd_h_reply_flame(r, doc, meta, title);
+		if (sb.failed) {
+			json_decref(doc);
+			json_decref(meta);
+			strbuf_release(&sb);
+			return pd_resp_problem(r, 500, NULL, "Out of memory.");
+		}
+		rc = pd_h_reply_flame(r, doc, meta, sb.buf);
+		strbuf_release(&sb);
+		return rc;
 	}
 	if (pd_req_accept_match(r, "application/json") > 0 ||
 	    pd_req_accept_match(r, "application/speedscope+json") > 0) {

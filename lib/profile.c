@@ -36,11 +36,13 @@
 
 const char *pd_profile_method_name(enum pd_profile_method m)
 {
-	return m == PD_PROFILE_PTRACE ? "ptrace" : "perf";
+	return m == PD_PROFILE_PTRACE ? "ptrace" : m == PD_PROFILE_PERF ? "perf" : "auto";
 }
 
 int pd_profile_method_parse(const char *s)
 {
+	if (!strcmp(s, "auto"))
+		return PD_PROFILE_AUTO;
 	if (!strcmp(s, "perf"))
 		return PD_PROFILE_PERF;
 	if (!strcmp(s, "ptrace"))
@@ -55,6 +57,7 @@ struct job {
 	const struct pd_profile_opts *o;
 	struct pd_fold *fold;
 	uint64_t samples, lost;
+	uint64_t stopped_us; /* ptrace: the process stopped, all ticks */
 	pid_t *seen; /* threads sampled at least once */
 	size_t nseen, aseen;
 	bool exited;
@@ -442,6 +445,7 @@ static int run_ptrace(struct job *j, struct pd_proc *p, struct pd_stacks_cache *
 		}
 		if (rc < 0)
 			break;
+		j->stopped_us += (uint64_t)json_integer_value(json_object_get(doc, "stopped_us"));
 		rc = fold_doc(j, doc);
 		json_decref(doc);
 		if (rc < 0)
@@ -474,6 +478,7 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 	json_t *doc = NULL, *meta;
 	char name[PD_COMM_MAX];
 	struct pd_stat st;
+	enum pd_profile_method method;
 
 	*out = NULL;
 	if (err && errlen)
@@ -520,10 +525,19 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (o->method == PD_PROFILE_PTRACE)
-		rc = run_ptrace(&j, &p, cache, err, errlen);
-	else
+	method = o->method == PD_PROFILE_PTRACE ? PD_PROFILE_PTRACE : PD_PROFILE_PERF;
+	if (method == PD_PROFILE_PERF) {
 		rc = run_perf(&j, &p, pidfd, cache, err, errlen);
+		/* Refused by the kernel before the first sample: the stacks path. */
+		if (rc == -EPERM && o->method == PD_PROFILE_AUTO && !j.samples && !j.exited) {
+			method = PD_PROFILE_PTRACE;
+			if (err && errlen)
+				err[0] = 0;
+			rc = run_ptrace(&j, &p, cache, err, errlen);
+		}
+	} else {
+		rc = run_ptrace(&j, &p, cache, err, errlen);
+	}
 	if (rc < 0)
 		goto out;
 	/* Still the scope's to read, or nothing of it is answered (an exec of
@@ -549,11 +563,12 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 		doc = title.failed ? NULL : pd_fold_speedscope(j.fold, title.buf);
 		strbuf_release(&title);
 	}
-	meta = json_pack("{s:i,s:o,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:b,s:o}", "pid", (int)pid, "name",
+	meta = json_pack("{s:i,s:o,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:b,s:o}", "pid", (int)pid, "name",
 			 pd_json_bytes(p.stat.comm, p.stat.comm_len), "method",
-			 pd_profile_method_name(o->method), "seconds", (int)o->seconds, "hz",
+			 pd_profile_method_name(method), "seconds", (int)o->seconds, "hz",
 			 (int)o->hz, "samples", (json_int_t)j.samples, "threads",
-			 (json_int_t)j.nseen, "lost", (json_int_t)j.lost, "elapsed_ms",
+			 (json_int_t)j.nseen, "lost", (json_int_t)j.lost, "stopped_us",
+			 (json_int_t)j.stopped_us, "elapsed_ms",
 			 (json_int_t)((pd_mono_ns() - t0) / 1000000), "complete", !j.exited, "ended",
 			 j.exited ? json_string("exited") : json_null());
 	if (!doc || !meta || json_object_set_new(doc, "procdiag", meta) < 0) {

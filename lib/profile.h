@@ -20,10 +20,13 @@
  * The answer (a new reference) is the speedscope file of lib/fold.h (root
  * frame: the thread's name, then outermost to innermost; a frame is its
  * symbol, else "[module file name]", else "[unknown]"), plus
- *   "procdiag": { "pid": N, "name": comm, "method": "perf"|"ptrace",
+ *   "procdiag": { "pid": N, "name": comm, "method": "perf"|"ptrace" (the
+ *                 one used),
  *                 "seconds": N, "hz": N, "samples": N (= the weights' sum),
  *                 "threads": N (threads sampled at least once),
  *                 "lost": N (samples the kernel dropped: ring full),
+ *                 "stopped_us": N (how long the process was stopped, all
+ *                 ticks together: 0 with perf),
  *                 "elapsed_ms": N, "complete": bool,
  *                 "ended": null | "exited" }
  * A process that exits during the profile ends it early: complete false,
@@ -43,7 +46,9 @@
 #define PD_PROFILE_STACK_COPY  16384 /* bytes of user stack per perf sample */
 #define PD_PROFILE_MAX_FRAMES  128
 
-enum pd_profile_method { PD_PROFILE_PERF = 0, PD_PROFILE_PTRACE };
+/* AUTO: perf, or ptrace when the kernel refuses perf_event_open (no
+ * CAP_PERFMON and a perf_event_paranoid above 2: Debian's default is 3). */
+enum pd_profile_method { PD_PROFILE_AUTO = 0, PD_PROFILE_PERF, PD_PROFILE_PTRACE };
 
 struct pd_profile_opts {
 	unsigned seconds; /* 1..PD_PROFILE_SECONDS_MAX */
@@ -54,7 +59,7 @@ struct pd_profile_opts {
 	const struct pd_scope *scope;
 };
 
-/* "perf" / "ptrace", and back (-1 for another word). */
+/* "auto" / "perf" / "ptrace", and back (-1 for another word). */
 const char *pd_profile_method_name(enum pd_profile_method m);
 int pd_profile_method_parse(const char *s);
 

@@ -192,7 +192,7 @@ static json_t *handle(const char *line)
 {
 	struct pd_profile_opts o = { 0 };
 	struct pd_scope scope = PD_SCOPE_INIT;
-	const char *scope_spec = NULL, *method = "perf";
+	const char *scope_spec = NULL, *method = "auto";
 	json_int_t pid = 0, start = 0, seconds = 0, hz = 0;
 	json_t *req = json_loads(line, 0, NULL), *doc = NULL, *resp;
 	char err[512];

@@ -36,13 +36,6 @@ struct slot {
 
 static struct slot slots[MAX_THREADS];
 static pthread_barrier_t ready;
-static volatile sig_atomic_t report;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	report = 1;
-}
 
 /* A unit of work the compiler cannot drop. */
 __attribute__((noinline)) static uint64_t mix(uint64_t x)
@@ -111,7 +104,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hottarget pair NAME_A NAME_B | hottarget bench N\n");
 		return 2;
 	}
-	signal(SIGUSR1, on_usr1);
+	sigset_t usr1;
+
+	/* SIGUSR1 blocked in every thread (the workers inherit the mask) and
+	 * taken by the main thread alone, with sigwait. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
 	for (int i = 0; i < n; i++)
 		if (pthread_create(&t, NULL, worker, &slots[i]) != 0)
@@ -124,11 +123,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (;;) {
 		uint64_t sum = 0;
+		int sig;
 
-		pause();
-		if (!report)
+		if (sigwait(&usr1, &sig) != 0)
 			continue;
-		report = 0;
 		for (int i = 0; i < n; i++)
 			sum += atomic_load_explicit(&slots[i].work, memory_order_relaxed);
 		printf("work %llu\n", (unsigned long long)sum);
