@@ -147,7 +147,7 @@ def test_ptrace_method_samples_every_thread_each_tick():
     t.kill()
 
 
-def test_bad_input_is_400_naming_the_parameter():
+def test_bad_input_is_400_naming_the_parameter_and_refusals_403():
     s = h.shared()
     t = Hot()
     for q, param in (("seconds=0", "seconds"), ("seconds=61", "seconds"), ("seconds=x", "seconds"),
@@ -157,6 +157,11 @@ def test_bad_input_is_400_naming_the_parameter():
         h.assert_problem(r, 400, param)
     h.assert_problem(s.get("/api/processes/abc/profile"), 400, "id")
     h.assert_problem(s.get("/api/processes/%d/profile?seconds=1" % h.unused_pid()), 404)
+    # procdiag itself is never profiled; nor is anything for another site's
+    # page (the GET acts on the process, as stacks do).
+    h.assert_problem(s.get("/api/processes/%d/profile?seconds=1" % s.pd.pid), 403, "id")
+    for hdrs in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}):
+        h.assert_problem(s.get("/api/processes/%d/profile?seconds=1" % t.pid, headers=hdrs), 403)
     not_stopped(t.pid)
     t.kill()
 
