@@ -320,6 +320,14 @@ static void perf_close_all(struct perf_state *ps)
 	ps->nev = 0;
 }
 
+/* Exited (a zombie, reaped, or its /proc gone)? */
+static bool gone(struct pd_proc *p)
+{
+	struct pd_stat st;
+
+	return pd_read_stat_at(p->dirfd, "stat", &st) < 0 || st.state == 'Z' || st.state == 'X';
+}
+
 static int run_perf(struct job *j, struct pd_proc *p, int pidfd, struct pd_stacks_cache *cache,
 		    char *err, size_t errlen)
 {
@@ -349,7 +357,8 @@ static int run_perf(struct job *j, struct pd_proc *p, int pidfd, struct pd_stack
 
 		if (now >= end)
 			break;
-		if (poll(&pf, 1, DRAIN_MS) > 0 && (pf.revents & (POLLIN | POLLHUP))) {
+		if (pidfd >= 0 ? poll(&pf, 1, DRAIN_MS) > 0 && (pf.revents & (POLLIN | POLLHUP))
+			       : (poll(NULL, 0, DRAIN_MS), gone(p))) {
 			j->exited = true;
 			break;
 		}
@@ -510,7 +519,13 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 	/* Pinned: its exit is seen, a reused pid is not it (start time checked
 	 * again with the pidfd held). */
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0 || pd_read_stat_at(p.dirfd, "stat", &st) < 0 ||
+	if (pidfd < 0 && errno == ESRCH) {
+		rc = proc_error(-ESRCH, pid, err, errlen);
+		goto out;
+	}
+	/* pidfd_open unknown (Linux < 5.3, valgrind): its exit is seen in
+	 * /proc alone (run_perf reads the stat every drain). */
+	if (pd_read_stat_at(p.dirfd, "stat", &st) < 0 ||
 	    st.starttime != p.stat.starttime || st.state == 'Z' || st.state == 'X') {
 		rc = proc_error(-ESRCH, pid, err, errlen);
 		goto out;
