@@ -142,6 +142,10 @@ int pd_h_not_running(struct pd_req *r, int pid);
  * errno, the text this route gives it, the status the map above gives
  * (with Retry-After: 1 where it applies). */
 int pd_h_stacks_problem(struct pd_req *r, int rc, int pid, const char *err);
+/* stacks.c: sb as a 200 text/plain answer when rc is 0 (what made it), else
+ * a 500 (out of memory); sb is released. */
+struct strbuf;
+int pd_h_reply_text(struct pd_req *r, int rc, struct strbuf *sb);
 
 /* operations.c: dotnet-monitor's /operations routes, and the 202 +
  * Location of a dump that runs as an operation: 0 when started (the

@@ -152,11 +152,5 @@ int h_process_profile(struct pd_req *r)
 	}
 	rc = pd_fold_speedscope_folded(doc, &sb);
 	json_decref(doc);
-	if (rc < 0) {
-		strbuf_release(&sb);
-		return pd_resp_problem(r, 500, NULL, "Out of memory.");
-	}
-	rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb.buf, sb.len);
-	strbuf_release(&sb);
-	return rc;
+	return pd_h_reply_text(r, rc, &sb);
 }

@@ -131,6 +131,16 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p)
 	return doc;
 }
 
+int pd_h_reply_text(struct pd_req *r, int rc, struct strbuf *sb)
+{
+	if (rc == 0 && !sb->failed)
+		rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb->buf, sb->len);
+	else
+		rc = pd_resp_problem(r, 500, NULL, "Out of memory.");
+	strbuf_release(sb);
+	return rc;
+}
+
 /* The stacks page: every thread's stack merged into a flame graph (each
  * thread one sample), above the document's tables. */
 static int flame_page(struct pd_req *r, json_t *doc)
@@ -164,13 +174,7 @@ int h_process_stacks(struct pd_req *r)
 	if (pd_req_accepts(r, "text/plain")) {
 		rc = pd_stacks_text(doc, pd_state_name, &sb);
 		json_decref(doc);
-		if (rc < 0) {
-			strbuf_release(&sb);
-			return pd_resp_problem(r, 500, NULL, "Out of memory.");
-		}
-		rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb.buf, sb.len);
-		strbuf_release(&sb);
-		return rc;
+		return pd_h_reply_text(r, rc, &sb);
 	}
 	if (decorate(r, doc, pid) < 0) {
 		json_decref(doc);

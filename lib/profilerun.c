@@ -52,67 +52,21 @@ static void drop_slot(int ix)
 	pthread_mutex_unlock(&lock);
 }
 
-static int send_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t w = send(fd, s, len, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EPIPE;
-		s += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int send_json_line(int fd, json_t *obj)
-{
-	char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	int rc;
-
-	json_decref(obj);
-	if (!s)
-		return -ENOMEM;
-	rc = send_all(fd, s, strlen(s));
-	if (rc == 0)
-		rc = send_all(fd, "\n", 1);
-	free(s);
-	return rc;
-}
-
 static int ask(const char *helper, const struct strbuf *req, unsigned seconds, json_t **out,
 	       char *err, size_t errlen)
 {
 	struct pd_helper_lines lines = { STRBUF_INIT, MAX_ANSWER };
 	struct strbuf line = STRBUF_INIT;
-	char fdarg[16];
-	char *argv[] = { "procdiag", "profile-helper", "--fd", fdarg, NULL };
-	const char *code = NULL, *detail = NULL;
-	int sv[2], rc, ok = 0, st;
-	json_t *resp = NULL, *doc;
-	json_error_t jerr;
+	int sock, rc, st;
 	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	rc = pd_helper_fd_above_stdio(sv[1], true);
-	if (rc >= 0) {
-		sv[1] = rc;
-		snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
-		rc = pd_helper_spawn(helper, argv, &sv[1], 1, &pid);
-		close(sv[1]);
-	}
-	if (rc < 0) {
-		close(sv[0]);
-		pd_seterr(err, errlen, "cannot start the profile helper: %s", strerror(-rc));
+	rc = pd_helper_spawn_socket(helper, "profile-helper", "profile", &sock, &pid, err, errlen);
+	if (rc < 0)
 		return -EIO;
-	}
-	rc = send_all(sv[0], req->buf, req->len);
+	rc = pd_helper_send(sock, req->buf, req->len);
 	if (rc == 0)
-		rc = pd_helper_lines(&lines, sv[0], (int)((seconds + GRACE_S) * 1000u), &line);
-	close(sv[0]);
+		rc = pd_helper_lines(&lines, sock, (int)((seconds + GRACE_S) * 1000u), &line);
+	close(sock);
 	if (rc != 1) {
 		pd_helper_kill(pid, &st);
 		if (rc == -ETIME)
@@ -125,32 +79,17 @@ static int ask(const char *helper, const struct strbuf *req, unsigned seconds, j
 		return -EIO;
 	}
 	pd_helper_reap(pid, &st);
-	resp = json_loadb(line.buf, line.len, 0, &jerr);
+	rc = pd_helper_answer(&line, "profile", "profile", out, err, errlen);
 	pd_helper_lines_release(&lines);
 	strbuf_release(&line);
-	if (!resp || json_unpack(resp, "{s:b,s?s,s?s}", "ok", &ok, "error", &code, "detail",
-				 &detail) < 0) {
-		json_decref(resp);
-		pd_seterr(err, errlen, "the profile helper answered something that is not its protocol");
-		return -EIO;
-	}
-	if (ok && json_is_object(doc = json_object_get(resp, "profile"))) {
-		*out = json_incref(doc);
-		json_decref(resp);
-		return 0;
-	}
-	rc = pd_dump_error_errno(pd_dump_error_from_code(code));
-	pd_seterr(err, errlen, "%s", detail ? detail : "the profile helper failed");
-	json_decref(resp);
-	return rc;
+	return rc == -EPROTO ? -EIO : rc;
 }
 
 int pd_profilerun(const char *helper, pid_t pid, uint64_t start_time,
 		  const struct pd_profile_opts *o, json_t **out, char *err, size_t errlen)
 {
-	struct strbuf req = STRBUF_INIT, sc = STRBUF_INIT;
+	struct strbuf req = STRBUF_INIT;
 	json_t *r;
-	char *s;
 	int slot, rc;
 
 	*out = NULL;
@@ -159,20 +98,10 @@ int pd_profilerun(const char *helper, pid_t pid, uint64_t start_time,
 	r = json_pack("{s:i,s:I,s:i,s:i,s:s}", "pid", (int)pid, "start_time",
 		      (json_int_t)start_time, "seconds", (int)o->seconds, "hz", (int)o->hz,
 		      "method", pd_profile_method_name(o->method));
-	if (r && o->scope &&
-	    (pd_scope_format(o->scope, &sc) < 0 || json_object_set_new(r, "scope", json_string(sc.buf)) < 0)) {
-		json_decref(r);
-		r = NULL;
-	}
-	strbuf_release(&sc);
-	s = r ? json_dumps(r, JSON_COMPACT) : NULL;
-	json_decref(r);
-	if (!s || strbuf_addstr(&req, s) < 0 || strbuf_addch(&req, '\n') < 0) {
-		free(s);
+	if (pd_helper_request(r, o->scope, &req) < 0) {
 		strbuf_release(&req);
 		return -ENOMEM;
 	}
-	free(s);
 	slot = take_slot(pid);
 	if (slot < 0) {
 		if (slot == -EBUSY)
@@ -236,7 +165,7 @@ int pd_profile_helper_serve(int fd)
 	signal(SIGPIPE, SIG_IGN);
 	rc = pd_helper_lines(&lines, fd, 10000, &line);
 	if (rc == 1)
-		rc = send_json_line(fd, handle(line.buf));
+		rc = pd_helper_send_json(fd, handle(line.buf));
 	pd_helper_lines_release(&lines);
 	strbuf_release(&line);
 	return rc < 0 ? 1 : 0;
