@@ -26,10 +26,15 @@
 #include "lib/stacks.h"
 #include "lib/sysclock.h"
 
-#define RING_PAGES   32u   /* data pages per thread's ring (a power of two) */
+/* Data pages per thread's ring (a power of two): 64 KiB, three samples of a
+ * 16 KiB stack copy, drained every DRAIN_MS (two samples at 99 Hz). The
+ * rings count against the locked-memory limit (perf_event_mlock_kb, then
+ * RLIMIT_MEMLOCK) without CAP_IPC_LOCK: a thread whose ring no longer fits
+ * is not sampled (unsampled_threads). */
+#define RING_PAGES   16u
 #define MAX_THREADS  1024u /* threads sampled at once */
 #define RESCAN_NS    1000000000ull
-#define DRAIN_MS     50
+#define DRAIN_MS     20
 /* PERF_REG_X86_{AX..IP} (bits 0-8) and R8..R15 (bits 16-23). */
 #define REGS_MASK    (0x1ffull | (0xffull << 16))
 #define NREGS_SAMPLE 17
@@ -57,6 +62,7 @@ struct job {
 	const struct pd_profile_opts *o;
 	struct pd_fold *fold;
 	uint64_t samples, lost;
+	uint64_t unsampled; /* threads whose ring did not fit */
 	uint64_t stopped_us; /* ptrace: the process stopped, all ticks */
 	pid_t *seen; /* threads sampled at least once */
 	size_t nseen, aseen;
@@ -122,6 +128,7 @@ struct perf_state {
 	uint32_t stack[PD_PROFILE_MAX_FRAMES + 1];
 };
 
+/* 0 sampled (or gone), 1 left out, -errno. */
 static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_stat *st)
 {
 	struct perf_event_attr a;
@@ -135,7 +142,7 @@ static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_st
 			return 0;
 		}
 	if (ps->nev >= MAX_THREADS)
-		return 0;
+		return 1;
 	memset(&a, 0, sizeof(a));
 	a.size = sizeof(a);
 	a.type = PERF_TYPE_SOFTWARE;
@@ -167,6 +174,8 @@ static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_st
 		int rc = -errno;
 
 		close(fd);
+		if (ps->nev && (rc == -EPERM || rc == -ENOMEM))
+			return 1; /* the locked-memory limit: the others go on */
 		return rc;
 	}
 	e->tid = tid;
@@ -178,16 +187,22 @@ static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_st
 	return 0;
 }
 
-/* Every thread now: an event for each new one. */
+/* Every thread now: an event for each new one; those left out (MAX_THREADS,
+ * the locked-memory limit) are counted. 0 or -errno. */
 static int perf_scan(struct perf_state *ps)
 {
 	struct pd_tasks tasks = PD_TASKS_INIT;
 	int rc = pd_proc_tasks(ps->p, &tasks);
+	uint64_t skipped = 0;
 
-	for (size_t i = 0; rc == 0 && i < tasks.n; i++)
+	for (size_t i = 0; rc >= 0 && i < tasks.n; i++) {
 		rc = perf_open_thread(ps, tasks.v[i].pid, &tasks.v[i]);
+		skipped += rc == 1;
+	}
 	pd_tasks_release(&tasks);
-	return rc;
+	if (skipped > ps->j->unsampled)
+		ps->j->unsampled = skipped;
+	return rc < 0 ? rc : 0;
 }
 
 static uint64_t rd64(const unsigned char **p)
@@ -578,11 +593,12 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 		doc = title.failed ? NULL : pd_fold_speedscope(j.fold, title.buf);
 		strbuf_release(&title);
 	}
-	meta = json_pack("{s:i,s:o,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:b,s:o}", "pid", (int)pid, "name",
+	meta = json_pack("{s:i,s:o,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:o}", "pid", (int)pid, "name",
 			 pd_json_bytes(p.stat.comm, p.stat.comm_len), "method",
 			 pd_profile_method_name(method), "seconds", (int)o->seconds, "hz",
 			 (int)o->hz, "samples", (json_int_t)j.samples, "threads",
-			 (json_int_t)j.nseen, "lost", (json_int_t)j.lost, "stopped_us",
+			 (json_int_t)j.nseen, "unsampled_threads", (json_int_t)j.unsampled, "lost",
+			 (json_int_t)j.lost, "stopped_us",
 			 (json_int_t)j.stopped_us, "elapsed_ms",
 			 (json_int_t)((pd_mono_ns() - t0) / 1000000), "complete", !j.exited, "ended",
 			 j.exited ? json_string("exited") : json_null());

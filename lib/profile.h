@@ -24,6 +24,8 @@
  *                 one used),
  *                 "seconds": N, "hz": N, "samples": N (= the weights' sum),
  *                 "threads": N (threads sampled at least once),
+ *                 "unsampled_threads": N (perf: threads left out, their
+ *                 ring beyond the locked-memory limit),
  *                 "lost": N (samples the kernel dropped: ring full),
  *                 "stopped_us": N (how long the process was stopped, all
  *                 ticks together: 0 with perf),

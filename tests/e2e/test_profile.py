@@ -215,6 +215,26 @@ def test_cli():
     t.kill()
 
 
+def test_threads_beyond_the_locked_memory_limit_are_left_out():
+    """Without CAP_IPC_LOCK and with RLIMIT_MEMLOCK 0, the perf rings fit for
+    some threads (perf_event_mlock_kb): the others are counted as
+    unsampled, the rest is profiled."""
+    proc = h.spawn([HOTTARGET, "bench", "24"])
+    pid = int(h.read_line(proc).split()[1])
+    r = subprocess.run(["setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock",
+                        "prlimit", "--memlock=0", h.PROCDIAG, "profile", str(pid), "--seconds",
+                        "1", "--method", "perf", "--format", "speedscope"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    proc.kill()
+    proc.wait()
+    assert r.returncode == 0, r
+    doc = json.loads(r.stdout)
+    meta = doc["procdiag"]
+    assert meta["unsampled_threads"] > 0 and meta["samples"] > 0, meta
+    assert meta["threads"] + meta["unsampled_threads"] <= 25, meta
+    assert sum(check_speedscope(doc).values()) == meta["samples"]
+
+
 # ---- the flame graph pages in headless Chromium ------------------------------------
 
 def login_url(s, path):
