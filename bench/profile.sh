@@ -9,7 +9,11 @@
 # `... --method ptrace`, ROUNDS times. A window's rate is the iterations
 # the target made per second in it; a profiled window's ratio is its rate
 # over the mean of the two unprofiled windows around it, so a drift of the
-# machine (other load) cancels out. Slowdown = 1 - ratio. The profiler's own
+# machine (other load) cancels out. Slowdown = 1 - ratio. Where other load
+# makes that ratio noisy, "cost" adds up what was measured apart from it:
+# work lost per CPU-second the target ran, the share of the window it was
+# stopped (the profile's stopped_us), and the profiler's CPU (rusage) over
+# all the cores. The profiler's own
 # CPU time (unwinding, in the CLI process) is included: it competes with the
 # target for the same cores, as it would in production. The CLI runs the
 # same lib/ job (lib/profile.h) the server's profile helper runs.
