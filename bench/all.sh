@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$ROOT"
-BENCHES=(list dump compress stacks load zeropages download rules crash egress)
+BENCHES=(list dump compress stacks profile load zeropages download rules crash egress table)
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -17,6 +17,7 @@ static const struct {
 	{ "genkey", cmd_genkey, "print a new API key and its config line" },
 	{ "dump", cmd_dump, "write an ELF core dump (or a zip bundle) of a process" },
 	{ "stacks", cmd_stacks, "print the native stack of every thread of a process" },
+	{ "profile", cmd_profile, "sample every thread's stack: folded stacks or speedscope" },
 	{ "crash-handler", cmd_crash_handler, "the kernel's core_pattern handler; --install" },
 	{ "dumps", cmd_dumps, "list, get or remove the dump store's entries" },
 	{ "rules", cmd_rules, "print the trigger rules of the configuration" },
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
 		return cmd_dump_helper(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "stacks-helper")) /* internal too */
 		return cmd_stacks_helper(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "profile-helper")) /* internal too */
+		return cmd_profile_helper(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;

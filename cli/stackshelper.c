@@ -35,32 +35,6 @@
 
 #define MAX_REQUEST 4096
 
-static int send_line(int fd, json_t *obj)
-{
-	char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	size_t len, off = 0;
-	int rc = 0;
-
-	json_decref(obj);
-	if (!s)
-		return -ENOMEM;
-	len = strlen(s);
-	s[len++] = '\n'; /* json_dumps' NUL becomes the newline */
-	while (off < len) {
-		ssize_t w = send(fd, s + off, len - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = w < 0 ? -errno : -EPIPE;
-			break;
-		}
-		off += (size_t)w;
-	}
-	free(s);
-	return rc;
-}
-
 static json_t *handle(struct pd_stacks_cache *cache, const char *line)
 {
 	struct pd_stacks_opts o = { 0 };
@@ -135,7 +109,7 @@ int cmd_stacks_helper(int argc, char **argv)
 			resp = handle(cache, in.buf);
 			memmove(in.buf, in.buf + used, in.len - used);
 			strbuf_setlen(&in, in.len - used);
-			if (send_line(fd, resp) < 0)
+			if (pd_helper_send_json(fd, resp) < 0)
 				break;
 			continue;
 		}

@@ -34,6 +34,7 @@ int h_module_list(struct pd_req *r);
 int h_module_detail(struct pd_req *r);
 /* stacks.c */
 int h_process_stacks(struct pd_req *r);
+int h_process_profile(struct pd_req *r);
 int h_stacks_query(struct pd_req *r);
 /* monstacks.c: a stacks document (lib/stacks.h; stolen) in the format the
  * Accept header chooses as dotnet-monitor's /stacks does: text/plain (also
@@ -149,6 +150,14 @@ int pd_h_problem_kind(struct pd_req *r, enum pd_dump_error e, unsigned retry_aft
 		      const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Kudu's answer for a process that is not there (gone, 404). */
 int pd_h_not_running(struct pd_req *r, int pid);
+/* stacks.c: a failed stacks (or profile) request of pid: lib/stacks.h's
+ * errno, the text this route gives it, the status the map above gives
+ * (with Retry-After: 1 where it applies). */
+int pd_h_stacks_problem(struct pd_req *r, int rc, int pid, const char *err);
+/* stacks.c: sb as a 200 text/plain answer when rc is 0 (what made it), else
+ * a 500 (out of memory); sb is released. */
+struct strbuf;
+int pd_h_reply_text(struct pd_req *r, int rc, struct strbuf *sb);
 
 /* operations.c: dotnet-monitor's /operations routes, and the 202 +
  * Location of a dump that runs as an operation: 0 when started (the

@@ -307,6 +307,46 @@ int pd_h_reply(struct pd_req *r, json_t *doc, const char *title)
 	return page_send(r, &sb, nonce);
 }
 
+/* JSON for a <script type="application/json"> block: < > & as \u escapes
+ * (they occur only inside strings), so nothing in it ends the block. */
+static void json_for_script(struct strbuf *sb, const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT);
+
+	if (!s) {
+		sb->failed = true;
+		return;
+	}
+	for (const char *p = s; *p; p++) {
+		if (*p == '<' || *p == '>' || *p == '&')
+			strbuf_addf(sb, "\\u%04x", (unsigned)*p);
+		else
+			strbuf_addch(sb, *p);
+	}
+	free(s);
+}
+
+int pd_h_reply_flame(struct pd_req *r, json_t *flame, json_t *doc, const char *title)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char nonce[NONCE_LEN];
+
+	page_begin(r, &sb, title, nonce);
+	strbuf_addstr(&sb, "<section id=\"flame\" class=\"flame\" aria-label=\"Flame graph\">"
+			   "<p>Flame graph (root at the top; widths are samples). Hover or focus a "
+			   "frame for its module and samples; click it (or Enter) to zoom, click "
+			   "<b>all</b> to zoom out.</p></section>"
+			   "<script type=\"application/json\" id=\"flame-data\">");
+	json_for_script(&sb, flame);
+	strbuf_addstr(&sb, "</script>");
+	pd_h_script(r, &sb, "flame.js");
+	if (doc)
+		render(r, &sb, doc, 0);
+	json_decref(flame);
+	json_decref(doc);
+	return page_send(r, &sb, nonce);
+}
+
 static void process_href(struct pd_req *r, struct strbuf *sb, int pid, const char *tail)
 {
 	strbuf_addstr(sb, pd_req_origin(r));

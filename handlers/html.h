@@ -32,6 +32,11 @@ int pd_h_reply(struct pd_req *r, json_t *doc, const char *title);
  * first. */
 int pd_h_reply_process(struct pd_req *r, json_t *doc, int pid);
 
+/* A flame graph page: flame (a speedscope file of lib/fold.h, stolen) drawn
+ * by /assets/flame.js from a JSON block in the page, then doc (stolen; NULL:
+ * none) rendered as pd_h_reply() does. */
+int pd_h_reply_flame(struct pd_req *r, json_t *flame, json_t *doc, const char *title);
+
 /* The list as a tree by parent. Each node: pid, ppid, name, user; nodes
  * sorted by pid. */
 struct pd_h_tree_node {

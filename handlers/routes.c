@@ -22,6 +22,7 @@ const struct pd_route pd_routes[] = {
 	KUDU("GET",    "/{id}/environments/{filter}", h_environment,    0),
 	KUDU("GET",    "/{id}/dump",                  h_process_dump,   PD_ROUTE_STREAM | PD_ROUTE_ACTS),
 	KUDU("GET",    "/{id}/stacks",                h_process_stacks, PD_ROUTE_ACTS),
+	KUDU("GET",    "/{id}/profile",               h_process_profile, PD_ROUTE_ACTS),
 
 	/* dotnet-monitor's routes: the process is chosen by ?pid=&uid=&name=. */
 	{ "GET", "", "/processes", h_mon_processes, 0 },

@@ -21,15 +21,15 @@
 #include "handlers/html.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
+#include "lib/fold.h"
 #include "lib/proc.h"
+#include "lib/profile.h"
 #include "lib/procfs.h"
 #include "lib/scope.h"
 #include "lib/operations.h"
 #include "lib/stacksrun.h"
 
-/* A failed stacks request: the text is this route's, the status the one
- * map's (handlers/problem.c); a transient failure says to retry in 1 s. */
-static int problem(struct pd_req *r, int rc, int pid, const char *err)
+int pd_h_stacks_problem(struct pd_req *r, int rc, int pid, const char *err)
 {
 	char text[1024];
 
@@ -174,7 +174,7 @@ static json_t *collect(struct pd_req *r, struct pd_proc *p, pd_op_stacks_render 
 		return NULL;
 	rc = pd_stacksrun(NULL, pid, start_time, &o, 0, &doc, err, sizeof(err));
 	if (rc < 0) {
-		problem(r, rc, pid, err);
+		pd_h_stacks_problem(r, rc, pid, err);
 		return NULL;
 	}
 	pd_req_log_note(r, "stopped_us=%lld cached_modules=%lld",
@@ -223,6 +223,33 @@ static int kudu_format(struct pd_req *r)
 	return -1;
 }
 
+int pd_h_reply_text(struct pd_req *r, int rc, struct strbuf *sb)
+{
+	if (rc == 0 && !sb->failed)
+		rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb->buf, sb->len);
+	else
+		rc = pd_resp_problem(r, 500, NULL, "Out of memory.");
+	strbuf_release(sb);
+	return rc;
+}
+
+/* The stacks page: every thread's stack merged into a flame graph (each
+ * thread one sample), above the document's tables. */
+static int flame_page(struct pd_req *r, json_t *doc)
+{
+	struct pd_fold *f = pd_fold_new();
+	json_t *ss = NULL;
+
+	if (f && pd_profile_fold_stacks(f, doc) >= 0)
+		ss = pd_fold_speedscope(f, json_string_value(json_object_get(doc, "name")));
+	pd_fold_free(f);
+	if (!ss) {
+		json_decref(doc);
+		return pd_resp_problem(r, 500, NULL, "Out of memory.");
+	}
+	return pd_h_reply_flame(r, ss, doc, "Stacks");
+}
+
 int h_process_stacks(struct pd_req *r)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -242,18 +269,14 @@ int h_process_stacks(struct pd_req *r)
 	if (fmt == KUDU_TEXT) {
 		rc = pd_stacks_text(doc, pd_state_name, &sb);
 		json_decref(doc);
-		if (rc < 0) {
-			strbuf_release(&sb);
-			return pd_resp_problem(r, 500, NULL, "Out of memory.");
-		}
-		rc = pd_resp_bytes(r, 200, "text/plain; charset=utf-8", sb.buf, sb.len);
-		strbuf_release(&sb);
-		return rc;
+		return pd_h_reply_text(r, rc, &sb);
 	}
 	if (decorate(r, doc, pid) < 0) {
 		json_decref(doc);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
+	if (pd_h_wants_html(r))
+		return flame_page(r, doc);
 	return pd_h_reply(r, doc, "Stacks");
 }
 

@@ -11,10 +11,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/errbuf.h"
+#include "lib/scope.h"
 #include "lib/sysclock.h"
 
 extern char **environ;
@@ -241,4 +245,109 @@ int pd_helper_lines(struct pd_helper_lines *l, int fd, int timeout_ms, struct st
 void pd_helper_lines_release(struct pd_helper_lines *l)
 {
 	strbuf_release(&l->buf);
+}
+
+int pd_helper_request(json_t *req, const struct pd_scope *scope, struct strbuf *line)
+{
+	struct strbuf sc = STRBUF_INIT;
+	char *s = NULL;
+	int rc = -ENOMEM;
+
+	if (req && scope &&
+	    (pd_scope_format(scope, &sc) < 0 || json_object_set_new(req, "scope", json_string(sc.buf)) < 0)) {
+		json_decref(req);
+		req = NULL;
+	}
+	strbuf_release(&sc);
+	s = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (s && strbuf_addstr(line, s) == 0 && strbuf_addch(line, '\n') == 0)
+		rc = 0;
+	free(s);
+	return rc;
+}
+
+int pd_helper_send(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t w = send(fd, s, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		s += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int pd_helper_send_json(int fd, json_t *obj)
+{
+	char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	size_t len;
+	int rc;
+
+	json_decref(obj);
+	if (!s)
+		return -ENOMEM;
+	len = strlen(s);
+	s[len++] = '\n'; /* json_dumps' NUL becomes the newline */
+	rc = pd_helper_send(fd, s, len);
+	free(s);
+	return rc;
+}
+
+int pd_helper_answer(const struct strbuf *line, const char *member, const char *name,
+		     json_t **out, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *resp = json_loadb(line->buf, line->len, 0, &jerr), *doc;
+	const char *code = NULL, *detail = NULL;
+	int ok = 0, rc;
+
+	if (!resp || json_unpack(resp, "{s:b,s?s,s?s}", "ok", &ok, "error", &code, "detail",
+				 &detail) < 0) {
+		json_decref(resp);
+		pd_seterr(err, errlen, "the %s helper answered something that is not its protocol",
+			  name);
+		return -EPROTO;
+	}
+	if (ok && (doc = json_object_get(resp, member)) && json_is_object(doc)) {
+		*out = json_incref(doc);
+		json_decref(resp);
+		return 0;
+	}
+	rc = pd_dump_error_errno(pd_dump_error_from_code(code));
+	pd_seterr(err, errlen, "%s", detail ? detail : "the helper failed");
+	json_decref(resp);
+	return rc;
+}
+
+int pd_helper_spawn_socket(const char *exe, const char *cmd, const char *name, int *sock,
+			   pid_t *pid, char *err, size_t errlen)
+{
+	char fdarg[16];
+	char *argv[] = { "procdiag", (char *)cmd, "--fd", fdarg, NULL };
+	int sv[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		pd_seterr(err, errlen, "socketpair: %s", strerror(-rc));
+		return rc;
+	}
+	rc = pd_helper_fd_above_stdio(sv[1], true);
+	if (rc >= 0) {
+		sv[1] = rc;
+		snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
+		rc = pd_helper_spawn(exe, argv, &sv[1], 1, pid);
+	}
+	close(sv[1]);
+	if (rc < 0) {
+		close(sv[0]);
+		pd_seterr(err, errlen, "cannot start the %s helper: %s", name, strerror(-rc));
+		return rc;
+	}
+	*sock = sv[0];
+	return 0;
 }

@@ -78,6 +78,12 @@ void pd_helper_stop(pid_t pid, unsigned grace_ms, int *status);
 void pd_helper_describe_exit(char *buf, size_t size, const char *name, const char *what,
 			     int status);
 
+/* `procdiag CMD --fd N` (exe NULL: /proc/self/exe), N its end of a new
+ * socketpair; *sock is ours. 0 or -errno (detail in err, naming the NAME
+ * helper). */
+int pd_helper_spawn_socket(const char *exe, const char *cmd, const char *name, int *sock,
+			   pid_t *pid, char *err, size_t errlen);
+
 /* A helper's lines. */
 struct pd_helper_lines {
 	struct strbuf buf; /* bytes read past the last line */
@@ -92,5 +98,22 @@ struct pd_helper_lines {
  * timeout), -EFBIG a line longer than max, -errno. */
 int pd_helper_lines(struct pd_helper_lines *l, int fd, int timeout_ms, struct strbuf *line);
 void pd_helper_lines_release(struct pd_helper_lines *l);
+
+/* The JSON-lines protocols of the stacks and profile helpers. */
+#include <jansson.h>
+struct pd_scope;
+/* req (stolen), with "scope" (pd_scope_format's) when scope is not NULL, as
+ * one compact line with its '\n' into line. 0 or -ENOMEM. */
+int pd_helper_request(json_t *req, const struct pd_scope *scope, struct strbuf *line);
+/* All of s to the socket fd (MSG_NOSIGNAL). 0 or -errno (-EPIPE). */
+int pd_helper_send(int fd, const char *s, size_t len);
+/* obj (stolen) as one compact line. 0 or -errno. */
+int pd_helper_send_json(int fd, json_t *obj);
+/* An answer line: {"ok":true, MEMBER:{...}} gives *out (a new reference),
+ * 0; {"ok":false,"error":WORD,"detail":TEXT} the word's errno (above) with
+ * TEXT in err; anything else -EPROTO ("the NAME helper answered something
+ * that is not its protocol"). */
+int pd_helper_answer(const struct strbuf *line, const char *member, const char *name,
+		     json_t **out, char *err, size_t errlen);
 
 #endif

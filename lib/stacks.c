@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/numparse.h"
@@ -74,6 +75,7 @@ struct proc_entry {
 	size_t memo_n, memo_alloc; /* alloc: a power of two */
 	/* Per request: */
 	struct pd_freeze *fz;
+	const struct pd_stack_copy *sample; /* a live session's current one */
 	struct pd_maps *maps;
 	struct page_slot *pages;
 	unsigned elf_hits, elf_misses;
@@ -259,6 +261,12 @@ static pid_t cb_next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
 	size_t i = *thread_argp ? (size_t)((struct pd_thread *)*thread_argp - fz->threads) + 1 : 0;
 
 	(void)dwfl;
+	if (pe->sample) {
+		if (*thread_argp)
+			return 0;
+		*thread_argp = (void *)pe->sample;
+		return pe->sample->tid;
+	}
 	if (!fz || i >= fz->n)
 		return 0;
 	*thread_argp = &fz->threads[i];
@@ -270,6 +278,10 @@ static bool cb_get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
 	struct proc_entry *pe = arg;
 
 	(void)dwfl;
+	if (pe->sample) {
+		*thread_argp = (void *)pe->sample;
+		return pe->sample->tid == tid;
+	}
 	for (size_t i = 0; pe->fz && i < pe->fz->n; i++) {
 		if (pe->fz->threads[i].tid == tid) {
 			*thread_argp = &pe->fz->threads[i];
@@ -301,12 +313,35 @@ static bool read_word(struct proc_entry *pe, uint64_t addr, uint64_t *out)
 	return pd_freeze_read(pe->fz, addr, out, sizeof(*out)) == (ssize_t)sizeof(*out);
 }
 
+/* A word of a live process: from the stack the kernel copied with the
+ * sample, else from the process itself (it runs on: what is read there
+ * may have changed since the sample; only stack slots above the copy and
+ * the odd pointer outside the stack come from it). */
+static bool sample_read(struct proc_entry *pe, uint64_t addr, Dwarf_Word *result)
+{
+	const struct pd_stack_copy *s = pe->sample;
+	uint64_t v;
+	struct iovec local = { &v, sizeof(v) }, remote = { (void *)(uintptr_t)addr, sizeof(v) };
+
+	if (addr >= s->sp && addr - s->sp + sizeof(v) <= s->stack_len) {
+		memcpy(&v, (const char *)s->stack + (addr - s->sp), sizeof(v));
+		*result = v;
+		return true;
+	}
+	if (process_vm_readv(pe->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(v))
+		return false;
+	*result = v;
+	return true;
+}
+
 static bool cb_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
 {
 	struct proc_entry *pe = arg;
 	uint64_t v;
 
 	(void)dwfl;
+	if (pe->sample)
+		return sample_read(pe, addr, result);
 	if (!pe->fz || !read_word(pe, addr, &v))
 		return false;
 	*result = v;
@@ -319,6 +354,12 @@ static bool cb_set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 {
 #if defined(__x86_64__)
 	const struct pd_thread *t = thread_arg;
+
+	if (cur_proc && cur_proc->sample) {
+		const struct pd_stack_copy *sc = thread_arg;
+
+		return dwfl_thread_state_registers(thread, 0, NREGS_X86_64, sc->regs);
+	}
 	const struct user_regs_struct *r = &t->regs;
 	Dwarf_Word regs[NREGS_X86_64] = {
 		r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi, r->rbp, r->rsp, r->r8,
@@ -877,6 +918,120 @@ out:
 	strbuf_release(&maps_text);
 	pd_proc_close(&p);
 	return rc;
+}
+
+/* ---- live sessions ------------------------------------------------------------ */
+
+struct pd_stacks_live {
+	struct pd_stacks_cache *c;
+	struct proc_entry *pe;
+	struct pd_maps maps;
+	struct strbuf maps_text;
+};
+
+int pd_stacks_live_open(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
+			struct pd_stacks_live **out, char *err, size_t errlen)
+{
+	struct pd_stacks_live *l = calloc(1, sizeof(*l));
+	struct pd_proc p;
+	int rc;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = 0;
+	if (!l)
+		return -ENOMEM;
+	l->c = c;
+	l->maps = (struct pd_maps)PD_MAPS_INIT;
+	strbuf_init(&l->maps_text);
+	rc = pd_proc_open(pid, &p);
+	if (rc < 0) {
+		free(l);
+		return freeze_error(rc, pid, 0, err, errlen);
+	}
+	if (start_time && p.stat.starttime != start_time)
+		rc = -ESRCH;
+	else
+		rc = pd_read_file_at(p.dirfd, "maps", &l->maps_text, MAPS_MAX);
+	if (rc == 0)
+		rc = pd_parse_maps(l->maps_text.buf, l->maps_text.len, &l->maps);
+	if (rc == 0 && !maps_have_file(&l->maps))
+		rc = -EAGAIN;
+	if (rc == 0) {
+		l->pe = calloc(1, sizeof(*l->pe));
+		if (!l->pe)
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		l->pe->pid = pid;
+		l->pe->start_time = p.stat.starttime;
+		l->pe->maps = &l->maps;
+		cur_cache = c;
+		cur_proc = l->pe;
+		rc = new_dwfl(l->pe, &l->maps_text, err, errlen);
+		cur_cache = NULL;
+		cur_proc = NULL;
+	} else if (rc != -ENOMEM) {
+		rc = freeze_error(rc == -ENOENT ? -ESRCH : rc, pid, 0, err, errlen);
+	}
+	pd_proc_close(&p);
+	if (rc < 0) {
+		pd_stacks_live_close(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+void pd_stacks_live_close(struct pd_stacks_live *l)
+{
+	if (!l)
+		return;
+	proc_free(l->pe);
+	pd_maps_release(&l->maps);
+	strbuf_release(&l->maps_text);
+	free(l);
+}
+
+size_t pd_stacks_live_unwind(struct pd_stacks_live *l, const struct pd_stack_copy *s,
+			     uint64_t *pcs, bool *exact, size_t max)
+{
+	struct raw_thread t = { .tid = s->tid, .max = (unsigned)max };
+	size_t n;
+
+	if (!max)
+		return 0;
+	cur_cache = l->c;
+	cur_proc = l->pe;
+	l->pe->sample = s;
+	dwfl_getthread_frames(l->pe->dwfl, s->tid, frame_cb, &t);
+	l->pe->sample = NULL;
+	cur_cache = NULL;
+	cur_proc = NULL;
+	n = t.n < max ? t.n : max;
+	for (size_t i = 0; i < n; i++) {
+		pcs[i] = t.frames[i].pc;
+		exact[i] = t.frames[i].activation;
+	}
+	free(t.frames);
+	return n;
+}
+
+void pd_stacks_live_symbol(struct pd_stacks_live *l, uint64_t pc, bool exact, const char **sym,
+			   const char **module)
+{
+	struct pc_info *pi;
+
+	cur_cache = l->c;
+	cur_proc = l->pe;
+	pi = resolve(l->pe, pc - (exact ? 0 : 1), false);
+	cur_cache = NULL;
+	cur_proc = NULL;
+	*sym = pi ? pi->sym : NULL;
+	*module = pi && pi->mod ? dwfl_module_info(pi->mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+				: NULL;
+	if (*module && !strncmp(*module, "[vdso", 5))
+		*module = "[vdso]";
 }
 
 /* ---- text ---------------------------------------------------------------------- */

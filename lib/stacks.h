@@ -81,6 +81,38 @@ void pd_stacks_cache_free(struct pd_stacks_cache *c);
 int pd_stacks_collect(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
 		      const struct pd_stacks_opts *opts, json_t **out, char *err, size_t errlen);
 
+/* ---- Live sessions: stacks the kernel copied, the process never stopped.
+ * lib/profile.c samples with perf_event_open (PERF_SAMPLE_REGS_USER +
+ * PERF_SAMPLE_STACK_USER) and unwinds each sample here, with the same
+ * modules, ELF cache, CFI and symbol memo as pd_stacks_collect. The
+ * session's modules are those mapped when it opened (a library loaded
+ * later has no symbols: its frames are unnamed). */
+struct pd_stacks_live;
+
+/* One sample of one thread. */
+struct pd_stack_copy {
+	pid_t tid;
+	/* x86_64 DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
+	uint64_t regs[17];
+	uint64_t sp;	   /* the address stack[0] was copied from */
+	const void *stack; /* borrowed for the call */
+	size_t stack_len;
+};
+
+/* Errors as pd_stacks_collect's (no freeze: -ESRCH, -EAGAIN, -EIO...). */
+int pd_stacks_live_open(struct pd_stacks_cache *c, pid_t pid, uint64_t start_time,
+			struct pd_stacks_live **out, char *err, size_t errlen);
+void pd_stacks_live_close(struct pd_stacks_live *l);
+/* The pcs of s, innermost first (at most max), and whether each is exact
+ * (the sampled pc, a signal frame) rather than a return address. The
+ * number of frames: 0 when not even the first could be read. */
+size_t pd_stacks_live_unwind(struct pd_stacks_live *l, const struct pd_stack_copy *s,
+			     uint64_t *pcs, bool *exact, size_t max);
+/* The symbol and module path of a frame (NULL: unknown; "[vdso]"); the
+ * strings live as long as the session. */
+void pd_stacks_live_symbol(struct pd_stacks_live *l, uint64_t pc, bool exact, const char **sym,
+			   const char **module);
+
 /* The document as eu-stack-like text:
  *   PID 123 - process (name)
  *   TID 123: name (S)

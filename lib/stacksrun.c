@@ -56,48 +56,16 @@ static void stop_helper(bool gentle)
  * the only fd it inherits besides 0-2). */
 static int start_helper(const char *helper, char *err, size_t errlen)
 {
-	char fdarg[16];
-	char *argv[] = {"procdiag", "stacks-helper", "--fd", fdarg, NULL};
-	int sv[2], rc;
 	pid_t pid;
+	int sock, rc = pd_helper_spawn_socket(helper, "stacks-helper", "stacks", &sock, &pid, err,
+					      errlen);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		rc = -errno;
-		pd_seterr(err, errlen, "socketpair: %s", strerror(-rc));
+	if (rc < 0)
 		return rc;
-	}
-	rc = pd_helper_fd_above_stdio(sv[1], true);
-	if (rc >= 0) {
-		sv[1] = rc;
-		snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
-		rc = pd_helper_spawn(helper, argv, &sv[1], 1, &pid);
-	}
-	close(sv[1]);
-	if (rc < 0) {
-		close(sv[0]);
-		pd_seterr(err, errlen, "cannot start the stacks helper: %s", strerror(-rc));
-		return rc;
-	}
 	helper_pid = pid;
 	helper_owner = pthread_self();
-	helper_sock = sv[0];
+	helper_sock = sock;
 	strbuf_reset(&rbuf.buf);
-	return 0;
-}
-
-static int send_all(int fd, const char *s, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t w = send(fd, s + off, len - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EPIPE;
-		off += (size_t)w;
-	}
 	return 0;
 }
 
@@ -114,37 +82,12 @@ static int read_line(uint64_t deadline_ns, struct strbuf *line)
 	return rc == 0 ? -EPIPE : rc < 0 ? rc : 0;
 }
 
-static int parse_response(const struct strbuf *line, json_t **out, char *err, size_t errlen)
-{
-	json_error_t jerr;
-	json_t *resp = json_loadb(line->buf, line->len, 0, &jerr), *doc;
-	const char *code = NULL, *detail = NULL;
-	int ok = 0, rc;
-
-	if (!resp || json_unpack(resp, "{s:b,s?s,s?s}", "ok", &ok, "error", &code, "detail",
-				 &detail) < 0) {
-		json_decref(resp);
-		pd_seterr(err, errlen, "the stacks helper answered something that is not its protocol");
-		return -EPROTO;
-	}
-	if (ok && (doc = json_object_get(resp, "stacks")) && json_is_object(doc)) {
-		*out = json_incref(doc);
-		json_decref(resp);
-		return 0;
-	}
-	rc = pd_dump_error_errno(pd_dump_error_from_code(code));
-	pd_seterr(err, errlen, "%s", detail ? detail : "the stacks helper failed");
-	json_decref(resp);
-	return rc;
-}
-
 int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 		 const struct pd_stacks_opts *opts, unsigned timeout_ms, json_t **out, char *err,
 		 size_t errlen)
 {
 	struct strbuf line = STRBUF_INIT;
 	json_t *req;
-	char *s = NULL;
 	uint64_t deadline;
 	int rc = 0;
 
@@ -154,24 +97,10 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 	req = json_pack("{s:i,s:I,s:i,s:b}", "pid", (int)pid, "start_time", (json_int_t)start_time,
 			"deadline_ms", opts ? (int)opts->deadline_ms : 0, "no_source",
 			opts ? opts->no_source : 0);
-	if (req && opts && opts->scope) {
-		struct strbuf sc = STRBUF_INIT;
-
-		if (pd_scope_format(opts->scope, &sc) < 0 ||
-		    json_object_set_new(req, "scope", json_string(sc.buf)) < 0) {
-			json_decref(req);
-			req = NULL;
-		}
-		strbuf_release(&sc);
-	}
-	s = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (!s || strbuf_addstr(&line, s) < 0 || strbuf_addch(&line, '\n') < 0) {
-		free(s);
+	if (pd_helper_request(req, opts ? opts->scope : NULL, &line) < 0) {
 		strbuf_release(&line);
 		return -ENOMEM;
 	}
-	free(s);
 	deadline = pd_mono_ns() + (uint64_t)(timeout_ms ? timeout_ms : DEFAULT_TIMEOUT) * 1000000u;
 
 	pthread_mutex_lock(&lock);
@@ -181,7 +110,7 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 			if (rc < 0)
 				break;
 		}
-		rc = send_all(helper_sock, line.buf, line.len);
+		rc = pd_helper_send(helper_sock, line.buf, line.len);
 		if (rc < 0) {
 			/* It died while idle: a new one gets the request. */
 			stop_helper(false);
@@ -190,7 +119,7 @@ int pd_stacksrun(const char *helper, pid_t pid, uint64_t start_time,
 		strbuf_reset(&line);
 		rc = read_line(deadline, &line);
 		if (rc == 0) {
-			rc = parse_response(&line, out, err, errlen);
+			rc = pd_helper_answer(&line, "stacks", "stacks", out, err, errlen);
 			if (rc == -EPROTO) {
 				stop_helper(false);
 				rc = -EIO;
