@@ -206,7 +206,14 @@ static void render_table(struct pd_req *r, struct strbuf *sb, json_t *arr, int d
 	}
 	strbuf_addstr(sb, "</tr>");
 	json_array_foreach(arr, i, row) {
-		strbuf_addstr(sb, "<tr>");
+		json_t *id = json_object_get(row, "id");
+
+		/* A thread of a stacks document (an id and its frames): its row
+		 * is the target of the threads table's links (#thread-TID). */
+		if (json_is_integer(id) && json_is_array(json_object_get(row, "frames")))
+			strbuf_addf(sb, "<tr id=\"thread-%lld\">", (long long)json_integer_value(id));
+		else
+			strbuf_addstr(sb, "<tr>");
 		for (c = 0; c < json_array_size(cols); c++) {
 			val = json_object_get(row, json_string_value(json_array_get(cols, c)));
 			strbuf_addstr(sb, "<td>");
