@@ -108,7 +108,7 @@ int cmd_profile(int argc, char **argv)
 		(long long)json_integer_value(json_object_get(meta, "samples")),
 		(long long)json_integer_value(json_object_get(meta, "threads")),
 		json_string_value(json_object_get(meta, "method")),
-		json_is_true(json_object_get(meta, "complete")) ? "" : "; the process exited");
+		json_is_true(json_object_get(meta, "complete")) ? "" : !strcmp(json_string_value(json_object_get(meta, "ended")) ? json_string_value(json_object_get(meta, "ended")) : "", "exec") ? "; the process exec'd (nothing after it)" : "; the process exited");
 	if (speedscope) {
 		char *s = json_dumps(doc, JSON_COMPACT);
 

@@ -67,6 +67,11 @@ struct job {
 	pid_t *seen; /* threads sampled at least once */
 	size_t nseen, aseen;
 	bool exited;
+	/* perf: a thread exec'd (its ring's PERF_RECORD_COMM with
+	 * PERF_RECORD_MISC_COMM_EXEC), or a scan found the process no longer
+	 * the scope's to read: nothing from then on is folded, the profile
+	 * ends, and pd_profile_run judges the scope again. */
+	bool execed;
 };
 
 static void saw_thread(struct job *j, pid_t tid)
@@ -126,6 +131,7 @@ struct perf_state {
 	uint64_t pcs[PD_PROFILE_MAX_FRAMES];
 	bool exact[PD_PROFILE_MAX_FRAMES];
 	uint32_t stack[PD_PROFILE_MAX_FRAMES + 1];
+	bool stop; /* j->execed: every ring's records are dropped from now on */
 };
 
 /* 0 sampled (or gone), 1 left out, -errno. */
@@ -154,6 +160,11 @@ static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_st
 	a.exclude_kernel = 1;
 	a.exclude_hv = 1;
 	a.exclude_callchain_kernel = 1;
+	/* Events survive an exec, a setuid one too: the exec's COMM record,
+	 * in order with the samples of that ring, is where they stop counting
+	 * (perf_drain). */
+	a.comm = 1;
+	a.comm_exec = 1;
 	fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return errno == ESRCH ? 0 : -errno; /* a thread that just exited */
@@ -187,19 +198,41 @@ static int perf_open_thread(struct perf_state *ps, pid_t tid, const struct pd_st
 	return 0;
 }
 
+/* Is the process still the scope's to read (lib/scope.h)? If not, the
+ * profile stops as after an exec. */
+static bool perf_in_scope(struct perf_state *ps)
+{
+	const struct pd_scope *s = ps->j->o->scope;
+
+	if (s && pd_scope_may_act(s, ps->p->dirfd, "status") < 0) {
+		ps->j->execed = true;
+		ps->stop = true;
+	}
+	return !ps->stop;
+}
+
 /* Every thread now: an event for each new one; those left out (MAX_THREADS,
- * the locked-memory limit) are counted. 0 or -errno. */
+ * the locked-memory limit) are counted. 0 or -errno. A thread is opened
+ * only between two scope checks, after the listing that named it: one of
+ * an image that a setuid exec brought in is never given an event unless
+ * the process is back in the scope (a thread listed before the exec is
+ * gone by then, de_thread; the exec'ing one has the pid, whose event
+ * already exists and saw the exec's COMM record). */
 static int perf_scan(struct perf_state *ps)
 {
 	struct pd_tasks tasks = PD_TASKS_INIT;
 	int rc = pd_proc_tasks(ps->p, &tasks);
 	uint64_t skipped = 0;
 
+	if (rc >= 0 && !perf_in_scope(ps))
+		rc = 0, tasks.n = 0;
 	for (size_t i = 0; rc >= 0 && i < tasks.n; i++) {
 		rc = perf_open_thread(ps, tasks.v[i].pid, &tasks.v[i]);
 		skipped += rc == 1;
 	}
 	pd_tasks_release(&tasks);
+	if (rc >= 0)
+		perf_in_scope(ps);
 	if (skipped > ps->j->unsampled)
 		ps->j->unsampled = skipped;
 	return rc < 0 ? rc : 0;
@@ -310,7 +343,12 @@ static void perf_drain(struct perf_state *ps, struct pthread_ev *e)
 			memcpy(ps->rec + first, base, h.size - first);
 			rec = ps->rec;
 		}
-		if (h.type == PERF_RECORD_SAMPLE) {
+		if (ps->stop) {
+			/* after an exec: dropped, whatever the ring */
+		} else if (h.type == PERF_RECORD_COMM && (h.misc & PERF_RECORD_MISC_COMM_EXEC)) {
+			ps->j->execed = true;
+			ps->stop = true;
+		} else if (h.type == PERF_RECORD_SAMPLE) {
 			perf_sample(ps, e, rec + sizeof(h), rec + h.size);
 		} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof(h) + 16) {
 			const unsigned char *q = rec + sizeof(h) + 8;
@@ -366,7 +404,7 @@ static int run_perf(struct job *j, struct pd_proc *p, int pidfd, struct pd_stack
 		else if (rc < 0 && rc != -EPERM && rc != -ENOMEM)
 			rc = -EIO;
 	}
-	while (rc == 0) {
+	while (rc == 0 && !ps.stop) {
 		struct pollfd pf = { pidfd, POLLIN, 0 };
 		uint64_t now = pd_mono_ns();
 
@@ -379,6 +417,8 @@ static int run_perf(struct job *j, struct pd_proc *p, int pidfd, struct pd_stack
 		}
 		for (size_t i = 0; i < ps.nev; i++)
 			perf_drain(&ps, &ps.ev[i]);
+		if (ps.stop)
+			break;
 		if (pd_mono_ns() >= next_scan) {
 			next_scan += RESCAN_NS;
 			perf_scan(&ps); /* a thread's failure: it was not there long */
@@ -572,8 +612,11 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 		goto out;
 	/* Still the scope's to read, or nothing of it is answered (an exec of
 	 * a setuid program during the profile). An exited process was judged
-	 * when the profile began. */
-	if (o->scope && !j.exited && (rc = pd_scope_may_act(o->scope, p.dirfd, "status")) < 0) {
+	 * when the profile began, unless it exec'd first (perf: what it had
+	 * before the exec is all there is; it is answered only if the process,
+	 * now, is still the scope's, or is gone). */
+	if (o->scope && (!j.exited || j.execed) &&
+	    (rc = pd_scope_may_act(o->scope, p.dirfd, "status")) < 0) {
 		if (rc == -ESRCH) {
 			j.exited = true;
 			rc = 0;
@@ -600,8 +643,8 @@ int pd_profile_run(pid_t pid, uint64_t start_time, const struct pd_profile_opts 
 			 (json_int_t)j.nseen, "unsampled_threads", (json_int_t)j.unsampled, "lost",
 			 (json_int_t)j.lost, "stopped_us",
 			 (json_int_t)j.stopped_us, "elapsed_ms",
-			 (json_int_t)((pd_mono_ns() - t0) / 1000000), "complete", !j.exited, "ended",
-			 j.exited ? json_string("exited") : json_null());
+			 (json_int_t)((pd_mono_ns() - t0) / 1000000), "complete", !j.exited && !j.execed,
+			 "ended", j.execed ? json_string("exec") : j.exited ? json_string("exited") : json_null());
 	if (!doc || !meta || json_object_set_new(doc, "procdiag", meta) < 0) {
 		if (!doc)
 			json_decref(meta);

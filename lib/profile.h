@@ -30,9 +30,17 @@
  *                 "stopped_us": N (how long the process was stopped, all
  *                 ticks together: 0 with perf),
  *                 "elapsed_ms": N, "complete": bool,
- *                 "ended": null | "exited" }
+ *                 "ended": null | "exited" | "exec" }
  * A process that exits during the profile ends it early: complete false,
- * ended "exited", the samples so far. */
+ * ended "exited", the samples so far. perf: an exec in the process (the
+ * ring's PERF_RECORD_COMM with PERF_RECORD_MISC_COMM_EXEC, in order with
+ * that thread's samples) ends it too: nothing from the exec on is folded
+ * (every ring's later records are dropped), no thread is opened after it,
+ * and the scope is judged again (lib/scope.h: an exec of a setuid program
+ * fails it, and the profile is refused as if the process had gone);
+ * still in scope (or gone): complete false, ended "exec", the samples
+ * from before the exec. A scan that finds the process out of scope ends
+ * the profile the same way. */
 #ifndef PD_PROFILE_H
 #define PD_PROFILE_H
 

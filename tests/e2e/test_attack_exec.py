@@ -24,14 +24,14 @@ ROUNDS = int(os.environ.get("PD_ATTACK_ROUNDS", "150"))
 REFUSED = (403, 404, 409)
 
 
-def setuid_copy():
-    """A root-owned, mode 4755 copy of sleep in a new directory of a file
-    system mounted without nosuid: running it as nobody gives euid 0."""
+def setuid_copy(prog="sleep"):
+    """A root-owned, mode 4755 copy of prog (suid-PROG) in a new directory of
+    a file system mounted without nosuid: running it as nobody gives euid 0."""
     d = tempfile.mkdtemp(prefix="pd-e2e-suid-")
     os.chmod(d, 0o755)
     assert not os.statvfs(d).f_flag & os.ST_NOSUID, "%s is on a nosuid file system" % d
-    path = os.path.join(d, "suid-sleep")
-    shutil.copy(shutil.which("sleep"), path)
+    path = os.path.join(d, "suid-" + prog)
+    shutil.copy(shutil.which(prog), path)
     os.chown(path, 0, 0)
     os.chmod(path, 0o4755)
     assert os.stat(path).st_mode & stat.S_ISUID
