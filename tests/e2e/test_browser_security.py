@@ -110,10 +110,11 @@ def test_text_a_process_controls_never_becomes_a_link():
     sleeper = h.spawn(["sleep", "60"])
     planted = "%s/api/processes/%d/dump?dumpType=2" % (s.base, sleeper.pid)
     planted_html = planted.replace("&", "&amp;")
-    p = h.spawn(["sleep", "60", planted], extra_env={"PD_PLANTED": planted},
+    # A shell whose command line ($0) and environment spell the URL.
+    p = h.spawn(["sh", "-c", "sleep 60", planted], extra_env={"PD_PLANTED": planted},
                 stdout=subprocess.DEVNULL)
     try:
-        h.wait_until(lambda: (h.proc_stat(p.pid) or {}).get("comm") == b"sleep", 5, "sleep")
+        h.wait_until(lambda: (h.proc_stat(p.pid) or {}).get("comm") == b"sh", 5, "the shell")
         for path in ("/api/processes/%d/environments/all" % p.pid,
                      "/api/processes/%d/environments/PD_PLANTED" % p.pid,
                      "/env?pid=%d" % p.pid, "/process?pid=%d" % p.pid,
