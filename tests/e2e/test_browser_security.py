@@ -139,5 +139,44 @@ def test_text_a_process_controls_never_becomes_a_link():
         h.kill_tree(sleeper)
 
 
+def test_show_fetches_that_variable_and_no_other():
+    """The Show button's fetch carries the variable shown and no other
+    secret (the route's filter is Kudu's substring match: Show on
+    PD_REVEAL used to fetch PD_REVEAL_KEY and XPD_REVEAL too)."""
+    s = h.shared()
+    mine, other = "pd-mine-%d" % os.getpid(), "pd-other-%d" % os.getpid()
+    p = h.spawn(["sleep", "60"], extra_env={"PD_REVEAL": mine, "PD_REVEAL_KEY": other,
+                                            "XPD_REVEAL": other, "pd_reveal": other})
+    try:
+        base = "/api/processes/%d/environments/" % p.pid
+        assert s.json(base + "PD_REVEAL?exact=true") == {"PD_REVEAL": mine}
+        assert s.json(base + "pd_reveal?exact=1") == {"pd_reveal": other}
+        assert s.json(base + "NOPE?exact=true") == {}
+        assert s.json(base + "all?exact=true") == {}
+        # Without it, Kudu's filter as before: every name containing it.
+        assert set(s.json(base + "PD_REVEAL")) == {"PD_REVEAL", "PD_REVEAL_KEY", "XPD_REVEAL",
+                                                  "pd_reveal"}
+        assert set(s.json(base + "PD_REVEAL?exact=false")) == set(s.json(base + "PD_REVEAL"))
+        r = s.get(base + "PD_REVEAL?exact=maybe")
+        assert r.status == 400 and r.content_type == "application/problem+json", r
+        assert r.json()["parameter"] == "exact" and other not in r.body.decode(), r
+        with browser(s) as b:
+            b.get(login_url(s, "/api/processes/%d" % p.pid))
+            b.script("window.__got = []; var f = window.fetch;"
+                     "window.fetch = function (u, o) { return f(u, o).then(function (r) {"
+                     "r.clone().text().then(function (t) { window.__got.push([String(u), t]); });"
+                     "return r; }); }")
+            button = b.find('#env button.reveal[data-name="PD_REVEAL"]')
+            button.click()
+            b.wait(lambda: mine in b.find("#env").text, what="the revealed value")
+            got = b.wait(lambda: [g for g in b.script("return window.__got")
+                                  if "/environments/" in g[0]] or None, what="the fetch")
+            assert len(got) == 1 and mine in got[0][1], got
+            assert other not in got[0][1], got
+            assert other not in b.source
+    finally:
+        h.kill_tree(p)
+
+
 if __name__ == "__main__":
     h.main(globals())
