@@ -110,8 +110,9 @@ def test_text_a_process_controls_never_becomes_a_link():
     sleeper = h.spawn(["sleep", "60"])
     planted = "%s/api/processes/%d/dump?dumpType=2" % (s.base, sleeper.pid)
     planted_html = planted.replace("&", "&amp;")
-    # A shell whose command line ($0) and environment spell the URL.
-    p = h.spawn(["sh", "-c", "sleep 60", planted], extra_env={"PD_PLANTED": planted},
+    # A shell whose command line ($0) and environment spell the URL (a
+    # second command: the shell forks sleep rather than exec it).
+    p = h.spawn(["sh", "-c", "sleep 60; :", planted], extra_env={"PD_PLANTED": planted},
                 stdout=subprocess.DEVNULL)
     try:
         h.wait_until(lambda: (h.proc_stat(p.pid) or {}).get("comm") == b"sh", 5, "the shell")
