@@ -38,6 +38,7 @@ struct pd_req {
 	bool client_gone; /* a write failed: stop writing */
 	bool cut;	  /* procdiag cut the response (a timeout, a rate) */
 	bool own_cache_control; /* the handler set Cache-Control: no default */
+	bool own_csp;		/* the handler set Content-Security-Policy (a page's) */
 	const char *origin;	     /* origin_buf, or opts->public_url */
 	size_t origin_site_len;	     /* of origin: scheme://host[:port] */
 	char origin_buf[PD_ORIGIN_MAX];

@@ -112,6 +112,8 @@ int pd_resp_header(struct pd_req *r, const char *name, const char *value)
 	}
 	if (!strcasecmp(name, "Cache-Control"))
 		r->own_cache_control = true;
+	if (!strcasecmp(name, "Content-Security-Policy"))
+		r->own_csp = true;
 	return 0;
 }
 
@@ -222,6 +224,15 @@ static int begin(struct pd_req *r, int status, const char *ctype, long long leng
 		rc = strbuf_addstr(&h, "Cache-Control: no-store\r\n");
 	if (!rc)
 		rc = strbuf_addstr(&h, "X-Content-Type-Options: nosniff\r\n");
+	/* What a browser may do with any answer (docs/SECURITY.md): nothing
+	 * framed (the kill button, under another site's page), no Referer
+	 * beyond procdiag, and an answer that is not a page (JSON, text, a
+	 * problem, a script) loads nothing and runs nothing if a browser ever
+	 * renders it. A page sends its own policy (handlers/html.c). */
+	if (!rc)
+		rc = strbuf_addstr(&h, "X-Frame-Options: DENY\r\nReferrer-Policy: same-origin\r\n");
+	if (!rc && !r->own_csp)
+		rc = strbuf_addstr(&h, "Content-Security-Policy: " PD_RESP_DEFAULT_CSP "\r\n");
 	/* Dumps are gigabytes: nginx should pass them on, not spool them.
 	 * Every other resource has several representations (JSON, a page,
 	 * text) chosen by Accept. */

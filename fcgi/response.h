@@ -7,8 +7,10 @@
  * length) or -EALREADY (a response was already begun).
  * All errors are RFC 9457 problem documents. Every response carries
  * Cache-Control: no-store (unless the handler set its own with
- * pd_resp_header) and X-Content-Type-Options: nosniff; a route
- * with PD_ROUTE_STREAM also X-Accel-Buffering: no. On HEAD, headers
+ * pd_resp_header) and X-Content-Type-Options: nosniff, X-Frame-Options:
+ * DENY, Referrer-Policy: same-origin and Content-Security-Policy:
+ * PD_RESP_DEFAULT_CSP (unless the handler set its own, as a page does);
+ * a route with PD_ROUTE_STREAM also X-Accel-Buffering: no. On HEAD, headers
  * (Content-Length included) are written and body bytes are dropped. */
 #ifndef PD_RESPONSE_H
 #define PD_RESPONSE_H
@@ -17,6 +19,10 @@
 #include <stddef.h>
 
 struct pd_req;
+
+/* The policy of every answer that is not a page: load nothing, be framed
+ * by nothing. */
+#define PD_RESP_DEFAULT_CSP "default-src 'none'; frame-ancestors 'none'"
 
 /* Extra header for the response about to be written (Retry-After, Allow,
  * Content-Disposition, ...). name and value are copied; CR/LF refused. */

@@ -47,14 +47,47 @@ json_t *pd_environ_json(const struct pd_strv *env, const char *filter)
 	return o;
 }
 
+/* ?exact=true: the variable named filter exactly (the case counts), and no
+ * other; the process page's Show button asks so, so that a reveal carries
+ * no other secret (docs/DESIGN-NOTES.md, the browser view's review). */
+static int parse_exact(struct pd_req *r, bool *exact)
+{
+	const char *v = pd_req_query(r, "exact");
+
+	*exact = false;
+	if (!v)
+		return 0;
+	if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+		*exact = true;
+	else if (strcasecmp(v, "false") && strcmp(v, "0"))
+		return pd_resp_problem(r, 400, "exact", "exact must be true or false, not '%s'.", v),
+		       -1;
+	return 0;
+}
+
+/* Drops every member of o not named name. */
+static void keep_only(json_t *o, const char *name)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(o, tmp, key, v)
+		if (strcmp(key, name))
+			json_object_del(o, key);
+}
+
 int h_environment(struct pd_req *r)
 {
 	const char *filter = pd_req_param(r, "filter");
 	struct pd_strv env = PD_STRV_INIT;
 	struct pd_proc p;
 	json_t *o;
+	bool exact;
 	int rc, pid;
 
+	if (parse_exact(r, &exact) < 0)
+		return 0;
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;
 	pid = p.pid;
@@ -64,10 +97,12 @@ int h_environment(struct pd_req *r)
 		return pd_resp_problem(r, rc == -EACCES ? 403 : 404, NULL,
 				       "The environment of process %d cannot be read: %s.", pid,
 				       strerror(-rc));
-	if (filter && !strcasecmp(filter, "all"))
+	if (filter && !strcasecmp(filter, "all") && !exact)
 		filter = NULL;
 	o = pd_environ_json(&env, filter);
 	pd_strv_release(&env);
+	if (o && exact && filter)
+		keep_only(o, filter);
 	if (!o)
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	return pd_h_reply(r, o, "Environment");

@@ -179,7 +179,27 @@ static bool is_our_link(struct pd_req *r, const char *s)
 	return !strncmp(s, origin, n) && s[n] == '/';
 }
 
-static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth);
+/* The members that hold procdiag's own links (pd_json_href, and the
+ * index's links). Only their strings become links: any other string may
+ * be a process's (an environment value, a command line, a path), and one
+ * spelling procdiag's URL of a full dump must stay text, not a link
+ * planted in the operator's page (docs/SECURITY.md). */
+static bool is_link_member(const char *key)
+{
+	static const char *const names[] = {
+		"href", "hrefs", "process", "minidump", "parent", "children", "resourceLocation",
+		/* GET /'s links */
+		"processes", "diagnostics_processes", "kudu_processes", "site_process", "dumps",
+		"rules",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(key, names[i]))
+			return true;
+	return false;
+}
+
+static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth, bool link);
 
 static void render_table(struct pd_req *r, struct strbuf *sb, json_t *arr, int depth)
 {
@@ -218,7 +238,8 @@ static void render_table(struct pd_req *r, struct strbuf *sb, json_t *arr, int d
 			val = json_object_get(row, json_string_value(json_array_get(cols, c)));
 			strbuf_addstr(sb, "<td>");
 			if (val)
-				render(r, sb, val, depth + 1);
+				render(r, sb, val, depth + 1,
+				       is_link_member(json_string_value(json_array_get(cols, c))));
 			strbuf_addstr(sb, "</td>");
 		}
 		strbuf_addstr(sb, "</tr>");
@@ -227,7 +248,8 @@ static void render_table(struct pd_req *r, struct strbuf *sb, json_t *arr, int d
 	json_decref(cols);
 }
 
-static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth)
+/* link: v is (in) a member that holds procdiag's links. */
+static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth, bool link)
 {
 	const char *key;
 	json_t *val;
@@ -242,7 +264,7 @@ static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth)
 	case JSON_STRING: {
 		const char *s = json_string_value(v);
 
-		if (is_our_link(r, s)) {
+		if (link && is_our_link(r, s)) {
 			strbuf_addstr(sb, "<a href=\"");
 			esc(sb, s);
 			strbuf_addstr(sb, "\">");
@@ -274,7 +296,7 @@ static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth)
 			strbuf_addstr(sb, "<tr><th>");
 			esc(sb, key);
 			strbuf_addstr(sb, "</th><td>");
-			render(r, sb, val, depth + 1);
+			render(r, sb, val, depth + 1, is_link_member(key));
 			strbuf_addstr(sb, "</td></tr>");
 		}
 		strbuf_addstr(sb, "</table>");
@@ -293,7 +315,7 @@ static void render(struct pd_req *r, struct strbuf *sb, json_t *v, int depth)
 		strbuf_addstr(sb, "<ul>");
 		json_array_foreach(v, i, val) {
 			strbuf_addstr(sb, "<li>");
-			render(r, sb, val, depth + 1);
+			render(r, sb, val, depth + 1, link);
 			strbuf_addstr(sb, "</li>");
 		}
 		strbuf_addstr(sb, "</ul>");
@@ -309,7 +331,7 @@ int pd_h_reply(struct pd_req *r, json_t *doc, const char *title)
 	if (!doc || !pd_h_wants_html(r))
 		return pd_resp_json(r, 200, doc);
 	page_begin(r, &sb, title, nonce);
-	render(r, &sb, doc, 0);
+	render(r, &sb, doc, 0, false);
 	json_decref(doc);
 	return page_send(r, &sb, nonce);
 }
@@ -348,7 +370,7 @@ int pd_h_reply_flame(struct pd_req *r, json_t *flame, json_t *doc, const char *t
 	strbuf_addstr(&sb, "</script>");
 	pd_h_script(r, &sb, "flame.js");
 	if (doc)
-		render(r, &sb, doc, 0);
+		render(r, &sb, doc, 0, false);
 	json_decref(flame);
 	json_decref(doc);
 	return page_send(r, &sb, nonce);

@@ -140,7 +140,16 @@ static uint64_t stack_hash_i(const struct pd_fold *f, size_t i)
 	return stack_hash(f->pool + f->stacks[i].off, f->stacks[i].n);
 }
 
+static int64_t frame_find_add(struct pd_fold *f, const char *name, const char *module, bool capped);
+
 int64_t pd_fold_frame(struct pd_fold *f, const char *name, const char *module)
+{
+	return frame_find_add(f, name, module, true);
+}
+
+/* The index of (name, module); a new frame past PD_FOLD_FRAMES_MAX (when
+ * capped) is PD_FOLD_BEYOND instead. */
+static int64_t frame_find_add(struct pd_fold *f, const char *name, const char *module, bool capped)
 {
 	uint64_t h;
 	size_t k;
@@ -156,6 +165,8 @@ int64_t pd_fold_frame(struct pd_fold *f, const char *name, const char *module)
 		if (!strcmp(fr->name, name) && same_str(fr->module, module))
 			return f->fhash[k] - 1;
 	}
+	if (capped && f->nframes >= PD_FOLD_FRAMES_MAX)
+		return frame_find_add(f, PD_FOLD_BEYOND, NULL, false);
 	if (grow((void **)&f->frames, &f->aframes, f->nframes + 1, sizeof(*f->frames)) < 0)
 		return -1;
 	fr = &f->frames[f->nframes];
@@ -170,7 +181,17 @@ int64_t pd_fold_frame(struct pd_fold *f, const char *name, const char *module)
 	return (int64_t)f->nframes - 1;
 }
 
+static int stack_add(struct pd_fold *f, const uint32_t *v, size_t n, uint64_t count, bool capped);
+
 int pd_fold_add(struct pd_fold *f, const uint32_t *v, size_t n, uint64_t count)
+{
+	return stack_add(f, v, n, count, true);
+}
+
+/* A new stack past PD_FOLD_STACKS_MAX (when capped) is counted as its root
+ * and PD_FOLD_BEYOND instead: the roots' (threads') widths stay right. The
+ * stacks made so are at most one per root frame, so they are bounded too. */
+static int stack_add(struct pd_fold *f, const uint32_t *v, size_t n, uint64_t count, bool capped)
 {
 	uint64_t h = stack_hash(v, n);
 	struct stack *s;
@@ -188,6 +209,16 @@ int pd_fold_add(struct pd_fold *f, const uint32_t *v, size_t n, uint64_t count)
 			f->samples += count;
 			return 0;
 		}
+	}
+	if (capped && f->nstacks >= PD_FOLD_STACKS_MAX) {
+		int64_t beyond = frame_find_add(f, PD_FOLD_BEYOND, NULL, false);
+		uint32_t w[2];
+
+		if (beyond < 0)
+			return -ENOMEM;
+		w[0] = n ? v[0] : (uint32_t)beyond;
+		w[1] = (uint32_t)beyond;
+		return stack_add(f, w, n ? 2 : 1, count, false);
 	}
 	if (grow((void **)&f->stacks, &f->astacks, f->nstacks + 1, sizeof(*f->stacks)) < 0 ||
 	    grow((void **)&f->pool, &f->apool, f->npool + n + 1, sizeof(*f->pool)) < 0)

@@ -36,6 +36,15 @@
 struct pd_fold;
 struct strbuf;
 
+/* Bounds (a profile of a hostile process could otherwise have a distinct
+ * stack per sample, 1024 threads x 60 s x 99 Hz of them): past
+ * PD_FOLD_FRAMES_MAX frames a new frame is the frame PD_FOLD_BEYOND, and
+ * past PD_FOLD_STACKS_MAX stacks a new stack is counted as its root frame
+ * followed by PD_FOLD_BEYOND (samples are never lost, only detail). */
+#define PD_FOLD_FRAMES_MAX 65536
+#define PD_FOLD_STACKS_MAX 32768
+#define PD_FOLD_BEYOND	   "[beyond procdiag's bound]"
+
 /* NULL on allocation failure. */
 struct pd_fold *pd_fold_new(void);
 void pd_fold_free(struct pd_fold *f);

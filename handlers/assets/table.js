@@ -9,8 +9,9 @@
  * - The process page: table.sortable tables sort the same way; the threads
  *   table (table#threads) refreshes its rows from its data-src
  *   (/{id}/threads?view=table); the environment's values are not in the
- *   page: a Show button fetches that one variable
- *   (/{id}/environments/{name}) and Hide takes it out of the page again.
+ *   page: a Show button fetches that one variable and no other
+ *   (/{id}/environments/{name}?exact=true) and Hide takes it out of the
+ *   page again.
  *
  * Everything from a process goes into the page as text (textContent,
  * never markup). No request leaves procdiag (the page's policy:
@@ -324,7 +325,7 @@
         return;
       }
       b.disabled = true;
-      getJSON(table.dataset.src + encodeURIComponent(name)).then(function (o) {
+      getJSON(table.dataset.src + encodeURIComponent(name) + '?exact=true').then(function (o) {
         span.textContent = Object.prototype.hasOwnProperty.call(o, name) ? o[name] : DASH;
         span.className = 'value';
         b.textContent = 'Hide';

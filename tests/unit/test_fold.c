@@ -190,6 +190,39 @@ static void test_many_stacks_rehash(void **state)
 	pd_fold_free(f);
 }
 
+/* A hostile process's profile: distinct stacks and frames past the bounds
+ * are folded into PD_FOLD_BEYOND under their root; samples all counted. */
+static void test_bounded(void **state)
+{
+	struct pd_fold *f = pd_fold_new();
+	uint32_t v[3];
+	uint64_t total = 0;
+	char name[32], *s;
+
+	(void)state;
+	v[0] = fr(f, "thread", NULL);
+	v[1] = fr(f, "a", NULL);
+	for (int i = 0; i < PD_FOLD_STACKS_MAX + 1000; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		v[2] = fr(f, name, "/m");
+		assert_int_equal(pd_fold_add(f, v, 3, 1), 0);
+		total++;
+	}
+	assert_true(pd_fold_stacks(f) <= PD_FOLD_STACKS_MAX + 1);
+	assert_int_equal(pd_fold_samples(f), total);
+	s = folded(f);
+	assert_non_null(strstr(s, "thread;" PD_FOLD_BEYOND " 1000\n"));
+	free(s);
+	/* Frames: past the bound, a new one is the beyond frame. */
+	for (int i = 0; i < PD_FOLD_FRAMES_MAX + 10; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		(void)fr(f, name, "/m");
+	}
+	snprintf(name, sizeof(name), "g%d", PD_FOLD_FRAMES_MAX + 5);
+	assert_int_equal(fr(f, name, "/m"), fr(f, PD_FOLD_BEYOND, NULL));
+	pd_fold_free(f);
+}
+
 static void test_stacks_document(void **state)
 {
 	/* Two threads of one name (merged) and one of another; frames
@@ -225,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_speedscope),
 		cmocka_unit_test(test_many_stacks_rehash),
 		cmocka_unit_test(test_stacks_document),
+		cmocka_unit_test(test_bounded),
 	};
 
 	return cmocka_run_group_tests_name("fold", tests, NULL, NULL);
