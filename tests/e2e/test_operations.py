@@ -933,5 +933,40 @@ def test_scope_narrowed_hides_operations_and_store_entries():
         e.close()
 
 
+def test_records_of_another_users_process_follow_its_uid():
+    """Proves: a stacks operation into the store of a process running as
+    uid 65534, started by a responder of scope all, records ownerUid 65534
+    (the entry uid 65534); a responder of scope self (root, not 65534) on
+    that store hides the operation and the entry as unknown ids, and one
+    of scope 65534 shows both (the uid judged is the process's, not the
+    responder's)."""
+    e = Egress()
+    p = h.sleep_as_nobody()
+    try:
+        with e.stack("scope = all", store=True) as s:
+            oid, _, doc = start(s, "/api/processes/%d/stacks?async=true&tags=nb" % p.pid)
+            assert doc["ownerUid"] == 65534, doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            sid = doc["storeId"]
+            (entry,) = s.json("/api/dumps")
+            assert entry["id"] == sid and entry["uid"] == 65534 and entry["pid"] == p.pid, entry
+        with e.stack(store=True) as s:  # scope self: root
+            assert os.getuid() != 65534
+            assert s.json("/operations") == [] and s.json("/operations?tags=nb") == []
+            assert_hidden_like_unknown(s, "GET", "/operations/" + oid, oid, "operationId")
+            assert s.json("/api/dumps") == []
+            assert_hidden_like_unknown(s, "GET", "/api/dumps/" + sid, sid, "id")
+        with e.stack("scope = 65534", store=True) as s:
+            assert [o["operationId"] for o in s.json("/operations?pid=%d" % p.pid)] == [oid]
+            assert status(s, oid)["storeId"] == sid
+            assert [x["id"] for x in s.json("/api/dumps")] == [sid]
+            r = s.get("/api/dumps/%s?file=stacks.txt" % sid)
+            assert r.status == 200 and r.body, r
+    finally:
+        p.kill()
+        e.close()
+
+
 if __name__ == "__main__":
     h.main(globals())
