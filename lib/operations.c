@@ -617,10 +617,14 @@ static int op_run_stacks(struct op *op, struct op_kind_end *ke, char *location, 
 	} else if (ops->o.store) {
 		ke->status = 500;
 		ke->title = "Store failed";
+		/* the uid judged when it was asked for, not the pid's owner
+		 * now (the process may have exited since the snapshot) */
 		rc = pd_store_stacks(ops->o.store, rq->pid, doc,
-				     json_pack("{s:s?, s:s, s:s?}", "process", rq->process, "trigger",
-					       rq->trigger ? rq->trigger : "manual", "rule",
-					       rq->rule),
+				     json_pack("{s:s?, s:s, s:s?, s:o?}", "process", rq->process,
+					       "trigger", rq->trigger ? rq->trigger : "manual",
+					       "rule", rq->rule, "uid",
+					       rq->uid_known ? json_integer((json_int_t)rq->uid)
+							     : NULL),
 				     sid, detail, detlen);
 		bytes = NULL;
 	} else {

@@ -122,8 +122,9 @@ json_t *pd_ops_list(struct pd_ops *ops, int pid, const char *tags);
  * scope). */
 json_t *pd_ops_get(struct pd_ops *ops, const char *id);
 /* Cancels a running operation and waits for its end. 0 (it ended
- * Cancelled), -ENOENT (unknown, or out of the scope), -EALREADY (not running: it had ended, or
- * it ended Succeeded/Failed before the cancel reached it), -ETIMEDOUT
+ * Cancelled), -ENOENT (unknown, or out of the scope), -EALREADY (not
+ * running: it had ended, or it ended Succeeded/Failed before the cancel
+ * reached it), -ETIMEDOUT
  * (still ending after cancel_wait_ms; it will be Cancelled). */
 int pd_ops_cancel(struct pd_ops *ops, const char *id);
 /* A well-formed UUID (any case). */
