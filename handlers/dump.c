@@ -784,6 +784,8 @@ static int dump_process(struct dump_req *d)
 			.type = d->type,
 			.format = dump_format(d),
 			.process = comm,
+			.uid_known = true,
+			.uid = d->p.uid,
 			.egress = d->egress,
 			.tags = pd_req_query(r, "tags"),
 			.slot = &d->ctx->dumps_running,

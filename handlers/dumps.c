@@ -53,6 +53,55 @@ static const char *id_of(struct pd_req *r)
 	return id;
 }
 
+/* Is the entry (its meta) about a process of the scope? An entry outside
+ * it is answered exactly as one that does not exist (docs/STORE.md,
+ * "Scope"). */
+static bool in_scope(struct pd_req *r, json_t *meta)
+{
+	const struct pd_context *ctx = pd_req_app(r);
+	json_t *u = json_object_get(meta, "uid");
+
+	return pd_scope_has_recorded(&ctx->config->scope, json_is_integer(u),
+				     (long long)json_integer_value(u));
+}
+
+/* Opens file (NULL: the main file) of entry id when the entry is in the
+ * scope: 0 with *fd and *meta (the caller's), or a problem answered (404
+ * naming id for a missing or out-of-scope entry, 404 naming file for a
+ * file the entry lacks) and -1. */
+static int open_visible(struct pd_req *r, struct pd_store *s, const char *id, const char *file,
+			int *fd, json_t **meta)
+{
+	json_t *m = NULL;
+	int rc = pd_store_open_entry(s, id, file, fd, &m);
+
+	if (rc == 0 && !in_scope(r, m)) {
+		close(*fd);
+		rc = -ENOENT;
+	} else if (rc == -ENOENT && file && pd_store_open_entry(s, id, NULL, fd, &m) == 0) {
+		bool seen = in_scope(r, m);
+
+		close(*fd);
+		json_decref(m);
+		if (seen)
+			return pd_resp_problem(r, 404, "file", "Stored dump %s has no file '%s'.",
+					       id, file),
+			       -1;
+		m = NULL;
+	}
+	if (rc < 0) {
+		json_decref(m);
+		if (rc == -ENOENT)
+			pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
+		else
+			pd_resp_problem(r, 500, NULL, "Cannot open stored dump %s: %s.", id,
+					strerror(-rc));
+		return -1;
+	}
+	*meta = m;
+	return 0;
+}
+
 /* Each entry with its links: href (the main file), files[].href. */
 static int add_links(struct pd_req *r, json_t *entries)
 {
@@ -194,6 +243,9 @@ int h_dumps_list(struct pd_req *r)
 	if (rc < 0)
 		return pd_resp_problem(r, 500, NULL, "Cannot read the dump store: %s.",
 				       strerror(-rc));
+	for (size_t i = json_array_size(entries); i-- > 0;)
+		if (!in_scope(r, json_array_get(entries, i)))
+			json_array_remove(entries, i);
 	if (add_links(r, entries) < 0) {
 		json_decref(entries);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
@@ -288,17 +340,8 @@ int h_dumps_get(struct pd_req *r)
 		return pd_resp_problem(r, 400, "file",
 				       "file must be the name of one of the entry's files (its "
 				       "files[].name in GET /api/dumps).");
-	rc = pd_store_open_entry(s, id, file, &fd, &st.meta);
-	if (rc == -ENOENT && file && pd_store_open_entry(s, id, NULL, &fd, NULL) == 0) {
-		close(fd);
-		return pd_resp_problem(r, 404, "file", "Stored dump %s has no file '%s'.", id,
-				       file);
-	}
-	if (rc == -ENOENT)
-		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
-	if (rc < 0)
-		return pd_resp_problem(r, 500, NULL, "Cannot open stored dump %s: %s.", id,
-				       strerror(-rc));
+	if (open_visible(r, s, id, file, &fd, &st.meta) < 0)
+		return 0;
 	if (!file)
 		file = json_string_value(json_object_get(st.meta, "file"));
 	st.id = id;
@@ -332,10 +375,16 @@ int h_dumps_delete(struct pd_req *r)
 {
 	struct pd_store *s = store_of(r);
 	const char *id = s ? id_of(r) : NULL;
-	int rc;
+	json_t *meta;
+	int fd, rc;
 
 	if (!id)
 		return 0;
+	/* an entry out of the scope is not there: not removed either */
+	if (open_visible(r, s, id, NULL, &fd, &meta) < 0)
+		return 0;
+	close(fd);
+	json_decref(meta);
 	rc = pd_store_remove(s, id);
 	if (rc == -ENOENT)
 		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
@@ -361,7 +410,7 @@ int h_dumps_egress(struct pd_req *r)
 	const struct pd_egress_provider *egress;
 	json_t *meta = NULL;
 	bool async;
-	int fd, rc;
+	int fd;
 
 	if (!id)
 		return 0;
@@ -381,21 +430,17 @@ int h_dumps_egress(struct pd_req *r)
 	if (async)
 		return pd_resp_problem(r, 400, "async",
 				       "async is not for a copy: the entry is in the store already.");
-	rc = pd_store_open_entry(s, id, file, &fd, &meta);
-	if (rc == -ENOENT && file && pd_store_open_entry(s, id, NULL, &fd, NULL) == 0) {
-		close(fd);
-		return pd_resp_problem(r, 404, "file", "Stored dump %s has no file %s.", id, file);
-	}
-	if (rc == -ENOENT)
-		return pd_resp_problem(r, 404, "id", "There is no stored dump %s.", id);
-	if (rc < 0)
-		return pd_resp_problem(r, 500, NULL, "Cannot read stored dump %s: %s.", id,
-				       strerror(-rc));
+	if (open_visible(r, s, id, file, &fd, &meta) < 0)
+		return 0;
 	close(fd);
 	{
+		json_t *uid = json_object_get(meta, "uid");
 		struct pd_op_request rq = {
 			.pid = (int)json_integer_value(json_object_get(meta, "pid")),
 			.process = json_string_value(json_object_get(meta, "process")),
+			/* the entry's: the copy's record is judged as the entry */
+			.uid_known = json_is_integer(uid),
+			.uid = (uid_t)json_integer_value(uid),
 			.egress = egress,
 			.tags = pd_req_query(r, "tags"),
 			.kind = PD_OP_STORE_COPY,

@@ -617,10 +617,14 @@ static int op_run_stacks(struct op *op, struct op_kind_end *ke, char *location, 
 	} else if (ops->o.store) {
 		ke->status = 500;
 		ke->title = "Store failed";
+		/* the uid judged when it was asked for, not the pid's owner
+		 * now (the process may have exited since the snapshot) */
 		rc = pd_store_stacks(ops->o.store, rq->pid, doc,
-				     json_pack("{s:s?, s:s, s:s?}", "process", rq->process, "trigger",
-					       rq->trigger ? rq->trigger : "manual", "rule",
-					       rq->rule),
+				     json_pack("{s:s?, s:s, s:s?, s:o?}", "process", rq->process,
+					       "trigger", rq->trigger ? rq->trigger : "manual",
+					       "rule", rq->rule, "uid",
+					       rq->uid_known ? json_integer((json_int_t)rq->uid)
+							     : NULL),
 				     sid, detail, detlen);
 		bytes = NULL;
 	} else {
@@ -937,6 +941,12 @@ int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_
 		"isStoppable", 0, "tags", tags_json(rq->tags), "resourceLocation", "error", "dump",
 		"dumpType", pd_dumpjob_type_name(&rq->type, tname, sizeof(tname)), "format",
 		pd_dump_format_name(rq->format), "trigger", rq->trigger ? rq->trigger : "manual");
+	if (op->rec &&
+	    json_object_set_new(op->rec, "ownerUid",
+				rq->uid_known ? json_integer((json_int_t)rq->uid) : json_null()) < 0) {
+		json_decref(op->rec);
+		op->rec = NULL;
+	}
 	if (op->rec && op_kind_record(op) < 0) {
 		json_decref(op->rec);
 		op->rec = NULL;
@@ -982,11 +992,24 @@ int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_
 	return 0;
 }
 
+/* Is rec's process in the scope now (lib/operations.h, "Scope")? No
+ * scope (a caller that judges nothing) sees every record; scope "all"
+ * every record, with or without an ownerUid; any other scope only the
+ * records whose ownerUid it has. */
+static bool visible(const struct pd_ops *ops, json_t *rec)
+{
+	json_t *u = json_object_get(rec, "ownerUid");
+
+	return pd_scope_has_recorded(ops->o.scope, json_is_integer(u),
+				     (long long)json_integer_value(u));
+}
+
+/* The record of id, when it is in the scope (under ops->lock). */
 static struct op *find(struct pd_ops *ops, const char *id)
 {
 	for (size_t i = 0; i < ops->n; i++)
 		if (!strcasecmp(ops->v[i]->id, id))
-			return ops->v[i];
+			return visible(ops, ops->v[i]->rec) ? ops->v[i] : NULL;
 	return NULL;
 }
 
@@ -1024,6 +1047,8 @@ json_t *pd_ops_list(struct pd_ops *ops, int pid, const char *tags)
 		json_t *rec = ops->v[i]->rec, *s;
 		json_t *pr = json_object_get(rec, "process");
 
+		if (!visible(ops, rec))
+			continue;
 		if (pid >= 0 && json_integer_value(json_object_get(pr, "pid")) != pid)
 			continue;
 		if (!has_tags(rec, want))

@@ -11,12 +11,21 @@
  * Running|Succeeded|Failed|Cancelled, process {pid, uid, name},
  * egressProviderName, isStoppable, tags, resourceLocation, error) plus
  * procdiag's members: error's problem details (title, detail, status),
+ * ownerUid (the owner of /proc/PID when the operation was asked for: the
+ * uid the scope judges; null when not known),
  * storeId (async into the store), dump {dumpType, format, method,
  * stopped_us, bytes}. The records are kept in state_dir/.operations.json
  * (rewritten atomically: a temp file renamed over it at every change of
  * status), so a restarted responder lists them; one that was Running
  * when the responder died is Failed "interrupted by a restart". At most
  * PD_OPS_KEEP records are kept: the oldest finished ones go first.
+ *
+ * Scope: a record whose ownerUid is not in the scope of o->scope (the
+ * responder's scope now, which may be narrower than when the record was
+ * made) is nonexistent to pd_ops_list, pd_ops_get and pd_ops_cancel, as
+ * an out-of-scope process is. A record without an ownerUid (a state file
+ * written before it existed, a copy of a store entry that has none) is in
+ * scope only for scope "all".
  *
  * Cancel: a flag the job's progress callback and the upload's cancelled
  * callback read; the upload is aborted (lib/egress.h: nothing is left at
@@ -69,6 +78,8 @@ struct pd_op_request {
 	struct pd_dumptype type;
 	enum pd_dump_format format;
 	const char *process;			 /* its name (may be NULL) */
+	bool uid_known;				 /* uid is the owner of /proc/PID */
+	uid_t uid;				 /* (lib/scope.h): the record's ownerUid */
 	const struct pd_egress_provider *egress; /* NULL: into the store */
 	const char *tags;			 /* comma-separated (may be NULL) */
 	const char *trigger;			 /* "manual" (NULL) or "rule" */
@@ -104,13 +115,16 @@ void pd_ops_close(struct pd_ops *ops);
 int pd_ops_start(struct pd_ops *ops, const struct pd_op_request *rq, char id[PD_OP_ID_LEN + 1],
 		 char *err, size_t errlen);
 /* The OperationSummary list, oldest first: pid < 0 and tags NULL/"" mean
- * no filter; tags is comma-separated, every one must be the operation's. */
+ * no filter; tags is comma-separated, every one must be the operation's.
+ * Records out of the scope (above) are left out. */
 json_t *pd_ops_list(struct pd_ops *ops, int pid, const char *tags);
-/* The OperationStatus record (a copy), or NULL (unknown id). */
+/* The OperationStatus record (a copy), or NULL (unknown id, or out of the
+ * scope). */
 json_t *pd_ops_get(struct pd_ops *ops, const char *id);
 /* Cancels a running operation and waits for its end. 0 (it ended
- * Cancelled), -ENOENT (unknown), -EALREADY (not running: it had ended, or
- * it ended Succeeded/Failed before the cancel reached it), -ETIMEDOUT
+ * Cancelled), -ENOENT (unknown, or out of the scope), -EALREADY (not
+ * running: it had ended, or it ended Succeeded/Failed before the cancel
+ * reached it), -ETIMEDOUT
  * (still ending after cancel_wait_ms; it will be Cancelled). */
 int pd_ops_cancel(struct pd_ops *ops, const char *id);
 /* A well-formed UUID (any case). */

@@ -27,7 +27,9 @@ static json_t *firing_meta(json_t *m, const struct pd_rule_firing *f)
 	    json_object_set_new(m, "process", pd_json_cstr(f->comm)) == 0 &&
 	    json_object_set_new(m, "value", json_string(f->value)) == 0 &&
 	    json_object_set_new(m, "trigger_text", json_string(trig.buf)) == 0 &&
-	    json_object_set_new(m, "fired_ms", json_integer((json_int_t)f->when_ms)) == 0) {
+	    json_object_set_new(m, "fired_ms", json_integer((json_int_t)f->when_ms)) == 0 &&
+	    (!f->uid_known ||
+	     json_object_set_new(m, "uid", json_integer((json_int_t)f->uid)) == 0)) {
 		strbuf_release(&trig);
 		return m;
 	}

@@ -416,8 +416,8 @@ static void *worker_main(void *arg)
 
 /* The condition of rule i has held long enough on x: fires if the limits
  * let it. Returns true when it fired. */
-static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const char *value,
-		     int64_t mono, int64_t real, char *note, size_t notelen)
+static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, uid_t uid,
+		     const char *value, int64_t mono, int64_t real, char *note, size_t notelen)
 {
 	const struct pd_rule *r = &e->o.rules->v[i];
 	struct rstate *s = &e->rs[i];
@@ -449,6 +449,8 @@ static bool try_fire(struct pd_ruleengine *e, size_t i, struct ent *x, const cha
 	j->f.rule = r;
 	j->f.pid = x->pid;
 	j->f.start_time = x->starttime;
+	j->f.uid_known = true;
+	j->f.uid = uid;
 	snprintf(j->f.comm, sizeof(j->f.comm), "%s", x->comm);
 	snprintf(j->f.value, sizeof(j->f.value), "%s", value);
 	j->f.when_ms = real;
@@ -770,7 +772,7 @@ static void sample_process(struct pd_ruleengine *e, const char *name, int pid, i
 				 (unsigned long long)(r->trigger.n / 1000));
 		else
 			condition(e, i, x, &sm, sys, sys_rc, value, sizeof(value), NULL, 0);
-		if (try_fire(e, i, x, value, mono, real, note, sizeof(note))) {
+		if (try_fire(e, i, x, dst.st_uid, value, mono, real, note, sizeof(note))) {
 			ps->hold_since = -1;
 			if (r->trigger.kind == PD_TRIGGER_TIMER)
 				ps->next_timer = mono + (int64_t)r->trigger.n;

@@ -51,6 +51,10 @@ struct pd_rule_firing {
 	int pid;
 	uint64_t start_time; /* field 22 of its stat: the run it is */
 	char comm[64]; /* comm as /proc/PID/stat gives it */
+	/* The owner of /proc/PID when it fired (lib/scope.h): the store
+	 * entry's uid (docs/STORE.md, "Scope"), not the pid's owner later. */
+	bool uid_known;
+	uid_t uid;
 	/* The trigger's value that fired, as text: "cpu 93.5%", "rss 612 MiB",
 	 * "threads 230", "fds 1200", "timer 300 s", "cgroup memory 91.2%",
 	 * "pressure some 23.10" */

@@ -43,6 +43,15 @@ bool pd_scope_has(const struct pd_scope *s, uid_t uid)
 	return false;
 }
 
+bool pd_scope_has_recorded(const struct pd_scope *s, bool known, long long uid)
+{
+	if (!s || s->all)
+		return true;
+	if (!known || uid < 0 || uid > (long long)(uid_t)-1)
+		return false;
+	return pd_scope_has(s, (uid_t)uid);
+}
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t';

@@ -27,6 +27,12 @@ int pd_scope_init_self(struct pd_scope *s);
 int pd_scope_parse(struct pd_scope *s, const char *spec);
 void pd_scope_release(struct pd_scope *s);
 bool pd_scope_has(const struct pd_scope *s, uid_t uid);
+/* A record about a process that may be gone (an operation, a store entry):
+ * in scope when its recorded uid (the owner of /proc/PID when it was made)
+ * is. Scope "all" passes every record, one without a uid (known false: a
+ * record older than the uid) too; any other scope passes no such record.
+ * s NULL (a caller that judges nothing, as the CLI) passes everything. */
+bool pd_scope_has_recorded(const struct pd_scope *s, bool known, long long uid);
 
 /* The scope as the helpers are told it (lib/dumprun.c, lib/stacksrun.c):
  * "all", or the uids in decimal, comma-separated ("65534,33"). Appended to

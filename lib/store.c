@@ -44,6 +44,8 @@ struct pd_store_new {
 	char dname[PD_STORE_ID_MAX + 8]; /* ".new-<id>" */
 	int nfd;			 /* .new-<id>, flocked while it lives */
 	int pid;
+	bool uid_known; /* uid: the owner of /proc/PID at begin (lib/scope.h) */
+	uid_t uid;
 	struct timespec created;
 	struct store_file files[FILES_MAX];
 	size_t nfiles;
@@ -479,6 +481,18 @@ int pd_store_begin(struct pd_store *s, int pid, struct pd_store_new **out)
 	n->s = s;
 	n->pid = pid;
 	n->nfd = -1;
+	if (pid > 0) {
+		/* whose process the entry is about: the uid a scope judges (the
+		 * owner of the directory, lib/scope.h) */
+		char path[32];
+		struct stat pst;
+
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (stat(path, &pst) == 0) {
+			n->uid_known = true;
+			n->uid = pst.st_uid;
+		}
+	}
 	lk = lock_store(s);
 	if (lk < 0) {
 		free(n);
@@ -746,6 +760,8 @@ int pd_store_commit(struct pd_store_new *n, json_t *meta, char id[PD_STORE_ID_MA
 						      (uint64_t)n->created.tv_nsec)));
 	if (!json_object_get(meta, "pid"))
 		json_object_set_new(meta, "pid", json_integer(n->pid));
+	if (!json_object_get(meta, "uid") && n->uid_known)
+		json_object_set_new(meta, "uid", json_integer((json_int_t)n->uid));
 	rc = finish_files(n, meta, &bytes);
 	if (rc < 0)
 		goto fail;

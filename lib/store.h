@@ -88,8 +88,11 @@ bool pd_store_id_valid(const char *id);
 bool pd_store_name_valid(const char *name);
 
 /* A new entry about process pid (0 or more; the id names it): its
- * .new-<id> directory made and locked. *out is freed by pd_store_commit
- * or pd_store_abort, exactly one of them. */
+ * .new-<id> directory made and locked. The owner of /proc/PID now (pid >
+ * 0 and the process there) becomes the entry's meta "uid" at commit
+ * unless the writer's meta has one: what the responder's scope judges an
+ * entry by (docs/STORE.md, "Scope"). *out is freed by pd_store_commit or
+ * pd_store_abort, exactly one of them. */
 int pd_store_begin(struct pd_store *s, int pid, struct pd_store_new **out);
 /* The entry's id, known from begin on (e.g. for a header sent before the
  * commit). */
@@ -115,8 +118,9 @@ int pd_store_scratch(struct pd_store_new *n);
  * (decref'd on every path; NULL: {}); the store sets in it: id, created
  * (ISO 8601 UTC), created_ns, file (the main file's name), size (its
  * bytes), bytes (allocated bytes of all files), files ([{name, size,
- * bytes}]), and pid when absent. id (may be NULL) gets the id. n is freed
- * on every path; on failure nothing of the entry is left.
+ * bytes}]), and pid and uid (pd_store_begin's) when absent. id (may be
+ * NULL) gets the id. n is freed on every path; on failure nothing of the
+ * entry is left.
  *   -EDQUOT  the entry alone is bigger than max_bytes (nothing evicted)
  *   -ENOENT  no file was asked for */
 int pd_store_commit(struct pd_store_new *n, json_t *meta, char id[PD_STORE_ID_MAX]);

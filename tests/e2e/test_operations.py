@@ -823,5 +823,150 @@ def test_filesystem_egress_retention_evicts_oldest_first_and_never_a_foreign_fil
         e.close()
 
 
+def problem_of(s, method, path):
+    """The answer to method path and its problem document (None if not one)."""
+    r = s.get(path) if method == "GET" else (s.delete(path) if method == "DELETE"
+                                             else s.post(path))
+    return r, r.json() if r.content_type == "application/problem+json" else None
+
+
+def assert_hidden_like_unknown(s, method, path, oid, parameter):
+    """method path (naming oid) answers 404 problem+json naming parameter,
+    identical but for the id to the answer for an id nobody has."""
+    fake = "0badc0de-0000-4000-8000-%012x" % random.getrandbits(48) if parameter == "operationId" \
+        else "20200101T000000Z-%d-%04x" % (random.randint(2, 99999), random.getrandbits(16))
+    r, doc = problem_of(s, method, path)
+    h.assert_problem(r, 404, parameter)
+    r2, doc2 = problem_of(s, method, path.replace(oid, fake))
+    h.assert_problem(r2, 404, parameter)
+    assert json.loads(json.dumps(doc).replace(oid, fake)) == doc2, (doc, doc2)
+
+
+def test_scope_narrowed_hides_operations_and_store_entries():
+    """Proves: records made under scope all (a dump and a stacks operation
+    to an egress, a stacks operation into the store, a copy of that entry)
+    carry the owner uid of the target's /proc/PID (ownerUid; the entry's
+    meta uid); a responder restarted on the same store with scope 65534
+    (not the target's uid) answers as if none of them existed: GET
+    /operations (plain, ?pid=, ?tags=) is [], GET and DELETE
+    /operations/{id} are the 404 problem of an unknown id, /api/dumps is
+    [] and the entry's GET (with or without file=), DELETE and POST
+    .../egress are the 404 of an unknown id, and nothing is removed; with
+    the target's uid in scope again (self) all of them are back. Records
+    without a uid (a state file and a meta.json from before it existed)
+    are hidden under scope self and shown under scope all."""
+    e = Egress()
+    t = h.target("threads", 1)
+    me = os.getuid()
+    try:
+        with e.stack("scope = all", store=True) as s:
+            oids = []
+            for path in ("/dump?pid=%d&egressProvider=share&tags=sc" % t.pid,
+                         "/stacks?pid=%d&egressProvider=share&tags=sc" % t.pid):
+                oid, _, doc = start(s, path)
+                assert doc["ownerUid"] == me, doc
+                assert wait_end(s, oid)["status"] == "Succeeded"
+                oids.append(oid)
+            sid = stored_stacks(s, t.pid)
+            oids.append(s.json("/operations")[-1]["operationId"])
+            (entry,) = s.json("/api/dumps")
+            assert entry["id"] == sid and entry["uid"] == me, entry
+            r = s.post("/api/dumps/%s/egress?egressProvider=share&tags=sc" % sid)
+            assert r.status == 202, r
+            assert r.json()["ownerUid"] == me, r.json()
+            oids.append(r.json()["operationId"])
+            assert wait_end(s, oids[-1])["status"] == "Succeeded"
+            assert [o["operationId"] for o in s.json("/operations")] == oids
+        landed = e.files()
+        assert len(landed) == 3, landed
+        with e.stack("scope = 65534", store=True) as s:
+            assert s.json("/operations") == []
+            assert s.json("/operations?pid=%d" % t.pid) == []
+            assert s.json("/operations?tags=sc") == []
+            for oid in oids:
+                assert_hidden_like_unknown(s, "GET", "/operations/" + oid, oid, "operationId")
+                assert_hidden_like_unknown(s, "DELETE", "/operations/" + oid, oid,
+                                           "operationId")
+            assert s.json("/api/dumps") == []
+            for method, path in (("GET", "/api/dumps/%s" % sid),
+                                 ("GET", "/api/dumps/%s?file=stacks.txt" % sid),
+                                 ("GET", "/api/dumps/%s?file=nosuch.txt" % sid),
+                                 ("DELETE", "/api/dumps/%s" % sid),
+                                 ("POST", "/api/dumps/%s/delete" % sid),
+                                 ("POST", "/api/dumps/%s/egress?egressProvider=share" % sid)):
+                assert_hidden_like_unknown(s, method, path, sid, "id")
+            assert s.json("/operations") == []  # the POST started nothing
+        assert os.path.isdir(os.path.join(e.store, sid))
+        assert e.files() == landed
+        with e.stack(store=True) as s:  # scope self: the target's uid
+            assert [o["operationId"] for o in s.json("/operations")] == oids
+            assert [o["operationId"] for o in s.json("/operations?tags=sc")] == \
+                [oids[0], oids[1], oids[3]]
+            for oid in oids:
+                assert status(s, oid)["status"] == "Succeeded"
+            assert [x["id"] for x in s.json("/api/dumps")] == [sid]
+            assert s.get("/api/dumps/%s?file=stacks.txt" % sid).status == 200
+        # records from before the uid: out of scope but for scope all
+        state = os.path.join(e.store, ".operations.json")
+        with open(state) as f:
+            recs = json.load(f)
+        for rec in recs:
+            del rec["ownerUid"]
+        with open(state, "w") as f:
+            json.dump(recs, f)
+        meta = os.path.join(e.store, sid, "meta.json")
+        with open(meta) as f:
+            m = json.load(f)
+        del m["uid"]
+        with open(meta, "w") as f:
+            json.dump(m, f)
+        with e.stack(store=True) as s:
+            assert s.json("/operations") == []
+            assert s.json("/api/dumps") == []
+            h.assert_problem(s.get("/operations/" + oids[0]), 404, "operationId")
+            h.assert_problem(s.get("/api/dumps/" + sid), 404, "id")
+        with e.stack("scope = all", store=True) as s:
+            assert [o["operationId"] for o in s.json("/operations")] == oids
+            assert [x["id"] for x in s.json("/api/dumps")] == [sid]
+    finally:
+        t.kill()
+        e.close()
+
+
+def test_records_of_another_users_process_follow_its_uid():
+    """Proves: a stacks operation into the store of a process running as
+    uid 65534, started by a responder of scope all, records ownerUid 65534
+    (the entry uid 65534); a responder of scope self (root, not 65534) on
+    that store hides the operation and the entry as unknown ids, and one
+    of scope 65534 shows both (the uid judged is the process's, not the
+    responder's)."""
+    e = Egress()
+    p = h.sleep_as_nobody()
+    try:
+        with e.stack("scope = all", store=True) as s:
+            oid, _, doc = start(s, "/api/processes/%d/stacks?async=true&tags=nb" % p.pid)
+            assert doc["ownerUid"] == 65534, doc
+            doc = wait_end(s, oid)
+            assert doc["status"] == "Succeeded", doc
+            sid = doc["storeId"]
+            (entry,) = s.json("/api/dumps")
+            assert entry["id"] == sid and entry["uid"] == 65534 and entry["pid"] == p.pid, entry
+        with e.stack(store=True) as s:  # scope self: root
+            assert os.getuid() != 65534
+            assert s.json("/operations") == [] and s.json("/operations?tags=nb") == []
+            assert_hidden_like_unknown(s, "GET", "/operations/" + oid, oid, "operationId")
+            assert s.json("/api/dumps") == []
+            assert_hidden_like_unknown(s, "GET", "/api/dumps/" + sid, sid, "id")
+        with e.stack("scope = 65534", store=True) as s:
+            assert [o["operationId"] for o in s.json("/operations?pid=%d" % p.pid)] == [oid]
+            assert status(s, oid)["storeId"] == sid
+            assert [x["id"] for x in s.json("/api/dumps")] == [sid]
+            r = s.get("/api/dumps/%s?file=stacks.txt" % sid)
+            assert r.status == 200 and r.body, r
+    finally:
+        p.kill()
+        e.close()
+
+
 if __name__ == "__main__":
     h.main(globals())

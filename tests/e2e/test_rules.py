@@ -192,6 +192,9 @@ def test_cpu_above_fires_on_the_spinner_only():
         stk, dump = entries[:2]
         assert stk["value"] == dump["value"] == first["value"], entries
         assert dump["trigger_text"] == "cpu_above 15", dump
+        # whose process: the uid the engine judged when the rule fired
+        # (the responder's scope judges the entries by it, docs/STORE.md)
+        assert stk["uid"] == dump["uid"] == os.stat("/proc/%d" % spin.pid).st_uid, entries
         with open(entry_path(rs.store, stk, "stacks.json")) as f:
             doc = json.load(f)
         assert doc["id"] == spin.pid and doc["threads"], doc
