@@ -27,6 +27,14 @@
 /* The command line kept for a process: at most this many bytes. */
 #define PD_TOP_CMD_MAX 1024
 
+/* At most this many processes have their fds kept between readings (two
+ * each), and at most an eighth of RLIMIT_NOFILE; past that, processes are
+ * opened by name each reading, as correct and slower. */
+#define PD_TOP_KEEP_MAX 4096
+/* How long the memory limit of procdiag's cgroup is trusted. */
+#define PD_TOP_LIMIT_RECHECK_NS (10 * 1000000000LL)
+
+struct pd_top_reading;
 struct pd_top_row {
 	const struct pd_proc_entry *e; /* in cur */
 	double cpu;	   /* % of one core over the interval; < 0: unknown (no
@@ -34,10 +42,11 @@ struct pd_top_row {
 	int64_t rss;	   /* resident bytes (stat's rss) */
 	int64_t fds;	   /* open descriptors; -1 when not readable */
 	int64_t uptime_ns; /* since the process started */
-	char *cmd;	   /* arguments joined by spaces (at most PD_TOP_CMD_MAX
+	const char *cmd;   /* arguments joined by spaces (at most PD_TOP_CMD_MAX
 			      bytes); "" when none (a kernel thread, a zombie) or
 			      unreadable */
-	size_t cmd_len;
+	size_t cmd_len;	   /* (cmd lives in the reading: valid until
+			      pd_top_release) */
 };
 
 struct pd_top {
@@ -48,6 +57,7 @@ struct pd_top {
 	uint64_t mem_limit;		/* procdiag's cgroup's memory limit, 0: none */
 	size_t n;
 	struct pd_top_row *rows; /* in cur's (pid) order */
+	struct pd_top_reading *cur_r, *prev_r; /* private: what cur and prev belong to */
 };
 #define PD_TOP_INIT { 0 }
 
@@ -86,6 +96,9 @@ struct pd_top_point {
 };
 void pd_top_record(int pid, const struct pd_stat *st, size_t ntasks);
 size_t pd_top_history(int pid, uint64_t starttime, struct pd_top_point *out, size_t max);
+
+/* How many processes have their fds kept now (two each): for tests. */
+unsigned pd_top_kept_fds(void);
 
 /* The number of open descriptors of pid, or -errno. */
 int pd_count_fds(int pid);
