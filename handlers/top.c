@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,63 @@ static void add_row(struct strbuf *sb, const struct pd_top *t, const struct pd_t
 	strbuf_addf(sb, "/%d\"}", e->pid);
 }
 
+/* The last answer rendered, per allUsers: the pages polling within one
+ * reading (lib/top.h) get the same bytes, so they are rendered once. Keyed
+ * by everything that goes into them: the reading, the site's pid (it can
+ * change, and with it the scope), and the prefix of the links. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t seq; /* 0: none */
+	int site_pid;
+	char *prefix, *body;
+	size_t body_len;
+} cache[2];
+
+/* A copy of the cached answer when it is the one to send: malloc'd, or NULL. */
+static char *cached(bool all, uint64_t seq, int site_pid, const char *prefix, size_t *len)
+{
+	char *body = NULL;
+
+	pthread_mutex_lock(&cache_lock);
+	if (cache[all].seq == seq && cache[all].site_pid == site_pid &&
+	    !strcmp(cache[all].prefix, prefix)) {
+		body = malloc(cache[all].body_len + 1);
+		if (body) {
+			memcpy(body, cache[all].body, cache[all].body_len + 1);
+			*len = cache[all].body_len;
+		}
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return body;
+}
+
+static void remember(bool all, uint64_t seq, int site_pid, const char *prefix,
+		     const struct strbuf *body)
+{
+	char *p = strdup(prefix), *b = malloc(body->len + 1);
+
+	if (!p || !b) {
+		free(p);
+		free(b);
+		return;
+	}
+	memcpy(b, body->buf, body->len + 1);
+	pthread_mutex_lock(&cache_lock);
+	if (seq >= cache[all].seq) {
+		free(cache[all].prefix);
+		free(cache[all].body);
+		cache[all].seq = seq;
+		cache[all].site_pid = site_pid;
+		cache[all].prefix = p;
+		cache[all].body = b;
+		cache[all].body_len = body->len;
+		p = b = NULL;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	free(p);
+	free(b);
+}
+
 int pd_h_top_json(struct pd_req *r, bool all)
 {
 	const struct pd_context *ctx = pd_req_app(r);
@@ -125,6 +183,19 @@ int pd_h_top_json(struct pd_req *r, bool all)
 	basis = t.mem_limit && t.mem_limit < t.mem_total ? t.mem_limit : t.mem_total;
 	strbuf_addstr(&prefix, pd_req_origin(r));
 	strbuf_addstr(&prefix, pd_req_base(r));
+	if (!prefix.failed) {
+		size_t len = 0;
+		char *body = cached(all, t.seq, k.site_pid, prefix.buf, &len);
+
+		if (body) {
+			pd_req_log_note(r, "procs=%zu view=table (rendered before)", t.n);
+			pd_top_release(&t);
+			strbuf_release(&prefix);
+			rc = pd_resp_json_bytes(r, 200, body, len);
+			free(body);
+			return rc;
+		}
+	}
 	pd_json_add_bytes(&href, prefix.buf, prefix.len);
 	if (href.len)
 		strbuf_setlen(&href, href.len - 1); /* the closing quote: each row adds "/PID\"" */
@@ -148,13 +219,17 @@ int pd_h_top_json(struct pd_req *r, bool all)
 	/* Compact: polled every two seconds, read by a script. */
 	rc = strbuf_addstr(&sb, "]}");
 	pd_req_log_note(r, "procs=%zu view=table", t.n);
-	pd_top_release(&t);
-	strbuf_release(&href);
-	strbuf_release(&prefix);
-	if (rc < 0 || sb.failed || href.failed) {
+	if (rc < 0 || sb.failed || href.failed || prefix.failed) {
+		pd_top_release(&t);
+		strbuf_release(&href);
+		strbuf_release(&prefix);
 		strbuf_release(&sb);
 		return pd_resp_problem(r, 500, NULL, "Out of memory.");
 	}
+	remember(all, t.seq, k.site_pid, prefix.buf, &sb);
+	pd_top_release(&t);
+	strbuf_release(&href);
+	strbuf_release(&prefix);
 	rc = pd_resp_json_bytes(r, 200, sb.buf, sb.len);
 	strbuf_release(&sb);
 	return rc;

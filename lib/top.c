@@ -150,6 +150,8 @@ struct extra {
 struct pd_top_reading {
 	atomic_long refs;
 	int64_t mono_ns; /* CLOCK_MONOTONIC when the scan started */
+	int64_t boot_ns; /* CLOCK_BOOTTIME then (uptimes are at the reading) */
+	uint64_t seq;	 /* readings made before it, + 1 */
 	uint64_t mem_limit;
 	struct pd_snapshot *snap;
 	struct extra *x; /* snap->n of them */
@@ -170,6 +172,7 @@ static int *pids;
 static size_t pids_alloc;
 static uint64_t mem_limit;
 static int64_t mem_limit_at;
+static uint64_t readings;
 
 static int64_t mono_now(void)
 {
@@ -395,6 +398,13 @@ static int scan(struct pd_top_reading **out)
 	strbuf_init(&r->cmds);
 	clock_gettime(CLOCK_REALTIME, &rt);
 	r->mono_ns = t0;
+	r->seq = ++readings;
+	{
+		struct timespec boot;
+
+		clock_gettime(CLOCK_BOOTTIME, &boot);
+		r->boot_ns = (int64_t)boot.tv_sec * 1000000000 + boot.tv_nsec;
+	}
 	r->snap = pd_snapshot_new((size_t)np);
 	r->x = malloc((np ? (size_t)np : 1) * sizeof(*r->x));
 	if ((size_t)np > kept_alloc) {
@@ -468,7 +478,6 @@ int pd_top_read(int64_t max_age_ns,
 {
 	struct pd_top_reading *r;
 	struct sysinfo si;
-	struct timespec boot;
 	long page = sysconf(_SC_PAGESIZE);
 	int64_t now;
 	int rc = 0;
@@ -502,8 +511,8 @@ int pd_top_read(int64_t max_age_ns,
 		out->interval_ns = out->cur_r->mono_ns - out->prev_r->mono_ns;
 	}
 	out->mem_limit = out->cur_r->mem_limit;
-	clock_gettime(CLOCK_BOOTTIME, &boot);
-	now = (int64_t)boot.tv_sec * 1000000000 + boot.tv_nsec;
+	now = out->cur_r->boot_ns;
+	out->seq = out->cur_r->seq;
 	out->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (out->ncpu < 1)
 		out->ncpu = 1;
