@@ -552,16 +552,6 @@ void pd_top_release(struct pd_top *t)
 	memset(t, 0, sizeof(*t));
 }
 
-unsigned pd_top_kept_fds(void)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&scan_lock);
-	n = nkeptfds;
-	pthread_mutex_unlock(&scan_lock);
-	return n;
-}
-
 /* ---- threads of watched processes ---------------------------------------- */
 
 struct watched {

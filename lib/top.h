@@ -117,9 +117,6 @@ struct pd_top_point {
 void pd_top_record(int pid, const struct pd_stat *st, size_t ntasks);
 size_t pd_top_history(int pid, uint64_t starttime, struct pd_top_point *out, size_t max);
 
-/* How many processes have their fds kept now (two each): for tests. */
-unsigned pd_top_kept_fds(void);
-
 /* The number of open descriptors of pid, or -errno. */
 int pd_count_fds(int pid);
 
