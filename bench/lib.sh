@@ -2,7 +2,7 @@
 # nginx -> procdiag stacks on free loopback ports, and wrk runs.
 #
 #   bench_init NAME          $run (removed at exit, with every stack), $key
-#   start_stack NAME [LINE]  nginx + procdiag; LINE...: extra config lines.
+#   start_stack NAME [LINE]  nginx + procdiag (PD_BIN, default ./procdiag); LINE...: extra config lines.
 #                            Sets port_NAME and pd_NAME (procdiag's pid).
 #   wrk_run NAME URL CONNS SECONDS
 #                            prints "req_per_s p50_ms p99_ms errors"
@@ -58,7 +58,7 @@ start_stack() {
 		-e "s|@USER@|$user|g" -e "s|access_log .*;|access_log off;|" \
 		-e "s|include procdiag-locations.conf;|include procdiag-locations.conf;\n        location = /static.json { root $run/html; default_type application/json; }|" \
 		nginx/dev.conf.in > "$d/nginx.conf"
-	./procdiag serve --listen "unix:$sock" --config "$d/procdiag.conf" --threads "${THREADS:-16}" \
+	"${PD_BIN:-./procdiag}" serve --listen "unix:$sock" --config "$d/procdiag.conf" --threads "${THREADS:-16}" \
 		2>"$d/procdiag.log" &
 	stack_pids+=($!)
 	printf -v "pd_$name" '%s' "$!"

@@ -7,7 +7,11 @@
  * read again with pread (opened when its pid appears, closed when it
  * goes): what a sampler that keeps fds could reach.
  *
- *   rulesfloor PERIOD_MS SECONDS [keep]
+ * With "table", also /proc/PID is kept open (O_PATH) and "fd" under it is
+ * stat'ed each period (the owner and, on Linux >= 6.2, the count of open
+ * descriptors): the least the live process table (lib/top.c) can read.
+ *
+ *   rulesfloor PERIOD_MS SECONDS [keep|table]
  * Prints "rulesfloor CPU_SECONDS PROCS" (its own user+system time, from
  * getrusage, and the processes of its last period) when done. */
 #include "config.h"
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,17 +62,38 @@ static size_t one_period(void)
 
 /* keep: the pids seen last period (ascending, as /proc lists them) and
  * their open stat fds. */
-static int *kpid, *kfd, *npid, *nfd;
+static int *kpid, *kfd, *npid, *nfd, *kdir, *ndir;
 static size_t kn, kcap;
+static int table;
 
-static int kept_fd(int pid, size_t *j)
+static void close_kept(size_t j)
+{
+	close(kfd[j]);
+	if (table)
+		close(kdir[j]);
+}
+
+static int kept_fd(int pid, size_t *j, int *dir)
 {
 	char path[64];
 
 	while (*j < kn && kpid[*j] < pid)
-		close(kfd[(*j)++]); /* gone */
-	if (*j < kn && kpid[*j] == pid)
+		close_kept((*j)++); /* gone */
+	if (*j < kn && kpid[*j] == pid) {
+		*dir = table ? kdir[*j] : -1;
 		return kfd[(*j)++];
+	}
+	*dir = -1;
+	if (table) {
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		*dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (*dir < 0)
+			return -1;
+		int fd = openat(*dir, "stat", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			close(*dir);
+		return fd;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
@@ -83,28 +109,35 @@ static size_t one_period_keep(void)
 	if (!d)
 		return 0;
 	while ((de = readdir(d))) {
-		int pid, fd;
+		struct stat st;
+		int pid, fd, dir;
 
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		pid = atoi(de->d_name);
-		fd = kept_fd(pid, &j);
+		fd = kept_fd(pid, &j, &dir);
 		if (fd < 0)
 			continue;
-		if (pread(fd, buf, sizeof(buf), 0) <= 0) {
+		if (pread(fd, buf, sizeof(buf), 0) <= 0 ||
+		    (table && fstatat(dir, "fd", &st, 0) < 0)) {
 			close(fd);
+			if (table)
+				close(dir);
 			continue;
 		}
 		if (n == kcap)
 			break; /* more processes than the table: the rest unread */
 		npid[n] = pid;
+		if (table)
+			ndir[n] = dir;
 		nfd[n++] = fd;
 	}
 	closedir(d);
 	while (j < kn)
-		close(kfd[j++]);
+		close_kept(j++);
 	t = kpid, kpid = npid, npid = t;
 	t = kfd, kfd = nfd, nfd = t;
+	t = kdir, kdir = ndir, ndir = t;
 	kn = n;
 	return n;
 }
@@ -113,7 +146,7 @@ int main(int argc, char **argv)
 {
 	long period_ms = argc > 1 ? atol(argv[1]) : 1000;
 	double secs = argc > 2 ? atof(argv[2]) : 30, end = now_s() + secs, next = now_s();
-	int keep = argc > 3 && strcmp(argv[3], "keep") == 0;
+	int keep = argc > 3 && (strcmp(argv[3], "keep") == 0 || strcmp(argv[3], "table") == 0);
 	struct rusage ru;
 	size_t n = 0;
 
@@ -129,7 +162,10 @@ int main(int argc, char **argv)
 		kfd = malloc(kcap * sizeof(int));
 		npid = malloc(kcap * sizeof(int));
 		nfd = malloc(kcap * sizeof(int));
-		if (!kpid || !kfd || !npid || !nfd)
+		table = strcmp(argv[3], "table") == 0;
+		kdir = malloc(kcap * sizeof(int));
+		ndir = malloc(kcap * sizeof(int));
+		if (!kpid || !kfd || !npid || !nfd || !kdir || !ndir)
 			return 1;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 			rl.rlim_cur = rl.rlim_max;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "common/numparse.h"
@@ -84,6 +85,24 @@ static int start_rules(struct pd_context *ctx, const struct pd_config *cfg,
 	return 0;
 }
 
+/* The responder keeps fds of the processes it lists (lib/top.h, the live
+ * table; lib/ruleengine.c) and sizes its connection table by RLIMIT_NOFILE:
+ * a soft limit below NOFILE_WANT is raised toward the hard limit (not past
+ * NOFILE_WANT: helpers it runs inherit it, and some close every fd up to
+ * it). Failing leaves the limit as it is: the bounds follow it. */
+#define NOFILE_WANT 65536
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= NOFILE_WANT || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_WANT ? NOFILE_WANT
+										 : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -112,6 +131,7 @@ int cmd_serve(int argc, char **argv)
 		perror("procdiag: sigaction");
 		return 1;
 	}
+	raise_nofile();
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "l:c:t:h", opts, NULL)) != -1) {
 		switch (c) {

@@ -105,6 +105,21 @@ static int cmp_entry(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+struct pd_snapshot *pd_snapshot_new(size_t cap)
+{
+	struct snap_box *box = calloc(1, sizeof(*box));
+
+	if (!box)
+		return NULL;
+	box->s.procs = malloc((cap ? cap : 1) * sizeof(*box->s.procs));
+	if (!box->s.procs) {
+		free(box);
+		return NULL;
+	}
+	atomic_init(&box->refs, 1);
+	return &box->s;
+}
+
 int pd_snapshot_scan(struct pd_snapshot **out)
 {
 	struct snap_box *box;

@@ -38,6 +38,10 @@ struct pd_snapshot {
 
 /* A new snapshot owned by the caller (refcount 1). */
 int pd_snapshot_scan(struct pd_snapshot **out);
+/* An empty snapshot (refcount 1, n 0) with room for cap entries, for a
+ * reader that scans /proc its own way (lib/top.c keeps fds): it fills
+ * procs[0..n) in pid order and sets taken_ns and scan_ns. NULL: no memory. */
+struct pd_snapshot *pd_snapshot_new(size_t cap);
 /* The shared one, see above; release with pd_snapshot_unref(). */
 int pd_snapshot_get(struct pd_snapshot **out);
 /* Like pd_snapshot_get(), but the latest snapshot is answered without a

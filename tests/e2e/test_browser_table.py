@@ -314,10 +314,16 @@ def test_keyboard_sorts_and_rows_link():
         b.keys(webdriver.SPACE)
         pids = row_pids(b)
         assert pids == sorted(pids) and aria_sort(b, "id") == "ascending", pids
-        # Every row's name is a link to its process page.
-        hrefs = b.script("return [...document.querySelectorAll('#procs tbody tr')]"
-                         ".map(r => r.cells[0].querySelector('a').getAttribute('href'))")
-        assert hrefs == ["%s/api/processes/%d" % (s.base, p) for p in pids], hrefs[:3]
+        # Every row's name is a link to its process page. Pids and links are
+        # read in one script call: a refresh between two calls may change the
+        # rows (other processes come and go).
+        t = b.script(
+            "var t = document.querySelector('#procs');"
+            "var i = [...t.tHead.rows[0].cells].findIndex(c => c.dataset.key === 'id');"
+            "return [...t.tBodies[0].rows].map(r => [r.cells[i].textContent,"
+            " r.cells[0].querySelector('a').getAttribute('href')]);")
+        assert t, "no rows"
+        assert [h_ for _, h_ in t] == ["%s/api/processes/%d" % (s.base, int(p)) for p, _ in t], t[:3]
         # "/" goes to the filter.
         b.script("document.activeElement.blur()")
         b.keys("/")

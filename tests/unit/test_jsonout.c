@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "common/strbuf.h"
 #include "handlers/jsonout.h"
 #include "handlers/procjson.h"
 
@@ -91,12 +92,56 @@ static void test_state_names(void **state)
 	assert_string_equal(pd_state_name('?'), "Unknown");
 }
 
+/* The live table writes its JSON without jansson (handlers/top.c): strings
+ * and reals come out byte for byte as jansson's dump of the tree would. */
+static void test_direct_writers_match_jansson(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+	} strs[] = {
+		{"", 0},
+		{"plain", 5},
+		{"q\"uote \\ back/slash", 19},
+		{"\b\f\n\r\t\x01\x1f\x7f end", 13},
+		{"nul\0in", 6},
+		{"caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80", 15},
+		{"bad \xff\xc3( \"x\"", 11},
+		{"<img src=x onerror=alert(1)>", 28},
+	};
+	static const double reals[] = {0, 1, 12, 12.3, 99.9, 100, 0.1, 399.5, 123456.7, 1234567, 3.25e-5};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		json_t *j = pd_json_bytes(strs[i].s, strs[i].len);
+		char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+
+		assert_int_equal(pd_json_add_bytes(&sb, strs[i].s, strs[i].len), 0);
+		assert_string_equal(sb.buf, want);
+		free(want);
+		json_decref(j);
+		strbuf_release(&sb);
+	}
+	for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		json_t *j = json_real(reals[i]);
+		char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
+
+		assert_int_equal(pd_json_add_real(&sb, reals[i]), 0);
+		assert_string_equal(sb.buf, want);
+		free(want);
+		json_decref(j);
+		strbuf_release(&sb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timespan),
 		cmocka_unit_test(test_iso8601),
 		cmocka_unit_test(test_bytes_escape_and_validate),
+		cmocka_unit_test(test_direct_writers_match_jansson),
 		cmocka_unit_test(test_environ_filter),
 		cmocka_unit_test(test_state_names),
 	};
