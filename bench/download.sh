@@ -50,31 +50,48 @@ curl -fsS -H "Authorization: Bearer $key" -o "$static/core.bin" \
 bytes=$(stat -c %s "$static/core.bin")
 curl -fso /dev/null "$url/core.bin"   # warm the page cache and nginx
 
-fetch() { # URL [auth]: prints "start_s total_s bytes"
-	curl -fsS -o /dev/null -w '%{time_starttransfer} %{time_total} %{size_download}\n' \
-		-H "Authorization: Bearer $key" "$1"
+fetch() { # URL [auth]: prints "start_s total_s bytes curl_cpu_s"
+	local out
+	out=$( { /usr/bin/time -f '%U %S' curl -fsS -o /dev/null \
+		-w '%{time_starttransfer} %{time_total} %{size_download}\n' \
+		-H "Authorization: Bearer $key" "$1"; } 2>&1 )
+	echo "$out" | awk 'NR == 1 { l = $0 } NR == 2 { print l, $1 + $2 }'
+}
+ngx_cpu() { # CPU seconds so far of nginx's workers
+	local w s=0
+	for w in $(pgrep -P "$(cat "$run/dl/nginx.pid")"); do
+		s=$(awk -v s="$s" '{ print s + ($14 + $15) / 100 }' "/proc/$w/stat")
+	done
+	echo "$s"
 }
 cpu() { # procdiag's own CPU seconds so far (its helpers not counted)
 	awk '{ print ($14 + $15) / 100 }' "/proc/$pd_dl/stat"
 }
-pd_best= st_best= pd_dump= pd_cpu=
+pd_best= st_best= pd_dump= pd_cpu= pd_ngx= pd_curl= st_ngx= st_curl=
 for i in $(seq "$RUNS"); do
-	c0=$(cpu)
-	read -r s t n < <(fetch "$url/api/processes/$pid/dump?dumpType=Full")
-	c1=$(cpu)
+	c0=$(cpu); g0=$(ngx_cpu)
+	read -r s t n u < <(fetch "$url/api/processes/$pid/dump?dumpType=Full")
+	c1=$(cpu); g1=$(ngx_cpu)
 	[ "$n" = "$bytes" ] || { echo "bench/download.sh: dump of $n bytes, not $bytes" >&2; exit 1; }
 	d=$(python3 -c "print('%.3f' % ($t - $s))")
 	if [ -z "$pd_best" ] || python3 -c "import sys; sys.exit(not $d < $pd_best)"; then
-		pd_best=$d; pd_dump=$s; pd_cpu=$(python3 -c "print('%.2f' % ($c1 - $c0))")
+		pd_best=$d; pd_dump=$s; pd_curl=$u
+		pd_cpu=$(python3 -c "print('%.2f' % ($c1 - $c0))")
+		pd_ngx=$(python3 -c "print('%.2f' % ($g1 - $g0))")
 	fi
-	read -r s t n < <(fetch "$url/core.bin")
+	g0=$(ngx_cpu)
+	read -r s t n u < <(fetch "$url/core.bin")
+	g1=$(ngx_cpu)
 	d=$(python3 -c "print('%.3f' % ($t - $s))")
-	if [ -z "$st_best" ] || python3 -c "import sys; sys.exit(not $d < $st_best)"; then st_best=$d; fi
+	if [ -z "$st_best" ] || python3 -c "import sys; sys.exit(not $d < $st_best)"; then
+		st_best=$d; st_curl=$u; st_ngx=$(python3 -c "print('%.2f' % ($g1 - $g0))")
+	fi
 done
 
-report=$(python3 - "$bytes" "$pd_best" "$st_best" "$pd_dump" "$RUNS" "$SIZE_MIB" "$DUMP_DIR" "$pd_cpu" <<'PY'
+report=$(python3 - "$bytes" "$pd_best" "$st_best" "$pd_dump" "$RUNS" "$SIZE_MIB" "$DUMP_DIR" "$pd_cpu" \
+	"$pd_ngx" "$pd_curl" "$st_ngx" "$st_curl" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
 import sys, time
-b, pd, st, dump, runs, mib, d, cpu = sys.argv[1:]
+b, pd, st, dump, runs, mib, d, cpu, pngx, pcurl, sngx, scurl, load = sys.argv[1:]
 b, pd, st, dump = int(b), float(pd), float(st), float(dump)
 rate = lambda s: b / s / 1e6 if s else 0
 print("### Downloads (`bench/download.sh`)\n")
@@ -82,13 +99,15 @@ print("%s; a raw full dump (`dumpType=Full`, spool on %s) of a %s MiB heap, %d b
     time.strftime("%Y-%m-%d", time.gmtime()), d, mib, b))
 print("downloaded through nginx by curl, against the same bytes served by the same nginx")
 print("as a static file from the same file system; best of %s run(s) each. Download" % runs)
-print("time is first byte to last byte; procdiag's CPU is the responder's own (user +")
-print("system, its dump helper not counted) over the whole request.\n")
-print("| what | download s | MB/s | vs static |")
-print("|---|---:|---:|---:|")
-print("| procdiag dump, raw (dump taken before the first byte: %.2f s; procdiag CPU %s s) | %.3f | %.0f | %.2f |" % (
-    dump, cpu, pd, rate(pd), st / pd if pd else 0))
-print("| nginx static file, same bytes | %.3f | %.0f | 1 |" % (st, rate(st)))
+print("time is first byte to last byte.")
+print("CPU seconds of the best run: curl's, nginx's workers' (both over the")
+print("download), procdiag's (the whole request, its dump helper not counted).")
+print("Load average at the end: %s (2 cores: CPU-bound figures stretch with it).\n" % load)
+print("| what | download s | MB/s | vs static | CPU s: curl / nginx / procdiag |")
+print("|---|---:|---:|---:|---|")
+print("| procdiag dump, raw (dump taken before the first byte: %.2f s) | %.3f | %.0f | %.2f | %s / %s / %s |" % (
+    dump, pd, rate(pd), st / pd if pd else 0, pcurl, pngx, cpu))
+print("| nginx static file, same bytes | %.3f | %.0f | 1 | %s / %s / - |" % (st, rate(st), scurl, sngx))
 print("\nReproduce: `bench/download.sh` (SIZE_MIB=%s RUNS=%s DUMP_DIR=%s)." % (mib, runs, d))
 PY
 )

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -363,15 +364,107 @@ static int send_all(struct pd_req *r, struct iovec *iov, size_t cnt)
 	return 0;
 }
 
-/* The bytes go around libfcgi, whose records carry 8 KiB at most: once
- * its buffer is flushed, the stream is ours until the next libfcgi write,
- * and FCGI_STDOUT records of 64 KiB, a MiB of them a system call, are
- * what lets nginx move a dump at the speed it serves a file. */
-int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
-		     unsigned long long length)
+/* One record's body, len bytes of fd from offset, by sendfile(): the
+ * kernel hands the file's pages to the socket, and since Linux 6.5 an
+ * AF_UNIX or TCP socket takes them without a copy (MSG_SPLICE_PAGES), so
+ * procdiag copies nothing. 0 when all of it went; 1 when nothing went
+ * because the file or the socket cannot do it (the caller copies instead);
+ * else -EPIPE as send_all(), or -EIO when the file is short. */
+static int send_body(struct pd_req *r, int fd, unsigned long long offset, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		off_t at = (off_t)(offset + done);
+		ssize_t n;
+
+		if (past_deadline(r))
+			return -EPIPE;
+		n = sendfile(r->fcgx->ipcFd, fd, &at, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && done == 0 && (errno == EINVAL || errno == ENOSYS))
+			return 1;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			cut(r, r->deadline_ms ? "download_min_rate" : "send_timeout");
+			return -EPIPE;
+		}
+		if (n <= 0) {
+			/* A short file (0) or a failed read (EIO) cannot keep
+			 * the promised length; anything else is the socket. */
+			r->client_gone = true;
+			return n == 0 || errno == EIO ? -EIO : -EPIPE;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* len bytes of fd from offset into buf; -EIO when the file is short or
+ * cannot be read: the promised length cannot be kept, so the response
+ * ends there rather than send a wrong one. */
+static int read_at(struct pd_req *r, int fd, char *buf, size_t len, unsigned long long offset)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(offset + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r->client_gone = true;
+			return -EIO;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* The copying way: a MiB pread() into buf, sent as 16 records by one
+ * sendmsg(). For a file or socket sendfile() cannot take. */
+static int copy_records(struct pd_req *r, int fd, unsigned long long offset,
+			unsigned long long length, char *buf)
 {
 	unsigned char hdr[BATCH_RECORDS][8];
 	struct iovec iov[2 * BATCH_RECORDS];
+	int rc = 0;
+
+	while (length > 0 && !rc) {
+		size_t want = (size_t)RECORD_MAX * BATCH_RECORDS, got, cnt = 0;
+
+		if (want > length)
+			want = (size_t)length;
+		rc = read_at(r, fd, buf, want, offset);
+		if (rc)
+			break;
+		got = want;
+		for (size_t at = 0; at < got; at += RECORD_MAX, cnt++) {
+			size_t len = got - at < RECORD_MAX ? got - at : RECORD_MAX;
+
+			record_header(hdr[cnt], r->fcgx->requestId, len);
+			iov[2 * cnt] = (struct iovec){hdr[cnt], 8};
+			iov[2 * cnt + 1] = (struct iovec){buf + at, len};
+		}
+		rc = send_all(r, iov, 2 * cnt);
+		if (!rc) {
+			r->bytes += got;
+			offset += got;
+			length -= got;
+		}
+	}
+	return rc;
+}
+
+/* The bytes go around libfcgi, whose records carry 8 KiB at most: once
+ * its buffer is flushed, the stream is ours until the next libfcgi write.
+ * FCGI_STDOUT records of 64 KiB, each an 8-byte header by send() and its
+ * body by sendfile() from the file (docs/DUMPS.md, "Downloads"); where
+ * sendfile() cannot, the body is copied, a MiB a sendmsg(). */
+int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
+		     unsigned long long length)
+{
+	unsigned char hdr[8];
 	char *buf;
 	int rc = 0;
 
@@ -386,45 +479,40 @@ int pd_resp_write_fd(struct pd_req *r, int fd, unsigned long long offset,
 	rc = pd_resp_flush(r);
 	if (rc)
 		return rc;
-	buf = malloc((size_t)RECORD_MAX * BATCH_RECORDS);
-	if (!buf)
-		return -ENOMEM;
 	/* Kept for the rest of the response (its last bytes, libfcgi's
 	 * END_REQUEST): put() and pd_resp_flush() watch it. */
 	r->deadline_ms = download_deadline(r, length);
-	while (length > 0 && !rc) {
-		size_t want = (size_t)RECORD_MAX * BATCH_RECORDS, got = 0, cnt = 0;
-		ssize_t n;
+	while (length > 0) {
+		size_t len = length < RECORD_MAX ? (size_t)length : RECORD_MAX;
+		struct iovec h = {hdr, sizeof(hdr)};
 
-		if (want > length)
-			want = (size_t)length;
-		while (got < want) {
-			n = pread(fd, buf + got, want - got, (off_t)(offset + got));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-		if (got < want) {
-			/* The promised length cannot be kept: end the
-			 * response here rather than send a wrong one. */
-			r->client_gone = true;
-			rc = -EIO;
+		record_header(hdr, r->fcgx->requestId, len);
+		rc = send_all(r, &h, 1);
+		if (!rc)
+			rc = send_body(r, fd, offset, len);
+		if (rc)
 			break;
-		}
-		for (size_t at = 0; at < got; at += RECORD_MAX, cnt++) {
-			size_t len = got - at < RECORD_MAX ? got - at : RECORD_MAX;
+		r->bytes += len;
+		offset += len;
+		length -= len;
+	}
+	if (rc != 1)
+		return rc;
+	/* sendfile() refused at the first byte of a record whose header is
+	 * out: that record's body copied alone, then the rest in batches. */
+	buf = malloc((size_t)RECORD_MAX * BATCH_RECORDS);
+	if (!buf)
+		return -ENOMEM;
+	{
+		size_t len = length < RECORD_MAX ? (size_t)length : RECORD_MAX;
+		struct iovec body = {buf, len};
 
-			record_header(hdr[cnt], r->fcgx->requestId, len);
-			iov[2 * cnt] = (struct iovec){hdr[cnt], 8};
-			iov[2 * cnt + 1] = (struct iovec){buf + at, len};
-		}
-		rc = send_all(r, iov, 2 * cnt);
+		rc = read_at(r, fd, buf, len, offset);
+		if (!rc)
+			rc = send_all(r, &body, 1);
 		if (!rc) {
-			r->bytes += got;
-			offset += got;
-			length -= got;
+			r->bytes += len;
+			rc = copy_records(r, fd, offset + len, length - len, buf);
 		}
 	}
 	free(buf);

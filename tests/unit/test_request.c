@@ -465,8 +465,29 @@ static int h_echo(struct pd_req *r)
 	return pd_resp_bytes(r, 303, "text/plain", pd_req_origin(r), strlen(pd_req_origin(r)));
 }
 
+/* The file route's file (a temp file), the part it sends and the length
+ * it promises. */
+static struct {
+	int fd;
+	unsigned long long offset, length;
+	long long promised;
+	int rc;
+} file_route;
+
+/* The body from file_route's fd through pd_resp_write_fd(). */
+static int h_file(struct pd_req *r)
+{
+	int rc = pd_resp_begin(r, 200, "application/octet-stream", file_route.promised);
+
+	if (!rc)
+		rc = pd_resp_write_fd(r, file_route.fd, file_route.offset, file_route.length);
+	file_route.rc = rc;
+	return rc;
+}
+
 static const struct pd_route routes[] = {
 	{"GET", "", "/here", h_echo, 0},
+	{"GET", "", "/file", h_file, 0},
 };
 
 static void put_record(struct strbuf *sb, int type, const void *data, size_t len)
@@ -539,7 +560,7 @@ static char *serve(const char *const *env, const struct pd_server_opts *extra)
 	 * the other direction's buffer. */
 	opts.no_auth = true;
 	opts.routes = routes;
-	opts.nroutes = 1;
+	opts.nroutes = sizeof(routes) / sizeof(routes[0]);
 	assert_int_equal(FCGX_InitRequest(&fcgx, lfd, 0), 0);
 	assert_true(FCGX_Accept_r(&fcgx) >= 0);
 	pd_req_serve(&opts, &fcgx);
@@ -569,6 +590,82 @@ static char *serve(const char *const *env, const struct pd_server_opts *extra)
 	strbuf_release(&params);
 	assert_false(out.failed);
 	return strbuf_detach(&out, NULL);
+}
+
+/* A file of n printable bytes whose pattern changes every record's
+ * worth, so that a record lost, doubled or out of order shows. */
+static int pattern_file(char *data, size_t n)
+{
+	char path[] = "/tmp/pd-test-file-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)('A' + (i * 7 + i / 65528) % 26);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+	return fd;
+}
+
+/* pd_resp_write_fd: the file's bytes (all, or a part from an offset) in
+ * FastCGI records that serve() puts together: more than one record's
+ * worth, so the split between records is crossed. */
+static void test_write_fd_sends_the_file(void **state)
+{
+	static char data[100000];
+	struct pd_server_opts o = {0};
+	const char *const env[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/file", NULL};
+	char *out, *body;
+
+	(void)state;
+	file_route.fd = pattern_file(data, sizeof(data));
+	file_route.offset = 0;
+	file_route.length = file_route.promised = sizeof(data);
+	out = serve(env, &o);
+	assert_int_equal(file_route.rc, 0);
+	assert_non_null(strstr(out, "Content-Length: 100000\r\n"));
+	body = strstr(out, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_int_equal(strlen(body), sizeof(data));
+	assert_memory_equal(body, data, sizeof(data));
+	free(out);
+
+	/* A part across the first record's end, from an odd offset. */
+	file_route.offset = 1001;
+	file_route.length = file_route.promised = 70001;
+	out = serve(env, &o);
+	assert_int_equal(file_route.rc, 0);
+	body = strstr(out, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_int_equal(strlen(body), 70001);
+	assert_memory_equal(body, data + 1001, 70001);
+	free(out);
+	close(file_route.fd);
+}
+
+/* A file shorter than the length promised: the response ends short
+ * (-EIO) instead of going on with bytes that are not the file's. */
+static void test_write_fd_short_file_cuts(void **state)
+{
+	static char data[30000];
+	struct pd_server_opts o = {0};
+	char *out, *body;
+
+	(void)state;
+	file_route.fd = pattern_file(data, sizeof(data));
+	file_route.offset = 0;
+	file_route.length = file_route.promised = 90000;
+	out = serve((const char *const[]){"REQUEST_METHOD=GET", "DOCUMENT_URI=/file", NULL}, &o);
+	assert_int_equal(file_route.rc, -EIO);
+	body = strstr(out, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_true(strlen(body) < 90000);
+	assert_memory_equal(body, data, strlen(body));
+	free(out);
+	close(file_route.fd);
 }
 
 static void test_no_method_is_400(void **state)
@@ -728,6 +825,8 @@ int main(void)
 		cmocka_unit_test(test_path_sources),
 		cmocka_unit_test(test_no_method),
 		cmocka_unit_test(test_no_method_is_400),
+		cmocka_unit_test(test_write_fd_sends_the_file),
+		cmocka_unit_test(test_write_fd_short_file_cuts),
 		cmocka_unit_test(test_overlong_path_is_414),
 		cmocka_unit_test(test_hostile_host_never_reaches_the_answer),
 		cmocka_unit_test(test_public_url_in_the_answer),
