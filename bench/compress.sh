@@ -147,10 +147,10 @@ for label, key in (("(raw)", "raw"), ("--zstd", "dump_zstd"), ("--zstd (B)", "du
     if key in best:
         s, n = best[key]
         print("| %s | %.2f | %s | %.2f |" % (label, s, mib(n), s / best["raw"][0]))
-print("\nEvery run's wall seconds (best first), for the spread:\n")
+print("\nEvery run's wall seconds, in run order (runs 1, 2, ...), for the spread:\n")
 for key in ("raw", "gzip", "pd_zip", "dump_zstd", "dump_zstd_b", "dump_zip", "dump_zip_b"):
     if res.get(key):
-        print("- %s: %s" % (key, ", ".join("%.2f" % s for s, _ in sorted(res[key]))))
+        print("- %s: %s" % (key, ", ".join("%.2f" % s for s, _ in res[key])))
 if procdiag_b:
     print("\n(B) is %s." % procdiag_b)
 print("\nReproduce: `bench/compress.sh` in a built tree (HEAP_MIB=%d RUNS=%d)." % (heap, runs))
