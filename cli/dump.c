@@ -68,7 +68,7 @@ static void dump_usage(FILE *out)
 struct cli_dump {
 	const char *out, *dir;
 	bool compressed, named; /* the core is a step: a zip or zstd follows */
-	uint64_t core_mem_max;  /* such a core's memory spool, decided once */
+	uint64_t core_mem_max;	/* such a core's memory spool, decided once */
 	bool bar;
 	int last_pct;
 	enum pd_dump_phase last_phase;
