@@ -68,7 +68,6 @@ static void dump_usage(FILE *out)
 struct cli_dump {
 	const char *out, *dir;
 	bool compressed, named; /* the core is a step: a zip or zstd follows */
-	uint64_t core_mem_max;	/* such a core's memory spool, decided once */
 	bool bar;
 	int last_pct;
 	enum pd_dump_phase last_phase;
@@ -156,37 +155,16 @@ static int publish(int fd, const char *path)
 	return 0;
 }
 
-/* The share of MemAvailable a core that is only a step towards a zip or a
- * zstd stream may take in memory (docs/DUMPS.md, "Compression": where the
- * core waits). */
-#define CORE_MEM_SHARE 4
-
 /* The job's files: the final one beside the output, unnamed until it is
  * complete; a core that is only a step towards a zip or a zstd stream in
- * memory (a memfd) up to a quarter of MemAvailable, so that its pages are
- * never written back to disk nor discarded there when it is dropped, else
- * an unnamed file beside the output. A memory core is bounded by that
- * share (the helper's --out-max); one that meets it (the estimate was
- * short) is asked for again above it, and goes to the disk. */
+ * memory when small, else an unnamed file beside the output. */
 static int open_out(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
 {
 	struct cli_dump *c = arg;
 
 	*limit = 0;
-	if (which == PD_DUMPJOB_CORE && c->compressed) {
-		bool in_memory = false;
-		int fd;
-
-		if (!c->core_mem_max) {
-			c->core_mem_max = pd_mem_available() / CORE_MEM_SHARE;
-			if (c->core_mem_max < PD_SPOOL_MEMORY_MAX_DEFAULT)
-				c->core_mem_max = PD_SPOOL_MEMORY_MAX_DEFAULT;
-		}
-		fd = pd_spool_open(c->dir, c->core_mem_max, estimate, &in_memory);
-		if (fd >= 0 && in_memory)
-			*limit = c->core_mem_max;
-		return fd;
-	}
+	if (which == PD_DUMPJOB_CORE && c->compressed)
+		return pd_spool_open(c->dir, PD_SPOOL_MEMORY_MAX_DEFAULT, estimate, NULL);
 	return open_output(c->dir, c->out, estimate, &c->named);
 }
 

@@ -28,7 +28,6 @@
 #include "lib/memcopy.h"
 #include "lib/proc.h"
 #include "lib/procfs.h"
-#include "lib/spool.h"
 #include "lib/sysclock.h"
 #include "lib/testhooks.h"
 
@@ -828,6 +827,19 @@ out:
 
 /* ---- the dump -------------------------------------------------------------------------- */
 
+static uint64_t mem_available(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	uint64_t v = 0;
+	const char *p;
+
+	if (pd_read_file_at(AT_FDCWD, "/proc/meminfo", &sb, 1 << 16) == 0 &&
+	    (p = strstr(sb.buf, "MemAvailable:")))
+		v = strtoull(p + 13, NULL, 10) * 1024;
+	strbuf_release(&sb);
+	return v;
+}
+
 static int read_smaps(struct dump *d, struct pd_vmas *out);
 
 /* The start of the command line, for NT_PRPSINFO's pr_psargs: one read of
@@ -1400,7 +1412,7 @@ int pd_core_dump(const struct pd_core_opts *o, struct pd_core_result *res, char 
 	 * zeroing hundreds of MiB is as slow as copying them. Sized from the
 	 * resident set; if the plan needs more, the rest is found while
 	 * stopped. */
-	budget = o->mem_budget ? o->mem_budget : pd_mem_available() / 2;
+	budget = o->mem_budget ? o->mem_budget : mem_available() / 2;
 	/* Content beyond the mini base goes straight into the output, mapped
 	 * and faulted in before the stop (when smaps could be read and the
 	 * page cache has room for it); else into RAM as below. */

@@ -5,13 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "common/strbuf.h"
 #include "lib/dumptype.h"
 #include "lib/procfs.h"
 
@@ -34,19 +31,6 @@ int pd_spool_room(int fd, uint64_t *avail)
 		return -errno;
 	*avail = (uint64_t)sv.f_bavail * (sv.f_frsize ? sv.f_frsize : sv.f_bsize);
 	return 0;
-}
-
-uint64_t pd_mem_available(void)
-{
-	struct strbuf sb = STRBUF_INIT;
-	uint64_t v = 0;
-	const char *p;
-
-	if (pd_read_file_at(AT_FDCWD, "/proc/meminfo", &sb, 1 << 16) == 0 &&
-	    (p = strstr(sb.buf, "MemAvailable:")))
-		v = strtoull(p + 13, NULL, 10) * 1024;
-	strbuf_release(&sb);
-	return v;
 }
 
 int pd_spool_open(const char *dir, uint64_t mem_max, uint64_t estimate, bool *in_memory)

@@ -23,9 +23,6 @@
  *   -ENOENT, -ENOTDIR, -EACCES, ...  dir is unusable */
 int pd_spool_open(const char *dir, uint64_t mem_max, uint64_t estimate, bool *in_memory);
 
-/* MemAvailable of /proc/meminfo, in bytes; 0 when it cannot be read. */
-uint64_t pd_mem_available(void);
-
 /* Bytes an unprivileged writer may still add to the file system of fd. */
 int pd_spool_room(int fd, uint64_t *avail);
 

@@ -141,50 +141,6 @@ def test_cli_zstd():
         assert r.returncode == 2 and b"--zstd" in r.stderr, r
 
 
-# A heap of compressible bytes that are not zeros (zero pages are holes).
-TEXT_HEAP_SCRIPT = ("import os, sys, time\n"
-                    "mib = int(sys.argv[1])\n"
-                    "line = b''.join(b'procdiag %08d ' % i for i in range(1 << 16))\n"
-                    "heap = [bytearray(line[:1 << 20]) for _ in range(mib)]\n"
-                    "print('ready', os.getpid(), flush=True)\n"
-                    "time.sleep(600)\n")
-
-
-def test_cli_compressed_core_waits_in_memory_not_beside_the_output():
-    """procdiag dump --zip / --zstd: the core, only a step towards the
-    compressed file, waits in memory (docs/DUMPS.md, "Where the core
-    waits"), not in the output's directory. The output's file system has
-    room for the compressed file's bound (a 172 MiB core's deflateBound or
-    ZSTD_compressBound: the core's size and a little) but not for the core
-    beside it as well; the dump succeeds, and the file written there is all
-    it holds."""
-    p, pid = script_target(TEXT_HEAP_SCRIPT, 160)
-    try:
-        with Tmpfs("300m") as out:
-            z = os.path.join(out.path, "c.zip")
-            r = subprocess.run([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", "--zip",
-                                "-q", "-o", z], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=300)
-            assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
-            info = check_zip(z, "core.%d" % pid)
-            assert 160 << 20 < info.file_size < 300 << 20, info
-            assert info.file_size > 4 * info.compress_size, info
-            assert os.listdir(out.path) == ["c.zip"], os.listdir(out.path)
-            os.unlink(z)
-            zs = os.path.join(out.path, "c.zst")
-            r = subprocess.run([h.PROCDIAG, "dump", "-p", str(pid), "--type", "Full", "--zstd",
-                                "-q", "-o", zs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=300)
-            assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
-            t = subprocess.run([ZSTD, "-t", "-q", zs], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-            assert t.returncode == 0, t.stdout
-            assert os.listdir(out.path) == ["c.zst"], os.listdir(out.path)
-            assert_resumed(pid)
-    finally:
-        h.kill_tree(p)
-
-
 def test_zip_of_a_full_dump_is_deflate_every_reader_checks():
     s = h.shared()
     t = h.target("threads", 2)
