@@ -19,7 +19,9 @@
 # Usage: bench/compress.sh [-o FILE]     (in a built tree; bench/all.sh runs it)
 # Environment: DUMP_DIR (default a temp dir under /var/tmp; it needs about
 # 2.5x HEAP_MIB free), HEAP_MIB (default 1024), RUNS (default 3; the best run
-# of each counts).
+# of each counts), PROCDIAG_B (another build's procdiag binary, e.g. a copy of
+# main's: its --zip and --zstd end to end are run interleaved with this
+# tree's, rows marked "(B)", for an A/B in one run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -40,6 +42,7 @@ root = sys.argv[1]
 procdiag = os.path.join(root, "procdiag")
 hbtarget = os.path.join(root, "bench", "hbtarget")
 cbench = os.path.join(root, "bench", "compressbench")
+procdiag_b = os.environ.get("PROCDIAG_B")
 base = os.environ.get("DUMP_DIR") or "/var/tmp"
 heap = int(os.environ.get("HEAP_MIB", "1024"))
 runs = int(os.environ.get("RUNS", "3"))
@@ -80,7 +83,8 @@ try:
     core = os.path.join(work, "core")
     wall([procdiag, "dump", "-p", pid, "--type", "Full", "-q", "-o", core])  # warm-up
     rm(core)
-    res = {k: [] for k in ("raw", "zstd_cli", "gzip", "pd_zstd", "pd_zip", "dump_zip", "dump_zstd")}
+    res = {k: [] for k in ("raw", "zstd_cli", "gzip", "pd_zstd", "pd_zip", "dump_zip", "dump_zstd",
+                           "dump_zip_b", "dump_zstd_b")}
     for i in range(runs):
         rm(core)
         res["raw"].append((wall([procdiag, "dump", "-p", pid, "--type", "Full", "-q", "-o", core]),
@@ -90,11 +94,19 @@ try:
         res["pd_zstd"].append(inner([cbench, "zstd", core, out])); rm(out)
         res["gzip"].append(to_file(["gzip", "-1", "-c", core], out)); rm(out)
         res["pd_zip"].append(inner([cbench, "zip", pid, core, out])); rm(out)
-        res["dump_zip"].append((wall([procdiag, "dump", "-p", pid, "--type", "Full", "--zip", "-q",
-                                      "-o", out]), os.path.getsize(out))); rm(out)
-        if has_zstd_flag:
-            res["dump_zstd"].append((wall([procdiag, "dump", "-p", pid, "--type", "Full", "--zstd",
-                                           "-q", "-o", out]), os.path.getsize(out))); rm(out)
+        # A and B alternate, B first on odd runs: each meets the page cache
+        # the other left as often.
+        order = [(procdiag, "")] + ([(procdiag_b, "_b")] if procdiag_b else [])
+        if i % 2:
+            order.reverse()
+        for exe, sfx in order:
+            res["dump_zip" + sfx].append((wall([exe, "dump", "-p", pid, "--type", "Full", "--zip",
+                                                "-q", "-o", out]), os.path.getsize(out))); rm(out)
+        for exe, sfx in order:
+            if has_zstd_flag:
+                res["dump_zstd" + sfx].append((wall([exe, "dump", "-p", pid, "--type", "Full",
+                                                     "--zstd", "-q", "-o", out]),
+                                               os.path.getsize(out))); rm(out)
 finally:
     t.kill()
     t.wait()
@@ -130,10 +142,17 @@ row("procdiag zip bundle (lib/bundle, parallel deflate)", "pd_zip", "gzip")
 print("\nEnd to end, the dump included (`procdiag dump -p PID --type Full ...`):\n")
 print("| command | wall s | output MiB | vs the raw dump |")
 print("|---|---:|---:|---:|")
-for label, key in (("(raw)", "raw"), ("--zstd", "dump_zstd"), ("--zip", "dump_zip")):
+for label, key in (("(raw)", "raw"), ("--zstd", "dump_zstd"), ("--zstd (B)", "dump_zstd_b"),
+                   ("--zip", "dump_zip"), ("--zip (B)", "dump_zip_b")):
     if key in best:
         s, n = best[key]
         print("| %s | %.2f | %s | %.2f |" % (label, s, mib(n), s / best["raw"][0]))
+print("\nEvery run's wall seconds, in run order (runs 1, 2, ...), for the spread:\n")
+for key in ("raw", "gzip", "pd_zip", "dump_zstd", "dump_zstd_b", "dump_zip", "dump_zip_b"):
+    if res.get(key):
+        print("- %s: %s" % (key, ", ".join("%.2f" % s for s, _ in res[key])))
+if procdiag_b:
+    print("\n(B) is %s." % procdiag_b)
 print("\nReproduce: `bench/compress.sh` in a built tree (HEAP_MIB=%d RUNS=%d)." % (heap, runs))
 EOF
 )
