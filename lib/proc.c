@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,4 +509,43 @@ bool pd_proc_is_protected(int pid)
 		return true;
 	pd_protected_read(&pr);
 	return pd_protected_has(&pr, pid);
+}
+
+/* The open descriptors of a process: the size of its fd directory (path,
+ * relative to dfd), which Linux 6.2 and later give as the count (one
+ * system call); before, the size is 0 and the entries are counted
+ * (getdents64, no readlink). *st: what stat said. -errno when path cannot
+ * be stat'ed. */
+int pd_count_fds_at(int dfd, const char *path, struct stat *st)
+{
+	char buf[4096];
+	long got;
+	int fd, n = 0;
+
+	if (fstatat(dfd, path, st, 0) < 0)
+		return -errno;
+	if (st->st_size > 0)
+		return st->st_size > INT_MAX ? INT_MAX : (int)st->st_size;
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < got;) {
+			const struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (const void *)(buf + off);
+
+			if (d->name[0] != '.')
+				n++;
+			off += d->reclen;
+		}
+	}
+	if (got < 0)
+		n = -errno;
+	close(fd);
+	return n;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "common/strbuf.h"
@@ -105,6 +106,12 @@ struct pd_creds {
  * thus reads as dumpable either way. -ESRCH when gone, -EINVAL when the
  * lines are missing, -errno. */
 int pd_read_creds_at(int dirfd, const char *path, struct pd_creds *out);
+/* The open descriptors of a process: the size of its fd directory (path
+ * relative to dfd: "fd" under a /proc/PID dirfd, "/proc/PID/fd" with
+ * AT_FDCWD), which Linux 6.2 and later give as the count (one system call);
+ * before, the size is 0 and the entries are counted (getdents64, no
+ * readlink). *st: what stat said. -errno when path cannot be stat'ed. */
+int pd_count_fds_at(int dfd, const char *path, struct stat *st);
 /* Is this process procdiag itself or one of its helpers (dump-helper,
  * stacks-helper: every child of the responder is one)? Their memory holds
  * other clients' requests, so the server never dumps, unwinds or kills

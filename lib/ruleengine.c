@@ -108,7 +108,6 @@ struct pd_ruleengine {
 	int procfd;
 	DIR *procdir;
 	struct pd_rule_procbuf facts;
-	char *dents; /* getdents64 buffer */
 	long clk_tck, pagesize;
 	int ncpu;
 	bool need_facts, need_site, need_cgroup;
@@ -120,8 +119,6 @@ struct pd_ruleengine {
 	unsigned *matched, *holding; /* per rule, this tick */
 	char (*notes)[160];	     /* per rule, this tick */
 };
-
-#define DENTS_SIZE 32768
 
 static int64_t now_ms(clockid_t c)
 {
@@ -300,48 +297,16 @@ static void close_fds(int fds[2])
 	fds[0] = fds[1] = -1;
 }
 
-/* Open fds of the process; -errno. Linux 6.2 and later give the count as
- * the size of /proc/PID/fd (one fstatat); before, that size is 0 and the
- * entries are counted (getdents64 into the engine's buffer, no readlink). */
+/* Open fds of the process; -errno (lib/proc.h, pd_count_fds_at). */
 static long count_fds(struct pd_ruleengine *e, const struct ent *x, const char *pidname)
 {
 	char path[32];
 	struct stat st;
-	long n = 0;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/fd", x->dirfd >= 0 ? "." : pidname);
-	if (fstatat(x->dirfd >= 0 ? x->dirfd : e->procfd, x->dirfd >= 0 ? "fd" : path, &st, 0) < 0)
-		return -errno;
-	if (st.st_size > 0)
-		return (long)st.st_size;
-	fd = openat(x->dirfd >= 0 ? x->dirfd : e->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		long got = syscall(SYS_getdents64, fd, e->dents, DENTS_SIZE);
-
-		if (got <= 0) {
-			if (got < 0)
-				n = -errno;
-			break;
-		}
-		for (long off = 0; off < got;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (void *)(e->dents + off);
-
-			if (d->name[0] != '.')
-				n++;
-			off += d->reclen;
-		}
-	}
-	close(fd);
-	return n;
+	if (x->dirfd >= 0)
+		return pd_count_fds_at(x->dirfd, "fd", &st);
+	snprintf(path, sizeof(path), "%s/fd", pidname);
+	return pd_count_fds_at(e->procfd, path, &st);
 }
 
 /* The cached half of the filters, for a new run or after an exec. */
@@ -874,7 +839,6 @@ static void engine_free(struct pd_ruleengine *e)
 		pd_cgroup_mounts_close(&e->cgm);
 	pd_rule_procbuf_release(&e->facts);
 	strbuf_release(&e->cgscratch);
-	free(e->dents);
 	free(e->rs);
 	free(e->matched);
 	free(e->holding);
@@ -919,8 +883,7 @@ int pd_ruleengine_start(const struct pd_ruleengine_opts *o, struct pd_ruleengine
 	e->notes = calloc(e->nrules ? e->nrules : 1, sizeof(*e->notes));
 	e->nbucket = 256;
 	e->bucket = calloc(e->nbucket, sizeof(*e->bucket));
-	e->dents = malloc(DENTS_SIZE);
-	if (!e->rs || !e->matched || !e->holding || !e->notes || !e->bucket || !e->dents) {
+	if (!e->rs || !e->matched || !e->holding || !e->notes || !e->bucket) {
 		engine_free(e);
 		return -ENOMEM;
 	}

@@ -46,52 +46,13 @@ static uint64_t read_mem_limit(void)
 	return limit;
 }
 
-/* The open descriptors of a process: the size of its fd directory (path,
- * relative to dfd), which Linux 6.2 and later give as the count (one
- * system call); before, the size is 0 and the entries are counted
- * (getdents64, no readlink). *st: what stat said. -errno when path cannot
- * be stat'ed. */
-static int count_fds_at(int dfd, const char *path, struct stat *st)
-{
-	char buf[4096];
-	long got;
-	int fd, n = 0;
-
-	if (fstatat(dfd, path, st, 0) < 0)
-		return -errno;
-	if (st->st_size > 0)
-		return st->st_size > INT_MAX ? INT_MAX : (int)st->st_size;
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < got;) {
-			const struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (const void *)(buf + off);
-
-			if (d->name[0] != '.')
-				n++;
-			off += d->reclen;
-		}
-	}
-	if (got < 0)
-		n = -errno;
-	close(fd);
-	return n;
-}
-
 int pd_count_fds(int pid)
 {
 	char path[32];
 	struct stat st;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	return count_fds_at(AT_FDCWD, path, &st);
+	return pd_count_fds_at(AT_FDCWD, path, &st);
 }
 
 /* /proc/PID/cmdline, NULs as spaces, at most PD_TOP_CMD_MAX bytes; "" when
@@ -328,7 +289,7 @@ static bool read_one(struct pd_top_reading *r, struct kept *k, struct pd_proc_en
 	 * it, and it is owned as /proc/PID/stat is (task_dump_owner: the
 	 * process's euid, root when it is not dumpable), the list's rule. The
 	 * same stat gives the descriptors' count. */
-	fds = count_fds_at(statfd >= 0 ? dirfd : k->dirfd, "fd", &sb);
+	fds = pd_count_fds_at(statfd >= 0 ? dirfd : k->dirfd, "fd", &sb);
 	if (fds == -ENOENT || fds == -ESRCH)
 		goto gone;
 	if (fds < 0 && fstatat(statfd >= 0 ? dirfd : k->dirfd, "stat", &sb, 0) < 0)
