@@ -531,13 +531,7 @@ int pd_count_fds_at(int dfd, const char *path, struct stat *st)
 		return -errno;
 	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < got;) {
-			const struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (const void *)(buf + off);
+			const struct pd_dirent64 *d = (const void *)(buf + off);
 
 			if (d->name[0] != '.')
 				n++;

@@ -106,6 +106,16 @@ struct pd_creds {
  * thus reads as dumpable either way. -ESRCH when gone, -EINVAL when the
  * lines are missing, -errno. */
 int pd_read_creds_at(int dirfd, const char *path, struct pd_creds *out);
+/* One record of getdents64(2), which glibc 2.36 does not declare; the
+ * /proc readers list directories with it (no DIR *, no allocation). */
+struct pd_dirent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
 /* The open descriptors of a process: the size of its fd directory (path
  * relative to dfd: "fd" under a /proc/PID dirfd, "/proc/PID/fd" with
  * AT_FDCWD), which Linux 6.2 and later give as the count (one system call);

@@ -210,13 +210,7 @@ static ssize_t list_pids(void)
 		return -errno;
 	while ((got = syscall(SYS_getdents64, procfd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < got;) {
-			const struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (const void *)(buf + off);
+			const struct pd_dirent64 *d = (const void *)(buf + off);
 			const char *p = d->name;
 			long v = 0;
 
