@@ -26,14 +26,15 @@ def fd_count(pid):
     """The responder's open fds, less the live table's kept /proc/N and
     /proc/N/stat (lib/top.c): those follow the processes on the machine,
     not the requests (tests/e2e/test_table.py bounds them and checks that
-    none outlives its process)."""
+    none outlives its process). One whose process has ended reads
+    "/proc/N (deleted)" until the table's next reading drops it."""
     n = 0
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
             link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
         except OSError:
             continue  # closed meanwhile
-        if not re.fullmatch(r"/proc/\d+(/stat)?", link):
+        if not re.fullmatch(r"/proc/\d+(/stat)?( \(deleted\))?", link):
             n += 1
     return n
 
