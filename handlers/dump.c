@@ -82,28 +82,6 @@ static const char *spool_dir(const struct pd_context *ctx)
 	return ctx->config->spool_dir ? ctx->config->spool_dir : PD_SPOOL_DIR_DEFAULT;
 }
 
-/* A true|false query parameter (absent: false); a 400 naming it answered
- * and -1 for another value. */
-static int query_bool(struct pd_req *r, const char *name, bool *out)
-{
-	const char *v = pd_req_query(r, name);
-
-	if (!v || !*v || !strcasecmp(v, "false") || !strcmp(v, "0")) {
-		*out = false;
-	} else if (!strcasecmp(v, "true") || !strcmp(v, "1")) {
-		*out = true;
-	} else {
-		pd_resp_problem(r, 400, name, "%s must be true or false, not '%s'.", name, v);
-		return -1;
-	}
-	return 0;
-}
-
-int pd_h_query_bool(struct pd_req *r, const char *name, bool *out)
-{
-	return query_bool(r, name, out);
-}
-
 /* egressProvider=NAME (an [egress NAME] section) or async=true: the dump
  * runs as an operation (docs/OPERATIONS-API.md), answered 202. */
 static int parse_operation(struct dump_req *d)
@@ -122,7 +100,7 @@ static int parse_operation(struct dump_req *d)
 /* store=true|false (docs/STORE.md): keep the dump in the dump store too. */
 static int parse_store(struct dump_req *d)
 {
-	if (query_bool(d->r, "store", &d->store) < 0)
+	if (pd_h_query_bool(d->r, "store", false, &d->store) < 0)
 		return -1;
 	if (d->store && !d->ctx->store) {
 		pd_resp_problem(d->r, 400, "store",

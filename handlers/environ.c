@@ -52,17 +52,7 @@ json_t *pd_environ_json(const struct pd_strv *env, const char *filter)
  * no other secret (docs/DESIGN-NOTES.md, the browser view's review). */
 static int parse_exact(struct pd_req *r, bool *exact)
 {
-	const char *v = pd_req_query(r, "exact");
-
-	*exact = false;
-	if (!v)
-		return 0;
-	if (!strcasecmp(v, "true") || !strcmp(v, "1"))
-		*exact = true;
-	else if (strcasecmp(v, "false") && strcmp(v, "0"))
-		return pd_resp_problem(r, 400, "exact", "exact must be true or false, not '%s'.", v),
-		       -1;
-	return 0;
+	return pd_h_query_bool(r, "exact", false, exact);
 }
 
 /* Drops every member of o not named name. */

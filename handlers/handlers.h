@@ -176,9 +176,10 @@ int pd_h_parse_operation(struct pd_req *r, const struct pd_egress_provider **egr
  * decrementing ctx->dumps_running), or -1 after answering 429 with
  * Retry-After: a dump, a stacks operation, share the cap. */
 int pd_h_take_dump_slot(struct pd_req *r);
-/* dump.c: a true|false|1|0 query parameter (absent: false); -1 after
- * answering 400 naming it. */
-int pd_h_query_bool(struct pd_req *r, const char *name, bool *out);
+/* problem.c: the one parser of a true|false query parameter: true or 1,
+ * false or 0 (true and false in any case); absent or empty, def. -1 after
+ * answering 400 naming it for any other value. */
+int pd_h_query_bool(struct pd_req *r, const char *name, bool def, bool *out);
 /* dumps.c: POST /api/dumps/{id}/egress?egressProvider=NAME[&file=][&tags=]. */
 int h_dumps_egress(struct pd_req *r);
 int h_operations_list(struct pd_req *r);

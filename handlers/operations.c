@@ -82,7 +82,7 @@ int pd_h_parse_operation(struct pd_req *r, const struct pd_egress_provider **egr
 					       e),
 			       -1;
 	}
-	if (pd_h_query_bool(r, "async", async) < 0)
+	if (pd_h_query_bool(r, "async", false, async) < 0)
 		return -1;
 	if (*async && !*egress && !ctx->store)
 		return pd_resp_problem(r, 400, "async",
@@ -152,12 +152,12 @@ int h_operation_delete(struct pd_req *r)
 {
 	struct pd_ops *ops = ops_of(r);
 	const char *id = ops ? op_id(r) : NULL;
-	const char *stop = pd_req_query(r, "stop");
+	bool stop;
 	int rc;
 
-	if (!id)
+	if (!id || pd_h_query_bool(r, "stop", false, &stop) < 0)
 		return 0;
-	if (stop && (!strcasecmp(stop, "true") || !strcmp(stop, "1")))
+	if (stop)
 		return pd_resp_problem(r, 400, "stop",
 				       "A dump operation cannot be stopped early with a valid "
 				       "artifact; cancel it (DELETE without stop=true).");

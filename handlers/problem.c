@@ -1,10 +1,14 @@
-/* The one map from what went wrong in lib/ to an HTTP status (handlers.h). */
+/* The one map from what went wrong in lib/ to an HTTP status, and the one
+ * parser of a true|false query parameter (handlers.h). */
 #include "config.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
+#include "fcgi/request.h"
 #include "fcgi/response.h"
 #include "handlers/handlers.h"
 
@@ -47,4 +51,20 @@ int pd_h_not_running(struct pd_req *r, int pid)
 {
 	return pd_h_problem_kind(r, PD_DUMP_GONE, 0, NULL,
 				 "Process with an Id of %d is not running.", pid);
+}
+
+int pd_h_query_bool(struct pd_req *r, const char *name, bool def, bool *out)
+{
+	const char *v = pd_req_query(r, name);
+
+	if (!v || !*v)
+		*out = def;
+	else if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return pd_resp_problem(r, 400, name, "%s must be true or false, not '%s'.", name, v),
+		       -1;
+	return 0;
 }

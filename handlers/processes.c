@@ -127,18 +127,7 @@ int pd_h_refuse_procdiag(struct pd_req *r, const struct pd_proc *p)
  * the site process's uid; ?allUsers=true shows every process in scope. */
 static int parse_all_users(struct pd_req *r, bool *all)
 {
-	const char *v = pd_req_query(r, "allUsers");
-
-	*all = false;
-	if (!v)
-		return 0;
-	if (!strcasecmp(v, "true") || !strcmp(v, "1"))
-		*all = true;
-	else if (strcasecmp(v, "false") && strcmp(v, "0") && *v)
-		return pd_resp_problem(r, 400, "allUsers", "allUsers must be true or false, not '%s'.",
-				       v),
-		       -1;
-	return 0;
+	return pd_h_query_bool(r, "allUsers", false, all);
 }
 
 /* ?view=: table (the live table's JSON), tree (a browser's page as the tree

@@ -97,16 +97,12 @@ static int decorate(struct pd_req *r, json_t *doc, int pid)
  * what eu-stack does). -1 after answering 400. */
 static int parse_source(struct pd_req *r, struct pd_stacks_opts *o)
 {
-	const char *v = pd_req_query(r, "source");
+	bool source;
 
-	if (!v || !strcasecmp(v, "true") || !strcmp(v, "1"))
-		return 0;
-	if (!strcasecmp(v, "false") || !strcmp(v, "0")) {
-		o->no_source = true;
-		return 0;
-	}
-	pd_resp_problem(r, 400, "source", "source must be true or false, not '%s'.", v);
-	return -1;
+	if (pd_h_query_bool(r, "source", true, &source) < 0)
+		return -1;
+	o->no_source = !source;
+	return 0;
 }
 
 /* ?egressProvider=NAME or ?async=true: the stacks run as an operation

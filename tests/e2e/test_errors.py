@@ -109,6 +109,33 @@ def test_malformed_query_is_400_naming_it():
     assert doc.get("parameter") == "allUsers", doc
 
 
+def test_every_true_false_parameter_parses_alike():
+    """Proves: every true|false query parameter (allUsers, exact, source,
+    store, async) is parsed by one rule: true/false in any case, 1/0, or
+    empty (the default) are taken; any other value is a 400 naming the
+    parameter, with the same detail, and nothing is done (no dump, no
+    stacks)."""
+    s = h.shared()
+    t = h.target()
+    try:
+        base = "/api/processes/%d" % t.pid
+        cases = [("/api/processes?", "allUsers"),
+                 (base + "/environments/PATH?", "exact"),
+                 (base + "/stacks?", "source"),
+                 (base + "/dump?", "store"),
+                 (base + "/stacks?", "async")]
+        for path, name in cases:
+            doc = h.assert_problem(s.get(path + name + "=maybe"), 400, name)
+            assert doc["detail"] == "%s must be true or false, not 'maybe'." % name, doc
+        for path, name in cases[:3]:
+            for v in ("TRUE", "False", "1", "0", ""):
+                r = s.get(path + name + "=" + v)
+                assert r.status == 200, (path, name, v, r.status, r.body[:300])
+        assert h.alive(t.pid)
+    finally:
+        t.kill()
+
+
 def test_wrong_methods_are_405_with_allow():
     s = h.shared()
     t = h.target()

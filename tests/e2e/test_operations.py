@@ -193,7 +193,8 @@ def test_list_with_pid_and_tags_filters():
 def test_bad_input():
     """Proves: an unknown egressProvider is a 400 naming egressProvider
     (and no operation starts); a malformed operationId is a 400 naming
-    operationId; an unknown one a 404 problem for GET and DELETE; async=
+    operationId; an unknown one a 404 problem for GET and DELETE, and
+    stop=maybe a 400 naming stop; async=
     maybe is a 400 naming async, async=true without a store a 400 too;
     store=true with an egressProvider a 400 naming store; without the key
     the routes are 401. The stacks routes (dotnet-monitor's and Kudu's)
@@ -223,6 +224,7 @@ def test_bad_input():
             unknown = "0b0e6c1e-5c1a-4d2b-9e3f-0123456789ab"
             h.assert_problem(s.get("/operations/" + unknown), 404)
             h.assert_problem(s.delete("/operations/" + unknown), 404)
+            h.assert_problem(s.delete("/operations/%s?stop=maybe" % unknown), 400, "stop")
             h.assert_problem(s.get(du.dump_url(t.pid, "async=maybe")), 400, "async")
             h.assert_problem(s.get(du.dump_url(t.pid, "async=true")), 400, "async")
             h.assert_problem(s.get(du.dump_url(t.pid, "egressProvider=share&store=true")), 400,
