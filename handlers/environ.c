@@ -47,14 +47,6 @@ json_t *pd_environ_json(const struct pd_strv *env, const char *filter)
 	return o;
 }
 
-/* ?exact=true: the variable named filter exactly (the case counts), and no
- * other; the process page's Show button asks so, so that a reveal carries
- * no other secret (docs/DESIGN-NOTES.md, the browser view's review). */
-static int parse_exact(struct pd_req *r, bool *exact)
-{
-	return pd_h_query_bool(r, "exact", false, exact);
-}
-
 /* Drops every member of o not named name. */
 static void keep_only(json_t *o, const char *name)
 {
@@ -76,7 +68,10 @@ int h_environment(struct pd_req *r)
 	bool exact;
 	int rc, pid;
 
-	if (parse_exact(r, &exact) < 0)
+	/* ?exact=true: the variable named filter alone (the case counts): the
+	 * process page's Show button asks so, so that a reveal carries no other
+	 * secret (docs/DESIGN-NOTES.md, the browser view's review). */
+	if (pd_h_query_bool(r, "exact", false, &exact) < 0)
 		return 0;
 	if (pd_h_open_process(r, &p) < 0)
 		return 0;

@@ -123,13 +123,6 @@ int pd_h_refuse_procdiag(struct pd_req *r, const struct pd_proc *p)
 	return -1;
 }
 
-/* The list shows the site's processes: those owned by the responder's uid or
- * the site process's uid; ?allUsers=true shows every process in scope. */
-static int parse_all_users(struct pd_req *r, bool *all)
-{
-	return pd_h_query_bool(r, "allUsers", false, all);
-}
-
 /* ?view=: table (the live table's JSON), tree (a browser's page as the tree
  * by parent; JSON clients get the list as without it), or none. */
 enum view { VIEW_DEFAULT, VIEW_TABLE, VIEW_TREE };
@@ -367,7 +360,9 @@ int h_process_list(struct pd_req *r)
 	uid_t self_uid = getuid(), site_uid = self_uid;
 	int rc;
 
-	if (parse_all_users(r, &all) < 0 || parse_view(r, &view) < 0)
+	/* The site's processes (the responder's uid or the site process's);
+	 * ?allUsers=true: every process in scope. */
+	if (pd_h_query_bool(r, "allUsers", false, &all) < 0 || parse_view(r, &view) < 0)
 		return 0;
 	/* The live table (handlers/top.c): its JSON for any client, its page
 	 * for a browser unless it asked for the tree. */
