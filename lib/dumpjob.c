@@ -229,6 +229,8 @@ static int dumpjob_bundle(struct job *j)
 		.out_arg = j,
 		.progress = zip_progress,
 		.progress_arg = j,
+		/* the core's file is the job's, closed below on every path */
+		.consume_core = true,
 	};
 	int rc;
 
@@ -280,6 +282,10 @@ static int dumpjob_zstd(struct job *j)
 			return -1;
 		zo.out_fd = res->fd;
 		zo.limit = res->limit;
+		/* The core's file is the job's, closed below on every path; it is
+		 * punched behind the compressor unless this attempt may be retried
+		 * (a bounded spool's first), which reads the core again. */
+		zo.consume = !(res->limit && attempt == 0);
 		rc = pd_zstd_write(&zo, &res->size);
 		if (!(rc == -EFBIG && res->limit && attempt == 0))
 			break;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/dumptype.h"
+#include "lib/memcopy.h"
 #include "lib/procfs.h"
 
 #define PAGE 4096u
@@ -22,6 +23,17 @@
 /* Per mapping: its first page (build-ids) and some slack for the pages
  * around PCs, TCBs and the dynamic section. */
 #define PER_MAPPING (2u * PAGE)
+
+void pd_spool_behind(struct pd_spool_behind *b, uint64_t upto, bool all)
+{
+	/* all: the whole file is read, its last partial page too */
+	uint64_t to = all ? (upto + PAGE - 1) & ~(uint64_t)(PAGE - 1) : upto & ~(uint64_t)(PAGE - 1);
+
+	if (b->fd < 0 || to <= b->punched || (!all && to - b->punched < (b->step ? b->step : 1)))
+		return;
+	if (pd_punch(b->fd, b->punched, to - b->punched) == 0)
+		b->punched = to;
+}
 
 int pd_spool_room(int fd, uint64_t *avail)
 {

@@ -26,6 +26,28 @@ int pd_spool_open(const char *dir, uint64_t mem_max, uint64_t estimate, bool *in
 /* Bytes an unprivileged writer may still add to the file system of fd. */
 int pd_spool_room(int fd, uint64_t *avail);
 
+/* Punching behind a reader: a spool read once, front to back, and dropped
+ * after (a core being compressed, a stream being uploaded) loses its front
+ * as soon as that is read for good: FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, so its
+ * dirty pages go without being written back, its blocks are freed (and, on
+ * a file system mounted `discard`, discarded) while the reading goes on
+ * instead of all in the final close(), and its page cache (a memfd's RAM)
+ * is freed early. docs/DUMPS.md, "Where the core waits". Never for a file
+ * that is kept: a punched range reads as zeros. */
+struct pd_spool_behind {
+	int fd;		  /* not owned; -1: punch nothing */
+	uint64_t step;	  /* punch once this many bytes more are read; 0: any page */
+	uint64_t punched; /* [0, punched) is a hole */
+};
+
+#define PD_SPOOL_BEHIND_STEP (8u << 20)
+
+/* [0, upto) of b->fd will never be read again: punched (down to a page)
+ * once that is b->step bytes past the last punch; with all, upto is the
+ * file's size and all of it goes at once (its last partial page too). A
+ * failed punch only costs room: it is not an error (the bytes stay). */
+void pd_spool_behind(struct pd_spool_behind *b, uint64_t upto, bool all);
+
 /* What a dump of p with the content mask (PD_DC_*) will take on disk, at
  * most (the core is sparse: pages never touched are holes). From
  * /proc/PID/status and maps: resident and swapped anonymous and shmem
