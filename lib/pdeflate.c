@@ -248,8 +248,7 @@ int pd_pdeflate_start(const struct pd_pdeflate_opts *o, struct pd_pdeflate **out
 		p->nthreads = (unsigned)p->nchunks;
 	p->nslots = 2 * p->nthreads;
 	p->crc = 0;
-	p->behind = (struct pd_spool_behind){
-		.fd = o->consume ? o->fd : -1, .step = PD_SPOOL_BEHIND_STEP};
+	p->behind.fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->space, NULL);
 	pthread_cond_init(&p->done, NULL);
@@ -275,6 +274,8 @@ int pd_pdeflate_start(const struct pd_pdeflate_opts *o, struct pd_pdeflate **out
 			return -rc;
 		}
 	}
+	if (o->consume)
+		pd_spool_behind_start(&p->behind, o->fd, PD_SPOOL_BEHIND_STEP);
 	*out = p;
 	return 0;
 }
@@ -371,6 +372,7 @@ void pd_pdeflate_free(struct pd_pdeflate *p)
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned k = 0; k < p->nthreads; k++)
 		pthread_join(p->tids[k], NULL);
+	pd_spool_behind_end(&p->behind);
 	for (unsigned k = 0; p->slots && k < p->nslots; k++)
 		free(p->slots[k].buf);
 	free(p->slots);

@@ -189,15 +189,17 @@ static int compress(struct zw *w)
 
 int pd_zstd_write(const struct pd_zstd_opts *o, uint64_t *out_size)
 {
-	struct zw w = {.o = o,
-		       .behind = {.fd = o->consume ? o->in_fd : -1, .step = PD_SPOOL_BEHIND_STEP}};
+	struct zw w = {.o = o, .behind = {.fd = -1}};
 	int rc = -ENOMEM;
 
 	w.cc = ZSTD_createCCtx();
 	w.in = malloc(IN_BUF);
 	w.out = malloc(OUT_BUF);
+	if (o->consume)
+		pd_spool_behind_start(&w.behind, o->in_fd, PD_SPOOL_BEHIND_STEP);
 	if (w.cc && w.in && w.out)
 		rc = compress(&w);
+	pd_spool_behind_end(&w.behind);
 	if (rc == 0 && ftruncate(o->out_fd, (off_t)w.wpos) < 0)
 		rc = -errno;
 	if (rc < 0 && ftruncate(o->out_fd, 0) < 0) {
