@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -97,6 +99,13 @@ void pd_spool_behind_end(struct pd_spool_behind *b)
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
 	b->threaded = false;
+}
+
+bool pd_spool_in_memory(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC; /* a memfd's too */
 }
 
 int pd_spool_room(int fd, uint64_t *avail)

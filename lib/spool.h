@@ -24,6 +24,9 @@
  *   -ENOENT, -ENOTDIR, -EACCES, ...  dir is unusable */
 int pd_spool_open(const char *dir, uint64_t mem_max, uint64_t estimate, bool *in_memory);
 
+/* Whether fd's bytes are held in RAM: a memfd or a file on tmpfs. */
+bool pd_spool_in_memory(int fd);
+
 /* Bytes an unprivileged writer may still add to the file system of fd. */
 int pd_spool_room(int fd, uint64_t *avail);
 

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "lib/dumpjob.h"
 #include "lib/pdeflate.h"
 #include "lib/spool.h"
 #include "lib/zipfd.h"
@@ -477,6 +478,54 @@ static void test_zfile_consume_once(void **state)
 	zfile_once(false);
 }
 
+/* The dump job's choice: a core held in RAM (a memfd spool) is punched
+ * behind the compressor, a core on disk is left whole (docs/DUMPS.md,
+ * "Where the core waits"); the stream is the core either way. The test
+ * keeps a dup of the core the job closes, to look at it after. */
+static int zstd_open(void *arg, enum pd_dumpjob_file which, uint64_t estimate, uint64_t *limit)
+{
+	(void)arg;
+	(void)estimate;
+	assert_int_equal(which, PD_DUMPJOB_ZSTD);
+	*limit = 0;
+	return tmpfile_fd();
+}
+
+static void job_consume(bool memfd)
+{
+	const size_t size = 24 * CH + 999;
+	int core = spool_fd(memfd);
+	unsigned char *m = make_dense(core, size), *z, *got = malloc(size + 1);
+	int keep = dup(core);
+	uint64_t before = blocks_of(keep);
+	struct pd_dumpjob_opts o = {
+		.pid = getpid(), .format = PD_DUMP_FORMAT_ZSTD, .open_out = zstd_open};
+	struct pd_dumpjob_result res;
+
+	assert_true(keep >= 0);
+	assert_int_equal(pd_dumpjob_finish(&o, core, size, NULL, &res), 0);
+	z = malloc(res.size);
+	assert_int_equal(pread(res.fd, z, res.size, 0), (ssize_t)res.size);
+	assert_int_equal(ZSTD_decompress(got, size + 1, z, res.size), size);
+	assert_memory_equal(got, m, size);
+	if (memfd)
+		assert_int_equal(blocks_of(keep), 0);
+	else
+		untouched(keep, m, size, before);
+	close(res.fd);
+	close(keep);
+	free(z);
+	free(got);
+	free(m);
+}
+
+static void test_job_consumes_memory_cores_only(void **state)
+{
+	(void)state;
+	job_consume(true);
+	job_consume(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_pdeflate_consume),
 		cmocka_unit_test(test_zstd_consume),
 		cmocka_unit_test(test_zfile_consume_once),
+		cmocka_unit_test(test_job_consumes_memory_cores_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
