@@ -47,6 +47,7 @@ base = os.environ.get("DUMP_DIR") or "/var/tmp"
 heap = int(os.environ.get("HEAP_MIB", "1024"))
 runs = int(os.environ.get("RUNS", "3"))
 work = tempfile.mkdtemp(prefix="pd-bench-compress-", dir=base)
+load_start = os.getloadavg()[0]
 has_zstd_flag = b"--zstd" in subprocess.run([procdiag, "dump", "--help"],
                                             stdout=subprocess.PIPE).stdout
 
@@ -151,6 +152,11 @@ print("\nEvery run's wall seconds, in run order (runs 1, 2, ...), for the spread
 for key in ("raw", "gzip", "pd_zip", "dump_zstd", "dump_zstd_b", "dump_zip", "dump_zip_b"):
     if res.get(key):
         print("- %s: %s" % (key, ", ".join("%.2f" % s for s, _ in res[key])))
+print("\nEnd-to-end `--zip` over its own run's `gzip -1` (issue 11's goal: <= 0.5):\n")
+for key in ("dump_zip", "dump_zip_b"):
+    if res.get(key):
+        print("- %s: %s" % (key, ", ".join("%.2f" % (z[0] / g[0]) for z, g in zip(res[key], res["gzip"]))))
+print("\nLoad average (1 min): %.2f at the start, %.2f at the end." % (load_start, os.getloadavg()[0]))
 if procdiag_b:
     print("\n(B) is %s." % procdiag_b)
 print("\nReproduce: `bench/compress.sh` in a built tree (HEAP_MIB=%d RUNS=%d)." % (heap, runs))

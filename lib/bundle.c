@@ -250,7 +250,8 @@ static int add_file(struct ctx *x, const char *name, struct pd_zfile *f, int lev
 	/* A file of two chunks or more (the core always) is deflated here, on
 	 * every core; libzip copies the stream. */
 	if (level && (f == x->core_file || pd_zfile_size(f) >= 2 * PD_PDEFLATE_CHUNK))
-		src = pd_zfile_deflated_source(f, level, &ze);
+		src = pd_zfile_deflated_source(f, level, f == x->core_file && x->o->consume_core,
+					       &ze);
 	else
 		src = pd_zfile_source(f, &ze);
 	zip_error_fini(&ze);

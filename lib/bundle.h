@@ -17,6 +17,7 @@
 #ifndef PD_BUNDLE_H
 #define PD_BUNDLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,13 @@ struct pd_bundle_opts {
 	 * NULL: out_fd is used, unbounded. */
 	int (*open_out)(void *arg, uint64_t bytes, uint64_t *limit);
 	void *out_arg;
+	/* core_fd is a spool dropped once the zip is written (the dump job's):
+	 * it is punched behind the deflate (lib/pdeflate.h, consume), after
+	 * every other read of it (notes, link_map, build-ids) is done. After
+	 * the call (success, failure or cancel) core_fd may hold holes where
+	 * the core was: it cannot be bundled again. Never set for a core the
+	 * caller keeps. */
+	bool consume_core;
 };
 
 struct pd_bundle_result {

@@ -197,6 +197,16 @@ static int zstd_progress(void *arg, uint64_t done, uint64_t total)
 	return progress(j, done, total);
 }
 
+/* Whether the core's file is punched behind the compressor (lib/spool.h,
+ * pd_spool_behind): it is the job's own, closed once compressed, on every
+ * path. Only a core held in RAM (a memfd spool, a spool_dir on tmpfs): its
+ * memory goes as the compression goes. On disk it was measured to gain
+ * nothing (docs/DUMPS.md, "Where the core waits"), so it is left whole. */
+static bool consume_core(struct job *j)
+{
+	return pd_spool_in_memory(j->core_fd);
+}
+
 static int zip_open_out(void *arg, uint64_t bytes, uint64_t *limit)
 {
 	struct job *j = arg;
@@ -229,6 +239,7 @@ static int dumpjob_bundle(struct job *j)
 		.out_arg = j,
 		.progress = zip_progress,
 		.progress_arg = j,
+		.consume_core = consume_core(j),
 	};
 	int rc;
 
@@ -280,6 +291,9 @@ static int dumpjob_zstd(struct job *j)
 			return -1;
 		zo.out_fd = res->fd;
 		zo.limit = res->limit;
+		/* Not an attempt that may be retried (a bounded spool's first):
+		 * the retry reads the core again. */
+		zo.consume = consume_core(j) && !(res->limit && attempt == 0);
 		rc = pd_zstd_write(&zo, &res->size);
 		if (!(rc == -EFBIG && res->limit && attempt == 0))
 			break;

@@ -17,7 +17,12 @@
  *      written, its core deflated on every CPU), into a second file asked
  *      of open_out (PD_DUMPJOB_ZIP); for PD_DUMP_FORMAT_ZSTD, phase
  *      COMPRESS: the core as one zstd stream (lib/zstdout.h) into a second
- *      file (PD_DUMPJOB_ZSTD). Either way the core's file is then closed.
+ *      file (PD_DUMPJOB_ZSTD). Either way the core's file is then closed;
+ *      held in RAM (a memfd, tmpfs), it is punched behind the compressor
+ *      as it is read (lib/spool.h, pd_spool_behind; docs/DUMPS.md, "Where
+ *      the core waits"): the file open_out gives for PD_DUMPJOB_CORE under
+ *      these formats must be a scratch file nobody keeps (a spool, an
+ *      unnamed file).
  *
  * The job never leaves a file open behind it: on failure every fd it got
  * from open_out is closed; on success the final file is res->fd, which the

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/egress_azure.h"
+#include "lib/spool.h"
 
 #define HEAD(u) (((const struct pd_egress_upload_head *)(const void *)(u))->type)
 
@@ -126,7 +127,7 @@ struct pd_egress_tail {
 	pthread_cond_t cv;
 	/* under mu */
 	bool poked, end, stop;
-	bool punch;	 /* PD_EGRESS_TAIL_PUNCH */
+	struct pd_spool_behind behind; /* fd -1 without PD_EGRESS_TAIL_PUNCH */
 	uint64_t final;	 /* the file's size once end */
 	uint64_t sent;
 	int rc;		 /* the uploader's failure, -errno */
@@ -183,7 +184,7 @@ static uint64_t tail_wait(struct pd_egress_tail *t, bool *end)
 static void *tail_thread(void *arg)
 {
 	struct pd_egress_tail *t = arg;
-	uint64_t sent = 0, punched = 0;
+	uint64_t sent = 0;
 	char err[512] = "";
 	bool end = false;
 
@@ -226,13 +227,7 @@ static void *tail_thread(void *arg)
 		}
 		/* What was handed over is in the provider's buffers or sent: its
 		 * disk blocks go (an unsupported punch only costs room). */
-		if (t->punch && (sent & ~(uint64_t)4095) > punched) {
-			uint64_t to = sent & ~(uint64_t)4095;
-
-			if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)punched,
-				      (off_t)(to - punched)) == 0)
-				punched = to;
-		}
+		pd_spool_behind(&t->behind, sent, false);
 	}
 out:
 	return NULL;
@@ -251,10 +246,10 @@ int pd_egress_tail_start(const struct pd_egress_provider *p, int fd, const char 
 		return -ENOMEM;
 	}
 	t->block = p->block_size ? p->block_size : PD_EGRESS_BLOCK_SIZE_DEFAULT;
-	t->punch = flags & PD_EGRESS_TAIL_PUNCH;
 	t->cancelled = cancelled;
 	t->carg = arg;
 	t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	t->behind.fd = flags & PD_EGRESS_TAIL_PUNCH ? t->fd : -1;
 	t->buf = malloc(t->block);
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);

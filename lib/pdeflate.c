@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/spool.h"
+
 #define CHUNK	    PD_PDEFLATE_CHUNK
 #define DICT	    32768u
 #define MAX_WORKERS 64
@@ -53,6 +55,7 @@ struct pd_pdeflate {
 	uint32_t crc;
 	uint64_t in_done, out_size;
 	int err;
+	struct pd_spool_behind behind; /* fd -1 unless o.consume */
 };
 
 unsigned pd_cpus(void)
@@ -245,6 +248,7 @@ int pd_pdeflate_start(const struct pd_pdeflate_opts *o, struct pd_pdeflate **out
 		p->nthreads = (unsigned)p->nchunks;
 	p->nslots = 2 * p->nthreads;
 	p->crc = 0;
+	p->behind.fd = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->space, NULL);
 	pthread_cond_init(&p->done, NULL);
@@ -270,6 +274,8 @@ int pd_pdeflate_start(const struct pd_pdeflate_opts *o, struct pd_pdeflate **out
 			return -rc;
 		}
 	}
+	if (o->consume)
+		pd_spool_behind_start(&p->behind, o->fd, PD_SPOOL_BEHIND_STEP);
 	*out = p;
 	return 0;
 }
@@ -304,6 +310,12 @@ static void release_chunk(struct pd_pdeflate *p)
 	pthread_cond_broadcast(&p->space);
 	pthread_mutex_unlock(&p->mu);
 	p->cur = NULL;
+	/* Chunks below delivered are deflated; the next one reads from 32 KiB
+	 * before its start (its dictionary), every later one from further on. */
+	if (p->delivered < p->nchunks)
+		pd_spool_behind(&p->behind, p->delivered * CHUNK - DICT, false);
+	else
+		pd_spool_behind(&p->behind, p->o.size, true);
 	if (p->o.progress && p->o.progress(p->o.progress_arg, p->in_done, p->o.size))
 		p->err = -ECANCELED;
 }
@@ -360,6 +372,7 @@ void pd_pdeflate_free(struct pd_pdeflate *p)
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned k = 0; k < p->nthreads; k++)
 		pthread_join(p->tids[k], NULL);
+	pd_spool_behind_end(&p->behind);
 	for (unsigned k = 0; p->slots && k < p->nslots; k++)
 		free(p->slots[k].buf);
 	free(p->slots);

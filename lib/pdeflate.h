@@ -15,6 +15,7 @@
 #ifndef PD_PDEFLATE_H
 #define PD_PDEFLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,6 +32,13 @@ struct pd_pdeflate_opts {
 	 * (-ECANCELED). NULL: none. */
 	int (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* fd is a spool dropped after this one stream (a core waiting for its
+	 * zip): each chunk, once its deflated form is read and the next chunk
+	 * no longer needs its last 32 KiB as the dictionary, is punched out of
+	 * fd (lib/spool.h, pd_spool_behind), in steps of PD_SPOOL_BEHIND_STEP;
+	 * the rest once the stream ends. fd cannot be read again after: never
+	 * set for a file the caller keeps. */
+	bool consume;
 };
 
 struct pd_pdeflate;

@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "lib/dumptype.h"
+#include "lib/memcopy.h"
 #include "lib/procfs.h"
 
 #define PAGE 4096u
@@ -22,6 +25,88 @@
 /* Per mapping: its first page (build-ids) and some slack for the pages
  * around PCs, TCBs and the dynamic section. */
 #define PER_MAPPING (2u * PAGE)
+
+/* A failed punch is passed over: it only costs room. */
+static void punch_to(struct pd_spool_behind *b, uint64_t to)
+{
+	pd_punch(b->fd, b->punched, to - b->punched);
+	b->punched = to;
+}
+
+static void *behind_thread(void *arg)
+{
+	struct pd_spool_behind *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		uint64_t to;
+
+		while (!b->end && b->want <= b->punched)
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (b->want <= b->punched)
+			break;
+		to = b->want;
+		pthread_mutex_unlock(&b->mu);
+		punch_to(b, to);
+		pthread_mutex_lock(&b->mu);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+void pd_spool_behind_start(struct pd_spool_behind *b, int fd, uint64_t step)
+{
+	*b = (struct pd_spool_behind){.fd = fd, .step = step};
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	b->threaded = fd >= 0 && pthread_create(&b->th, NULL, behind_thread, b) == 0;
+	if (!b->threaded) {
+		pthread_mutex_destroy(&b->mu);
+		pthread_cond_destroy(&b->cv);
+	}
+}
+
+void pd_spool_behind(struct pd_spool_behind *b, uint64_t upto, bool all)
+{
+	/* all: the whole file is read, its last partial page too */
+	uint64_t to = all ? (upto + PAGE - 1) & ~(uint64_t)(PAGE - 1) : upto & ~(uint64_t)(PAGE - 1);
+	uint64_t step = b->step ? b->step : 1;
+
+	if (b->fd < 0)
+		return;
+	if (!b->threaded) {
+		if (to > b->punched && (all || to - b->punched >= step))
+			punch_to(b, to);
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	if (to > b->want && (all || to - b->want >= step)) {
+		b->want = to;
+		pthread_cond_signal(&b->cv);
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+void pd_spool_behind_end(struct pd_spool_behind *b)
+{
+	if (!b->threaded)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->end = true;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->th, NULL);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	b->threaded = false;
+}
+
+bool pd_spool_in_memory(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC; /* a memfd's too */
+}
 
 int pd_spool_room(int fd, uint64_t *avail)
 {

@@ -344,6 +344,7 @@ struct zdef {
 	uint32_t crc;
 	uint64_t comp_size;
 	uint64_t told; /* input bytes the file's watch was told of */
+	bool opened;   /* once: a consumed file is never read twice */
 };
 
 /* pdeflate's progress (bytes of input done) as the file's watch wants it:
@@ -366,6 +367,9 @@ static zip_int64_t zdef_open(struct zdef *d)
 	d->p = NULL;
 	d->have_crc = false;
 	d->told = 0;
+	if (d->o.consume && d->opened)
+		return fail(&d->z.ze, ZIP_ER_INTERNAL, 0); /* its front is punched */
+	d->opened = true;
 	if (zsrc_open(&d->z) < 0)
 		return -1;
 	d->o.fd = d->z.f->fd;
@@ -440,7 +444,8 @@ static zip_int64_t zdef_cb(void *ud, void *data, zip_uint64_t len, zip_source_cm
 	}
 }
 
-zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, zip_error_t *ze)
+zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, bool consume,
+				       zip_error_t *ze)
 {
 	struct zdef *d = calloc(1, sizeof(*d));
 	zip_source_t *src;
@@ -451,7 +456,11 @@ zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, zip_error_
 	}
 	d->z.f = f;
 	d->o = (struct pd_pdeflate_opts){
-		.size = f->size, .level = level, .progress = zdef_progress, .progress_arg = d};
+		.size = f->size,
+		.level = level,
+		.progress = zdef_progress,
+		.progress_arg = d,
+		.consume = consume};
 	zip_error_init(&d->z.ze);
 	src = zip_source_function_create(zdef_cb, d, ze);
 	if (!src) {

@@ -13,6 +13,7 @@
 #ifndef PD_ZIPFD_H
 #define PD_ZIPFD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -61,7 +62,11 @@ zip_source_t *pd_zfile_source(struct pd_zfile *f, zip_error_t *ze);
  * read to the end, the CRC, so libzip (zip_close's add_data) copies the
  * stream as the entry's data instead of compressing it again. f's watch
  * (pd_zfile_watch) is told of the input bytes as their deflated form is
- * read; its nonzero answer fails the read. Takes its own reference of f. */
-zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, zip_error_t *ze);
+ * read; its nonzero answer fails the read. Takes its own reference of f.
+ * consume: f is a spool dropped after the zip (the dump job's core), punched
+ * behind the deflate (pd_pdeflate_opts.consume); a second ZIP_SOURCE_OPEN
+ * then fails (ZIP_ER_INTERNAL) instead of reading the holes. */
+zip_source_t *pd_zfile_deflated_source(struct pd_zfile *f, int level, bool consume,
+				       zip_error_t *ze);
 
 #endif

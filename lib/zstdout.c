@@ -13,6 +13,7 @@
 
 #include "lib/memcopy.h"
 #include "lib/pdeflate.h"
+#include "lib/spool.h"
 
 #define IN_BUF	      (1u << 20)
 #define ZERO_BUF      (1u << 20)
@@ -27,6 +28,7 @@ struct zw {
 	unsigned char *in, *out;
 	uint64_t wpos; /* bytes of stream written */
 	uint64_t done, reported;
+	struct pd_spool_behind behind; /* in_fd, or -1 unless o->consume */
 };
 
 uint64_t pd_zstd_bound(uint64_t size)
@@ -127,6 +129,8 @@ static int feed_data(struct zw *w, uint64_t off, uint64_t len)
 			return rc;
 		off += (uint64_t)r;
 		len -= (uint64_t)r;
+		/* libzstd copied what it was fed: those bytes are not read again. */
+		pd_spool_behind(&w->behind, off, false);
 	}
 	return 0;
 }
@@ -178,19 +182,24 @@ static int compress(struct zw *w)
 	}
 	if (rc == 0)
 		rc = feed(w, NULL, 0, true);
+	if (rc == 0)
+		pd_spool_behind(&w->behind, size, true);
 	return rc;
 }
 
 int pd_zstd_write(const struct pd_zstd_opts *o, uint64_t *out_size)
 {
-	struct zw w = {.o = o};
+	struct zw w = {.o = o, .behind = {.fd = -1}};
 	int rc = -ENOMEM;
 
 	w.cc = ZSTD_createCCtx();
 	w.in = malloc(IN_BUF);
 	w.out = malloc(OUT_BUF);
+	if (o->consume)
+		pd_spool_behind_start(&w.behind, o->in_fd, PD_SPOOL_BEHIND_STEP);
 	if (w.cc && w.in && w.out)
 		rc = compress(&w);
+	pd_spool_behind_end(&w.behind);
 	if (rc == 0 && ftruncate(o->out_fd, (off_t)w.wpos) < 0)
 		rc = -errno;
 	if (rc < 0 && ftruncate(o->out_fd, 0) < 0) {

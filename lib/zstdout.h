@@ -10,6 +10,7 @@
 #ifndef PD_ZSTDOUT_H
 #define PD_ZSTDOUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pd_zstd_opts {
@@ -23,6 +24,12 @@ struct pd_zstd_opts {
 	 * (-ECANCELED). NULL: none. */
 	int (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* in_fd is a spool dropped after this one stream: what libzstd has
+	 * taken is punched out of it (lib/spool.h, pd_spool_behind), in steps
+	 * of PD_SPOOL_BEHIND_STEP. in_fd cannot be compressed again after, so
+	 * never set for a file the caller keeps nor for an attempt that may be
+	 * retried. */
+	bool consume;
 };
 
 /* The most a stream of size bytes of input can take (ZSTD_compressBound). */
