@@ -342,7 +342,11 @@ def test_rss_bounded_by_the_blocks_in_flight():
             h.diag("responder: VmRSS before %d MiB, VmHWM after %d MiB, bound %d MiB, dump %d MiB"
                    % (base >> 20, hwm >> 20, bound >> 20, doc["dump"]["bytes"] >> 20))
             assert doc["dump"]["bytes"] > 4 * (bound - base), doc["dump"]
-            assert hwm <= bound, (hwm, bound)
+            # Under AddressSanitizer (./dev test's ASan pass) freed blocks sit
+            # in ASan's quarantine, so the peak RSS says nothing there: the
+            # plain pass holds the bound; this one still checks the blob.
+            if "ASAN_OPTIONS" not in os.environ:
+                assert hwm <= bound, (hwm, bound)
             names = a.blob_names(CONTAINER)
             st, hd, _ = a.request("HEAD", "/%s/%s" % (CONTAINER, names[0]))
             size = {k.lower(): v for k, v in hd.items()}["content-length"]
