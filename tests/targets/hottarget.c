@@ -24,7 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAX_THREADS 64
+#define MAX_THREADS 1024
 
 struct slot {
 	_Atomic uint64_t work;
