@@ -260,10 +260,12 @@ def test_fds_above():
 def test_cpu_below_of_the_machine():
     """Proves: cpu_below with `machine` (the value divided by the CPUs) fires
     on an idle process, not before `for`, and never on a spinning one
-    the same rule matches."""
+    the same rule matches. The bound is a quarter of one core in the
+    machine's terms, so a spinner stays above it on any number of CPUs."""
     t = tag()
-    rules = ("[rule idle]\ncmdline = %s\ntrigger = cpu_below 2 machine\nfor = 600ms\n"
-             "count = 0\ninterval = 0\naction = stacks\n" % t)
+    bound = "%.2f" % (25.0 / os.sysconf("SC_NPROCESSORS_ONLN"))
+    rules = ("[rule idle]\ncmdline = %s\ntrigger = cpu_below %s machine\nfor = 600ms\n"
+             "count = 0\ninterval = 0\naction = stacks\n" % (t, bound))
     with RulesStack(rules) as rs:
         st = rs.st
         spin = RT(0, "spin", tag=t)
