@@ -216,6 +216,20 @@ def test_mini_eu_stack_agrees():
         assert re.search(r"^#\d+\s+0x[0-9a-f]+ %s$" % fn, out, re.M), "%s missing:\n%s" % (fn, out)
 
 
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    return []
+
+
+def thread_features(pid):
+    """The x86_Thread_features a thread has on (kernel 6.6 on), or []."""
+    st = h.proc_status(pid) or {}
+    return st.get("x86_Thread_features", "").split()
+
+
 def test_notes_in_kernel_order():
     t, hp = mini_of_shared_target()
     out = subprocess.run(["eu-readelf", "-n", hp.path], stdout=subprocess.PIPE,
@@ -223,13 +237,19 @@ def test_notes_in_kernel_order():
     notes = du.core_notes(hp.path)
     assert du.readelf_notes(hp.path) == [(o, len(d)) for o, _, d in notes], out[:3000]
     names = [du.NOTE_NAMES.get(t, t) for _, t, _ in notes]
-    first = ["PRSTATUS", "PRPSINFO", "SIGINFO", "AUXV", "FILE", "FPREGSET", "X86_XSTATE"]
-    assert names[:7] == first, names
-    threads_end = 7 + 3 * NTHREADS
-    assert names[7:threads_end] == ["PRSTATUS", "FPREGSET", "X86_XSTATE"] * NTHREADS, names
+    # A thread's notes, in the kernel's regset order: the xsave area where
+    # the CPU has XSAVE, the shadow-stack pointer where the thread has a
+    # shadow stack (CET: kernel, CPU and libc all willing).
+    xsave = "xsave" in cpu_flags()
+    per = ["PRSTATUS", "FPREGSET"] + (["X86_XSTATE"] if xsave else []) + \
+        (["X86_SHSTK"] if "shstk" in thread_features(t.pid) else [])
+    first = ["PRSTATUS", "PRPSINFO", "SIGINFO", "AUXV", "FILE"] + per[1:]
+    assert names[:len(first)] == first, names
+    threads_end = len(first) + len(per) * NTHREADS
+    assert names[len(first):threads_end] == per * NTHREADS, names
     # Linux 6.12 on ends with the xsave layout (test_kernel_core.py holds
     # every note against the kernel's own core).
-    want = ["X86_XSAVE_LAYOUT"] if du.kernel_version() >= (6, 12) else []
+    want = ["X86_XSAVE_LAYOUT"] if xsave and du.kernel_version() >= (6, 12) else []
     assert names[threads_end:] == want, names
     assert all(o == "LINUX" for o, t, _ in notes if t in (0x202, 0x205)), notes
     # The first PRSTATUS is the leader's.
