@@ -193,10 +193,15 @@ def test_refresh_pauses_while_hidden():
         b.script("Object.defineProperty(document, 'visibilityState',"
                  " {configurable: true, get: () => 'hidden'});"
                  "document.dispatchEvent(new Event('visibilitychange'))")
-        time.sleep(0.5)  # a fetch under way when it turned hidden may land
+        # A fetch under way when it turned hidden may still land (however
+        # slow the machine): one refresh at most, then none.
         n = refreshes(b)
         time.sleep(4.5)  # two periods and more
-        assert refreshes(b) == n, "refreshed while hidden"
+        m = refreshes(b)
+        assert m - n <= 1, ("refreshed while hidden", n, m)
+        time.sleep(4.5)
+        assert refreshes(b) == m, "refreshed while hidden"
+        n = m
         b.script("Object.defineProperty(document, 'visibilityState',"
                  " {configurable: true, get: () => 'visible'});"
                  "document.dispatchEvent(new Event('visibilitychange'))")

@@ -258,4 +258,4 @@ def test_client_gone_while_zstd_compresses_ends_the_job_there():
 
 
 if __name__ == "__main__":
-    h.main(globals())
+    h.main(globals(), timeout=600)

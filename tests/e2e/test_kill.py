@@ -145,7 +145,9 @@ def test_kill_kernel_thread_is_403_and_nothing_is_signalled():
     before = {}
     for p in (int(d) for d in os.listdir("/proc") if d.isdigit()):
         st = h.proc_stat(p)
-        if st and st["ppid"] == 2:
+        # PF_KTHREAD: a kernel thread, not a user-mode helper the kernel
+        # starts as kthreadd's child (a core_pattern pipe handler).
+        if st and st["ppid"] == 2 and st["flags"] & 0x00200000:
             before[p] = st
     for pid in (leaf, 2):
         r = s.delete("/api/processes/%d" % pid)
