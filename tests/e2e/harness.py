@@ -204,6 +204,11 @@ def sleep_as_nobody():
     return p
 
 
+# A valid pid no process can have: pids stay below pid_max, which is at
+# most PID_MAX_LIMIT (4194304 on 64-bit kernels).
+NO_PID = 4194304
+
+
 def unused_pid():
     """A pid no process has now (counting down from pid_max)."""
     with open("/proc/sys/kernel/pid_max") as f:

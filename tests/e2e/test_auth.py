@@ -57,7 +57,7 @@ def test_every_route_needs_a_key():
             assert len(r.headers.get_all("WWW-Authenticate") or []) == 2, r
     assert h.alive(t.pid), "an unauthenticated DELETE killed the target"
     # Unknown routes and pids answer 401 too: nothing leaks before the key.
-    for path in ("/api/processes/nothing/here", "/api/processes/%d" % 4194303,
+    for path in ("/api/processes/nothing/here", "/api/processes/%d" % h.NO_PID,
                  "/api/processes/abc"):
         assert_401(s.get(path, auth=False))
 

@@ -61,7 +61,7 @@ def test_kill_refusals_and_exit_codes():
     assert r.returncode == 1 and b"kernel thread" in r.stderr, r
     r = run("kill", "-p", "1")
     assert r.returncode == 1, r
-    r = run("kill", "-p", "4194303")
+    r = run("kill", "-p", str(h.NO_PID))
     assert r.returncode == 3 and b"no process" in r.stderr, r
     assert h.alive(2) and h.alive(1)
 

@@ -120,7 +120,7 @@ def test_selection_errors():
     for route in ("/process", "/env", "/dump", "/stacks"):
         h.assert_problem(s.get(route + "?name=pdmon-nothing-has-this"), 400, "name")
         h.assert_problem(s.get(route + "?uid=00000000-0000-8000-8000-000000000000"), 400, "uid")
-        h.assert_problem(s.get(route + "?pid=4194303"), 400, "pid")
+        h.assert_problem(s.get(route + "?pid=%d" % h.NO_PID), 400, "pid")
         h.assert_problem(s.get(route + "?pid=%d&uid=%s" % (t.pid, other)), 400, "uid")
         h.assert_problem(s.get(route + "?pid=%d&name=bash" % t.pid), 400, "name")
     for q, param in (("pid=abc", "pid"), ("pid=0", "pid"), ("pid=-1", "pid"),
@@ -198,7 +198,7 @@ def test_env():
     with open("/proc/%d/environ" % t.pid, "rb") as f:
         names = {kv.split(b"=", 1)[0].decode() for kv in f.read().split(b"\0") if kv}
     assert set(env) == names, set(env) ^ names
-    h.assert_problem(s.get("/env?pid=4194303"), 400, "pid")
+    h.assert_problem(s.get("/env?pid=%d" % h.NO_PID), 400, "pid")
 
 
 def test_info():

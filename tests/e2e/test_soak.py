@@ -51,7 +51,7 @@ def requests(s, t):
         ("GET", base + "/threads/%d" % pid, auth),
         ("GET", base + "/modules", auth),
         ("GET", base + "/environments/all", auth),
-        ("GET", "/api/processes/4194303", auth),          # 404
+        ("GET", "/api/processes/%d" % h.NO_PID, auth),    # 404
         ("GET", "/api/processes/abc", auth),              # 400
         ("GET", "/api/processes?allUsers=maybe", auth),   # 400
         ("PUT", base, auth),                              # 405
