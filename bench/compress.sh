@@ -21,7 +21,11 @@
 # 2.5x HEAP_MIB free), HEAP_MIB (default 1024), RUNS (default 3; the best run
 # of each counts), PROCDIAG_B (another build's procdiag binary, e.g. a copy of
 # main's: its --zip and --zstd end to end are run interleaved with this
-# tree's, rows marked "(B)", for an A/B in one run).
+# tree's, rows marked "(B)", for an A/B in one run), SYNC (default 1: `sync`
+# before every timed command, untimed, so each starts with no dirty page
+# cache; 0: none, the raw core written first stays dirty while the others
+# run, and its writeback lands on whichever command passes the kernel's
+# dirty threshold).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -52,7 +56,12 @@ has_zstd_flag = b"--zstd" in subprocess.run([procdiag, "dump", "--help"],
                                             stdout=subprocess.PIPE).stdout
 
 
+settle = os.environ.get("SYNC", "1") != "0"
+
+
 def wall(argv, stdout=subprocess.DEVNULL):
+    if settle:
+        os.sync()
     start = time.monotonic()
     subprocess.run(argv, check=True, stdout=stdout, cwd=work)
     return time.monotonic() - start
@@ -65,6 +74,8 @@ def to_file(argv, path):
 
 def inner(argv):
     """compressbench's own figure: seconds and bytes written."""
+    if settle:
+        os.sync()
     r = subprocess.run(argv, check=True, stdout=subprocess.PIPE, cwd=work)
     s, n = r.stdout.split()
     return float(s), int(n)
@@ -133,7 +144,14 @@ print("%s; %d CPUs; target: 32 threads, %d MiB of touched heap; its full core: %
 print("%d run(s), interleaved; every contender reads the same core from the page cache and writes" % runs)
 print("to a file beside it. \"vs anchor\" is the anchor's time over this row's: throughput ratio,")
 print("higher is faster (goals: zstd >= 0.9 of `zstd -T0 -1`; the zip bundle in <= 0.5x the time")
-print("of `gzip -1`, i.e. >= 2.0 here).\n")
+print("of `gzip -1`, i.e. >= 2.0 here).")
+if settle:
+    print("Every command starts with no dirty page cache on the machine (`sync` before it, not")
+    print("timed): the raw core written first would otherwise be written back, and the next")
+    print("command's spool with it, while that command runs (SYNC=0 leaves it so).\n")
+else:
+    print("SYNC=0: no `sync` between commands; the raw core written first is still dirty page")
+    print("cache while the others run.\n")
 print("| contender | s | MiB/s of core | output MiB | vs anchor |")
 print("|---|---:|---:|---:|---:|")
 row("`zstd -T0 -1` (anchor)", "zstd_cli", "zstd_cli")
@@ -159,7 +177,8 @@ for key in ("dump_zip", "dump_zip_b"):
 print("\nLoad average (1 min): %.2f at the start, %.2f at the end." % (load_start, os.getloadavg()[0]))
 if procdiag_b:
     print("\n(B) is %s." % procdiag_b)
-print("\nReproduce: `bench/compress.sh` in a built tree (HEAP_MIB=%d RUNS=%d)." % (heap, runs))
+print("\nReproduce: `bench/compress.sh` in a built tree (HEAP_MIB=%d RUNS=%d SYNC=%d)."
+      % (heap, runs, settle))
 EOF
 )
 echo "$report"
