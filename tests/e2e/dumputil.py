@@ -80,17 +80,14 @@ def helper_children(pd_pid, kind=None):
     ("dump-helper", "stacks-helper"), only those whose command line says so
     (a stacks helper is kept running between requests)."""
     out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = h.proc_stat(int(name))
-            if st and st["ppid"] == pd_pid:
-                try:
-                    with open("/proc/%s/cmdline" % name, "rb") as f:
-                        argv = f.read().split(b"\0")
-                except OSError:
-                    continue
-                if kind is None or kind.encode() in argv:
-                    out.append(int(name))
+    for pid in h.children_of(pd_pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if kind is None or kind.encode() in argv:
+            out.append(pid)
     return out
 
 

@@ -158,6 +158,16 @@ def proc_status(pid):
     return out
 
 
+def children_of(ppid):
+    """{pid: proc_stat} of the processes whose parent is ppid now."""
+    out = {}
+    for name in os.listdir("/proc"):
+        st = proc_stat(int(name)) if name.isdigit() else None
+        if st and st["ppid"] == ppid:
+            out[st["pid"]] = st
+    return out
+
+
 def status_bytes(pid, key):
     """A `kB` line of /proc/PID/status in bytes, or None."""
     st = proc_status(pid) or {}
@@ -357,15 +367,8 @@ def reap_orphans():
     wait for those themselves). Children of subprocess.run() are in our own
     process group and are left alone."""
     groups = {p.pid for p in _spawned}
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        if pid in groups:
-            continue
-        st = proc_stat(pid)
-        if st and st["ppid"] == me and st["state"] == "Z" and st["pgrp"] in groups:
+    for pid, st in children_of(os.getpid()).items():
+        if pid not in groups and st["state"] == "Z" and st["pgrp"] in groups:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:

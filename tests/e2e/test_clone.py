@@ -53,13 +53,7 @@ class CloneTarget:
 
     def children(self):
         """Processes whose parent is the target (the clone while it lives)."""
-        out = []
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                st = h.proc_stat(int(name))
-                if st and st["ppid"] == self.pid:
-                    out.append((int(name), st["state"]))
-        return out
+        return [(pid, st["state"]) for pid, st in h.children_of(self.pid).items()]
 
     def kill(self):
         for p in (self.pid, self.parent):

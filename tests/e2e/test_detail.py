@@ -317,9 +317,9 @@ def test_kernel_thread_detail():
     s = h.shared()
     items = s.json("/api/processes?allUsers=true")
     assert [it["name"] for it in items if it["id"] == 2] == ["kthreadd"]
-    before = kthreadd_children()
+    before = set(h.children_of(2))
     d = s.json("/api/processes/2")
-    after = kthreadd_children()
+    after = set(h.children_of(2))
     assert d["name"] == "kthreadd" and d["ppid"] == 0, d
     assert d["parent"] == "%s/api/processes/-1" % s.base, d["parent"]
     h.assert_problem(s.get("/api/processes/-1"), 404)
@@ -339,15 +339,6 @@ def test_kernel_thread_detail():
     assert not strays, sorted(strays)
     r = s.get("/api/processes/2/threads")
     assert r.status == 200 and len(r.json()) == 1, r
-
-
-def kthreadd_children():
-    kids = set()
-    for p in os.listdir("/proc"):
-        st = h.proc_stat(int(p)) if p.isdigit() else None
-        if st and st["ppid"] == 2:
-            kids.add(int(p))
-    return kids
 
 
 def make_named_copy(tmpdir, name_bytes):

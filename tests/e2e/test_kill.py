@@ -142,13 +142,9 @@ def test_kill_kernel_thread_is_403_and_nothing_is_signalled():
     assert os.geteuid() == 0, "the e2e tests run as root (CI does)"
     s = h.shared()
     leaf = kernel_leaf_ignoring_sigkill()
-    before = {}
-    for p in (int(d) for d in os.listdir("/proc") if d.isdigit()):
-        st = h.proc_stat(p)
-        # PF_KTHREAD: a kernel thread, not a user-mode helper the kernel
-        # starts as kthreadd's child (a core_pattern pipe handler).
-        if st and st["ppid"] == 2 and st["flags"] & 0x00200000:
-            before[p] = st
+    # PF_KTHREAD: a kernel thread, not a user-mode helper the kernel starts
+    # as kthreadd's child (a core_pattern pipe handler).
+    before = {p: st for p, st in h.children_of(2).items() if st["flags"] & 0x00200000}
     for pid in (leaf, 2):
         r = s.delete("/api/processes/%d" % pid)
         doc = h.assert_problem(r, 403)
