@@ -99,14 +99,15 @@ static int punch(const char *core, int rounds)
 				ssize_t n;
 
 				rc = pd_pdeflate_start(&o, &p);
-				while (rc == 0 && (n = pd_pdeflate_read(p, buf, sizeof(buf))) != 0) {
-					if (n < 0)
-						rc = (int)n;
-					else
-						out += (uint64_t)n;
-				}
-				if (rc == 0)
+				if (rc == 0) {
+					while (rc == 0 && (n = pd_pdeflate_read(p, buf, sizeof(buf))) != 0) {
+						if (n < 0)
+							rc = (int)n;
+						else
+							out += (uint64_t)n;
+					}
 					pd_pdeflate_free(p);
+				}
 			} else {
 				int ofd = memfd_create("compressbench-out", MFD_CLOEXEC);
 				struct pd_zstd_opts o = {
